@@ -1,0 +1,155 @@
+"""Metadata tables (SQLModel): what the registry knows about repositories, content and accounts.
+
+Blob *bytes* live in the storage driver; everything here is small and transactional, so one
+database transaction covers a manifest, its tag and the event that announces them.
+
+    repository ─┬─ repo_blob (digest)        a blob is reachable in a repository
+                ├─ repo_manifest (digest) ── manifest (global, by digest; bytes kept here)
+                │                             └─ manifest_ref (blob / child manifest it needs)
+                ├─ tag (name → digest)
+                └─ upload (session id)       bytes under /uploads/<id>/ in storage
+    event                                    the durable outbox: push, tag, untag, delete
+    account ── permission                    users, robots, admin; per-repository-prefix rights
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import BigInteger, Column, Index, LargeBinary, String
+from sqlmodel import Field, SQLModel
+
+__all__ = [
+    "Account",
+    "Blob",
+    "Event",
+    "Manifest",
+    "ManifestRef",
+    "Permission",
+    "RepoBlob",
+    "RepoManifest",
+    "Repository",
+    "Tag",
+    "Upload",
+    "utcnow",
+]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Repository(SQLModel, table=True):
+    __tablename__ = "repository"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(sa_column=Column(String(255), unique=True, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Blob(SQLModel, table=True):
+    """A blob whose verified bytes are in storage at ``paths.blob_data(digest)``."""
+
+    __tablename__ = "blob"
+    digest: str = Field(primary_key=True, max_length=150)
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class RepoBlob(SQLModel, table=True):
+    __tablename__ = "repo_blob"
+    repository_id: int = Field(foreign_key="repository.id", primary_key=True)
+    digest: str = Field(primary_key=True, max_length=150)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Manifest(SQLModel, table=True):
+    """Manifest content, global by digest; bytes exactly as pushed."""
+
+    __tablename__ = "manifest"
+    digest: str = Field(primary_key=True, max_length=150)
+    media_type: str
+    size: int
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    artifact_type: str | None = None
+    subject_digest: str | None = Field(default=None, max_length=150)
+    annotations_json: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ManifestRef(SQLModel, table=True):
+    """A blob or child manifest a manifest references (kind: ``blob`` or ``manifest``)."""
+
+    __tablename__ = "manifest_ref"
+    digest: str = Field(primary_key=True, max_length=150)
+    ref_digest: str = Field(primary_key=True, max_length=150)
+    kind: str = Field(max_length=16)
+
+
+class RepoManifest(SQLModel, table=True):
+    __tablename__ = "repo_manifest"
+    __table_args__ = (Index("ix_repo_manifest_subject", "repository_id", "subject_digest"),)
+    repository_id: int = Field(foreign_key="repository.id", primary_key=True)
+    digest: str = Field(primary_key=True, max_length=150)
+    subject_digest: str | None = Field(default=None, max_length=150)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Tag(SQLModel, table=True):
+    __tablename__ = "tag"
+    __table_args__ = (Index("ix_tag_digest", "repository_id", "digest"),)
+    repository_id: int = Field(foreign_key="repository.id", primary_key=True)
+    name: str = Field(primary_key=True, max_length=128)
+    digest: str = Field(max_length=150)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Upload(SQLModel, table=True):
+    __tablename__ = "upload"
+    id: str = Field(primary_key=True, max_length=64)
+    repository: str = Field(max_length=255)
+    started_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Event(SQLModel, table=True):
+    """The durable outbox: written in the same transaction as the change it announces.
+
+    ``action``: ``push`` (a manifest stored), ``tag`` (a tag set or moved), ``untag`` (a tag
+    removed), ``delete`` (a manifest deleted from a repository), ``delete_repository``.
+    """
+
+    __tablename__ = "event"
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    action: str = Field(max_length=32)
+    repository: str = Field(max_length=255)
+    digest: str | None = Field(default=None, max_length=150)
+    tag: str | None = Field(default=None, max_length=128)
+    media_type: str | None = None
+    size: int | None = None
+    actor: str | None = Field(default=None, max_length=255)
+
+
+class Account(SQLModel, table=True):
+    """A user, robot or the admin. Robots are for CI and clusters (Harbor's robot accounts)."""
+
+    __tablename__ = "account"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(sa_column=Column(String(255), unique=True, nullable=False))
+    kind: str = Field(default="user", max_length=16)  # admin | user | robot
+    password_hash: str
+    disabled: bool = False
+    expires_at: datetime | None = None
+    description: str = ""
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Permission(SQLModel, table=True):
+    """``actions`` (comma-separated ``pull``, ``push``, ``delete``) on repositories matching
+    ``repository`` — a name, a prefix ending in ``/*`` (everything below it) or ``*`` (all)."""
+
+    __tablename__ = "permission"
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    repository: str = Field(max_length=255)
+    actions: str = Field(max_length=64)

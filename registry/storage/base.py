@@ -1,0 +1,153 @@
+"""The storage-driver contract: a small, filesystem-like, async interface.
+
+Drivers store opaque bytes at slash-separated paths (``/blobs/sha256/ab/abcd…/data``). They know
+nothing of OCI; :mod:`registry.storage.blobs` builds content-addressed storage on top of them and
+:mod:`registry.storage.paths` draws the layout.
+
+Every driver passes the one conformance suite in :mod:`registry.storage.testing`; a new driver is a
+fixture plus a subclass there. Drivers translate their foreign exceptions (OSError, botocore,
+azure, google) once, at this seam, into :class:`StorageError` and its subclasses.
+
+Invariants every driver keeps:
+
+* ``put_content`` and ``move`` are atomic: a reader sees the old content or the new, never a part.
+* A ``FileWriter``'s bytes become durable only at ``commit()``; until then nothing is promised.
+* ``reader`` never yields bytes past the size ``stat`` reported for a committed file.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+
+__all__ = [
+    "FileInfo",
+    "FileWriter",
+    "InvalidPath",
+    "InvalidOffset",
+    "PathNotFound",
+    "StorageDriver",
+    "StorageError",
+    "check_path",
+]
+
+_PATH_RE = re.compile(r"^(/[A-Za-z0-9._-]+)+$")
+
+
+class StorageError(Exception):
+    """A storage operation failed; ``driver`` names the backend."""
+
+    def __init__(self, message: str, *, driver: str = "", path: str = "") -> None:
+        self.driver, self.path = driver, path
+        super().__init__(f"{driver or 'storage'}: {message}" + (f" ({path})" if path else ""))
+
+
+class PathNotFound(StorageError):
+    """Nothing is stored at the path."""
+
+
+class InvalidPath(StorageError):
+    """The path is not an absolute, slash-separated path of safe components."""
+
+
+class InvalidOffset(StorageError):
+    """A read or append asked for an offset beyond the content."""
+
+
+def check_path(path: str) -> str:
+    """Return ``path`` if it is absolute, has no empty, ``.`` or ``..`` components; else raise."""
+    if not _PATH_RE.match(path) or any(part in (".", "..") for part in path.split("/")):
+        raise InvalidPath("invalid storage path", path=path)
+    return path
+
+
+@dataclass(frozen=True, slots=True)
+class FileInfo:
+    path: str
+    size_bytes: int
+    modified: datetime
+    is_dir: bool = False
+
+
+class FileWriter(ABC):
+    """Appends bytes to one path. Not shared between tasks.
+
+    ``size_bytes`` counts everything written so far, including what an earlier writer of the same
+    path left (``append=True``).
+    """
+
+    size_bytes: int
+
+    @abstractmethod
+    async def write(self, data: bytes | bytearray | memoryview) -> int:
+        """Append ``data``; return the number of bytes written (always all of it)."""
+
+    @abstractmethod
+    async def commit(self) -> None:
+        """Make everything written durable (flushed and fsynced) at the path. Ends the writer."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Flush and release the writer, leaving the content for a later ``append=True`` writer."""
+
+    @abstractmethod
+    async def cancel(self) -> None:
+        """Discard the content written at this path. Ends the writer."""
+
+
+class StorageDriver(ABC):
+    """A storage backend. Paths are validated with :func:`check_path` by every method."""
+
+    name: str = "abstract"
+
+    @abstractmethod
+    async def stat(self, path: str) -> FileInfo:
+        """Describe a file or directory. :raises PathNotFound:"""
+
+    @abstractmethod
+    async def get_content(self, path: str) -> bytes:
+        """Whole content of a (small) file. :raises PathNotFound:"""
+
+    @abstractmethod
+    async def put_content(self, path: str, data: bytes) -> None:
+        """Atomically create or replace a file, creating parent directories."""
+
+    @abstractmethod
+    def reader(
+        self, path: str, offset: int = 0, length: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """Stream ``length`` bytes (all, if None) from ``offset``, in chunks of at most ~1 MiB.
+
+        :raises PathNotFound: (on first iteration) when the file does not exist
+        :raises InvalidOffset: when ``offset`` is past the end of the file
+        """
+
+    @abstractmethod
+    async def writer(self, path: str, *, append: bool = False) -> FileWriter:
+        """A writer for ``path``; ``append=True`` continues what is there (resumable uploads).
+
+        Without ``append`` any existing content is truncated.
+        """
+
+    @abstractmethod
+    async def move(self, source: str, dest: str) -> None:
+        """Atomically move a file, replacing ``dest``. :raises PathNotFound: if no source."""
+
+    @abstractmethod
+    async def delete(self, path: str) -> None:
+        """Delete a file, or a directory and all below it. :raises PathNotFound:"""
+
+    @abstractmethod
+    async def list(self, path: str) -> list[str]:
+        """Full paths of the direct children of a directory, sorted. :raises PathNotFound:"""
+
+    def local_file(self, path: str) -> str | None:
+        """The OS path of a stored file when this driver is a local filesystem (zero-copy
+        responses), else None. Never a path outside the driver's root."""
+        return None
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections and clients."""
