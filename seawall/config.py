@@ -42,6 +42,7 @@ class Settings(BaseModel):
     admin_password: str | None = None
     max_manifest_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     workers: int = Field(default=1, ge=1, le=64)
+    cache_ttl_seconds: float = Field(default=2.0, ge=0, le=300)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     storage: StorageSettings = StorageSettings()
     auth: AuthSettings = AuthSettings()
@@ -56,7 +57,9 @@ class Settings(BaseModel):
 
     @property
     def storage_root(self) -> Path:
-        return Path(self.storage.root).resolve() if self.storage.root else self.data_path / "storage"
+        return (
+            Path(self.storage.root).resolve() if self.storage.root else self.data_path / "storage"
+        )
 
 
 def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:

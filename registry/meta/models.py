@@ -7,7 +7,6 @@ database transaction covers a manifest, its tag and the event that announces the
                 ├─ repo_manifest (digest) ── manifest (global, by digest; bytes kept here)
                 │                             └─ manifest_ref (blob / child manifest it needs)
                 ├─ tag (name → digest)
-                └─ upload (session id)       bytes under /uploads/<id>/ in storage
     event                                    the durable outbox: push, tag, untag, delete
     account ── permission                    users, robots, admin; per-repository-prefix rights
 """
@@ -30,7 +29,6 @@ __all__ = [
     "RepoManifest",
     "Repository",
     "Tag",
-    "Upload",
     "utcnow",
 ]
 
@@ -100,14 +98,6 @@ class Tag(SQLModel, table=True):
     repository_id: int = Field(foreign_key="repository.id", primary_key=True)
     name: str = Field(primary_key=True, max_length=128)
     digest: str = Field(max_length=150)
-    updated_at: datetime = Field(default_factory=utcnow)
-
-
-class Upload(SQLModel, table=True):
-    __tablename__ = "upload"
-    id: str = Field(primary_key=True, max_length=64)
-    repository: str = Field(max_length=255)
-    started_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
 

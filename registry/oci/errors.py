@@ -50,7 +50,6 @@ ERRORS: dict[str, ErrorCode] = _table(
     ("TAG_INVALID", "manifest tag did not match URI", 400),
     ("PAGINATION_NUMBER_INVALID", "invalid number of results requested", 400),
     ("RANGE_INVALID", "invalid content range", 416),
-    ("MANIFEST_TOO_LARGE", "manifest exceeds the size limit", 413),
     ("UNAVAILABLE", "service unavailable", 503),
     ("UNKNOWN", "unknown error", 500),
 )

@@ -28,7 +28,11 @@ class Descriptor:
     platform: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
+        out: dict[str, Any] = {
+            "mediaType": self.media_type,
+            "digest": self.digest,
+            "size": self.size,
+        }
         if self.artifact_type:
             out["artifactType"] = self.artifact_type
         if self.annotations:
@@ -107,7 +111,9 @@ def parse_manifest(data: bytes, content_type: str | None) -> ParsedManifest:
             + ", ".join(sorted(mt.MANIFEST_TYPES))
         )
     if header in mt.MANIFEST_TYPES and body_type and body_type != header:
-        raise _invalid(f"Content-Type {header!r} does not match the manifest's mediaType {body_type!r}")
+        raise _invalid(
+            f"Content-Type {header!r} does not match the manifest's mediaType {body_type!r}"
+        )
     media_type = header if header in mt.MANIFEST_TYPES else (body_type or "")
     if not media_type:
         # An OCI manifest may omit mediaType; tell image from index by shape.
@@ -141,7 +147,10 @@ def parse_manifest(data: bytes, content_type: str | None) -> ParsedManifest:
     stored = tuple(
         layer
         for layer, raw in zip(layers, layers_raw, strict=True)
-        if not (raw.get("urls") and ("foreign" in layer.media_type or "nondistributable" in layer.media_type))
+        if not (
+            raw.get("urls")
+            and ("foreign" in layer.media_type or "nondistributable" in layer.media_type)
+        )
     )
     return ParsedManifest(
         media_type,

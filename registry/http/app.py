@@ -1,0 +1,171 @@
+"""The registry's ASGI application: routing, per-route access rules, and the one place where
+errors become responses (the OCI error JSON)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from registry.auth.scopes import Access
+from registry.http import blobs, listing, manifests, referrers, uploads
+from registry.http.asgi import (
+    ClientDisconnected,
+    Receive,
+    Request,
+    Response,
+    Scope,
+    Send,
+    json_response,
+    send_response,
+)
+from registry.http.auth import authorize
+from registry.http.context import RegistryContext
+from registry.http.token import token
+from registry.oci.errors import RegistryError
+from registry.oci.reference import validate_name
+from registry.storage.base import StorageError
+
+__all__ = ["RegistryApp"]
+
+log = logging.getLogger("seawall.registry")
+
+Handler = Callable[[RegistryContext, Request], Awaitable[Response]]
+API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
+PULL, PUSH, DELETE = frozenset({"pull"}), frozenset({"pull", "push"}), frozenset({"delete"})
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    pattern: re.Pattern[str]
+    methods: dict[str, tuple[Handler, frozenset[str]]]  # method -> (handler, actions needed)
+
+
+def _route(regex: str, **methods: tuple[Handler, frozenset[str]]) -> Route:
+    return Route(re.compile(regex), methods)
+
+
+_NAME = r"(?P<name>[^?#]+?)"
+ROUTES = (
+    _route(
+        rf"^/v2/{_NAME}/manifests/(?P<reference>[^/]+)$",
+        GET=(manifests.get_manifest, PULL),
+        HEAD=(manifests.get_manifest, PULL),
+        PUT=(manifests.put_manifest, PUSH),
+        DELETE=(manifests.delete_manifest, DELETE),
+    ),
+    _route(
+        rf"^/v2/{_NAME}/blobs/uploads/(?P<uuid>[^/]*)$",
+        POST=(uploads.start_upload, PUSH),
+        GET=(uploads.upload_status, PUSH),
+        PATCH=(uploads.patch_upload, PUSH),
+        PUT=(uploads.put_upload, PUSH),
+        DELETE=(uploads.cancel_upload, PUSH),
+    ),
+    _route(
+        rf"^/v2/{_NAME}/blobs/(?P<digest>[^/]+)$",
+        GET=(blobs.get_blob, PULL),
+        HEAD=(blobs.get_blob, PULL),
+        DELETE=(blobs.delete_blob, DELETE),
+    ),
+    _route(rf"^/v2/{_NAME}/tags/list$", GET=(listing.tags_list, PULL)),
+    _route(rf"^/v2/{_NAME}/referrers/(?P<digest>[^/]+)$", GET=(referrers.referrers, PULL)),
+)
+
+
+class RegistryApp:
+    """ASGI app for ``/v2/``, ``/service/token`` and ``/healthz``; anything else goes to
+    ``fallback`` (the management API) when one is given."""
+
+    def __init__(
+        self,
+        ctx: RegistryContext,
+        fallback: Callable[[Scope, Receive, Send], Awaitable[None]] | None = None,
+        lifespan: Callable[[Scope, Receive, Send], Awaitable[None]] | None = None,
+    ) -> None:
+        self.ctx, self.fallback, self.lifespan = ctx, fallback, lifespan
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            if self.lifespan is not None:
+                await self.lifespan(scope, receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        path: str = scope["path"]
+        if not path.startswith("/v2") and path not in ("/service/token", "/healthz"):
+            if self.fallback is not None:
+                await self.fallback(scope, receive, send)
+            else:
+                await send_response(
+                    scope,
+                    send,
+                    _error(RegistryError("UNSUPPORTED", status=404, message="not found")),
+                )
+            return
+        req = Request(scope, receive)
+        try:
+            response = await self.dispatch(req)
+        except RegistryError as e:
+            response = _error(e)
+        except ClientDisconnected:
+            return
+        except StorageError as e:
+            log.error("storage error on %s %s: %s", req.method, path, e)
+            response = _error(RegistryError("UNAVAILABLE", {"reason": "storage error"}))
+        except Exception:
+            log.exception("unhandled error on %s %s", req.method, path)
+            response = _error(RegistryError("UNKNOWN"))
+        if path.startswith("/v2"):
+            response.headers.update(API_VERSION)
+        await send_response(scope, send, response)
+
+    async def dispatch(self, req: Request) -> Response:
+        path, method = req.path, req.method
+        if path in ("/v2/", "/v2"):
+            await authorize(self.ctx, req, [])
+            return json_response({})
+        if path == "/v2/_catalog":
+            await authorize(self.ctx, req, [Access("registry", "catalog", frozenset({"*"}))])
+            return await listing.catalog(self.ctx, req)
+        if path == "/service/token" and method in ("GET", "POST"):
+            return await token(self.ctx, req)
+        if path == "/healthz":
+            return json_response({"status": "ok"})
+        for route in ROUTES:
+            m = route.pattern.match(path)
+            if m is None:
+                continue
+            entry = route.methods.get(method)
+            if entry is None:
+                raise RegistryError("UNSUPPORTED", {"method": method}, status=405)
+            handler, actions = entry
+            req.params = m.groupdict()
+            name = validate_name(req.params["name"])
+            needed = [Access("repository", name, actions)]
+            await authorize(self.ctx, req, needed)
+            await self._authorize_mount_source(req)
+            return await handler(self.ctx, req)
+        raise RegistryError("UNSUPPORTED", {"path": path[:200]}, status=404, message="not found")
+
+    async def _authorize_mount_source(self, req: Request) -> None:
+        """A mount reads the ``from`` repository; without pull there it becomes a plain upload
+        (the spec's fallback), never an error and never a leak."""
+        source = req.q("from") if req.method == "POST" and req.q("mount") else None
+        if source is None:
+            return
+        from registry.oci.reference import is_valid_name
+
+        try:
+            if not is_valid_name(source):
+                raise RegistryError("NAME_INVALID")
+            await authorize(self.ctx, req, [Access("repository", source, PULL)])
+        except RegistryError:
+            req.query.pop("mount", None)
+            req.query.pop("from", None)
+
+
+def _error(e: RegistryError) -> Response:
+    headers = {"Content-Type": "application/json", **e.headers}
+    return json_response(e.body(), status=e.status, headers=headers)

@@ -1,0 +1,45 @@
+"""``/v2/<name>/tags/list`` and ``/v2/_catalog``: lexical order, ``n``/``last`` pagination with
+``Link: <…>; rel="next"``."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from registry.http.asgi import Request, Response, json_response
+from registry.http.context import RegistryContext
+from registry.oci.errors import RegistryError
+
+__all__ = ["catalog", "tags_list"]
+
+MAX_PAGE = 10_000
+
+
+def _page_args(req: Request) -> tuple[int | None, str | None]:
+    raw = req.q("n")
+    n: int | None = None
+    if raw is not None and raw != "":
+        if not raw.isdigit():
+            raise RegistryError("PAGINATION_NUMBER_INVALID", {"n": raw[:50]})
+        n = min(int(raw), MAX_PAGE)
+    return n, req.q("last") or None
+
+
+def _link(path: str, n: int | None, items: list[str]) -> dict[str, str]:
+    if n is None or n == 0 or len(items) < n:
+        return {}
+    return {"Link": f'<{path}?{urlencode({"n": n, "last": items[-1]})}>; rel="next"'}
+
+
+async def tags_list(ctx: RegistryContext, req: Request) -> Response:
+    name = req.params["name"]
+    n, last = _page_args(req)
+    tags = [] if n == 0 else await ctx.content.list_tags(name, n, last)
+    if tags is None or (n == 0 and await ctx.content.repository_id(name) is None):
+        raise RegistryError("NAME_UNKNOWN", {"name": name})
+    return json_response({"name": name, "tags": tags}, headers=_link(req.path, n, tags))
+
+
+async def catalog(ctx: RegistryContext, req: Request) -> Response:
+    n, last = _page_args(req)
+    repos = [] if n == 0 else await ctx.content.list_repositories(n, last)
+    return json_response({"repositories": repos}, headers=_link(req.path, n, repos))

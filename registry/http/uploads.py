@@ -1,0 +1,181 @@
+"""``/v2/<name>/blobs/uploads/``: monolithic, POST+PUT, chunked and streamed uploads, status,
+cancel, and cross-repository mounts. Bytes are verified before anything becomes visible."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import uuid
+from collections.abc import AsyncIterator
+
+from registry.http.asgi import Request, Response
+from registry.http.blobs import parse_digest
+from registry.http.context import RegistryContext
+from registry.oci.digest import Digest
+from registry.oci.errors import RegistryError
+from registry.storage.base import PathNotFound
+from registry.storage.blobs import DigestMismatch
+
+__all__ = ["cancel_upload", "patch_upload", "put_upload", "start_upload", "upload_status"]
+
+_CONTENT_RANGE_RE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(\d+|\*))?$")
+
+
+def new_upload_id(ctx: RegistryContext, name: str) -> str:
+    """A session id that names its repository by signature: ``<uuid>.<hmac(uuid, name)>``.
+
+    The id alone proves which repository the session belongs to, so an upload needs no database
+    row and survives restarts (its bytes are in storage under the id).
+    """
+    base = uuid.uuid4().hex
+    return f"{base}.{_signature(ctx, base, name)}"
+
+
+def _signature(ctx: RegistryContext, base: str, name: str) -> str:
+    mac = hmac.new(ctx.secret, f"{base}:{name}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac[:18]).decode()
+
+
+def _owned_by(ctx: RegistryContext, upload_id: str, name: str) -> bool:
+    base, _, sig = upload_id.partition(".")
+    return bool(sig) and len(base) == 32 and hmac.compare_digest(sig, _signature(ctx, base, name))
+
+
+def _location(name: str, upload_id: str) -> str:
+    return f"/v2/{name}/blobs/uploads/{upload_id}"
+
+
+def _progress(name: str, upload_id: str, size: int, status: int) -> Response:
+    return Response(
+        status,
+        {
+            "Location": _location(name, upload_id),
+            "Range": f"0-{max(size - 1, 0)}",
+            "Docker-Upload-UUID": upload_id,
+            "Content-Length": "0",
+        },
+    )
+
+
+def _created(name: str, digest: str) -> Response:
+    return Response(
+        201,
+        {
+            "Location": f"/v2/{name}/blobs/{digest}",
+            "Docker-Content-Digest": digest,
+            "Content-Length": "0",
+        },
+    )
+
+
+async def _publish(ctx: RegistryContext, name: str, upload_id: str, digest: Digest) -> Response:
+    try:
+        size = await ctx.blobs.publish(upload_id, digest)
+    except DigestMismatch as e:
+        raise RegistryError(
+            "DIGEST_INVALID", {"expected": str(e.expected), "actual": str(e.actual)}
+        ) from None
+    await ctx.content.link_blob(name, str(digest), size)
+    return _created(name, str(digest))
+
+
+async def start_upload(ctx: RegistryContext, req: Request) -> Response:
+    name = req.params["name"]
+    mount, source = req.q("mount"), req.q("from")
+    if mount is not None:
+        digest = parse_digest(mount)
+        size = (
+            await ctx.content.blob_size(source, str(digest))
+            if source
+            else await ctx.content.known_blob_size(str(digest))
+        )
+        if size is not None and await ctx.blobs.size_of(digest) is not None:
+            await ctx.content.link_blob(name, str(digest), size)
+            return _created(name, str(digest))
+        # not mountable: fall back to a normal upload session (spec: 202)
+    upload_id = new_upload_id(ctx, name)
+    await ctx.blobs.create(upload_id)
+    monolithic = req.q("digest")
+    if monolithic is not None:
+        digest = parse_digest(monolithic)
+        try:
+            await ctx.blobs.append(upload_id, _body(req), commit=True)
+            return await _publish(ctx, name, upload_id, digest)
+        except BaseException:
+            await ctx.blobs.cancel(upload_id)
+            raise
+    return _progress(name, upload_id, 0, 202)
+
+
+async def _session(ctx: RegistryContext, req: Request) -> tuple[str, str, int]:
+    name, upload_id = req.params["name"], req.params["uuid"]
+    unknown = RegistryError("BLOB_UPLOAD_UNKNOWN", {"upload": upload_id[:100]})
+    if not _owned_by(ctx, upload_id, name):
+        raise unknown
+    try:
+        size = await ctx.blobs.upload_size(upload_id)
+    except PathNotFound:
+        raise unknown from None
+    return name, upload_id, size
+
+
+def _check_range(req: Request, name: str, upload_id: str, size: int) -> None:
+    header = req.headers.get("content-range")
+    if not header:
+        return
+    m = _CONTENT_RANGE_RE.match(header.strip())
+    length = req.headers.get("content-length")
+    bad = m is None or int(m.group(1)) != size or int(m.group(2)) < int(m.group(1))
+    if not bad and m is not None and length is not None:
+        bad = int(length) != int(m.group(2)) - int(m.group(1)) + 1
+    if bad:
+        raise RegistryError(
+            "RANGE_INVALID",
+            {"content_range": header[:100], "expected_start": size},
+            headers={
+                "Location": _location(name, upload_id),
+                "Range": f"0-{max(size - 1, 0)}",
+                "Docker-Upload-UUID": upload_id,
+            },
+        )
+
+
+async def _body(req: Request) -> AsyncIterator[bytes]:
+    async for chunk in req.stream():
+        yield chunk
+
+
+async def upload_status(ctx: RegistryContext, req: Request) -> Response:
+    name, upload_id, size = await _session(ctx, req)
+    return _progress(name, upload_id, size, 204)
+
+
+async def patch_upload(ctx: RegistryContext, req: Request) -> Response:
+    name, upload_id = req.params["name"], req.params["uuid"]
+    async with ctx.blobs.lock(upload_id):
+        name, upload_id, size = await _session(ctx, req)
+        _check_range(req, name, upload_id, size)
+        size = await ctx.blobs.append(upload_id, _body(req))
+    return _progress(name, upload_id, size, 202)
+
+
+async def put_upload(ctx: RegistryContext, req: Request) -> Response:
+    raw = req.q("digest")
+    if raw is None:
+        raise RegistryError("DIGEST_INVALID", {"reason": "the digest query parameter is required"})
+    digest = parse_digest(raw)
+    upload_id = req.params["uuid"]
+    async with ctx.blobs.lock(upload_id):
+        name, upload_id, size = await _session(ctx, req)
+        _check_range(req, name, upload_id, size)
+        await ctx.blobs.append(upload_id, _body(req), commit=True)
+        return await _publish(ctx, name, upload_id, digest)
+
+
+async def cancel_upload(ctx: RegistryContext, req: Request) -> Response:
+    async with ctx.blobs.lock(req.params["uuid"]):
+        _, upload_id, _ = await _session(ctx, req)
+        await ctx.blobs.cancel(upload_id)
+    return Response(204, {"Content-Length": "0"})

@@ -1,0 +1,143 @@
+"""Accounts (admin, users, robots) and their per-repository grants."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from registry.meta.cache import TTLCache
+from registry.meta.models import Account, Permission, utcnow
+
+__all__ = ["AccountRecord", "AccountStore", "GrantRow"]
+
+A = Account.__table__  # type: ignore[attr-defined]
+P = Permission.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class GrantRow:
+    repository: str
+    actions: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRecord:
+    name: str
+    kind: str
+    password_hash: str
+    disabled: bool
+    expires_at: datetime | None
+    description: str
+    grants: tuple[GrantRow, ...]
+
+    @property
+    def active(self) -> bool:
+        if self.disabled:
+            return False
+        if self.expires_at is None:
+            return True
+        expires = self.expires_at if self.expires_at.tzinfo else self.expires_at.replace(tzinfo=UTC)
+        return expires > datetime.now(UTC)
+
+
+class AccountStore:
+    """Accounts, with a short-lived read cache: HTTP Basic looks an account up on every request.
+    Changes made here are seen at once; changes by another process within ``cache_ttl_seconds``.
+    """
+
+    def __init__(self, engine: AsyncEngine, *, cache_ttl_seconds: float = 2.0) -> None:
+        self.engine = engine
+        self._cache: TTLCache[AccountRecord] = TTLCache(1024, cache_ttl_seconds)
+
+    async def get(self, name: str) -> AccountRecord | None:
+        cached = self._cache.get(name)
+        if cached is not None:
+            return cached
+        record = await self._load(name)
+        if record is not None:
+            self._cache.put(name, record)
+        return record
+
+    async def _load(self, name: str) -> AccountRecord | None:
+        async with self.engine.connect() as c:
+            row = (await c.execute(select(A).where(A.c.name == name))).mappings().first()
+            if row is None:
+                return None
+            grants = (
+                await c.execute(
+                    select(P.c.repository, P.c.actions).where(P.c.account_id == row["id"])
+                )
+            ).all()
+        return AccountRecord(
+            row["name"],
+            row["kind"],
+            row["password_hash"],
+            bool(row["disabled"]),
+            row["expires_at"],
+            row["description"],
+            tuple(GrantRow(r[0], frozenset(r[1].split(","))) for r in grants),
+        )
+
+    async def all(self) -> list[AccountRecord]:
+        async with self.engine.connect() as c:
+            names = list((await c.execute(select(A.c.name).order_by(A.c.name))).scalars())
+        return [a for n in names if (a := await self._load(n)) is not None]
+
+    async def create(
+        self,
+        name: str,
+        kind: str,
+        password_hash: str,
+        grants: list[GrantRow],
+        *,
+        description: str = "",
+        expires_at: datetime | None = None,
+    ) -> None:
+        """:raises ValueError: when an account of that name exists."""
+        async with self.engine.begin() as c:
+            if (await c.execute(select(A.c.id).where(A.c.name == name))).scalar() is not None:
+                raise ValueError(f"an account named {name!r} already exists")
+            res = await c.execute(
+                insert(A).values(
+                    name=name,
+                    kind=kind,
+                    password_hash=password_hash,
+                    disabled=False,
+                    expires_at=expires_at,
+                    description=description,
+                    created_at=utcnow(),
+                )
+            )
+            account_id = res.inserted_primary_key[0]  # type: ignore[index]
+            if grants:
+                await c.execute(
+                    insert(P),
+                    [
+                        {
+                            "account_id": account_id,
+                            "repository": g.repository,
+                            "actions": ",".join(sorted(g.actions)),
+                        }
+                        for g in grants
+                    ],
+                )
+
+    async def set_password(self, name: str, password_hash: str) -> bool:
+        async with self.engine.begin() as c:
+            res = await c.execute(
+                update(A).where(A.c.name == name).values(password_hash=password_hash)
+            )
+            return bool(res.rowcount)
+
+    async def delete(self, name: str) -> bool:
+        async with self.engine.begin() as c:
+            account_id = (await c.execute(select(A.c.id).where(A.c.name == name))).scalar()
+            if account_id is None:
+                return False
+            await c.execute(delete(P).where(P.c.account_id == account_id))
+            await c.execute(delete(A).where(A.c.id == account_id))
+        self._cache.pop(name)
+        return True

@@ -1,0 +1,133 @@
+"""Content-addressed blob storage on top of a :class:`StorageDriver`.
+
+Publication is a recipe, so that nothing partial is ever visible::
+
+    append chunks to /uploads/<id>/data  →  commit (fsync)  →  verify the digest
+        →  move atomically to /blobs/…/data  →  (caller) write the repository link row
+
+An upload survives a restart: its bytes are in storage and the hash is rebuilt from them when
+the in-memory hash state is missing or stale (another process, or after a crash).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import anyio
+
+from registry.oci.digest import Digest, Hasher
+from registry.storage import paths
+from registry.storage.base import PathNotFound, StorageDriver
+
+__all__ = ["BlobStore", "DigestMismatch", "UploadState"]
+
+
+class DigestMismatch(Exception):
+    def __init__(self, expected: Digest, actual: Digest) -> None:
+        self.expected, self.actual = expected, actual
+        super().__init__(f"content has digest {actual}, not {expected}")
+
+
+@dataclass
+class UploadState:
+    hasher: Hasher
+    size_bytes: int
+
+
+class BlobStore:
+    def __init__(self, driver: StorageDriver) -> None:
+        self.driver = driver
+        self._states: dict[str, UploadState] = {}
+        self._locks: dict[str, anyio.Lock] = {}
+
+    # ------------------------------------------------------------------ reading
+    async def size_of(self, digest: Digest) -> int | None:
+        try:
+            return (await self.driver.stat(paths.blob_data(digest))).size_bytes
+        except PathNotFound:
+            return None
+
+    def local_file(self, digest: Digest) -> str | None:
+        return self.driver.local_file(paths.blob_data(digest))
+
+    def read(
+        self, digest: Digest, offset: int = 0, length: int | None = None
+    ) -> AsyncIterator[bytes]:
+        return self.driver.reader(paths.blob_data(digest), offset, length)
+
+    # ------------------------------------------------------------------ uploads
+    def lock(self, upload_id: str) -> anyio.Lock:
+        lock = self._locks.get(upload_id)
+        if lock is None:
+            lock = self._locks[upload_id] = anyio.Lock()
+        return lock
+
+    async def create(self, upload_id: str) -> None:
+        w = await self.driver.writer(paths.upload_data(upload_id))
+        await w.close()
+        self._states[upload_id] = UploadState(Hasher(), 0)
+
+    async def upload_size(self, upload_id: str) -> int:
+        """Bytes received so far. :raises PathNotFound: when the upload does not exist."""
+        return (await self.driver.stat(paths.upload_data(upload_id))).size_bytes
+
+    async def _state(self, upload_id: str, size_bytes: int) -> UploadState:
+        state = self._states.get(upload_id)
+        if state is not None and state.size_bytes == size_bytes:
+            return state
+        hasher = Hasher()  # no or stale state: rebuild it from the stored bytes
+        async for chunk in self.driver.reader(paths.upload_data(upload_id), 0, size_bytes):
+            hasher.update(chunk)
+        state = self._states[upload_id] = UploadState(hasher, size_bytes)
+        return state
+
+    async def append(
+        self, upload_id: str, chunks: AsyncIterator[bytes], *, commit: bool = False
+    ) -> int:
+        """Append a request body to the upload and return its new size; ``commit`` makes the
+        whole upload durable (fsync), as :meth:`publish` needs."""
+        writer = await self.driver.writer(paths.upload_data(upload_id), append=True)
+        try:
+            state = await self._state(upload_id, writer.size_bytes)
+            async for chunk in chunks:
+                if chunk:
+                    await writer.write(chunk)
+                    state.hasher.update(chunk)
+            state.size_bytes = writer.size_bytes
+        except BaseException:
+            await writer.close()
+            self._states.pop(upload_id, None)  # what reached storage is unknown: rehash later
+            raise
+        if commit:
+            await writer.commit()
+        else:
+            await writer.close()
+        return state.size_bytes
+
+    async def publish(self, upload_id: str, expected: Digest) -> int:
+        """Verify the committed upload against ``expected`` and move it into place.
+
+        :raises DigestMismatch: (the upload is discarded) when the content does not match.
+        """
+        size = await self.upload_size(upload_id)
+        state = await self._state(upload_id, size)
+        actual = state.hasher.digest() if expected.algorithm == "sha256" else None
+        if actual is None:  # another algorithm: hash the stored bytes with it
+            h = expected.hasher()
+            async for chunk in self.driver.reader(paths.upload_data(upload_id)):
+                h.update(chunk)
+            actual = h.digest()
+        if actual != expected:
+            await self.cancel(upload_id)
+            raise DigestMismatch(expected, actual)
+        await self.driver.move(paths.upload_data(upload_id), paths.blob_data(expected))
+        await self.cancel(upload_id)
+        return size
+
+    async def cancel(self, upload_id: str) -> None:
+        self._states.pop(upload_id, None)
+        self._locks.pop(upload_id, None)
+        with contextlib.suppress(PathNotFound):
+            await self.driver.delete(paths.upload_dir(upload_id))
