@@ -15,10 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from registry.auth.passwords import VerifiedCache, generate_secret, hash_password, verify_password
 from registry.auth.tokens import TokenIssuer, load_or_create_key
 from registry.http.app import RegistryApp
+from registry.http.asgi import Receive, Scope, Send
 from registry.http.context import RegistryContext, RegistryOptions
 from registry.meta.accounts import AccountStore
 from registry.meta.content import ContentStore
-from registry.meta.db import create_engine, init_schema
+from registry.meta.db import Database, create_engine, init_schema
 from registry.storage.base import StorageDriver
 from registry.storage.blobs import BlobStore
 from registry.storage.drivers.filesystem import FilesystemDriver
@@ -49,6 +50,7 @@ def build_driver(settings: Settings) -> StorageDriver:
 def build_services(settings: Settings) -> Services:
     settings.data_path.mkdir(parents=True, exist_ok=True)
     engine = create_engine(settings.resolved_database_url)
+    db = Database(engine)
     driver = build_driver(settings)
     key = (
         settings.auth.token_key.encode()
@@ -57,9 +59,9 @@ def build_services(settings: Settings) -> Services:
     )
     ttl = settings.cache_ttl_seconds
     context = RegistryContext(
-        content=ContentStore(engine, cache_ttl_seconds=ttl),
+        content=ContentStore(db, cache_ttl_seconds=ttl),
         blobs=BlobStore(driver),
-        accounts=AccountStore(engine, cache_ttl_seconds=ttl),
+        accounts=AccountStore(db, cache_ttl_seconds=ttl),
         tokens=TokenIssuer(
             key,
             service=settings.auth.service,
@@ -102,7 +104,7 @@ async def bootstrap(settings: Settings) -> str | None:
 def build_app(settings: Settings) -> RegistryApp:
     services = build_services(settings)
 
-    async def lifespan(scope: dict, receive, send) -> None:  # type: ignore[no-untyped-def,type-arg]
+    async def lifespan(scope: Scope, receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":

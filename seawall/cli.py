@@ -119,11 +119,11 @@ async def _accounts(args: argparse.Namespace) -> int:
         if args.action == "list":
             for a in await accounts.all():
                 if (a.kind == "robot") == (args.command == "robot"):
-                    grants = " ".join(
+                    rights = " ".join(
                         f"{g.repository}={','.join(sorted(g.actions))}" for g in a.grants
                     )
                     state = "disabled" if a.disabled else ("expired" if not a.active else "active")
-                    print(f"{a.name}\t{a.kind}\t{state}\t{grants}")
+                    print(f"{a.name}\t{a.kind}\t{state}\t{rights}")
             return 0
         if args.action == "delete":
             name = args.name if args.name.startswith(prefix) else prefix + args.name

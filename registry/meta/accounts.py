@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from registry.meta.cache import TTLCache
+from registry.meta.db import Database
 from registry.meta.models import Account, Permission, utcnow
 
 __all__ = ["AccountRecord", "AccountStore", "GrantRow"]
@@ -48,8 +48,8 @@ class AccountStore:
     Changes made here are seen at once; changes by another process within ``cache_ttl_seconds``.
     """
 
-    def __init__(self, engine: AsyncEngine, *, cache_ttl_seconds: float = 2.0) -> None:
-        self.engine = engine
+    def __init__(self, db: Database, *, cache_ttl_seconds: float = 2.0) -> None:
+        self.db = db
         self._cache: TTLCache[AccountRecord] = TTLCache(1024, cache_ttl_seconds)
 
     async def get(self, name: str) -> AccountRecord | None:
@@ -62,7 +62,7 @@ class AccountStore:
         return record
 
     async def _load(self, name: str) -> AccountRecord | None:
-        async with self.engine.connect() as c:
+        async with self.db.read() as c:
             row = (await c.execute(select(A).where(A.c.name == name))).mappings().first()
             if row is None:
                 return None
@@ -82,7 +82,7 @@ class AccountStore:
         )
 
     async def all(self) -> list[AccountRecord]:
-        async with self.engine.connect() as c:
+        async with self.db.read() as c:
             names = list((await c.execute(select(A.c.name).order_by(A.c.name))).scalars())
         return [a for n in names if (a := await self._load(n)) is not None]
 
@@ -97,7 +97,7 @@ class AccountStore:
         expires_at: datetime | None = None,
     ) -> None:
         """:raises ValueError: when an account of that name exists."""
-        async with self.engine.begin() as c:
+        async with self.db.write() as c:
             if (await c.execute(select(A.c.id).where(A.c.name == name))).scalar() is not None:
                 raise ValueError(f"an account named {name!r} already exists")
             res = await c.execute(
@@ -126,14 +126,14 @@ class AccountStore:
                 )
 
     async def set_password(self, name: str, password_hash: str) -> bool:
-        async with self.engine.begin() as c:
+        async with self.db.write() as c:
             res = await c.execute(
                 update(A).where(A.c.name == name).values(password_hash=password_hash)
             )
             return bool(res.rowcount)
 
     async def delete(self, name: str) -> bool:
-        async with self.engine.begin() as c:
+        async with self.db.write() as c:
             account_id = (await c.execute(select(A.c.id).where(A.c.name == name))).scalar()
             if account_id is None:
                 return False

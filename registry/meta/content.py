@@ -13,9 +13,10 @@ from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from registry.meta.cache import TTLCache
+from registry.meta.db import Database
 from registry.meta.models import (
     Blob,
     Event,
@@ -60,8 +61,8 @@ class ReferrerRecord:
 
 
 class ContentStore:
-    def __init__(self, engine: AsyncEngine, *, cache_ttl_seconds: float = 2.0) -> None:
-        self.engine = engine
+    def __init__(self, db: Database, *, cache_ttl_seconds: float = 2.0) -> None:
+        self.db = db
         self._repo_ids: dict[str, int] = {}
         # Hot-read caches, keyed by the repository's generation: any change to a repository made
         # here bumps it, so this process never reads its own stale writes; the TTL bounds what
@@ -69,7 +70,7 @@ class ContentStore:
         self._generation: dict[int, int] = {}
         self._manifests: TTLCache[ManifestRecord] = TTLCache(1024, cache_ttl_seconds)
         self._blob_sizes: TTLCache[int] = TTLCache(16384, cache_ttl_seconds)
-        dialect = engine.dialect.name
+        dialect = db.dialect
         self._insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
 
     def _changed(self, rid: int) -> None:
@@ -85,7 +86,7 @@ class ContentStore:
             return rid
         stmt = select(R.c.id).where(R.c.name == name)
         if conn is None:
-            async with self.engine.connect() as c:
+            async with self.db.read() as c:
                 rid = (await c.execute(stmt)).scalar()
         else:
             rid = (await conn.execute(stmt)).scalar()
@@ -106,7 +107,7 @@ class ContentStore:
             stmt = stmt.where(R.c.name > last)
         if n is not None:
             stmt = stmt.limit(n)
-        async with self.engine.connect() as c:
+        async with self.db.read() as c:
             return list((await c.execute(stmt)).scalars())
 
     # ------------------------------------------------------------------ blobs
@@ -124,7 +125,7 @@ class ContentStore:
             .select_from(RB.join(B, RB.c.digest == B.c.digest))
             .where(RB.c.repository_id == rid, RB.c.digest == digest)
         )
-        async with self.engine.connect() as c:
+        async with self.db.read() as c:
             size = (await c.execute(stmt)).scalar()
         if size is not None:
             self._blob_sizes.put(key, size)
@@ -132,11 +133,11 @@ class ContentStore:
 
     async def known_blob_size(self, digest: str) -> int | None:
         """Size of a blob stored anywhere in the registry, else None."""
-        async with self.engine.connect() as c:
+        async with self.db.read() as c:
             return (await c.execute(select(B.c.size).where(B.c.digest == digest))).scalar()
 
     async def link_blob(self, repo: str, digest: str, size: int) -> None:
-        async with self.engine.begin() as c:
+        async with self.db.write() as c:
             rid = await self._ensure_repository(c, repo)
             await c.execute(self._insert_ignore(B, digest=digest, size=size, created_at=utcnow()))
             await c.execute(
@@ -147,7 +148,7 @@ class ContentStore:
         rid = await self.repository_id(repo)
         if rid is None:
             return False
-        async with self.engine.begin() as c:
+        async with self.db.write() as c:
             res = await c.execute(
                 delete(RB).where(RB.c.repository_id == rid, RB.c.digest == digest)
             )
@@ -198,7 +199,7 @@ class ContentStore:
             manifest is not in the repository.
         """
         now = utcnow()
-        async with self.engine.begin() as c:
+        async with self.db.write() as c:
             rid = await self._ensure_repository(c, repo)
             missing = await self._missing_refs(c, rid, parsed)
             if missing:
@@ -275,7 +276,7 @@ class ContentStore:
             stmt = select(RM.c.digest).where(RM.c.repository_id == rid, RM.c.digest == reference)
         else:
             stmt = select(T.c.digest).where(T.c.repository_id == rid, T.c.name == reference)
-        async with self.engine.connect() as c:
+        async with self.db.read() as c:
             return (await c.execute(stmt)).scalar()
 
     async def get_manifest(self, repo: str, reference: str) -> ManifestRecord | None:
@@ -299,7 +300,7 @@ class ContentStore:
                 .select_from(T.join(M, T.c.digest == M.c.digest))
                 .where(T.c.repository_id == rid, T.c.name == reference)
             )
-        async with self.engine.connect() as c:
+        async with self.db.read() as c:
             row = (await c.execute(stmt)).first()
         if row is None:
             return None
@@ -311,7 +312,7 @@ class ContentStore:
     async def manifest_by_digest(self, digest: str) -> ManifestRecord | None:
         """A manifest's content anywhere in the registry (serves manifests fetched as blobs)."""
         stmt = select(M.c.digest, M.c.media_type, M.c.size, M.c.data).where(M.c.digest == digest)
-        async with self.engine.connect() as c:
+        async with self.db.read() as c:
             row = (await c.execute(stmt)).first()
         return ManifestRecord(row[0], row[1], row[2], bytes(row[3])) if row else None
 
@@ -321,7 +322,7 @@ class ContentStore:
         if rid is None:
             return False
         now = utcnow()
-        async with self.engine.begin() as c:
+        async with self.db.write() as c:
             tags = list(
                 (
                     await c.execute(
@@ -364,7 +365,7 @@ class ContentStore:
         rid = await self.repository_id(repo)
         if rid is None:
             return False
-        async with self.engine.begin() as c:
+        async with self.db.write() as c:
             digest = (
                 await c.execute(select(T.c.digest).where(T.c.repository_id == rid, T.c.name == tag))
             ).scalar()
@@ -395,7 +396,7 @@ class ContentStore:
             stmt = stmt.where(T.c.name > last)
         if n is not None:
             stmt = stmt.limit(n)
-        async with self.engine.connect() as c:
+        async with self.db.read() as c:
             return list((await c.execute(stmt)).scalars())
 
     async def referrers(
@@ -412,7 +413,7 @@ class ContentStore:
         )
         if artifact_type is not None:
             stmt = stmt.where(M.c.artifact_type == artifact_type)
-        async with self.engine.connect() as c:
+        async with self.db.read() as c:
             rows = (await c.execute(stmt)).all()
         return [
             ReferrerRecord(r[0], r[1], r[2], r[3], json.loads(r[4]) if r[4] else None) for r in rows
@@ -421,10 +422,10 @@ class ContentStore:
     # ------------------------------------------------------------------ events
     async def events_since(self, last_id: int, limit: int = 1000) -> Sequence[Any]:
         stmt = select(E).where(E.c.id > last_id).order_by(E.c.id).limit(limit)
-        async with self.engine.connect() as c:
+        async with self.db.read() as c:
             return (await c.execute(stmt)).all()
 
     async def count(self, table: str) -> int:
         t = {"repository": R, "blob": B, "manifest": M, "tag": T, "event": E}[table]
-        async with self.engine.connect() as c:
+        async with self.db.read() as c:
             return int((await c.execute(select(func.count()).select_from(t))).scalar_one())

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager as AsyncContextManager
+from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlmodel import SQLModel
 
 from registry.meta import models  # noqa: F401 - registers the tables
 
-__all__ = ["create_engine", "init_schema"]
+__all__ = ["Database", "create_engine", "init_schema"]
 
 
 def create_engine(url: str) -> AsyncEngine:
@@ -39,3 +43,31 @@ async def init_schema(engine: AsyncEngine) -> None:
     """Create missing tables (idempotent)."""
     async with engine.begin() as conn:
         await conn.run_sync(SQLModel.metadata.create_all)
+
+
+class Database:
+    """The engine plus the write discipline: SQLite allows one writer at a time, and letting
+    pooled connections race for its lock costs milliseconds of busy-handler sleeps per write, so
+    this process's writes queue on an in-process lock instead (other processes still meet
+    ``busy_timeout``). PostgreSQL writes run concurrently."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        self._write_lock = anyio.Lock() if self.dialect == "sqlite" else None
+
+    def read(self) -> AsyncContextManager[AsyncConnection]:
+        return self.engine.connect()
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction: committed when the block ends, rolled back if it raises."""
+        if self._write_lock is None:
+            async with self.engine.begin() as conn:
+                yield conn
+            return
+        async with self._write_lock, self.engine.begin() as conn:
+            yield conn
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
