@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import PackageNotFoundError, version
 
+from seawall import replication_cli
 from seawall.config import Settings, load_settings
 
 __all__ = ["main"]
@@ -70,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
             _add_common(p)
             if action == "delete":
                 p.add_argument("name")
+    replication_cli.add_commands(sub)
     return parser
 
 
@@ -173,6 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(args)
     if args.command in ("user", "robot"):
         return asyncio.run(_accounts(args))
+    if args.command in replication_cli.COMMANDS:
+        return replication_cli.run(args)
     return 2
 
 

@@ -1,0 +1,188 @@
+"""Copy one artifact between two registries, cheapest action first, digests preserved.
+
+Per blob: skip when the destination has it (HEAD) → mount from another destination repository
+that holds it → stream source → destination (resumed from the last acknowledged offset after a
+failure, never held whole in memory). Blobs before manifests, children before indexes, subjects
+before referrers, tags last: a tag moves only once everything it names is complete. The same
+blob wanted by two tasks at once is copied once (single flight).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+
+from adapters.oci.client import OciClient
+from adapters.oci.types import Manifest
+from engine.bandwidth import BandwidthLimit
+from registry.oci import mediatypes as mt
+
+__all__ = ["CopyResult", "Copier"]
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class CopyResult:
+    bytes_copied: int = 0
+    blobs_copied: int = 0
+    blobs_skipped: int = 0
+    blobs_mounted: int = 0
+    manifests_put: int = 0
+    referrers: int = 0
+
+
+@dataclass
+class _Flight:
+    done: anyio.Event = field(default_factory=anyio.Event)
+    error: BaseException | None = None
+
+
+class Copier:
+    """Copies artifacts from ``src`` to ``dst``; one instance per run, shared by its tasks so
+    that identical in-flight work is done once."""
+
+    def __init__(
+        self,
+        src: OciClient,
+        dst: OciClient,
+        *,
+        blob_concurrency: int = 8,
+        chunk_bytes: int | None = None,
+        bandwidth: BandwidthLimit | None = None,
+        follow_referrers: bool = True,
+    ) -> None:
+        self.src, self.dst = src, dst
+        self.chunk_bytes = chunk_bytes
+        self.bandwidth = bandwidth
+        self.follow_referrers = follow_referrers
+        self._blob_slots = anyio.Semaphore(blob_concurrency)
+        self._flights: dict[tuple[str, str], _Flight] = {}
+        self._at_destination: dict[str, str] = {}  # digest -> a dst repository that has it
+
+    async def copy(
+        self, src_repo: str, dst_repo: str, digest: str, tags: tuple[str, ...], log: Log
+    ) -> CopyResult:
+        """Copy the artifact ``digest`` (with children and referrers), then set ``tags``."""
+        result = CopyResult()
+        manifest = await self._manifest_tree(src_repo, dst_repo, digest, result, log, set())
+        if self.follow_referrers:
+            await self._referrers(src_repo, dst_repo, digest, result, log, {digest})
+        for tag in tags:
+            await self.dst.put_manifest(dst_repo, tag, manifest.data, manifest.media_type)
+            result.manifests_put += 1
+            log(f"tagged {dst_repo}:{tag} -> {digest}")
+        return result
+
+    async def _manifest_tree(
+        self,
+        src_repo: str,
+        dst_repo: str,
+        digest: str,
+        result: CopyResult,
+        log: Log,
+        seen: set[str],
+    ) -> Manifest:
+        manifest = await self.src.get_manifest(src_repo, digest)
+        if digest in seen:
+            return manifest
+        seen.add(digest)
+        existing = await self.dst.head_manifest(dst_repo, digest)
+        if existing is not None:
+            log(f"manifest {digest} already at destination")
+            return manifest
+        doc: dict[str, Any] = manifest.json()
+        if manifest.media_type in mt.INDEX_TYPES or "manifests" in doc:
+            async with anyio.create_task_group() as tg:
+                for child in doc.get("manifests", []):
+                    tg.start_soon(
+                        self._manifest_tree, src_repo, dst_repo, child["digest"], result, log, seen
+                    )
+        else:
+            blobs = [doc["config"], *doc.get("layers", [])] if "config" in doc else []
+            async with anyio.create_task_group() as tg:
+                for desc in blobs:
+                    if desc.get("urls"):  # foreign layer: lives elsewhere
+                        continue
+                    tg.start_soon(self._blob, src_repo, dst_repo, desc, result, log)
+        await self.dst.put_manifest(dst_repo, digest, manifest.data, manifest.media_type)
+        result.manifests_put += 1
+        log(f"put manifest {digest} ({manifest.media_type}, {manifest.size} bytes)")
+        return manifest
+
+    async def _referrers(
+        self,
+        src_repo: str,
+        dst_repo: str,
+        subject: str,
+        result: CopyResult,
+        log: Log,
+        seen: set[str],
+    ) -> None:
+        found = await self.src.referrers(src_repo, subject)
+        for desc in found or []:
+            ref = desc["digest"]
+            if ref in seen:
+                continue
+            seen.add(ref)
+            await self._manifest_tree(src_repo, dst_repo, ref, result, log, set())
+            result.referrers += 1
+            log(f"referrer {ref} ({desc.get('artifactType', '')}) of {subject} copied")
+            await self._referrers(src_repo, dst_repo, ref, result, log, seen)
+
+    async def _blob(
+        self, src_repo: str, dst_repo: str, desc: dict[str, Any], result: CopyResult, log: Log
+    ) -> None:
+        digest, size = desc["digest"], int(desc["size"])
+        key = (dst_repo, digest)
+        flight = self._flights.get(key)
+        if flight is not None:  # someone is copying it right now: wait for them
+            await flight.done.wait()
+            if flight.error is not None:
+                raise flight.error
+            return
+        flight = self._flights[key] = _Flight()
+        try:
+            async with self._blob_slots:
+                await self._blob_cheapest(src_repo, dst_repo, digest, size, result, log)
+            self._at_destination.setdefault(digest, dst_repo)
+        except BaseException as e:
+            flight.error = e
+            self._flights.pop(key, None)
+            raise
+        finally:
+            flight.done.set()
+
+    async def _blob_cheapest(
+        self, src_repo: str, dst_repo: str, digest: str, size: int, result: CopyResult, log: Log
+    ) -> None:
+        if await self.dst.head_blob(dst_repo, digest) is not None:
+            result.blobs_skipped += 1
+            return
+        other = self._at_destination.get(digest)
+        if other and other != dst_repo and await self.dst.mount_blob(dst_repo, digest, other):
+            result.blobs_mounted += 1
+            log(f"mounted {digest} from {other}")
+            return
+
+        def open_stream(offset: int) -> AsyncIterator[bytes]:
+            return self._stream(src_repo, digest, offset, result)
+
+        await self.dst.upload_blob(
+            dst_repo, digest, size, open_stream, chunk_bytes=self.chunk_bytes
+        )
+        result.blobs_copied += 1
+        log(f"copied blob {digest} ({size} bytes)")
+
+    async def _stream(
+        self, src_repo: str, digest: str, offset: int, result: CopyResult
+    ) -> AsyncIterator[bytes]:
+        async with self.src.blob_stream(src_repo, digest, offset) as stream:
+            async for chunk in stream.iter_chunks(1 << 20):
+                if self.bandwidth is not None:
+                    await self.bandwidth.consume(len(chunk))
+                result.bytes_copied += len(chunk)
+                yield chunk

@@ -1,0 +1,263 @@
+"""Run one execution: plan it (once), then carry out its tasks under leases, then roll it up.
+
+A dry run and a real run share this path: a dry run writes the same tasks with outcomes
+``would-copy`` / ``would-delete`` and never touches the destination.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+import anyio
+
+from adapters.oci.client import OciClient
+from adapters.oci.errors import NotFound, OciError, Transient, Unsupported
+from engine.bandwidth import BandwidthLimit
+from engine.copier import Copier
+from engine.filters import Filter, repository_matches
+from engine.listing import list_repositories, list_side
+from engine.naming import map_repository
+from engine.plan import Plan, PolicySpec, make_plan
+from engine.state.runs import RunStore, task_tags
+
+__all__ = ["ClientFactory", "Runner", "policy_spec", "tasks_from_plan"]
+
+log = logging.getLogger("seawall.engine")
+MAX_ATTEMPTS = 5
+
+
+class ClientFactory(Protocol):
+    """Opens the OCI client for a registry endpoint id (None: the local registry)."""
+
+    def __call__(self, registry_id: int | None) -> Awaitable[OciClient]: ...
+
+
+def policy_spec(policy: dict[str, Any]) -> PolicySpec:
+    filters = tuple(Filter.from_harbor(f) for f in json.loads(policy.get("filters_json") or "[]"))
+    return PolicySpec(
+        policy_id=int(policy["id"]),
+        filters=filters,
+        dest_namespace=policy.get("dest_namespace") or "",
+        dest_namespace_replace_count=int(policy.get("dest_namespace_replace_count", -1)),
+        override=bool(policy.get("override", True)),
+        deletion=bool(policy.get("deletion", False)),
+        max_deletions=int(policy.get("max_deletions", 100)),
+        max_deletion_fraction=float(policy.get("max_deletion_fraction", 0.25)),
+    )
+
+
+def tasks_from_plan(plan: Plan, dry_run: bool) -> list[dict[str, Any]]:
+    """Task rows for a plan. Skips are finished at once; a dry run's copies and deletions too."""
+    rows: list[dict[str, Any]] = []
+    for c in plan.copies:
+        rows.append(_row("copy", c.src_repository, c.dst_repository, c.digest, c.tags,
+                         "Succeed" if dry_run else "Pending",
+                         "would-copy" if dry_run else "", c.reason))
+    for s in plan.skips:
+        rows.append(_row("copy", s.src_repository, s.dst_repository, s.digest, s.tags,
+                         "Succeed", s.outcome, s.reason))
+    for d in plan.deletions:
+        if plan.deletions_blocked:
+            status, outcome, reason = "Failed", "blocked", plan.deletions_blocked
+        elif dry_run:
+            status, outcome, reason = "Succeed", "would-delete", d.reason
+        else:
+            status, outcome, reason = "Pending", "", d.reason
+        rows.append(_row("deletion", "", d.dst_repository, d.digest, (d.tag,), status, outcome,
+                         reason))
+    return rows
+
+
+def _row(op: str, src_repo: str, dst_repo: str, digest: str, tags: tuple[str, ...], status: str,
+         outcome: str, reason: str) -> dict[str, Any]:
+    tag_text = ",".join(tags)
+    return {
+        "operation": op, "src_repository": src_repo, "dst_repository": dst_repo,
+        "digest": digest, "tags_json": json.dumps(list(tags)), "status": status,
+        "outcome": outcome, "reason": reason, "resource_type": "artifact",
+        "src_resource": f"{src_repo}:[{tag_text}]" if src_repo else "",
+        "dst_resource": f"{dst_repo}:[{tag_text}]",
+    }
+
+
+class Runner:
+    def __init__(
+        self,
+        store: RunStore,
+        clients: ClientFactory,
+        *,
+        artifact_concurrency: int = 4,
+        blob_concurrency: int = 8,
+    ) -> None:
+        self.store, self.clients = store, clients
+        self.artifact_concurrency, self.blob_concurrency = artifact_concurrency, blob_concurrency
+
+    async def run(self, execution_id: int) -> str:
+        execution = await self.store.execution(execution_id)
+        if execution is None:
+            raise LookupError(f"execution {execution_id} does not exist")
+        policy = await self.store.policy(int(execution["policy_id"]))
+        if policy is None:
+            await self.store.finalize(execution_id, "its policy was deleted")
+            return "Failed"
+        src = await self.clients(policy["src_registry_id"])
+        dst = await self.clients(policy["dest_registry_id"])
+        try:
+            return await self._run(execution, policy, src, dst)
+        finally:
+            await src.close()
+            await dst.close()
+
+    async def _run(self, execution: dict[str, Any], policy: dict[str, Any], src: OciClient,
+                   dst: OciClient) -> str:
+        eid = int(execution["id"])
+        spec = policy_spec(policy)
+        status_text: str | None = None
+        if not execution["planned"]:
+            try:
+                plan = await self.plan(spec, src, dst)
+            except OciError as e:
+                await self.store.add_tasks(eid, [_row("list", "", "", "", (), "Failed", "failed",
+                                                      f"listing failed: {e}")])
+                return await self.store.finalize(eid, f"listing failed: {e}")
+            rows = tasks_from_plan(plan, bool(execution["dry_run"]))
+            if plan.problems:
+                rows.append(_row("list", "", "", "", (), "Failed", "failed",
+                                 "; ".join(plan.problems)[:2000]))
+                status_text = "source listing incomplete: no deletion was done"
+            if plan.deletions_blocked:
+                status_text = plan.deletions_blocked
+            await self.store.add_tasks(eid, rows)
+        speed = int(policy.get("speed_bytes_per_second") or -1)
+        copier = Copier(
+            src, dst, blob_concurrency=self.blob_concurrency,
+            chunk_bytes=(16 << 20) if policy.get("copy_by_chunk") else None,
+            bandwidth=BandwidthLimit(speed) if speed > 0 else None,
+        )
+        stopped = await self._work(eid, spec, copier, dst)
+        if stopped:
+            await self.store.stop_pending(eid)
+        return await self.store.finalize(eid, status_text)
+
+    async def plan(self, spec: PolicySpec, src: OciClient, dst: OciClient) -> Plan:
+        repos = await list_repositories(src, lambda r: repository_matches(list(spec.filters), r))
+        source = await list_side(src, repos)
+        ledger = await self.store.ledger(spec.policy_id)
+        dst_repos = {
+            map_repository(r, spec.dest_namespace, spec.dest_namespace_replace_count)
+            for r in repos
+        } | set(ledger)
+        destination = await list_side(dst, dst_repos, missing_ok=True)
+        plan = make_plan(spec, source, destination, ledger)
+        return plan if source.complete else _with_problems(plan, source.problems)
+
+    async def _work(self, eid: int, spec: PolicySpec, copier: Copier, dst: OciClient) -> bool:
+        """Lease and run tasks until none is left; True if the run was stopped."""
+        running: set[int] = set()
+        stop = anyio.Event()
+        async with anyio.create_task_group() as outer:
+            outer.start_soon(self._heartbeat, eid, running, stop, outer.cancel_scope)
+            slots = anyio.Semaphore(self.artifact_concurrency)
+            while not stop.is_set():
+                batch = await self.store.lease_tasks(eid, self.artifact_concurrency * 4)
+                if not batch:
+                    break
+                async with anyio.create_task_group() as tg:
+                    for task in batch:
+                        running.add(int(task["id"]))
+                        tg.start_soon(self._one, spec, copier, dst, task, slots, running)
+            outer.cancel_scope.cancel()
+        return stop.is_set()
+
+    async def _heartbeat(self, eid: int, running: set[int], stop: anyio.Event,
+                         scope: anyio.CancelScope) -> None:
+        last_renew = time.monotonic()
+        while True:
+            await anyio.sleep(1.0)
+            if await self.store.stop_requested(eid):
+                stop.set()
+                scope.cancel()
+                return
+            if time.monotonic() - last_renew >= 10:
+                last_renew = time.monotonic()
+                if not await self.store.renew_execution(eid):
+                    log.warning("execution %s was taken over by another node; stopping here", eid)
+                    scope.cancel()
+                    return
+                await self.store.renew_tasks(sorted(running))
+
+    async def _one(self, spec: PolicySpec, copier: Copier, dst: OciClient, task: dict[str, Any],
+                   slots: anyio.Semaphore, running: set[int]) -> None:
+        tid = int(task["id"])
+        lines: list[str] = [task.get("log") or ""] if task.get("log") else []
+
+        def note(msg: str) -> None:
+            lines.append(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {msg}")
+
+        try:
+            async with slots:
+                outcome, nbytes = await self._execute(spec, copier, dst, task, note)
+            await self.store.finish_task(tid, "Succeed", outcome, "", "\n".join(lines), nbytes)
+        except anyio.get_cancelled_exc_class():
+            note("stopped")
+            with anyio.CancelScope(shield=True):
+                await self.store.finish_task(tid, "Stopped", "stopped", "run stopped",
+                                             "\n".join(lines), 0)
+            raise
+        except (OciError, OSError) as e:
+            note(f"error: {e}")
+            again = isinstance(e, Transient) and int(task["attempts"]) < MAX_ATTEMPTS
+            status = "Pending" if again else "Failed"
+            if again:
+                await anyio.sleep(min(2 ** int(task["attempts"]), 30))
+            await self.store.finish_task(tid, status, "" if again else "failed", str(e),
+                                         "\n".join(lines), 0)
+        finally:
+            running.discard(tid)
+
+    async def _execute(self, spec: PolicySpec, copier: Copier, dst: OciClient,
+                       task: dict[str, Any], note: Callable[[str], None]) -> tuple[str, int]:
+        tags = task_tags(task)
+        if task["operation"] == "deletion":
+            return await self._delete(spec, dst, task["dst_repository"], tags[0], task["digest"],
+                                      note), 0
+        result = await copier.copy(task["src_repository"], task["dst_repository"],
+                                   task["digest"], tags, note)
+        await self.store.record_replicated(spec.policy_id, task["dst_repository"], tags,
+                                           task["digest"])
+        note(f"done: {result.blobs_copied} blobs copied, {result.blobs_skipped} present, "
+             f"{result.blobs_mounted} mounted, {result.bytes_copied} bytes")
+        return "copied", result.bytes_copied
+
+    async def _delete(self, spec: PolicySpec, dst: OciClient, repo: str, tag: str, digest: str,
+                      note: Callable[[str], None]) -> str:
+        current = await dst.head_manifest(repo, tag)
+        if current is None or current.digest != digest:
+            note(f"{repo}:{tag} no longer names {digest}: left alone")
+            await self.store.forget_replicated(spec.policy_id, repo, tag)
+            return "skipped-differs"
+        try:
+            await dst.delete_tag(repo, tag)
+            note(f"deleted tag {repo}:{tag}")
+        except (Unsupported, NotFound):
+            others = [t for t in await dst.list_tags(repo) if t != tag]
+            sharing = [t for t in others if (r := await dst.head_manifest(repo, t)) and
+                       r.digest == digest]
+            if sharing:
+                note(f"{repo}:{tag}: the registry cannot delete tags and {sharing[0]} still "
+                     "names the artifact: left in place")
+                return "skipped-differs"
+            await dst.delete_manifest(repo, digest)
+            note(f"deleted {repo}@{digest} (tag {tag}; the registry deletes by digest only)")
+        await self.store.forget_replicated(spec.policy_id, repo, tag)
+        return "deleted"
+
+
+def _with_problems(plan: Plan, problems: tuple[str, ...]) -> Plan:
+    from dataclasses import replace
+
+    return replace(plan, problems=problems)

@@ -1,0 +1,151 @@
+"""Replication state (SQLModel tables in the same database as the registry's metadata).
+
+    registry_endpoint ── policy ── execution ── task        (Harbor's model: one task per artifact)
+                           └─ replicated                    what Seawall itself put at a destination;
+                                                            deletion sync deletes nothing else
+
+Statuses follow Harbor's v2.0 API: ``Pending``, ``InProgress``, ``Succeed``, ``Failed``,
+``Stopped``. Tasks are leased (``lease_owner`` / ``lease_expires``) and heartbeated, so a task of a
+dead worker is picked up again instead of staying ``InProgress`` forever.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Column, Index, String, Text
+from sqlmodel import Field, SQLModel
+
+from registry.meta.models import utcnow
+
+__all__ = [
+    "EXECUTION_STATUSES",
+    "Execution",
+    "Policy",
+    "RegistryEndpoint",
+    "Replicated",
+    "Task",
+]
+
+EXECUTION_STATUSES = ("Pending", "InProgress", "Succeed", "Failed", "Stopped")
+
+
+class RegistryEndpoint(SQLModel, table=True):
+    """A remote registry Seawall talks to. ``access_secret`` is stored encrypted."""
+
+    __tablename__ = "registry_endpoint"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(sa_column=Column(String(255), unique=True, nullable=False))
+    type: str = Field(max_length=64)  # adapter name: docker-registry, seawall, harbor, aws-ecr, …
+    url: str
+    description: str = ""
+    credential_type: str = Field(default="basic", max_length=16)  # basic | oauth | none
+    access_key: str = ""
+    access_secret_encrypted: str = ""
+    insecure: bool = False
+    ca_certificate: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    status: str = Field(default="unknown", max_length=16)  # healthy | unhealthy | unknown
+    status_detail: str = ""
+    creation_time: datetime = Field(default_factory=utcnow)
+    update_time: datetime = Field(default_factory=utcnow)
+
+
+class Policy(SQLModel, table=True):
+    """A replication rule (Harbor's fields, plus Seawall's safety rails and filter syntaxes).
+
+    ``src_registry_id`` / ``dest_registry_id`` NULL means the local registry; exactly one of them
+    is NULL. ``speed_bytes_per_second`` ≤ 0 means unlimited. ``filters_json`` holds Harbor-shaped
+    filters with an optional ``syntax`` (glob, regex, semver).
+    """
+
+    __tablename__ = "policy"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(sa_column=Column(String(255), unique=True, nullable=False))
+    description: str = ""
+    src_registry_id: int | None = Field(default=None, foreign_key="registry_endpoint.id")
+    dest_registry_id: int | None = Field(default=None, foreign_key="registry_endpoint.id")
+    dest_namespace: str = ""
+    dest_namespace_replace_count: int = -1
+    filters_json: str = "[]"
+    trigger_type: str = Field(default="manual", max_length=16)  # manual | scheduled | event_based
+    trigger_cron: str = ""
+    trigger_timezone: str = "UTC"
+    deletion: bool = False
+    override: bool = True
+    enabled: bool = True
+    speed_bytes_per_second: int = Field(default=-1, sa_column=Column(BigInteger, default=-1))
+    copy_by_chunk: bool = False
+    single_active_replication: bool = False
+    max_deletions: int = 100
+    max_deletion_fraction: float = 0.25
+    creation_time: datetime = Field(default_factory=utcnow)
+    update_time: datetime = Field(default_factory=utcnow)
+
+
+class Execution(SQLModel, table=True):
+    __tablename__ = "execution"
+    __table_args__ = (Index("ix_execution_policy", "policy_id", "id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    policy_id: int = Field(foreign_key="policy.id")
+    status: str = Field(default="Pending", max_length=16)
+    status_text: str = ""
+    trigger: str = Field(default="manual", max_length=16)
+    dry_run: bool = False
+    stop_requested: bool = False
+    total: int = 0
+    succeed: int = 0
+    failed: int = 0
+    in_progress: int = 0
+    stopped: int = 0
+    skipped: int = 0
+    bytes_copied: int = Field(default=0, sa_column=Column(BigInteger, default=0))
+    planned: bool = False  # tasks are written; a restart resumes them instead of re-planning
+    lease_owner: str | None = Field(default=None, max_length=128)
+    lease_expires: datetime | None = None
+    start_time: datetime = Field(default_factory=utcnow)
+    end_time: datetime | None = None
+
+
+class Task(SQLModel, table=True):
+    """One artifact (or one deletion) of an execution.
+
+    ``outcome``: ``copied``, ``skipped-identical``, ``skipped-differs`` (destination differs and
+    override is off), ``deleted``, ``would-copy`` / ``would-delete`` (dry run), ``failed``.
+    """
+
+    __tablename__ = "task"
+    __table_args__ = (
+        Index("ix_task_execution", "execution_id", "id"),
+        Index("ix_task_lease", "status", "lease_expires"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    execution_id: int = Field(foreign_key="execution.id")
+    status: str = Field(default="Pending", max_length=16)
+    operation: str = Field(default="copy", max_length=16)  # copy | deletion
+    resource_type: str = Field(default="image", max_length=32)
+    src_resource: str = ""
+    dst_resource: str = ""
+    src_repository: str = ""
+    dst_repository: str = ""
+    digest: str = Field(default="", max_length=150)
+    tags_json: str = "[]"
+    outcome: str = ""
+    reason: str = ""
+    log: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    attempts: int = 0
+    lease_owner: str | None = Field(default=None, max_length=128)
+    lease_expires: datetime | None = None
+    bytes_copied: int = Field(default=0, sa_column=Column(BigInteger, default=0))
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+
+
+class Replicated(SQLModel, table=True):
+    """A tag (or, with ``tag`` empty, an untagged artifact) Seawall put at a destination."""
+
+    __tablename__ = "replicated"
+    policy_id: int = Field(foreign_key="policy.id", primary_key=True)
+    dst_repository: str = Field(primary_key=True, max_length=255)
+    tag: str = Field(primary_key=True, max_length=128)
+    digest: str = Field(max_length=150)
+    updated_at: datetime = Field(default_factory=utcnow)

@@ -1,0 +1,282 @@
+"""Executions and tasks in the database: creation, leases, heartbeats, outcomes, roll-up.
+
+Leases make progress survive a dead worker: a node owns an execution (and each task it runs)
+until ``lease_expires``; it renews the lease while working. Another node (or the same one after a
+restart) takes over whatever lease has expired: tasks still ``Pending`` or ``InProgress`` are
+run again, finished ones never are.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, insert, or_, select, update
+
+from engine.state.models import Execution, Policy, Replicated, Task
+from registry.meta.db import Database
+from registry.meta.models import utcnow
+
+__all__ = ["RunStore", "roll_up"]
+
+X = Execution.__table__  # type: ignore[attr-defined]
+T = Task.__table__  # type: ignore[attr-defined]
+P = Policy.__table__  # type: ignore[attr-defined]
+L = Replicated.__table__  # type: ignore[attr-defined]
+
+LEASE = timedelta(seconds=30)
+ACTIVE = ("Pending", "InProgress")
+
+
+def roll_up(counts: dict[str, int]) -> str:
+    """Harbor's rule: InProgress while any task is pending or running; else Failed if any failed;
+    else Stopped if any stopped; else Succeed (also for zero tasks)."""
+    if counts.get("Pending", 0) or counts.get("InProgress", 0):
+        return "InProgress"
+    if counts.get("Failed", 0):
+        return "Failed"
+    if counts.get("Stopped", 0):
+        return "Stopped"
+    return "Succeed"
+
+
+class RunStore:
+    def __init__(self, db: Database, node_id: str) -> None:
+        self.db, self.node_id = db, node_id
+
+    # ------------------------------------------------------------------ executions
+    async def create_execution(self, policy_id: int, trigger: str, dry_run: bool = False) -> int:
+        async with self.db.write() as c:
+            res = await c.execute(
+                insert(X).values(policy_id=policy_id, trigger=trigger, dry_run=dry_run,
+                                 status="Pending", start_time=utcnow())
+            )
+            return int(res.inserted_primary_key[0])  # type: ignore[index]
+
+    async def active_execution(self, policy_id: int) -> int | None:
+        async with self.db.read() as c:
+            return (
+                await c.execute(
+                    select(X.c.id).where(X.c.policy_id == policy_id, X.c.status.in_(ACTIVE))
+                    .order_by(X.c.id).limit(1)
+                )
+            ).scalar()
+
+    async def claim_execution(self) -> int | None:
+        """Take the oldest active execution whose lease is free or expired."""
+        now = utcnow()
+        async with self.db.write() as c:
+            row = (
+                await c.execute(
+                    select(X.c.id).where(
+                        X.c.status.in_(ACTIVE),
+                        or_(X.c.lease_expires.is_(None), X.c.lease_expires < now),
+                    ).order_by(X.c.id).limit(1)
+                )
+            ).first()
+            if row is None:
+                return None
+            res = await c.execute(
+                update(X).where(
+                    X.c.id == row[0],
+                    or_(X.c.lease_expires.is_(None), X.c.lease_expires < now),
+                ).values(lease_owner=self.node_id, lease_expires=now + LEASE, status="InProgress")
+            )
+            return int(row[0]) if res.rowcount else None
+
+    async def renew_execution(self, execution_id: int) -> bool:
+        """Extend our lease; False when another node has taken the execution over."""
+        async with self.db.write() as c:
+            res = await c.execute(
+                update(X).where(X.c.id == execution_id, X.c.lease_owner == self.node_id)
+                .values(lease_expires=utcnow() + LEASE)
+            )
+            return bool(res.rowcount)
+
+    async def execution(self, execution_id: int) -> dict[str, Any] | None:
+        async with self.db.read() as c:
+            row = (await c.execute(select(X).where(X.c.id == execution_id))).mappings().first()
+            return dict(row) if row else None
+
+    async def policy(self, policy_id: int) -> dict[str, Any] | None:
+        async with self.db.read() as c:
+            row = (await c.execute(select(P).where(P.c.id == policy_id))).mappings().first()
+            return dict(row) if row else None
+
+    async def request_stop(self, execution_id: int) -> bool:
+        async with self.db.write() as c:
+            res = await c.execute(
+                update(X).where(X.c.id == execution_id, X.c.status.in_(ACTIVE))
+                .values(stop_requested=True)
+            )
+            return bool(res.rowcount)
+
+    async def stop_requested(self, execution_id: int) -> bool:
+        async with self.db.read() as c:
+            return bool(
+                (await c.execute(select(X.c.stop_requested).where(X.c.id == execution_id))).scalar()
+            )
+
+    async def set_status_text(self, execution_id: int, text: str) -> None:
+        async with self.db.write() as c:
+            await c.execute(update(X).where(X.c.id == execution_id).values(status_text=text))
+
+    # ------------------------------------------------------------------ tasks
+    async def add_tasks(self, execution_id: int, tasks: Sequence[dict[str, Any]]) -> None:
+        """Write the planned tasks and mark the execution planned, in one transaction."""
+        async with self.db.write() as c:
+            if tasks:
+                await c.execute(insert(T), [{"execution_id": execution_id, **t} for t in tasks])
+            await c.execute(update(X).where(X.c.id == execution_id).values(planned=True))
+
+    async def lease_tasks(self, execution_id: int, limit: int) -> list[dict[str, Any]]:
+        """Pending tasks, and in-progress ones whose lease expired (their worker died)."""
+        now = utcnow()
+        async with self.db.write() as c:
+            rows = (
+                await c.execute(
+                    select(T).where(
+                        T.c.execution_id == execution_id,
+                        or_(
+                            T.c.status == "Pending",
+                            (T.c.status == "InProgress") & (T.c.lease_expires < now),
+                        ),
+                    ).order_by(T.c.id).limit(limit)
+                )
+            ).mappings().all()
+            ids = [r["id"] for r in rows]
+            if ids:
+                await c.execute(
+                    update(T).where(T.c.id.in_(ids)).values(
+                        status="InProgress", lease_owner=self.node_id,
+                        lease_expires=now + LEASE, attempts=T.c.attempts + 1,
+                        start_time=func.coalesce(T.c.start_time, now),
+                    )
+                )
+            return [dict(r) for r in rows]
+
+    async def renew_tasks(self, task_ids: Sequence[int]) -> None:
+        if not task_ids:
+            return
+        async with self.db.write() as c:
+            await c.execute(
+                update(T).where(T.c.id.in_(list(task_ids)), T.c.lease_owner == self.node_id)
+                .values(lease_expires=utcnow() + LEASE)
+            )
+
+    async def finish_task(
+        self, task_id: int, status: str, outcome: str, reason: str, log: str, bytes_copied: int
+    ) -> None:
+        async with self.db.write() as c:
+            await c.execute(
+                update(T).where(T.c.id == task_id).values(
+                    status=status, outcome=outcome, reason=reason[:2000], log=log,
+                    bytes_copied=bytes_copied, end_time=utcnow(), lease_owner=None,
+                    lease_expires=None,
+                )
+            )
+
+    async def stop_pending(self, execution_id: int) -> None:
+        async with self.db.write() as c:
+            await c.execute(
+                update(T).where(T.c.execution_id == execution_id, T.c.status.in_(ACTIVE))
+                .values(status="Stopped", outcome="stopped", end_time=utcnow())
+            )
+
+    async def finalize(self, execution_id: int, status_text: str | None = None) -> str:
+        """Recount the tasks, roll the status up and (when nothing is active) close the run."""
+        async with self.db.write() as c:
+            counts = dict(
+                (
+                    await c.execute(
+                        select(T.c.status, func.count()).where(T.c.execution_id == execution_id)
+                        .group_by(T.c.status)
+                    )
+                ).all()
+            )
+            skipped = (
+                await c.execute(
+                    select(func.count()).where(
+                        T.c.execution_id == execution_id, T.c.outcome.like("skipped%")
+                    )
+                )
+            ).scalar_one()
+            copied = (
+                await c.execute(
+                    select(func.coalesce(func.sum(T.c.bytes_copied), 0)).where(
+                        T.c.execution_id == execution_id
+                    )
+                )
+            ).scalar_one()
+            status = roll_up(counts)
+            values: dict[str, Any] = {
+                "status": status,
+                "total": sum(counts.values()),
+                "succeed": counts.get("Succeed", 0),
+                "failed": counts.get("Failed", 0),
+                "stopped": counts.get("Stopped", 0),
+                "in_progress": counts.get("InProgress", 0) + counts.get("Pending", 0),
+                "skipped": skipped,
+                "bytes_copied": copied,
+            }
+            if status_text is not None:
+                values["status_text"] = status_text
+            elif status == "Succeed" and not counts:
+                values["status_text"] = "no resources need to be replicated"
+            if status not in ACTIVE:
+                values.update(end_time=utcnow(), lease_owner=None, lease_expires=None)
+            await c.execute(update(X).where(X.c.id == execution_id).values(**values))
+            return status
+
+    async def tasks(self, execution_id: int) -> list[dict[str, Any]]:
+        async with self.db.read() as c:
+            rows = (
+                await c.execute(select(T).where(T.c.execution_id == execution_id).order_by(T.c.id))
+            ).mappings().all()
+            return [dict(r) for r in rows]
+
+    # ------------------------------------------------------------------ ledger
+    async def ledger(self, policy_id: int) -> dict[str, dict[str, str]]:
+        async with self.db.read() as c:
+            rows = (
+                await c.execute(
+                    select(L.c.dst_repository, L.c.tag, L.c.digest).where(L.c.policy_id == policy_id)
+                )
+            ).all()
+        out: dict[str, dict[str, str]] = {}
+        for repo, tag, digest in rows:
+            out.setdefault(repo, {})[tag] = digest
+        return out
+
+    async def record_replicated(
+        self, policy_id: int, dst_repo: str, tags: Sequence[str], digest: str
+    ) -> None:
+        from sqlalchemy import delete
+
+        async with self.db.write() as c:
+            for tag in tags:
+                await c.execute(
+                    delete(L).where(L.c.policy_id == policy_id, L.c.dst_repository == dst_repo,
+                                    L.c.tag == tag)
+                )
+                await c.execute(
+                    insert(L).values(policy_id=policy_id, dst_repository=dst_repo, tag=tag,
+                                     digest=digest, updated_at=utcnow())
+                )
+
+    async def forget_replicated(self, policy_id: int, dst_repo: str, tag: str) -> None:
+        from sqlalchemy import delete
+
+        async with self.db.write() as c:
+            await c.execute(
+                delete(L).where(L.c.policy_id == policy_id, L.c.dst_repository == dst_repo,
+                                L.c.tag == tag)
+            )
+
+
+def task_tags(row: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(json.loads(row.get("tags_json") or "[]"))
+
+
