@@ -58,8 +58,10 @@ class InvalidOffset(StorageError):
 
 
 def check_path(path: str) -> str:
-    """Return ``path`` if it is absolute, has no empty, ``.`` or ``..`` components; else raise."""
-    if not _PATH_RE.match(path) or any(part in (".", "..") for part in path.split("/")):
+    """Return ``path`` if it is absolute and made of ``[A-Za-z0-9._-]+`` components other than
+    ``.`` and ``..``; else raise :class:`InvalidPath`. The whole string must match (no trailing
+    newline: ``$`` alone would let ``"/a\\n"`` through)."""
+    if not _PATH_RE.fullmatch(path) or any(part in (".", "..") for part in path.split("/")):
         raise InvalidPath("invalid storage path", path=path)
     return path
 
