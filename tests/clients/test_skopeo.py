@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.clients.layouts import OCI_INDEX, OCI_MANIFEST, Layout, build_image, build_index, sha256
@@ -18,7 +19,9 @@ from tests.clients.tools import Registry, Skopeo
 pytestmark = pytest.mark.clients
 
 
-def _push_layout(skopeo: Skopeo, layout: Path, tag: str, registry: Registry, repo: str, ref: str):
+def _push_layout(
+    skopeo: Skopeo, layout: Path, tag: str, registry: Registry, repo: str, ref: str
+) -> None:
     skopeo.copy(
         f"oci:{layout}:{tag}",
         registry.docker(repo, ref),
@@ -28,7 +31,9 @@ def _push_layout(skopeo: Skopeo, layout: Path, tag: str, registry: Registry, rep
     )
 
 
-def _manifest_response(registry: Registry, repo: str, ref: str, method: str = "GET"):
+def _manifest_response(
+    registry: Registry, repo: str, ref: str, method: str = "GET"
+) -> httpx.Response:
     with registry.http() as c:
         return c.request(
             method,
@@ -140,11 +145,11 @@ def test_copy_between_registries_preserves_digests(
     index = build_index(tmp_path / "src", "multi", seed="cross")
     _push_layout(skopeo, tmp_path / "src", "multi", distribution, repo, "multi")
 
-    for src, dest, dest_repo in (
-        (distribution, seawall_registry, repo),
-        (seawall_registry, distribution, f"{repo}-back"),
-    ):
-        src_repo = repo
+    hops = [
+        (distribution, repo, seawall_registry, repo),
+        (seawall_registry, repo, distribution, f"{repo}-back"),
+    ]
+    for src, src_repo, dest, dest_repo in hops:
         skopeo.copy(
             src.docker(src_repo, "multi"),
             dest.docker(dest_repo, "multi"),
