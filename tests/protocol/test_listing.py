@@ -1,0 +1,175 @@
+"""Tags list (end-8a/8b) and the catalog: lexical order, ``n``/``last`` pagination with
+``Link: <…>; rel="next"``, ``n=0``, unknown repositories."""
+
+from __future__ import annotations
+
+import uuid
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+
+from tests.protocol.helpers import (
+    OCI_MANIFEST,
+    all_pages,
+    assert_error,
+    next_link,
+    push_image,
+    put_manifest,
+)
+
+# All lowercase so that byte order, case-insensitive order and Go's sort.Strings agree.
+TAGS = ["latest", "1.0", "alpha", "rc-1", "b", "1.1", "beta", "zeta", "0", "a"]
+SORTED = sorted(TAGS)
+
+
+def tagged(c: httpx.Client, repo: str, tags: list[str] = TAGS) -> None:
+    _, body = push_image(c, repo, tags[0])
+    for tag in tags[1:]:
+        assert put_manifest(c, repo, tag, body, OCI_MANIFEST).status_code == 201
+
+
+def test_tags_list_sorted(admin: httpx.Client, repo: str) -> None:
+    tagged(admin, repo)
+    r = admin.get(f"/v2/{repo}/tags/list")
+    assert r.status_code == 200, r.text
+    assert r.headers["Content-Type"].split(";")[0] == "application/json"
+    assert r.json() == {"name": repo, "tags": SORTED}
+    assert "Link" not in r.headers
+
+
+@pytest.mark.parametrize("n", [1, 3, 4, 9])
+def test_tags_list_pagination(admin: httpx.Client, repo: str, n: int) -> None:
+    """Follow the Link headers from ``?n=`` to the end: every tag once, in order, pages of n."""
+    tagged(admin, repo)
+    url: str | None = f"/v2/{repo}/tags/list?n={n}"
+    seen: list[str] = []
+    pages = 0
+    while url is not None:
+        r = admin.get(url)
+        assert r.status_code == 200, r.text
+        page = r.json()["tags"]
+        pages += 1
+        assert pages <= len(TAGS) + 1, "pagination does not end"
+        url = next_link(r)
+        if url is not None:
+            assert len(page) == n, (url, page)  # fewer than n only on the last page
+            q = parse_qs(urlsplit(url).query)
+            assert urlsplit(url).path == f"/v2/{repo}/tags/list", url
+            assert q["n"] == [str(n)] and q["last"] == [page[-1]], url
+        else:
+            assert len(page) <= n
+        seen += page
+    assert seen == SORTED
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("last=beta", [t for t in SORTED if t > "beta"]),
+        ("n=2&last=beta", [t for t in SORTED if t > "beta"][:2]),
+        ("n=3&last=bb", [t for t in SORTED if t > "bb"][:3]),  # last need not be a tag
+        ("n=2&last=zeta", []),
+        ("last=0", SORTED[1:]),
+        ("n=100", SORTED),
+    ],
+)
+def test_tags_list_last(admin: httpx.Client, repo: str, query: str, expected: list[str]) -> None:
+    tagged(admin, repo)
+    r = admin.get(f"/v2/{repo}/tags/list?{query}")
+    assert r.status_code == 200, r.text
+    assert r.json()["tags"] == expected
+
+
+def test_tags_list_n_zero(admin: httpx.Client, repo: str) -> None:
+    tagged(admin, repo)
+    r = admin.get(f"/v2/{repo}/tags/list?n=0")
+    assert r.status_code == 200, r.text
+    assert r.json()["tags"] == []
+    assert "Link" not in r.headers
+
+
+@pytest.mark.parametrize("n", ["-1", "abc", "1.5"])
+def test_tags_list_invalid_n(admin: httpx.Client, repo: str, n: str) -> None:
+    tagged(admin, repo, ["a"])
+    assert_error(admin.get(f"/v2/{repo}/tags/list?n={n}"), 400)
+
+
+def test_tags_list_unknown_repository(admin: httpx.Client, repo: str) -> None:
+    assert_error(admin.get(f"/v2/{repo}/tags/list"), 404, "NAME_UNKNOWN")
+    assert_error(admin.get(f"/v2/{repo}/tags/list?n=0"), 404, "NAME_UNKNOWN")
+
+
+def test_tags_list_without_tags(admin: httpx.Client, repo: str) -> None:
+    """A repository holding only an untagged manifest lists no tags (200, not 404)."""
+    push_image(admin, repo)
+    r = admin.get(f"/v2/{repo}/tags/list")
+    assert r.status_code == 200, r.text
+    assert r.json()["tags"] in ([], None)
+
+
+def test_tags_list_after_tag_delete(admin: httpx.Client, repo: str) -> None:
+    tagged(admin, repo, ["a", "b", "c"])
+    assert admin.delete(f"/v2/{repo}/manifests/b").status_code == 202
+    assert admin.get(f"/v2/{repo}/tags/list").json()["tags"] == ["a", "c"]
+
+
+# --------------------------------------------------------------------------- catalog
+
+
+@pytest.fixture
+def catalog_repos(admin: httpx.Client) -> tuple[str, list[str]]:
+    """Five repositories under a fresh prefix; returns (prefix, their names sorted)."""
+    prefix = f"protocat-{uuid.uuid4().hex[:8]}"
+    names = [f"{prefix}/{s}" for s in ("e", "a", "c/d", "b", "c")]
+    for name in names:
+        push_image(admin, name, "v1")
+    return prefix, sorted(names)
+
+
+def test_catalog_lists_sorted(admin: httpx.Client, catalog_repos: tuple[str, list[str]]) -> None:
+    prefix, names = catalog_repos
+    repos = all_pages(admin, "/v2/_catalog", "repositories")
+    assert repos == sorted(repos)
+    assert [x for x in repos if x.startswith(prefix + "/")] == names
+
+
+@pytest.mark.parametrize("n", [1, 2, 5])
+def test_catalog_pagination(
+    admin: httpx.Client, catalog_repos: tuple[str, list[str]], n: int
+) -> None:
+    """Start just before the prefix (``last=<prefix>`` sorts before ``<prefix>/…``) and follow
+    Link headers through the five repositories."""
+    prefix, names = catalog_repos
+    url: str | None = f"/v2/_catalog?n={n}&last={prefix}"
+    seen: list[str] = []
+    while url is not None and len(seen) < len(names):
+        r = admin.get(url)
+        assert r.status_code == 200, r.text
+        page = r.json()["repositories"]
+        assert len(page) == n or next_link(r) is None, page
+        url = next_link(r)
+        if url is not None:
+            q = parse_qs(urlsplit(url).query)
+            assert urlsplit(url).path == "/v2/_catalog", url
+            assert q["n"] == [str(n)] and q["last"] == [page[-1]], url
+        seen += page
+    assert seen[: len(names)] == names
+
+
+def test_catalog_last(admin: httpx.Client, catalog_repos: tuple[str, list[str]]) -> None:
+    _, names = catalog_repos
+    r = admin.get("/v2/_catalog", params={"n": 2, "last": names[1]})
+    assert r.status_code == 200, r.text
+    assert r.json()["repositories"] == names[2:4]
+
+
+def test_catalog_n_zero(admin: httpx.Client, catalog_repos: tuple[str, list[str]]) -> None:
+    r = admin.get("/v2/_catalog?n=0")
+    assert r.status_code == 200, r.text
+    assert r.json()["repositories"] == []
+    assert "Link" not in r.headers
+
+
+def test_catalog_invalid_n(admin: httpx.Client) -> None:
+    assert_error(admin.get("/v2/_catalog?n=abc"), 400)
