@@ -20,6 +20,7 @@ from registry.http.context import RegistryContext, RegistryOptions
 from registry.meta.accounts import AccountStore
 from registry.meta.content import ContentStore
 from registry.meta.db import Database, create_engine, init_schema
+from registry.meta.sql import SqlBackend, SqliteBackend, sqlite_path
 from registry.storage.base import StorageDriver
 from registry.storage.blobs import BlobStore
 from registry.storage.drivers.filesystem import FilesystemDriver
@@ -34,12 +35,14 @@ log = logging.getLogger("seawall")
 class Services:
     settings: Settings
     engine: AsyncEngine
+    sql: SqlBackend
     driver: StorageDriver
     context: RegistryContext
 
     async def close(self) -> None:
         await self.driver.close()
         await self.engine.dispose()
+        self.sql.close()
 
 
 def build_driver(settings: Settings) -> StorageDriver:
@@ -49,8 +52,16 @@ def build_driver(settings: Settings) -> StorageDriver:
 
 def build_services(settings: Settings) -> Services:
     settings.data_path.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(settings.resolved_database_url)
-    db = Database(engine)
+    url = settings.resolved_database_url
+    path = sqlite_path(url)
+    if path is None:
+        raise SystemExit(
+            f"seawall: database_url {url!r} is not SQLite; PostgreSQL support (for several "
+            "nodes) is not in this version yet. Use the default SQLite database."
+        )
+    sql = SqliteBackend(path)
+    engine = create_engine(url)
+    db = Database(engine, write_lock=sql.write_lock)
     driver = build_driver(settings)
     key = (
         settings.auth.token_key.encode()
@@ -59,7 +70,7 @@ def build_services(settings: Settings) -> Services:
     )
     ttl = settings.cache_ttl_seconds
     context = RegistryContext(
-        content=ContentStore(db, cache_ttl_seconds=ttl),
+        content=ContentStore(sql, cache_ttl_seconds=ttl),
         blobs=BlobStore(driver),
         accounts=AccountStore(db, cache_ttl_seconds=ttl),
         tokens=TokenIssuer(
@@ -73,10 +84,11 @@ def build_services(settings: Settings) -> Services:
             anonymous_pull=settings.auth.anonymous_pull,
             token_service=settings.auth.service,
             token_realm=settings.auth.realm,
+            basic_on_registry=settings.auth.basic_on_registry,
         ),
         secret=hmac.new(key, b"seawall upload ids", hashlib.sha256).digest(),
     )
-    return Services(settings, engine, driver, context)
+    return Services(settings, engine, sql, driver, context)
 
 
 async def bootstrap(settings: Settings) -> str | None:

@@ -32,6 +32,7 @@ class AuthSettings(BaseModel):
     token_key: str | None = None  # default: generated once into <data_dir>/token.key
     service: str = "seawall"
     realm: str | None = None  # token endpoint URL; default: derived from the request's Host
+    basic_on_registry: bool = True  # accept HTTP Basic on /v2/ too (else bearer tokens only)
 
 
 class Settings(BaseModel):

@@ -11,11 +11,12 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from registry.auth.passwords import hash_password, verify_password
 from registry.auth.permissions import Grant, allowed_actions
 from registry.auth.scopes import Access, format_scope
-from registry.auth.tokens import InvalidToken
+from registry.auth.tokens import InvalidToken, TokenClaims
 from registry.http.asgi import Request
 from registry.http.context import RegistryContext
 from registry.meta.accounts import AccountRecord
@@ -76,6 +77,22 @@ async def check_basic(ctx: RegistryContext, header: str) -> AccountRecord | None
     return account
 
 
+def _verified_token(ctx: RegistryContext, token: str) -> TokenClaims | None:
+    """Verify a bearer token, remembering good ones briefly: a client sends the same token on
+    every request, and a signature check costs more than the rest of a manifest GET."""
+    claims = ctx.verified_tokens.get(token)
+    if claims is None:
+        try:
+            claims = ctx.tokens.verify(token)
+        except InvalidToken:
+            return None
+        ctx.verified_tokens.put(token, claims)
+    if claims.expires_at <= datetime.now(UTC):
+        ctx.verified_tokens.pop(token)
+        return None
+    return claims
+
+
 def grants_of(account: AccountRecord) -> list[Grant]:
     return [Grant(g.repository, g.actions) for g in account.grants]
 
@@ -85,16 +102,15 @@ async def authorize(ctx: RegistryContext, req: Request, needed: Sequence[Access]
     header = req.headers.get("authorization", "")
     scheme = header[:7].lower()
     if scheme == "bearer ":
-        try:
-            claims = ctx.tokens.verify(header[7:].strip())
-        except InvalidToken:
-            raise challenge(ctx, req, needed, "invalid_token") from None
+        claims = _verified_token(ctx, header[7:].strip())
+        if claims is None:
+            raise challenge(ctx, req, needed, "invalid_token")
         for access in needed:
             if not all(claims.allows(access.type, access.name, a) for a in access.actions):
                 raise challenge(ctx, req, needed, "insufficient_scope")
         req.user = claims.subject
         return
-    if scheme.startswith("basic "):
+    if scheme.startswith("basic ") and ctx.options.basic_on_registry:
         account = await check_basic(ctx, header)
         if account is None:
             raise challenge(ctx, req, needed, "invalid_credentials")

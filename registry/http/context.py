@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from registry.auth.passwords import VerifiedCache
-from registry.auth.tokens import TokenIssuer
+from registry.auth.tokens import TokenClaims, TokenIssuer
 from registry.meta.accounts import AccountStore
+from registry.meta.cache import TTLCache
 from registry.meta.content import ContentStore
 from registry.storage.blobs import BlobStore
 
@@ -27,6 +28,7 @@ class RegistryOptions:
     anonymous_pull: bool = False
     token_service: str = "seawall"
     token_realm: str | None = None  # default: <request base URL>/service/token
+    basic_on_registry: bool = True  # False: /v2/ takes bearer tokens only (Basic → challenge)
 
 
 @dataclass
@@ -39,6 +41,8 @@ class RegistryContext:
     options: RegistryOptions = RegistryOptions()
     secret: bytes = b""  # signs upload session ids (stable across restarts and workers)
     listeners: list[EventListener] = field(default_factory=list)
+    #: bearer tokens already verified (a client sends the same one on every request)
+    verified_tokens: TTLCache[TokenClaims] = field(default_factory=lambda: TTLCache(4096, 30.0))
 
     def notify(self) -> None:
         for listener in self.listeners:

@@ -70,9 +70,11 @@ def _created(name: str, digest: str) -> Response:
     )
 
 
-async def _publish(ctx: RegistryContext, name: str, upload_id: str, digest: Digest) -> Response:
+async def _publish(
+    ctx: RegistryContext, name: str, upload_id: str, digest: Digest, size: int
+) -> Response:
     try:
-        size = await ctx.blobs.publish(upload_id, digest)
+        await ctx.blobs.publish(upload_id, digest, size)
     except DigestMismatch as e:
         raise RegistryError(
             "DIGEST_INVALID", {"expected": str(e.expected), "actual": str(e.actual)}
@@ -101,24 +103,38 @@ async def start_upload(ctx: RegistryContext, req: Request) -> Response:
     if monolithic is not None:
         digest = parse_digest(monolithic)
         try:
-            await ctx.blobs.append(upload_id, _body(req), commit=True)
-            return await _publish(ctx, name, upload_id, digest)
+            size = await ctx.blobs.append(upload_id, _body(req), commit=True)
+            return await _publish(ctx, name, upload_id, digest, size)
         except BaseException:
             await ctx.blobs.cancel(upload_id)
             raise
     return _progress(name, upload_id, 0, 202)
 
 
-async def _session(ctx: RegistryContext, req: Request) -> tuple[str, str, int]:
+def _unknown(upload_id: str) -> RegistryError:
+    return RegistryError("BLOB_UPLOAD_UNKNOWN", {"upload": upload_id[:100]})
+
+
+def _session(ctx: RegistryContext, req: Request) -> tuple[str, str]:
+    """The repository and upload id of a request, if the id was issued for that repository."""
     name, upload_id = req.params["name"], req.params["uuid"]
-    unknown = RegistryError("BLOB_UPLOAD_UNKNOWN", {"upload": upload_id[:100]})
     if not _owned_by(ctx, upload_id, name):
-        raise unknown
+        raise _unknown(upload_id)
+    return name, upload_id
+
+
+async def _append(
+    ctx: RegistryContext, req: Request, name: str, upload_id: str, commit: bool
+) -> int:
     try:
-        size = await ctx.blobs.upload_size(upload_id)
+        return await ctx.blobs.append(
+            upload_id,
+            _body(req),
+            commit=commit,
+            check=lambda size: _check_range(req, name, upload_id, size),
+        )
     except PathNotFound:
-        raise unknown from None
-    return name, upload_id, size
+        raise _unknown(upload_id) from None
 
 
 def _check_range(req: Request, name: str, upload_id: str, size: int) -> None:
@@ -148,16 +164,18 @@ async def _body(req: Request) -> AsyncIterator[bytes]:
 
 
 async def upload_status(ctx: RegistryContext, req: Request) -> Response:
-    name, upload_id, size = await _session(ctx, req)
+    name, upload_id = _session(ctx, req)
+    try:
+        size = await ctx.blobs.upload_size(upload_id)
+    except PathNotFound:
+        raise _unknown(upload_id) from None
     return _progress(name, upload_id, size, 204)
 
 
 async def patch_upload(ctx: RegistryContext, req: Request) -> Response:
-    name, upload_id = req.params["name"], req.params["uuid"]
+    name, upload_id = _session(ctx, req)
     async with ctx.blobs.lock(upload_id):
-        name, upload_id, size = await _session(ctx, req)
-        _check_range(req, name, upload_id, size)
-        size = await ctx.blobs.append(upload_id, _body(req))
+        size = await _append(ctx, req, name, upload_id, commit=False)
     return _progress(name, upload_id, size, 202)
 
 
@@ -166,16 +184,18 @@ async def put_upload(ctx: RegistryContext, req: Request) -> Response:
     if raw is None:
         raise RegistryError("DIGEST_INVALID", {"reason": "the digest query parameter is required"})
     digest = parse_digest(raw)
-    upload_id = req.params["uuid"]
+    name, upload_id = _session(ctx, req)
     async with ctx.blobs.lock(upload_id):
-        name, upload_id, size = await _session(ctx, req)
-        _check_range(req, name, upload_id, size)
-        await ctx.blobs.append(upload_id, _body(req), commit=True)
-        return await _publish(ctx, name, upload_id, digest)
+        size = await _append(ctx, req, name, upload_id, commit=True)
+        return await _publish(ctx, name, upload_id, digest, size)
 
 
 async def cancel_upload(ctx: RegistryContext, req: Request) -> Response:
-    async with ctx.blobs.lock(req.params["uuid"]):
-        _, upload_id, _ = await _session(ctx, req)
+    _, upload_id = _session(ctx, req)
+    async with ctx.blobs.lock(upload_id):
+        try:
+            await ctx.blobs.upload_size(upload_id)
+        except PathNotFound:
+            raise _unknown(upload_id) from None
         await ctx.blobs.cancel(upload_id)
     return Response(204, {"Content-Length": "0"})

@@ -26,8 +26,8 @@ from datetime import datetime
 __all__ = [
     "FileInfo",
     "FileWriter",
-    "InvalidPath",
     "InvalidOffset",
+    "InvalidPath",
     "PathNotFound",
     "StorageDriver",
     "StorageError",
@@ -118,9 +118,7 @@ class StorageDriver(ABC):
         """Atomically create or replace a file, creating parent directories."""
 
     @abstractmethod
-    def reader(
-        self, path: str, offset: int = 0, length: int | None = None
-    ) -> AsyncIterator[bytes]:
+    def reader(self, path: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
         """Stream ``length`` bytes (all, if None) from ``offset``, in chunks of at most ~1 MiB.
 
         :raises PathNotFound: (on first iteration) when the file does not exist

@@ -12,7 +12,7 @@ the in-memory hash state is missing or stale (another process, or after a crash)
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import anyio
@@ -84,12 +84,23 @@ class BlobStore:
         return state
 
     async def append(
-        self, upload_id: str, chunks: AsyncIterator[bytes], *, commit: bool = False
+        self,
+        upload_id: str,
+        chunks: AsyncIterator[bytes],
+        *,
+        commit: bool = False,
+        check: Callable[[int], None] | None = None,
     ) -> int:
         """Append a request body to the upload and return its new size; ``commit`` makes the
-        whole upload durable (fsync), as :meth:`publish` needs."""
+        whole upload durable (fsync), as :meth:`publish` needs. ``check`` sees the size before
+        anything is written and may raise to refuse the body (e.g. a chunk out of order).
+
+        :raises PathNotFound: when the upload does not exist (never started, or finished).
+        """
         writer = await self.driver.writer(paths.upload_data(upload_id), append=True)
         try:
+            if check is not None:
+                check(writer.size_bytes)
             state = await self._state(upload_id, writer.size_bytes)
             async for chunk in chunks:
                 if chunk:
@@ -106,13 +117,13 @@ class BlobStore:
             await writer.close()
         return state.size_bytes
 
-    async def publish(self, upload_id: str, expected: Digest) -> int:
-        """Verify the committed upload against ``expected`` and move it into place.
+    async def publish(self, upload_id: str, expected: Digest, size_bytes: int) -> None:
+        """Verify the committed upload (of ``size_bytes``, as :meth:`append` returned) against
+        ``expected`` and move it into place.
 
         :raises DigestMismatch: (the upload is discarded) when the content does not match.
         """
-        size = await self.upload_size(upload_id)
-        state = await self._state(upload_id, size)
+        state = await self._state(upload_id, size_bytes)
         actual = state.hasher.digest() if expected.algorithm == "sha256" else None
         if actual is None:  # another algorithm: hash the stored bytes with it
             h = expected.hasher()
@@ -123,11 +134,13 @@ class BlobStore:
             await self.cancel(upload_id)
             raise DigestMismatch(expected, actual)
         await self.driver.move(paths.upload_data(upload_id), paths.blob_data(expected))
-        await self.cancel(upload_id)
-        return size
+        self._forget(upload_id)  # the move took the data; the driver dropped the empty folder
 
-    async def cancel(self, upload_id: str) -> None:
+    def _forget(self, upload_id: str) -> None:
         self._states.pop(upload_id, None)
         self._locks.pop(upload_id, None)
+
+    async def cancel(self, upload_id: str) -> None:
+        self._forget(upload_id)
         with contextlib.suppress(PathNotFound):
             await self.driver.delete(paths.upload_dir(upload_id))
