@@ -1,15 +1,447 @@
-"""CLI commands that drive replication through the management API (being written)."""
+"""``seawall registry|policy|replicate|execution``: replication through the management API.
+
+Every command talks to a running Seawall (``--url`` or ``$SEAWALL_URL``, default
+http://127.0.0.1:5000) as ``--username``/``--password`` (or ``$SEAWALL_USERNAME`` /
+``$SEAWALL_PASSWORD``; user ``admin`` with ``$SEAWALL_ADMIN_PASSWORD`` by default). The remote
+registry's own credentials, in ``registry add``, are ``--access-key``/``--access-secret``
+(Harbor's names), so they never clash with the API's.
+
+Filters (``policy add --filter``, repeatable, ANDed): ``KIND=[SYNTAX:]VALUE`` to match,
+``KIND!=[SYNTAX:]VALUE`` to exclude; KIND is name, tag, label or resource; SYNTAX is glob (the
+default, Harbor's), regex or semver (tags). E.g. ``name=library/**``, ``tag=semver:>=1.2 <2``,
+``tag!=regex:.*-rc``, ``label=prod,eu``.
+
+Exit codes: 0 done (``replicate --wait``: the run succeeded); 1 it failed (or the run failed or
+was stopped); 2 the command line is wrong.
+"""
 
 from __future__ import annotations
 
 import argparse
+import re
+import sys
+import time
+from typing import Any
 
-COMMANDS: tuple[str, ...] = ()
+import httpx
+
+from seawall.replication_client import ApiClient, CliError, credentials_from
+
+__all__ = ["COMMANDS", "add_commands", "parse_filter", "run"]
+
+COMMANDS: tuple[str, ...] = ("registry", "policy", "replicate", "execution")
+_FILTER = re.compile(r"^(name|tag|label|resource)(!=|=)(?:(glob|regex|semver):)?(.*)$", re.S)
+REGISTRIES, POLICIES, EXECUTIONS = "/registries", "/replication/policies", "/replication/executions"
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    return None
+def parse_filter(text: str) -> dict[str, Any]:
+    """``tag!=regex:.*-rc`` → ``{"type": "tag", "decoration": "excludes", "syntax": "regex",
+    "value": ".*-rc"}``. :raises CliError: (exit 2) when it does not parse."""
+    m = _FILTER.match(text)
+    if m is None:
+        raise CliError(
+            f"--filter {text!r}: write KIND=VALUE or KIND!=VALUE, KIND one of name, tag, label, "
+            "resource, VALUE optionally prefixed glob:, regex: or semver:",
+            exit_code=2,
+        )
+    kind, op, syntax, value = m.groups()
+    out: dict[str, Any] = {
+        "type": kind,
+        "decoration": "excludes" if op == "!=" else "matches",
+        "syntax": syntax or "glob",
+        "value": [v.strip() for v in value.split(",") if v.strip()] if kind == "label" else value,
+    }
+    return out
 
 
-def run(args: argparse.Namespace) -> int:
-    return 2
+def format_filter(f: dict[str, Any]) -> str:
+    value = f.get("value")
+    text = ",".join(value) if isinstance(value, list) else str(value or "")
+    syntax = f.get("syntax") or "glob"
+    op = "!=" if f.get("decoration") == "excludes" else "="
+    return f"{f.get('type')}{op}{'' if syntax == 'glob' else syntax + ':'}{text}"
+
+
+# ---------------------------------------------------------------------------- parser
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    conn = argparse.ArgumentParser(add_help=False)
+    g = conn.add_argument_group("connection")
+    g.add_argument("--url", help="Seawall's URL (default: $SEAWALL_URL or http://127.0.0.1:5000)")
+    g.add_argument("--username", help="API user (default: $SEAWALL_USERNAME or admin)")
+    g.add_argument("--password", help="API password (default: $SEAWALL_PASSWORD)")
+
+    def group(name: str, help_text: str) -> Any:
+        return sub.add_parser(name, help=help_text).add_subparsers(dest="action", required=True)
+
+    reg = group("registry", "manage the registry endpoints replication talks to")
+    add = reg.add_parser("add", parents=[conn], help="add a registry endpoint")
+    add.add_argument("name")
+    add.add_argument("--type", required=True, help="adapter, e.g. docker-registry, harbor, quay")
+    add.add_argument("--registry-url", dest="endpoint", required=True, help="the registry's URL")
+    add.add_argument("--access-key", "--registry-username", dest="access_key", default="")
+    add.add_argument(
+        "--access-secret",
+        "--registry-password",
+        dest="access_secret",
+        default="",
+        help="the registry's password or token ('-' reads it from stdin)",
+    )
+    add.add_argument("--credential-type", choices=("basic", "oauth"), default="basic")
+    add.add_argument("--insecure", action="store_true", help="do not verify its TLS certificate")
+    add.add_argument("--description", default="")
+    add.add_argument("--no-ping", action="store_true", help="do not check it after adding")
+    reg.add_parser("list", parents=[conn], help="list registry endpoints")
+    for action, text in (("ping", "check an endpoint's health"), ("delete", "delete an endpoint")):
+        reg.add_parser(action, parents=[conn], help=text).add_argument("name")
+
+    pol = group("policy", "manage replication policies")
+    padd = pol.add_parser("add", parents=[conn], help="add a replication policy")
+    padd.add_argument("name")
+    padd.add_argument("--src-registry", help="pull from this endpoint (default: local registry)")
+    padd.add_argument("--dest-registry", help="push to this endpoint (default: local registry)")
+    padd.add_argument("--dest-namespace", default="")
+    padd.add_argument("--replace-count", type=int, help="namespace components to replace (-1)")
+    padd.add_argument("--filter", action="append", default=[], metavar="KIND[!]=[SYNTAX:]VALUE")
+    padd.add_argument("--deletion", action="store_true", help="delete what disappears at source")
+    padd.add_argument("--no-override", action="store_true", help="never overwrite at destination")
+    padd.add_argument("--trigger", choices=("manual", "scheduled", "event_based"), default="manual")
+    padd.add_argument("--cron", help="schedule (6 fields, as Harbor) for --trigger scheduled")
+    padd.add_argument("--timezone", help="time zone of --cron (default UTC)")
+    padd.add_argument("--description", default="")
+    padd.add_argument("--disabled", action="store_true")
+    padd.add_argument("--single-active", action="store_true", help="skip a run while one runs")
+    padd.add_argument("--bandwidth", type=int, metavar="BYTES_PER_SECOND", help="speed limit")
+    for action in ("list", "show", "delete"):
+        p = pol.add_parser(action, parents=[conn], help=f"{action} replication policies")
+        if action != "list":
+            p.add_argument("name")
+        if action != "delete":
+            p.add_argument("--json", action="store_true", help="print the API's JSON")
+
+    rep = sub.add_parser("replicate", parents=[conn], help="start a run of a replication policy")
+    rep.add_argument("policy")
+    rep.add_argument("--dry-run", action="store_true", help="plan only: show what would change")
+    rep.add_argument("--wait", action="store_true", help="follow the run until it ends")
+
+    ex = group("execution", "follow and stop replication runs")
+    exl = ex.add_parser("list", parents=[conn], help="list runs")
+    exl.add_argument("--policy")
+    ex.add_parser("stop", parents=[conn], help="stop a run").add_argument("id", type=int)
+    ex.add_parser("tasks", parents=[conn], help="a run's tasks").add_argument("id", type=int)
+    log = ex.add_parser("log", parents=[conn], help="a task's log")
+    log.add_argument("id", type=int)
+    log.add_argument("task_id", type=int)
+
+
+# ---------------------------------------------------------------------------- commands
+def run(args: argparse.Namespace, transport: httpx.BaseTransport | None = None) -> int:
+    creds = credentials_from(args.url, args.username, args.password)
+    api = ApiClient(creds, transport)
+    try:
+        handler = _HANDLERS[(args.command, getattr(args, "action", None))]
+        return handler(api, args)
+    except CliError as e:
+        print(f"seawall: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("seawall: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        api.close()
+
+
+def _registry_add(api: ApiClient, args: argparse.Namespace) -> int:
+    secret = sys.stdin.readline().rstrip("\n") if args.access_secret == "-" else args.access_secret
+    body = {
+        "name": args.name,
+        "type": args.type,
+        "url": args.endpoint,
+        "description": args.description,
+        "insecure": args.insecure,
+        "credential": {
+            "type": args.credential_type,
+            "access_key": args.access_key,
+            "access_secret": secret,
+        },
+    }
+    new_id = api.create(REGISTRIES, body)
+    print(f"added registry {args.name} (id {new_id})")
+    if args.no_ping:
+        return 0
+    return _ping(api, args.name, new_id)
+
+
+def _ping(api: ApiClient, name: str, registry_id: int) -> int:
+    try:
+        api.request("POST", f"{REGISTRIES}/ping", json={"id": registry_id})
+    except CliError as e:
+        print(f"{name} is unhealthy: {e}")
+        return 1
+    print(f"{name} is healthy")
+    return 0
+
+
+def _registry_list(api: ApiClient, args: argparse.Namespace) -> int:
+    rows = [
+        [str(r["id"]), r["name"], r["type"], r["url"], r.get("status") or ""]
+        for r in api.all(REGISTRIES)
+    ]
+    _table(["ID", "NAME", "TYPE", "URL", "STATUS"], rows)
+    return 0
+
+
+def _registry_ping(api: ApiClient, args: argparse.Namespace) -> int:
+    found = api.find("registry", REGISTRIES, args.name)
+    return _ping(api, found["name"], int(found["id"]))
+
+
+def _registry_delete(api: ApiClient, args: argparse.Namespace) -> int:
+    found = api.find("registry", REGISTRIES, args.name)
+    api.request("DELETE", f"{REGISTRIES}/{found['id']}")
+    print(f"deleted registry {found['name']}")
+    return 0
+
+
+def _policy_add(api: ApiClient, args: argparse.Namespace) -> int:
+    if not args.src_registry and not args.dest_registry:
+        raise CliError("policy add needs --src-registry or --dest-registry", exit_code=2)
+    if args.trigger == "scheduled" and not args.cron:
+        raise CliError("--trigger scheduled needs --cron", exit_code=2)
+    filters = [parse_filter(f) for f in args.filter]
+
+    def ref(name: str | None) -> dict[str, Any] | None:
+        return {"id": api.find("registry", REGISTRIES, name)["id"]} if name else None
+
+    settings: dict[str, Any] = {"cron": args.cron or ""}
+    if args.timezone:
+        settings["timezone"] = args.timezone
+    body: dict[str, Any] = {
+        "name": args.name,
+        "description": args.description,
+        "src_registry": ref(args.src_registry),
+        "dest_registry": ref(args.dest_registry),
+        "dest_namespace": args.dest_namespace,
+        "filters": filters,
+        "trigger": {"type": args.trigger, "trigger_settings": settings},
+        "deletion": args.deletion,
+        "override": not args.no_override,
+        "enabled": not args.disabled,
+        "single_active_replication": args.single_active,
+    }
+    if args.replace_count is not None:
+        body["dest_namespace_replace_count"] = args.replace_count
+    if args.bandwidth is not None:
+        body["speed_bytes_per_second"] = args.bandwidth
+    new_id = api.create(POLICIES, body)
+    print(f"added policy {args.name} (id {new_id})")
+    return 0
+
+
+def _side(registry: dict[str, Any] | None) -> str:
+    if not registry or not registry.get("id"):
+        return "local"
+    return str(registry.get("name") or f"registry {registry.get('id')}")
+
+
+def _policy_list(api: ApiClient, args: argparse.Namespace) -> int:
+    policies = list(api.all(POLICIES))
+    if args.json:
+        return _print_json(policies)
+    rows = [
+        [
+            str(p["id"]),
+            p["name"],
+            f"{_side(p.get('src_registry'))} -> {_side(p.get('dest_registry'))}",
+            (p.get("trigger") or {}).get("type", ""),
+            "yes" if p.get("enabled") else "no",
+        ]
+        for p in policies
+    ]
+    _table(["ID", "NAME", "DIRECTION", "TRIGGER", "ENABLED"], rows)
+    return 0
+
+
+def _policy_show(api: ApiClient, args: argparse.Namespace) -> int:
+    p = api.find("policy", POLICIES, args.name)
+    if args.json:
+        return _print_json(p)
+    trigger = p.get("trigger") or {}
+    settings = trigger.get("trigger_settings") or {}
+    when = trigger.get("type", "manual")
+    if when == "scheduled":
+        when += f" ({settings.get('cron')} {settings.get('timezone') or 'UTC'})"
+    speed = p.get("speed_bytes_per_second") or -1
+    lines = [
+        ("name", f"{p['name']} (id {p['id']})"),
+        ("description", p.get("description") or ""),
+        ("source", _side(p.get("src_registry"))),
+        ("destination", _side(p.get("dest_registry"))),
+        ("namespace", f"{p.get('dest_namespace') or '(kept)'}"),
+        ("replace count", str(p.get("dest_namespace_replace_count"))),
+        ("filters", "; ".join(format_filter(f) for f in p.get("filters") or []) or "(all)"),
+        ("trigger", when),
+        ("enabled", "yes" if p.get("enabled") else "no"),
+        ("override", "yes" if p.get("override") else "no"),
+        ("deletion", _deletion(p)),
+        ("bandwidth", f"{speed} bytes/s" if speed > 0 else "unlimited"),
+        ("single active", "yes" if p.get("single_active_replication") else "no"),
+    ]
+    for key, value in lines:
+        print(f"{key + ':':15}{value}")
+    return 0
+
+
+def _deletion(p: dict[str, Any]) -> str:
+    if not p.get("deletion"):
+        return "no"
+    fraction = float(p.get("max_deletion_fraction") or 0)
+    return f"yes (at most {p.get('max_deletions')} and {fraction:.0%} of the tags per run)"
+
+
+def _policy_delete(api: ApiClient, args: argparse.Namespace) -> int:
+    p = api.find("policy", POLICIES, args.name)
+    api.request("DELETE", f"{POLICIES}/{p['id']}")
+    print(f"deleted policy {p['name']}")
+    return 0
+
+
+def _replicate(api: ApiClient, args: argparse.Namespace) -> int:
+    p = api.find("policy", POLICIES, args.policy)
+    eid = api.create(EXECUTIONS, {"policy_id": p["id"], "dry_run": args.dry_run})
+    kind = "dry run" if args.dry_run else "run"
+    print(f"started {kind} {eid} of policy {p['name']}", flush=True)
+    if not args.wait:
+        print(f"follow it with `seawall execution tasks {eid}`")
+        return 0
+    try:
+        execution = _follow(api, eid)
+    except KeyboardInterrupt:
+        print(f"\nstill running; stop it with `seawall execution stop {eid}`", file=sys.stderr)
+        return 130
+    if args.dry_run:
+        _plan_table(list(api.all(f"{EXECUTIONS}/{eid}/tasks")))
+    if execution.get("status_text"):
+        print(execution["status_text"])
+    return 0 if execution["status"] == "Succeed" else 1
+
+
+def _follow(api: ApiClient, eid: int, poll_seconds: float = 1.0) -> dict[str, Any]:
+    tty = sys.stdout.isatty()
+    last = ""
+    while True:
+        execution: dict[str, Any] = api.get(f"{EXECUTIONS}/{eid}")
+        line = progress_line(execution)
+        if tty:
+            print(f"\r\x1b[2K{line}", end="", flush=True)
+        elif line != last:
+            print(line, flush=True)
+        last = line
+        if execution["status"] not in ("InProgress", "Pending"):
+            if tty:
+                print()
+            return execution
+        time.sleep(poll_seconds)
+
+
+def progress_line(e: dict[str, Any]) -> str:
+    return (
+        f"execution {e['id']}: {e['status']}  total {e.get('total', 0)}  "
+        f"succeed {e.get('succeed', 0)}  failed {e.get('failed', 0)}  "
+        f"in progress {e.get('in_progress', 0)}  skipped {e.get('skipped', 0)}  "
+        f"{_size(int(e.get('bytes_copied') or 0))} copied"
+    )
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
+def _plan_table(tasks: list[dict[str, Any]]) -> None:
+    """What a dry run would do: copies and deletions first, then what it would leave alone."""
+    order = {"would-copy": 0, "would-delete": 1}
+    tasks = sorted(tasks, key=lambda t: (order.get(t.get("outcome", ""), 2), t["id"]))
+    rows = [
+        [
+            t.get("outcome") or t.get("status", ""),
+            t.get("src_resource") or "-",
+            t.get("dst_resource") or "-",
+            (t.get("digest") or "")[:19],
+            t.get("reason") or "",
+        ]
+        for t in tasks
+    ]
+    _table(["ACTION", "SOURCE", "DESTINATION", "DIGEST", "REASON"], rows)
+    copies = sum(1 for t in tasks if t.get("outcome") == "would-copy")
+    deletes = sum(1 for t in tasks if t.get("outcome") == "would-delete")
+    others = len(tasks) - copies - deletes
+    print(f"{copies} would be copied, {deletes} would be deleted, {others} left as they are")
+
+
+def _execution_list(api: ApiClient, args: argparse.Namespace) -> int:
+    params = {}
+    if args.policy:
+        params["policy_id"] = api.find("policy", POLICIES, args.policy)["id"]
+    rows = [
+        [str(e["id"]), str(e["policy_id"]), e["status"], e["trigger"], e.get("start_time") or "",
+         f"{e.get('succeed', 0)}/{e.get('total', 0)}", "yes" if e.get("dry_run") else ""]
+        for e in api.all(EXECUTIONS, **params)
+    ]  # fmt: skip
+    _table(["ID", "POLICY", "STATUS", "TRIGGER", "STARTED", "DONE", "DRY RUN"], rows)
+    return 0
+
+
+def _execution_stop(api: ApiClient, args: argparse.Namespace) -> int:
+    api.request("PUT", f"{EXECUTIONS}/{args.id}")
+    print(f"asked execution {args.id} to stop")
+    return 0
+
+
+def _execution_tasks(api: ApiClient, args: argparse.Namespace) -> int:
+    rows = [
+        [str(t["id"]), t["operation"], t["status"], t.get("outcome") or "",
+         t.get("src_resource") or "-", t.get("dst_resource") or "-", t.get("reason") or ""]
+        for t in api.all(f"{EXECUTIONS}/{args.id}/tasks")
+    ]  # fmt: skip
+    _table(["ID", "OPERATION", "STATUS", "OUTCOME", "SOURCE", "DESTINATION", "REASON"], rows)
+    return 0
+
+
+def _execution_log(api: ApiClient, args: argparse.Namespace) -> int:
+    text = api.request("GET", f"{EXECUTIONS}/{args.id}/tasks/{args.task_id}/log").text
+    print(text, end="" if text.endswith("\n") or not text else "\n")
+    return 0
+
+
+def _table(header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for r in [header, *rows]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+def _print_json(data: Any) -> int:
+    import json
+
+    print(json.dumps(data, indent=2))
+    return 0
+
+
+_HANDLERS = {
+    ("registry", "add"): _registry_add,
+    ("registry", "list"): _registry_list,
+    ("registry", "ping"): _registry_ping,
+    ("registry", "delete"): _registry_delete,
+    ("policy", "add"): _policy_add,
+    ("policy", "list"): _policy_list,
+    ("policy", "show"): _policy_show,
+    ("policy", "delete"): _policy_delete,
+    ("replicate", None): _replicate,
+    ("execution", "list"): _execution_list,
+    ("execution", "stop"): _execution_stop,
+    ("execution", "tasks"): _execution_tasks,
+    ("execution", "log"): _execution_log,
+}

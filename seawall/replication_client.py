@@ -117,7 +117,9 @@ class ApiClient:
         try:
             return int(location.rstrip("/").rsplit("/", 1)[-1])
         except ValueError:
-            raise CliError(f"POST {path}: the server sent no usable Location ({location!r})") from None
+            raise CliError(
+                f"POST {path}: the server sent no usable Location ({location!r})"
+            ) from None
 
     def find(self, kind: str, path: str, name: str) -> dict[str, Any]:
         """The registry or policy called ``name`` (or, failing that, with that numeric id)."""

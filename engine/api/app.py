@@ -1,0 +1,117 @@
+"""The management API's ASGI application: routing, access rules, and the error boundary.
+
+Access: ``GET /ping`` and ``GET /systeminfo`` are public; every other route needs HTTP Basic for
+an active account. Reads (GET/HEAD) are open to any account; everything else needs an admin.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from engine.api import executions, policies, registries, system
+from engine.api.context import ApiContext
+from engine.api.errors import ApiError, not_found, to_response
+from registry.http.asgi import ClientDisconnected, Receive, Request, Response, Scope, Send
+from registry.http.asgi import send_response as _send
+from registry.http.auth import check_basic
+
+__all__ = ["PREFIX", "ManagementApi", "create_api"]
+
+PREFIX = "/api/v2.0"
+Handler = Callable[[ApiContext, Request], Awaitable[Response]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+READS = frozenset({"GET", "HEAD"})
+CHALLENGE = {"WWW-Authenticate": 'Basic realm="seawall"'}
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    pattern: re.Pattern[str]
+    methods: dict[str, Handler]
+    public: bool = False
+
+
+def _route(path: str, public: bool = False, **methods: Handler) -> Route:
+    regex = re.sub(r"\{(\w+)\}", r"(?P<\1>\\d+)", path)
+    return Route(re.compile(f"^{regex}$"), methods, public)
+
+
+ROUTES = (
+    _route("/ping", public=True, GET=system.ping),
+    _route("/systeminfo", public=True, GET=system.info),
+    _route("/registries", GET=registries.list_registries, POST=registries.create),
+    _route("/registries/ping", POST=registries.ping),
+    _route("/registries/{id}", GET=registries.get, PUT=registries.update, DELETE=registries.delete),
+    _route("/registries/{id}/info", GET=registries.info),
+    _route("/replication/adapters", GET=registries.adapters),
+    _route("/replication/adapterinfos", GET=registries.adapter_infos),
+    _route("/replication/policies", GET=policies.list_policies, POST=policies.create),
+    _route(
+        "/replication/policies/{id}", GET=policies.get, PUT=policies.update, DELETE=policies.delete
+    ),
+    _route("/replication/executions", GET=executions.list_executions, POST=executions.start),
+    _route("/replication/executions/{id}", GET=executions.get, PUT=executions.stop),
+    _route("/replication/executions/{id}/tasks", GET=executions.tasks),
+    _route("/replication/executions/{id}/tasks/{task_id}/log", GET=executions.task_log),
+)
+
+
+class ManagementApi:
+    """ASGI app for ``/api/v2.0/...``; anything else is a 404 in Harbor's error format."""
+
+    def __init__(self, ctx: ApiContext) -> None:
+        self.ctx = ctx
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        req = Request(scope, receive)
+        try:
+            response = await self.dispatch(req)
+        except ClientDisconnected:
+            return
+        except Exception as e:
+            response = to_response(e, f"{req.method} {req.path}")
+        await _send(scope, send, response)
+
+    async def dispatch(self, req: Request) -> Response:
+        path = req.path.rstrip("/")
+        if not path.startswith(PREFIX + "/"):
+            raise not_found(f"no such path: {req.path[:200]} (the API lives under {PREFIX}/)")
+        sub = path[len(PREFIX) :]
+        for route in ROUTES:
+            m = route.pattern.match(sub)
+            if m is None:
+                continue
+            method = "GET" if req.method == "HEAD" else req.method
+            handler = route.methods.get(method)
+            if handler is None:
+                allowed = ", ".join(sorted(route.methods))
+                raise ApiError(
+                    "METHOD_NOT_ALLOWED",
+                    f"{req.method} is not allowed on {req.path[:200]}; allowed: {allowed}",
+                    headers={"Allow": allowed},
+                )
+            if not (route.public and method in READS):
+                await self.authorize(req, admin=method not in READS)
+            req.params = m.groupdict()
+            return await handler(self.ctx, req)
+        raise not_found(f"no such path: {req.path[:200]}")
+
+    async def authorize(self, req: Request, admin: bool) -> None:
+        header = req.headers.get("authorization", "")
+        if not header[:6].lower() == "basic ":
+            raise ApiError("UNAUTHORIZED", "authentication required (HTTP Basic)", CHALLENGE)
+        account = await check_basic(self.ctx.registry_ctx, header)
+        if account is None:
+            raise ApiError("UNAUTHORIZED", "invalid username or password", CHALLENGE)
+        req.user = account.name
+        if admin and account.kind != "admin":
+            raise ApiError("FORBIDDEN", f"{account.name} is not an administrator: changes need one")
+
+
+def create_api(ctx: ApiContext) -> ASGIApp:
+    """The management API as an ASGI callable (``RegistryApp``'s ``fallback``)."""
+    return ManagementApi(ctx)

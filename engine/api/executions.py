@@ -1,0 +1,246 @@
+"""Executions and tasks: ``/replication/executions`` and below.
+
+* ``POST`` ``{policy_id, dry_run?}`` → 201 + Location; the replication service is woken at once.
+  ``?trigger=scheduled|event_based`` records another trigger (Harbor's scheduler does this).
+  A disabled policy → 412. With ``single_active_replication`` and a run still active, the new
+  execution is recorded as ``Failed`` with ``status_text`` "Execution skipped: active replication
+  still in progress." and nothing runs — exactly what Harbor 2.14 does, so tools that filter on
+  that text keep working.
+* ``PUT /{id}`` stops a run: a running one stops at its next heartbeat (about a second); one no
+  node has picked up yet is stopped at once. Stopping a finished run changes nothing (200).
+* A run not yet picked up reports ``InProgress`` (Harbor has no ``Pending`` execution status);
+  its tasks report ``Pending``. The counts of an active run are live from its tasks.
+
+Seawall adds ``skipped``, ``dry_run`` and ``bytes_copied`` to executions, and ``outcome``,
+``reason`` and ``digest`` to tasks (see :class:`engine.state.models.Task`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import case, func, insert, select, update
+
+from engine.api.context import ApiContext
+from engine.api.errors import ApiError, bad_request, not_found
+from engine.api.paging import fetch_page, list_response, page_of, sort_order
+from engine.api.policies import load as load_policy
+from engine.api.wire import read_body, rfc3339
+from engine.state.models import Execution, Task
+from engine.state.runs import RunStore
+from registry.http.asgi import Request, Response, json_response
+from registry.meta.models import utcnow
+
+__all__ = ["get", "list_executions", "start", "stop", "task_log", "tasks"]
+
+X = Execution.__table__  # type: ignore[attr-defined]
+T = Task.__table__  # type: ignore[attr-defined]
+ACTIVE = ("Pending", "InProgress")
+TRIGGERS = ("manual", "scheduled", "event_based")
+STATUSES = ("InProgress", "Succeed", "Failed", "Stopped")
+TASK_STATUSES = ("Pending", "InProgress", "Succeed", "Failed", "Stopped")
+SKIPPED_TEXT = "Execution skipped: active replication still in progress."
+EXECUTION_SORT = {
+    "id": X.c.id,
+    "policy_id": X.c.policy_id,
+    "status": X.c.status,
+    "start_time": X.c.start_time,
+    "end_time": X.c.end_time,
+}
+TASK_SORT = {"id": T.c.id, "status": T.c.status, "start_time": T.c.start_time}
+
+
+def execution_json(row: dict[str, Any], live: dict[str, int] | None = None) -> dict[str, Any]:
+    counts = live or row
+    return {
+        "id": row["id"],
+        "policy_id": row["policy_id"],
+        "status": "InProgress" if row["status"] == "Pending" else row["status"],
+        "status_text": row["status_text"],
+        "trigger": row["trigger"],
+        "start_time": rfc3339(row["start_time"]),
+        "end_time": rfc3339(row["end_time"]),
+        **{k: int(counts[k]) for k in ("total", "failed", "succeed", "in_progress", "stopped")},
+        "skipped": int(counts["skipped"]),
+        "dry_run": row["dry_run"],
+        "bytes_copied": int(counts["bytes_copied"]),
+    }
+
+
+def task_json(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "execution_id": row["execution_id"],
+        "job_id": str(row["id"]),
+        "status": row["status"],
+        "operation": row["operation"],
+        "resource_type": row["resource_type"],
+        "src_resource": row["src_resource"],
+        "dst_resource": row["dst_resource"],
+        "start_time": rfc3339(row["start_time"]),
+        "end_time": rfc3339(row["end_time"]),
+        "outcome": row["outcome"],
+        "reason": row["reason"],
+        "digest": row["digest"],
+    }
+
+
+async def _live_counts(c: Any, ids: list[int]) -> dict[int, dict[str, int]]:
+    """Task counts of active executions (their stored counts are written only at the end)."""
+    if not ids:
+        return {}
+    skipped = func.sum(case((T.c.outcome.like("skipped%"), 1), else_=0))
+    rows = await c.execute(
+        select(T.c.execution_id, T.c.status, func.count(), skipped, func.sum(T.c.bytes_copied))
+        .where(T.c.execution_id.in_(ids))
+        .group_by(T.c.execution_id, T.c.status)
+    )
+    out: dict[int, dict[str, int]] = {
+        i: dict.fromkeys(
+            ("total", "failed", "succeed", "in_progress", "stopped", "skipped", "bytes_copied"), 0
+        )
+        for i in ids
+    }
+    slot = {"Succeed": "succeed", "Failed": "failed", "Stopped": "stopped"}
+    for eid, status, count, skip, nbytes in rows.all():
+        counts = out[int(eid)]
+        counts["total"] += count
+        counts[slot.get(status, "in_progress")] += count
+        counts["skipped"] += int(skip or 0)
+        counts["bytes_copied"] += int(nbytes or 0)
+    return out
+
+
+async def _load(c: Any, execution_id: int) -> dict[str, Any]:
+    row = (await c.execute(select(X).where(X.c.id == execution_id))).mappings().first()
+    if row is None:
+        raise not_found(f"replication execution {execution_id} does not exist")
+    return dict(row)
+
+
+async def start(ctx: ApiContext, req: Request) -> Response:
+    body = await read_body(req, ctx.max_body_bytes)
+    policy_id = body.integer("policy_id", minimum=1)
+    if policy_id is None:
+        raise bad_request("policy_id is required")
+    dry_run = bool(body.flag("dry_run"))
+    trigger = req.q("trigger") or "manual"
+    if trigger not in TRIGGERS:
+        raise bad_request(f"trigger must be one of {', '.join(TRIGGERS)}")
+    async with ctx.db.read() as c:
+        policy = await load_policy(c, policy_id)
+    if not policy["enabled"]:
+        raise ApiError("PRECONDITION", f"the policy {policy_id} is disabled; enable it first")
+    execution_id = None
+    if policy["single_active_replication"]:
+        execution_id = await _record_skip_if_active(ctx, policy_id, trigger, dry_run)
+    if execution_id is None:
+        execution_id = await RunStore(ctx.db, "api").create_execution(policy_id, trigger, dry_run)
+        ctx.wake()
+    return Response(201, {"Location": f"{req.path.rstrip('/')}/{execution_id}"})
+
+
+async def _record_skip_if_active(
+    ctx: ApiContext, policy_id: int, trigger: str, dry_run: bool
+) -> int | None:
+    async with ctx.db.write() as c:
+        active = (
+            await c.execute(
+                select(X.c.id).where(X.c.policy_id == policy_id, X.c.status.in_(ACTIVE)).limit(1)
+            )
+        ).scalar()
+        if active is None:
+            return None
+        now = utcnow()
+        res = await c.execute(
+            insert(X).values(
+                policy_id=policy_id,
+                trigger=trigger,
+                dry_run=dry_run,
+                status="Failed",
+                status_text=SKIPPED_TEXT,
+                planned=True,
+                start_time=now,
+                end_time=now,
+            )
+        )
+        return int(res.inserted_primary_key[0])  # type: ignore[index]
+
+
+async def list_executions(ctx: ApiContext, req: Request) -> Response:
+    page = page_of(req)
+    where = []
+    if (policy_id := req.q("policy_id")) is not None and policy_id != "":
+        if not policy_id.isdigit():
+            raise bad_request("policy_id must be an integer")
+        where.append(X.c.policy_id == int(policy_id))
+    if status := req.q("status"):
+        if status not in STATUSES:
+            raise bad_request(f"status must be one of {', '.join(STATUSES)}")
+        where.append(X.c.status.in_(ACTIVE) if status == "InProgress" else X.c.status == status)
+    if trigger := req.q("trigger"):
+        if trigger not in TRIGGERS:
+            raise bad_request(f"trigger must be one of {', '.join(TRIGGERS)}")
+        where.append(X.c.trigger == trigger)
+    order = sort_order(req, EXECUTION_SORT, [X.c.id.desc()])
+    async with ctx.db.read() as c:
+        rows, total = await fetch_page(c, select(X).where(*where).order_by(*order), page)
+        live = await _live_counts(c, [r["id"] for r in rows if r["status"] in ACTIVE])
+    items = [execution_json(r, live.get(r["id"])) for r in rows]
+    return list_response(req, items, page, total)
+
+
+async def get(ctx: ApiContext, req: Request) -> Response:
+    async with ctx.db.read() as c:
+        row = await _load(c, int(req.params["id"]))
+        live = await _live_counts(c, [row["id"]] if row["status"] in ACTIVE else [])
+    return json_response(execution_json(row, live.get(row["id"])))
+
+
+async def stop(ctx: ApiContext, req: Request) -> Response:
+    execution_id = int(req.params["id"])
+    async with ctx.db.read() as c:
+        await _load(c, execution_id)
+    await RunStore(ctx.db, "api").request_stop(execution_id)
+    async with ctx.db.write() as c:  # nobody holds it yet: nobody else will stop it
+        await c.execute(
+            update(X)
+            .where(X.c.id == execution_id, X.c.status == "Pending", X.c.lease_owner.is_(None))
+            .values(status="Stopped", status_text="stopped before it started", end_time=utcnow())
+        )
+    ctx.wake()
+    return Response(200)
+
+
+async def tasks(ctx: ApiContext, req: Request) -> Response:
+    execution_id = int(req.params["id"])
+    page = page_of(req)
+    where = [T.c.execution_id == execution_id]
+    if status := req.q("status"):
+        if status not in TASK_STATUSES:
+            raise bad_request(f"status must be one of {', '.join(TASK_STATUSES)}")
+        where.append(T.c.status == status)
+    if resource_type := req.q("resource_type"):
+        where.append(T.c.resource_type == resource_type)
+    if operation := req.q("operation"):
+        where.append(T.c.operation == operation)
+    order = sort_order(req, TASK_SORT, [T.c.id])
+    async with ctx.db.read() as c:
+        await _load(c, execution_id)
+        rows, total = await fetch_page(c, select(T).where(*where).order_by(*order), page)
+    return list_response(req, [task_json(r) for r in rows], page, total)
+
+
+async def task_log(ctx: ApiContext, req: Request) -> Response:
+    execution_id, task_id = int(req.params["id"]), int(req.params["task_id"])
+    async with ctx.db.read() as c:
+        await _load(c, execution_id)
+        row = (
+            await c.execute(
+                select(T.c.log).where(T.c.id == task_id, T.c.execution_id == execution_id)
+            )
+        ).first()
+    if row is None:
+        raise not_found(f"execution {execution_id} contains no task with ID {task_id}")
+    text = row[0] or ""
+    return Response(200, {"Content-Type": "text/plain; charset=utf-8"}, text.encode("utf-8"))

@@ -1,0 +1,356 @@
+"""Registry endpoints: ``/registries``, ``/registries/{id}``, ``/registries/ping``,
+``/registries/{id}/info``, ``/replication/adapters`` and ``/replication/adapterinfos``.
+
+Secrets are sealed before they are stored and never returned: a response carries
+``credential.access_secret`` as ``"*****"`` when one is stored (``""`` when none), as Harbor does.
+Sending ``"*****"`` back (a GET → PUT round trip) keeps the stored secret, where Harbor would
+store the five asterisks.
+
+Health (``status``) is ``unknown`` until ``POST /registries/ping`` with the endpoint's ``id``
+records ``healthy`` or ``unhealthy``; changing the URL or the credentials makes it ``unknown``
+again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from cryptography import x509
+from sqlalchemy import delete as sql_delete
+from sqlalchemy import insert, or_, select
+from sqlalchemy import update as sql_update
+
+from engine.api.context import ApiContext, EndpointSpec
+from engine.api.errors import ApiError, bad_request, not_found
+from engine.api.paging import fetch_page, list_response, page_of, query_terms, sort_order
+from engine.api.wire import Body, read_body, rfc3339
+from engine.state.models import Policy, RegistryEndpoint
+from registry.http.asgi import Request, Response, json_response
+from registry.meta.models import utcnow
+
+__all__ = [
+    "MASK",
+    "adapter_infos",
+    "adapters",
+    "create",
+    "delete",
+    "get",
+    "info",
+    "list_registries",
+    "load",
+    "local_registry",
+    "ping",
+    "registry_json",
+    "update",
+]
+
+R = RegistryEndpoint.__table__  # type: ignore[attr-defined]
+P = Policy.__table__  # type: ignore[attr-defined]
+MASK = "*****"
+CREDENTIAL_TYPES = ("basic", "oauth")
+SEARCHABLE = {"name": R.c.name, "type": R.c.type, "url": R.c.url, "status": R.c.status}
+SORTABLE = {**SEARCHABLE, "id": R.c.id, "creation_time": R.c.creation_time}
+
+
+def registry_json(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "type": row["type"],
+        "url": row["url"],
+        "description": row["description"],
+        "credential": {
+            "type": row["credential_type"],
+            "access_key": row["access_key"],
+            "access_secret": MASK if row["access_secret_encrypted"] else "",
+        },
+        "insecure": row["insecure"],
+        "ca_certificate": row["ca_certificate"],
+        "status": row["status"],
+        "creation_time": rfc3339(row["creation_time"]),
+        "update_time": rfc3339(row["update_time"]),
+    }
+
+
+def local_registry(req: Request) -> dict[str, Any]:
+    """Registry id 0: this Seawall's own registry (``null`` or ``{"id": 0}`` in a policy)."""
+    return {
+        "id": 0,
+        "name": "Local",
+        "type": "seawall",
+        "url": req.base_url,
+        "description": "this Seawall's own registry",
+        "credential": None,
+        "insecure": False,
+        "status": "healthy",
+        "creation_time": None,
+        "update_time": None,
+    }
+
+
+async def load(ctx: ApiContext, registry_id: int) -> dict[str, Any]:
+    async with ctx.db.read() as c:
+        row = (await c.execute(select(R).where(R.c.id == registry_id))).mappings().first()
+    if row is None:
+        raise not_found(f"registry {registry_id} does not exist")
+    return dict(row)
+
+
+def _id(req: Request) -> int:
+    return int(req.params["id"])
+
+
+async def list_registries(ctx: ApiContext, req: Request) -> Response:
+    page = page_of(req)
+    where = query_terms(req, SEARCHABLE)
+    if legacy := req.q("name"):  # Harbor's deprecated ?name= (fuzzy)
+        where.append(R.c.name.contains(legacy, autoescape=True))
+    stmt = select(R).where(*where).order_by(*sort_order(req, SORTABLE, [R.c.id]))
+    async with ctx.db.read() as c:
+        rows, total = await fetch_page(c, stmt, page)
+    return list_response(req, [registry_json(r) for r in rows], page, total)
+
+
+async def get(ctx: ApiContext, req: Request) -> Response:
+    return json_response(registry_json(await load(ctx, _id(req))))
+
+
+async def create(ctx: ApiContext, req: Request) -> Response:
+    body = await read_body(req, ctx.max_body_bytes)
+    name = _name(body.text("name", max_length=255))
+    adapter = body.text("type", max_length=64)
+    if not adapter:
+        raise bad_request("type is required; GET /api/v2.0/replication/adapters lists them")
+    _check_type(ctx, adapter)
+    url = _url(body.text("url"), required=True)
+    cred = body.obj("credential") or Body({}, "credential.")
+    secret = cred.text("access_secret") or ""
+    values = {
+        "name": name,
+        "type": adapter,
+        "url": url,
+        "description": body.text("description") or "",
+        "credential_type": cred.choice("type", CREDENTIAL_TYPES) or "basic",
+        "access_key": cred.text("access_key", max_length=1024) or "",
+        "access_secret_encrypted": ctx.secrets.encrypt(secret),
+        "insecure": bool(body.flag("insecure")),
+        "ca_certificate": _ca(body.text("ca_certificate", max_length=65536)),
+        "status": "unknown",
+        "creation_time": utcnow(),
+        "update_time": utcnow(),
+    }
+    async with ctx.db.write() as c:
+        await _check_unique(c, name)
+        res = await c.execute(insert(R).values(**values))
+        new_id = int(res.inserted_primary_key[0])  # type: ignore[index]
+    return Response(201, {"Location": f"{req.path.rstrip('/')}/{new_id}"})
+
+
+async def update(ctx: ApiContext, req: Request) -> Response:
+    """Harbor's flat, all-nullable ``RegistryUpdate``; a nested ``credential`` (as GET returns
+    it) is accepted too, and the flat fields win."""
+    registry_id = _id(req)
+    body = await read_body(req, ctx.max_body_bytes)
+    cred = body.obj("credential") or Body({}, "credential.")
+    values: dict[str, Any] = {}
+    if (name := body.text("name", max_length=255)) is not None:
+        values["name"] = _name(name)
+    if (description := body.text("description")) is not None:
+        values["description"] = description
+    if (url := body.text("url")) is not None:
+        values["url"] = _url(url, required=True)
+    kind = body.choice("credential_type", CREDENTIAL_TYPES) or cred.choice("type", CREDENTIAL_TYPES)
+    if kind is not None:
+        values["credential_type"] = kind
+    key = body.text("access_key", max_length=1024)
+    if (key := key if key is not None else cred.text("access_key", max_length=1024)) is not None:
+        values["access_key"] = key
+    secret = body.text("access_secret")
+    secret = secret if secret is not None else cred.text("access_secret")
+    if secret is not None and secret != MASK:
+        values["access_secret_encrypted"] = ctx.secrets.encrypt(secret)
+    if (insecure := body.flag("insecure")) is not None:
+        values["insecure"] = insecure
+    if (ca := body.text("ca_certificate", max_length=65536)) is not None:
+        values["ca_certificate"] = _ca(ca)
+    async with ctx.db.write() as c:
+        row = (await c.execute(select(R).where(R.c.id == registry_id))).mappings().first()
+        if row is None:
+            raise not_found(f"registry {registry_id} does not exist")
+        if "name" in values and values["name"] != row["name"]:
+            await _check_unique(c, values["name"])
+        if any(k in values and values[k] != row[k] for k in _HEALTH_INPUTS):
+            values["status"] = "unknown"
+        if values:
+            values["update_time"] = utcnow()
+            await c.execute(sql_update(R).where(R.c.id == registry_id).values(**values))
+    return Response(200)
+
+
+_HEALTH_INPUTS = (
+    "url",
+    "credential_type",
+    "access_key",
+    "access_secret_encrypted",
+    "insecure",
+    "ca_certificate",
+)
+
+
+async def delete(ctx: ApiContext, req: Request) -> Response:
+    registry_id = _id(req)
+    async with ctx.db.write() as c:
+        found = (await c.execute(select(R.c.id).where(R.c.id == registry_id))).first()
+        if found is None:
+            raise not_found(f"registry {registry_id} does not exist")
+        users = (
+            (
+                await c.execute(
+                    select(P.c.name)
+                    .where(
+                        or_(P.c.src_registry_id == registry_id, P.c.dest_registry_id == registry_id)
+                    )
+                    .order_by(P.c.name)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        if users:
+            raise ApiError(
+                "PRECONDITION",
+                f"registry {registry_id} is used by replication policies "
+                f"{', '.join(users[:10])}; delete them or point them elsewhere first",
+            )
+        await c.execute(sql_delete(R).where(R.c.id == registry_id))
+    return Response(200)
+
+
+async def ping(ctx: ApiContext, req: Request) -> Response:
+    """Check an endpoint: a stored one (``id``), optionally with fields overridden, or a new one
+    (``type`` and ``url`` at least). Healthy → 200; unhealthy → 400 saying why. The stored
+    ``status`` is updated only when the stored endpoint was checked as it is."""
+    body = await read_body(req, ctx.max_body_bytes)
+    stored: EndpointSpec | None = None
+    spec = EndpointSpec(
+        id=None,
+        name="",
+        type="",
+        url="",
+        credential_type="basic",
+        access_key="",
+        access_secret="",
+        insecure=False,
+        ca_certificate="",
+    )
+    if (registry_id := body.integer("id", minimum=1)) is not None:
+        stored = endpoint_spec(ctx, await load(ctx, registry_id))
+        spec = EndpointSpec(**stored)
+    if (adapter := body.text("type", max_length=64)) is not None:
+        spec["type"] = adapter
+    if (url := body.text("url")) is not None:
+        spec["url"] = _url(url, required=True)
+    if (kind := body.choice("credential_type", CREDENTIAL_TYPES)) is not None:
+        spec["credential_type"] = kind
+    if (key := body.text("access_key", max_length=1024)) is not None:
+        spec["access_key"] = key
+    if (secret := body.text("access_secret")) is not None and secret != MASK:
+        spec["access_secret"] = secret
+    if (insecure := body.flag("insecure")) is not None:
+        spec["insecure"] = insecure
+    if (ca := body.text("ca_certificate", max_length=65536)) is not None:
+        spec["ca_certificate"] = _ca(ca)
+    if not spec["type"] or not spec["url"]:
+        raise bad_request("type or url cannot be empty (or give the id of a stored registry)")
+    _check_type(ctx, spec["type"])
+    try:
+        healthy, detail = await ctx.ping_endpoint(spec)
+    except Exception as e:  # the checker's failure is the endpoint's answer
+        healthy, detail = False, f"{type(e).__name__}: {e}"
+    if stored is not None and stored == spec:
+        async with ctx.db.write() as c:
+            await c.execute(
+                sql_update(R)
+                .where(R.c.id == spec["id"])
+                .values(status="healthy" if healthy else "unhealthy", status_detail=detail[:2000])
+            )
+    if not healthy:
+        raise bad_request(f"the registry is unhealthy: {detail}" if detail else "unhealthy")
+    return Response(200)
+
+
+def endpoint_spec(ctx: ApiContext, row: dict[str, Any]) -> EndpointSpec:
+    return EndpointSpec(
+        id=row["id"],
+        name=row["name"],
+        type=row["type"],
+        url=row["url"],
+        credential_type=row["credential_type"],
+        access_key=row["access_key"],
+        access_secret=ctx.secrets.decrypt(row["access_secret_encrypted"]),
+        insecure=row["insecure"],
+        ca_certificate=row["ca_certificate"],
+    )
+
+
+async def info(ctx: ApiContext, req: Request) -> Response:
+    registry_id = _id(req)
+    adapter = "seawall" if registry_id == 0 else (await load(ctx, registry_id))["type"]
+    data = dict(ctx.adapter_info(adapter))
+    data.pop("endpoint_pattern", None)
+    data.pop("credential_pattern", None)
+    return json_response(data)
+
+
+async def adapters(ctx: ApiContext, req: Request) -> Response:
+    return json_response(list(ctx.adapter_types()))
+
+
+async def adapter_infos(ctx: ApiContext, req: Request) -> Response:
+    out: dict[str, Any] = {}
+    for adapter in ctx.adapter_types():
+        data = ctx.adapter_info(adapter)
+        out[adapter] = {k: data[k] for k in ("endpoint_pattern", "credential_pattern") if k in data}
+    return json_response(out)
+
+
+# ---------------------------------------------------------------------------- validation
+def _name(name: str | None) -> str:
+    name = (name or "").strip()
+    if not name:
+        raise bad_request("name is required")
+    return name
+
+
+async def _check_unique(c: Any, name: str) -> None:
+    if (await c.execute(select(R.c.id).where(R.c.name == name))).first() is not None:
+        raise ApiError("CONFLICT", f"a registry named {name!r} already exists")
+
+
+def _check_type(ctx: ApiContext, adapter: str) -> None:
+    known = ctx.adapter_types()
+    if adapter not in known:
+        raise bad_request(f"unknown registry type {adapter!r}; known types: {', '.join(known)}")
+
+
+def _url(url: str | None, required: bool) -> str:
+    url = (url or "").strip()
+    if not url and required:
+        raise bad_request("url is required")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise bad_request(f"url must be an http:// or https:// URL with a host, not {url[:200]!r}")
+    if parts.query or parts.fragment:
+        raise bad_request("url must not have a query or a fragment")
+    return url.rstrip("/")
+
+
+def _ca(pem: str | None) -> str:
+    pem = (pem or "").strip()
+    if pem:
+        try:
+            x509.load_pem_x509_certificates(pem.encode())
+        except ValueError as e:
+            raise bad_request(f"ca_certificate is not PEM certificates: {e}") from None
+    return pem
