@@ -85,6 +85,10 @@ class TokenClaims:
     access: tuple[Access, ...]
     expires_at: datetime
 
+    def mentions(self, type: str, name: str) -> bool:
+        """Whether the token was issued for a scope on ``type:name`` (granted or not)."""
+        return any(a.type == type and a.name == name for a in self.access)
+
     def allows(self, type: str, name: str, action: str) -> bool:
         """Whether the token grants ``action`` on ``type:name`` (``*`` in the token means all)."""
         return any(
@@ -134,7 +138,9 @@ class TokenIssuer:
     def issue(self, subject: str | None, access: Sequence[Access]) -> IssuedToken:
         """A token for ``subject`` (``None``: anonymous) granting exactly ``access``.
 
-        Entries with no actions are left out. Never raises for valid inputs.
+        Entries with no actions stay in the token (the Docker token spec's way of saying "asked
+        for, not granted"), so the registry can tell a refused scope from one never asked for.
+        Never raises for valid inputs.
         """
         issued_at = datetime.now(UTC).replace(microsecond=0)
         iat = int(issued_at.timestamp())
@@ -146,9 +152,7 @@ class TokenIssuer:
             "exp": iat + self.ttl_seconds,
             "jti": secrets.token_urlsafe(16),
             "access": [
-                {"type": a.type, "name": a.name, "actions": sorted(a.actions)}
-                for a in access
-                if a.actions
+                {"type": a.type, "name": a.name, "actions": sorted(a.actions)} for a in access
             ],
         }
         if subject is not None:

@@ -20,11 +20,11 @@ from registry.http.asgi import (
     json_response,
     send_response,
 )
-from registry.http.auth import authorize
+from registry.http.auth import authorize, challenge, verified_token
 from registry.http.context import RegistryContext
 from registry.http.token import token
 from registry.oci.errors import RegistryError
-from registry.oci.reference import validate_name
+from registry.oci.reference import is_valid_name, validate_name
 from registry.storage.base import StorageError
 
 __all__ = ["RegistryApp"]
@@ -142,28 +142,46 @@ class RegistryApp:
                 raise RegistryError("UNSUPPORTED", {"method": method}, status=405)
             handler, actions = entry
             req.params = m.groupdict()
+            if b"%2f" in req.scope.get("raw_path", b"").lower():
+                # an encoded slash is part of one path segment, never a name separator
+                raise RegistryError("NAME_INVALID", {"reason": "encoded '/' in the path"})
             name = validate_name(req.params["name"])
             needed = [Access("repository", name, actions)]
-            await authorize(self.ctx, req, needed)
-            await self._authorize_mount_source(req)
+            source = req.q("from") if method == "POST" and req.q("mount") else None
+            also = [Access("repository", source, PULL)] if source and is_valid_name(source) else []
+            await authorize(self.ctx, req, needed, also)
+            await self._authorize_mount_source(req, needed)
             return await handler(self.ctx, req)
         raise RegistryError("UNSUPPORTED", {"path": path[:200]}, status=404, message="not found")
 
-    async def _authorize_mount_source(self, req: Request) -> None:
-        """A mount reads the ``from`` repository; without pull there it becomes a plain upload
-        (the spec's fallback), never an error and never a leak."""
+    async def _authorize_mount_source(self, req: Request, needed: list[Access]) -> None:
+        """A mount reads the ``from`` repository, so it needs pull there too.
+
+        A bearer token that was never asked for that scope gets a challenge naming both scopes
+        (as distribution does), so the client fetches a token for both. Credentials that were
+        asked and refused — or Basic credentials without the right — get a plain upload session
+        instead (the spec's fallback): never an error, never a leak.
+        """
         source = req.q("from") if req.method == "POST" and req.q("mount") else None
         if source is None:
             return
-        from registry.oci.reference import is_valid_name
-
-        try:
-            if not is_valid_name(source):
-                raise RegistryError("NAME_INVALID")
-            await authorize(self.ctx, req, [Access("repository", source, PULL)])
-        except RegistryError:
-            req.query.pop("mount", None)
-            req.query.pop("from", None)
+        access = Access("repository", source, PULL)
+        if is_valid_name(source):
+            header = req.headers.get("authorization", "")
+            claims = (
+                verified_token(self.ctx, header[7:].strip())
+                if header[:7].lower() == "bearer "
+                else None
+            )
+            if claims is not None and not claims.mentions("repository", source):
+                raise challenge(self.ctx, req, [*needed, access], "insufficient_scope")
+            try:
+                await authorize(self.ctx, req, [access])
+                return
+            except RegistryError:
+                pass
+        req.query.pop("mount", None)
+        req.query.pop("from", None)
 
 
 def _error(e: RegistryError) -> Response:

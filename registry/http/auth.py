@@ -22,7 +22,14 @@ from registry.http.context import RegistryContext
 from registry.meta.accounts import AccountRecord
 from registry.oci.errors import RegistryError
 
-__all__ = ["authorize", "check_basic", "realm_of"]
+__all__ = [
+    "authorize",
+    "challenge",
+    "check_basic",
+    "may_pull_somewhere",
+    "realm_of",
+    "verified_token",
+]
 
 
 _DUMMY_HASH = hash_password("seawall-dummy-password")
@@ -77,7 +84,7 @@ async def check_basic(ctx: RegistryContext, header: str) -> AccountRecord | None
     return account
 
 
-def _verified_token(ctx: RegistryContext, token: str) -> TokenClaims | None:
+def verified_token(ctx: RegistryContext, token: str) -> TokenClaims | None:
     """Verify a bearer token, remembering good ones briefly: a client sends the same token on
     every request, and a signature check costs more than the rest of a manifest GET."""
     claims = ctx.verified_tokens.get(token)
@@ -97,23 +104,33 @@ def grants_of(account: AccountRecord) -> list[Grant]:
     return [Grant(g.repository, g.actions) for g in account.grants]
 
 
-async def authorize(ctx: RegistryContext, req: Request, needed: Sequence[Access]) -> None:
-    """Raise unless the request may do everything in ``needed`` (empty: any valid identity)."""
+async def authorize(
+    ctx: RegistryContext,
+    req: Request,
+    needed: Sequence[Access],
+    challenge_also: Sequence[Access] = (),
+) -> None:
+    """Raise unless the request may do everything in ``needed`` (empty: any valid identity).
+
+    ``challenge_also`` are scopes the request may use beyond ``needed`` (a mount's source):
+    a challenge names them too, so the client fetches one token for all of them.
+    """
+    asked = [*needed, *challenge_also]
     header = req.headers.get("authorization", "")
     scheme = header[:7].lower()
     if scheme == "bearer ":
-        claims = _verified_token(ctx, header[7:].strip())
+        claims = verified_token(ctx, header[7:].strip())
         if claims is None:
-            raise challenge(ctx, req, needed, "invalid_token")
+            raise challenge(ctx, req, asked, "invalid_token")
         for access in needed:
             if not all(claims.allows(access.type, access.name, a) for a in access.actions):
-                raise challenge(ctx, req, needed, "insufficient_scope")
+                raise challenge(ctx, req, asked, "insufficient_scope")
         req.user = claims.subject
         return
     if scheme.startswith("basic ") and ctx.options.basic_on_registry:
         account = await check_basic(ctx, header)
         if account is None:
-            raise challenge(ctx, req, needed, "invalid_credentials")
+            raise challenge(ctx, req, asked, "invalid_credentials")
         grants = grants_of(account)
         for access in needed:
             got = allowed_actions(
@@ -132,4 +149,23 @@ async def authorize(ctx: RegistryContext, req: Request, needed: Sequence[Access]
         for access in needed
     )
     if not anonymous_ok:
-        raise challenge(ctx, req, needed)
+        raise challenge(ctx, req, asked)
+
+
+async def may_pull_somewhere(
+    ctx: RegistryContext, req: Request, repositories: Sequence[str]
+) -> bool:
+    """Whether the request's identity may pull from at least one of ``repositories``."""
+    account = await ctx.accounts.get(req.user) if req.user else None
+    kind = account.kind if account else None
+    grants = grants_of(account) if account else []
+    return any(
+        "pull"
+        in allowed_actions(
+            kind,
+            grants,
+            Access("repository", repo, frozenset({"pull"})),
+            anonymous_pull=ctx.options.anonymous_pull,
+        )
+        for repo in repositories
+    )

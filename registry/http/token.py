@@ -68,8 +68,7 @@ async def token(ctx: RegistryContext, req: Request) -> Response:
     granted: list[Access] = []
     for access in scopes:
         actions = allowed_actions(kind, grants, access, anonymous_pull=ctx.options.anonymous_pull)
-        if actions:
-            granted.append(Access(access.type, access.name, frozenset(actions)))
+        granted.append(Access(access.type, access.name, frozenset(actions)))  # maybe empty
     issued = ctx.tokens.issue(account.name if account else None, granted)
     body = {
         "token": issued.token,

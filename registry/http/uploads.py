@@ -11,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 from registry.http.asgi import Request, Response
+from registry.http.auth import may_pull_somewhere
 from registry.http.blobs import parse_digest
 from registry.http.context import RegistryContext
 from registry.oci.digest import Digest
@@ -88,11 +89,12 @@ async def start_upload(ctx: RegistryContext, req: Request) -> Response:
     mount, source = req.q("mount"), req.q("from")
     if mount is not None:
         digest = parse_digest(mount)
-        size = (
-            await ctx.content.blob_size(source, str(digest))
-            if source
-            else await ctx.content.known_blob_size(str(digest))
-        )
+        if source:
+            size = await ctx.content.blob_size(source, str(digest))
+        else:  # no source named: any repository holding it that the caller may read
+            holders = await ctx.content.repositories_with_blob(str(digest))
+            readable = await may_pull_somewhere(ctx, req, holders)
+            size = await ctx.content.known_blob_size(str(digest)) if readable else None
         if size is not None and await ctx.blobs.size_of(digest) is not None:
             await ctx.content.link_blob(name, str(digest), size)
             return _created(name, str(digest))

@@ -141,6 +141,15 @@ class ContentStore:
         row = await self.sql.one("SELECT size FROM blob WHERE digest = :digest", digest=digest)
         return int(row[0]) if row else None
 
+    async def repositories_with_blob(self, digest: str, limit: int = 100) -> list[str]:
+        rows = await self.sql.all(
+            "SELECT r.name FROM repo_blob rb JOIN repository r ON r.id = rb.repository_id "
+            "WHERE rb.digest = :digest ORDER BY r.name LIMIT :n",
+            digest=digest,
+            n=limit,
+        )
+        return [r[0] for r in rows]
+
     async def link_blob(self, repo: str, digest: str, size: int) -> None:
         def tx(t: Tx) -> int:
             now = db_now()

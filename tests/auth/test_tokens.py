@@ -107,9 +107,12 @@ def test_anonymous_token_has_no_subject(issuer: TokenIssuer) -> None:
     assert issuer.verify(issued.token).subject is None
 
 
-def test_entries_without_actions_are_left_out(issuer: TokenIssuer) -> None:
+def test_refused_scopes_stay_in_the_token_and_grant_nothing(issuer: TokenIssuer) -> None:
     claims = issuer.verify(issuer.issue("a", [repo("x"), repo("y", "pull")]).token)
-    assert claims.access == (repo("y", "pull"),)
+    assert claims.access == (repo("x"), repo("y", "pull"))
+    assert claims.mentions("repository", "x") and not claims.allows("repository", "x", "pull")
+    assert not claims.mentions("repository", "z")
+    assert claims.allows("repository", "y", "pull")
 
 
 def test_ttl_is_configurable() -> None:
