@@ -8,6 +8,7 @@ among them) and async ones (``harborapi``, via :meth:`InProcessApi.call`) share 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from sqlalchemy import insert, update
 import engine.state.models  # noqa: F401 - registers the replication tables
 from engine.api import ApiContext, EndpointSpec, create_api
 from engine.state.models import Execution, Policy, Task
+from engine.state.runs import RunStore
 from engine.state.secrets import SecretBox
 from registry.auth.passwords import VerifiedCache, hash_password
 from registry.auth.tokens import TokenIssuer
@@ -61,14 +63,32 @@ class PortalTransport(httpx.BaseTransport):
 
 @dataclass
 class Fakes:
-    """Stand-ins for what ``seawall.app`` wires: counts wakes, answers pings by URL."""
+    """Stand-ins for what ``seawall.app`` wires: counts wakes, answers pings by URL, and (when
+    ``plan`` is set) runs each woken execution like the engine would: claims it, writes ``plan``
+    as its finished tasks, and rolls it up."""
 
     wakes: int = 0
     pinged: list[EndpointSpec] = field(default_factory=list)
     unhealthy: dict[str, str] = field(default_factory=dict)  # url -> reason
+    plan: list[dict[str, Any]] | None = None
+    db: Database | None = None
+    _running: set[asyncio.Task[None]] = field(default_factory=set)
 
     def wake(self) -> None:
         self.wakes += 1
+        if self.plan is not None:
+            task = asyncio.get_running_loop().create_task(self._run(list(self.plan)))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _run(self, plan: list[dict[str, Any]]) -> None:
+        assert self.db is not None
+        store = RunStore(self.db, "fake-engine")
+        execution_id = await store.claim_execution()
+        if execution_id is not None:
+            await asyncio.sleep(0.3)  # long enough for a follower to see it running
+            await store.add_tasks(execution_id, plan)
+            await store.finalize(execution_id)
 
     async def ping(self, spec: EndpointSpec) -> tuple[bool, str]:
         self.pinged.append(spec)
@@ -117,6 +137,7 @@ async def build(data: Path, fakes: Fakes) -> tuple[ApiContext, Any]:
     engine = create_engine(f"sqlite+aiosqlite:///{data / 'api.db'}")
     await init_schema(engine)
     db = Database(engine)
+    fakes.db = db
     accounts = AccountStore(db, cache_ttl_seconds=0.0)
     await accounts.create("admin", "admin", hash_password(ADMIN_PASSWORD), [])
     await accounts.create("reader", "user", hash_password(READER_PASSWORD), [])
