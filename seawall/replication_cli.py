@@ -26,6 +26,15 @@ from typing import Any
 import httpx
 
 from seawall.replication_client import ApiClient, CliError, credentials_from
+from seawall.replication_output import (
+    deletion_text,
+    format_filter,
+    plan_table,
+    print_json,
+    progress_line,
+    side_name,
+    table,
+)
 
 __all__ = ["COMMANDS", "add_commands", "parse_filter", "run"]
 
@@ -52,14 +61,6 @@ def parse_filter(text: str) -> dict[str, Any]:
         "value": [v.strip() for v in value.split(",") if v.strip()] if kind == "label" else value,
     }
     return out
-
-
-def format_filter(f: dict[str, Any]) -> str:
-    value = f.get("value")
-    text = ",".join(value) if isinstance(value, list) else str(value or "")
-    syntax = f.get("syntax") or "glob"
-    op = "!=" if f.get("decoration") == "excludes" else "="
-    return f"{f.get('type')}{op}{'' if syntax == 'glob' else syntax + ':'}{text}"
 
 
 # ---------------------------------------------------------------------------- parser
@@ -186,7 +187,7 @@ def _registry_list(api: ApiClient, args: argparse.Namespace) -> int:
         [str(r["id"]), r["name"], r["type"], r["url"], r.get("status") or ""]
         for r in api.all(REGISTRIES)
     ]
-    _table(["ID", "NAME", "TYPE", "URL", "STATUS"], rows)
+    table(["ID", "NAME", "TYPE", "URL", "STATUS"], rows)
     return 0
 
 
@@ -237,34 +238,28 @@ def _policy_add(api: ApiClient, args: argparse.Namespace) -> int:
     return 0
 
 
-def _side(registry: dict[str, Any] | None) -> str:
-    if not registry or not registry.get("id"):
-        return "local"
-    return str(registry.get("name") or f"registry {registry.get('id')}")
-
-
 def _policy_list(api: ApiClient, args: argparse.Namespace) -> int:
     policies = list(api.all(POLICIES))
     if args.json:
-        return _print_json(policies)
+        return print_json(policies)
     rows = [
         [
             str(p["id"]),
             p["name"],
-            f"{_side(p.get('src_registry'))} -> {_side(p.get('dest_registry'))}",
+            f"{side_name(p.get('src_registry'))} -> {side_name(p.get('dest_registry'))}",
             (p.get("trigger") or {}).get("type", ""),
             "yes" if p.get("enabled") else "no",
         ]
         for p in policies
     ]
-    _table(["ID", "NAME", "DIRECTION", "TRIGGER", "ENABLED"], rows)
+    table(["ID", "NAME", "DIRECTION", "TRIGGER", "ENABLED"], rows)
     return 0
 
 
 def _policy_show(api: ApiClient, args: argparse.Namespace) -> int:
     p = api.find("policy", POLICIES, args.name)
     if args.json:
-        return _print_json(p)
+        return print_json(p)
     trigger = p.get("trigger") or {}
     settings = trigger.get("trigger_settings") or {}
     when = trigger.get("type", "manual")
@@ -274,28 +269,21 @@ def _policy_show(api: ApiClient, args: argparse.Namespace) -> int:
     lines = [
         ("name", f"{p['name']} (id {p['id']})"),
         ("description", p.get("description") or ""),
-        ("source", _side(p.get("src_registry"))),
-        ("destination", _side(p.get("dest_registry"))),
+        ("source", side_name(p.get("src_registry"))),
+        ("destination", side_name(p.get("dest_registry"))),
         ("namespace", f"{p.get('dest_namespace') or '(kept)'}"),
         ("replace count", str(p.get("dest_namespace_replace_count"))),
         ("filters", "; ".join(format_filter(f) for f in p.get("filters") or []) or "(all)"),
         ("trigger", when),
         ("enabled", "yes" if p.get("enabled") else "no"),
         ("override", "yes" if p.get("override") else "no"),
-        ("deletion", _deletion(p)),
+        ("deletion", deletion_text(p)),
         ("bandwidth", f"{speed} bytes/s" if speed > 0 else "unlimited"),
         ("single active", "yes" if p.get("single_active_replication") else "no"),
     ]
     for key, value in lines:
         print(f"{key + ':':15}{value}")
     return 0
-
-
-def _deletion(p: dict[str, Any]) -> str:
-    if not p.get("deletion"):
-        return "no"
-    fraction = float(p.get("max_deletion_fraction") or 0)
-    return f"yes (at most {p.get('max_deletions')} and {fraction:.0%} of the tags per run)"
 
 
 def _policy_delete(api: ApiClient, args: argparse.Namespace) -> int:
@@ -319,7 +307,7 @@ def _replicate(api: ApiClient, args: argparse.Namespace) -> int:
         print(f"\nstill running; stop it with `seawall execution stop {eid}`", file=sys.stderr)
         return 130
     if args.dry_run:
-        _plan_table(list(api.all(f"{EXECUTIONS}/{eid}/tasks")))
+        plan_table(list(api.all(f"{EXECUTIONS}/{eid}/tasks")))
     if execution.get("status_text"):
         print(execution["status_text"])
     return 0 if execution["status"] == "Succeed" else 1
@@ -343,45 +331,6 @@ def _follow(api: ApiClient, eid: int, poll_seconds: float = 1.0) -> dict[str, An
         time.sleep(poll_seconds)
 
 
-def progress_line(e: dict[str, Any]) -> str:
-    return (
-        f"execution {e['id']}: {e['status']}  total {e.get('total', 0)}  "
-        f"succeed {e.get('succeed', 0)}  failed {e.get('failed', 0)}  "
-        f"in progress {e.get('in_progress', 0)}  skipped {e.get('skipped', 0)}  "
-        f"{_size(int(e.get('bytes_copied') or 0))} copied"
-    )
-
-
-def _size(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"
-
-
-def _plan_table(tasks: list[dict[str, Any]]) -> None:
-    """What a dry run would do: copies and deletions first, then what it would leave alone."""
-    order = {"would-copy": 0, "would-delete": 1}
-    tasks = sorted(tasks, key=lambda t: (order.get(t.get("outcome", ""), 2), t["id"]))
-    rows = [
-        [
-            t.get("outcome") or t.get("status", ""),
-            t.get("src_resource") or "-",
-            t.get("dst_resource") or "-",
-            (t.get("digest") or "")[:19],
-            t.get("reason") or "",
-        ]
-        for t in tasks
-    ]
-    _table(["ACTION", "SOURCE", "DESTINATION", "DIGEST", "REASON"], rows)
-    copies = sum(1 for t in tasks if t.get("outcome") == "would-copy")
-    deletes = sum(1 for t in tasks if t.get("outcome") == "would-delete")
-    others = len(tasks) - copies - deletes
-    print(f"{copies} would be copied, {deletes} would be deleted, {others} left as they are")
-
-
 def _execution_list(api: ApiClient, args: argparse.Namespace) -> int:
     params = {}
     if args.policy:
@@ -391,7 +340,7 @@ def _execution_list(api: ApiClient, args: argparse.Namespace) -> int:
          f"{e.get('succeed', 0)}/{e.get('total', 0)}", "yes" if e.get("dry_run") else ""]
         for e in api.all(EXECUTIONS, **params)
     ]  # fmt: skip
-    _table(["ID", "POLICY", "STATUS", "TRIGGER", "STARTED", "DONE", "DRY RUN"], rows)
+    table(["ID", "POLICY", "STATUS", "TRIGGER", "STARTED", "DONE", "DRY RUN"], rows)
     return 0
 
 
@@ -407,26 +356,13 @@ def _execution_tasks(api: ApiClient, args: argparse.Namespace) -> int:
          t.get("src_resource") or "-", t.get("dst_resource") or "-", t.get("reason") or ""]
         for t in api.all(f"{EXECUTIONS}/{args.id}/tasks")
     ]  # fmt: skip
-    _table(["ID", "OPERATION", "STATUS", "OUTCOME", "SOURCE", "DESTINATION", "REASON"], rows)
+    table(["ID", "OPERATION", "STATUS", "OUTCOME", "SOURCE", "DESTINATION", "REASON"], rows)
     return 0
 
 
 def _execution_log(api: ApiClient, args: argparse.Namespace) -> int:
     text = api.request("GET", f"{EXECUTIONS}/{args.id}/tasks/{args.task_id}/log").text
     print(text, end="" if text.endswith("\n") or not text else "\n")
-    return 0
-
-
-def _table(header: list[str], rows: list[list[str]]) -> None:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    for r in [header, *rows]:
-        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
-
-
-def _print_json(data: Any) -> int:
-    import json
-
-    print(json.dumps(data, indent=2))
     return 0
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from seawall import cli, replication_cli
 from seawall.replication_cli import parse_filter
+from seawall.replication_client import CliError
 from tests.api.harness import ADMIN_PASSWORD, READER_PASSWORD, InProcessApi
 from tests.support.server import free_port
 
@@ -48,7 +49,7 @@ def test_parse_filter() -> None:
     assert (got["decoration"], got["syntax"], got["value"]) == ("excludes", "regex", ".*-rc")
     assert parse_filter("label=prod, eu")["value"] == ["prod", "eu"]
     assert parse_filter("name=glob:a:b")["value"] == "a:b"
-    with pytest.raises(replication_cli.CliError) as e:
+    with pytest.raises(CliError) as e:
         parse_filter("colour=red")
     assert e.value.exit_code == 2
 
