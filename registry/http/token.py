@@ -20,6 +20,8 @@ from registry.oci.errors import RegistryError
 
 __all__ = ["token"]
 
+_PULL_PUSH = frozenset({"pull", "push"})
+
 
 def _scopes(values: list[str]) -> list[Access]:
     out: list[Access] = []
@@ -67,7 +69,16 @@ async def token(ctx: RegistryContext, req: Request) -> Response:
     grants = grants_of(account) if account else []
     granted: list[Access] = []
     for access in scopes:
-        actions = allowed_actions(kind, grants, access, anonymous_pull=ctx.options.anonymous_pull)
+        # A repository token carries pull and push whenever the account has them, even if only
+        # one was asked for: clients that keep one token per session (oras-py) would otherwise
+        # fail on their first push after a pull. Delete is granted only when asked for.
+        wanted = access.actions | (_PULL_PUSH if access.type == "repository" else frozenset())
+        actions = allowed_actions(
+            kind,
+            grants,
+            Access(access.type, access.name, wanted),
+            anonymous_pull=ctx.options.anonymous_pull,
+        )
         granted.append(Access(access.type, access.name, frozenset(actions)))  # maybe empty
     issued = ctx.tokens.issue(account.name if account else None, granted)
     body = {

@@ -263,12 +263,23 @@ def test_bad_bearer_token(target: Target, accounts: Accounts, kind: str, path: s
 
 
 def test_token_for_one_repository_not_valid_for_another(target: Target, accounts: Accounts) -> None:
-    r = get_token(target, f"repository:{accounts.team}:pull", target.username, target.password)
+    r = get_token(target, f"repository:{accounts.team}:pull", accounts.user, accounts.user_password)
     bearer = {"Authorization": f"Bearer {r.json()['token']}"}
     with httpx.Client(base_url=target.url, timeout=30, event_hooks=hooks()) as c:
         assert c.get(f"/v2/{accounts.team}/tags/list", headers=bearer).status_code == 200
         assert_denied(c.get(f"/v2/{accounts.other}/tags/list", headers=bearer))
         assert_denied(c.post(f"/v2/{accounts.team}/blobs/uploads/", headers=bearer))
+
+
+def test_repository_token_carries_push_the_account_has(target: Target, accounts: Accounts) -> None:
+    """A pull-scoped token also grants push when the account may push there (so clients that
+    keep one token, like oras-py, can push after their first HEAD); never delete unasked."""
+    name = f"{accounts.robots}/widen"
+    r = get_token(target, f"repository:{name}:pull", accounts.robot, accounts.robot_secret)
+    bearer = {"Authorization": f"Bearer {r.json()['token']}"}
+    with httpx.Client(base_url=target.url, timeout=30, event_hooks=hooks()) as c:
+        assert c.post(f"/v2/{name}/blobs/uploads/", headers=bearer).status_code == 202
+        assert_denied(c.delete(f"/v2/{name}/manifests/latest", headers=bearer))
 
 
 # --------------------------------------------------------------------------- user and robot
