@@ -69,7 +69,13 @@ def _filter_shape(where: str, item: dict[str, Any]) -> dict[str, Any]:
 def _engine_check(where: str, spec: dict[str, Any]) -> None:
     try:
         from engine.filters import Filter
-    except ImportError:  # TODO(api): engine.filters is being written; shape checks only until then
+    except ImportError:  # TODO(api): engine.filters is being written; until then, regexes only
+        if spec["syntax"] == "regex":
+            try:
+                re.compile(spec["value"])
+            except re.error as e:
+                message = f"{where}: {spec['value']!r} is not a regular expression: {e}"
+                raise bad_request(message) from None
         return
     try:
         Filter.from_harbor(spec)

@@ -156,6 +156,14 @@ def test_validation_errors(api: InProcessApi) -> None:
             assert message in r.json()["errors"][0]["message"], (change, r.text)
 
 
+def test_bad_regex_filters_are_refused(api: InProcessApi) -> None:
+    with api.client() as c:
+        rid = make_registry(c, "hub")
+        bad = {"type": "tag", "value": "([unclosed", "syntax": "regex"}
+        r = c.post(POLICIES, json=body("bad", rid, filters=[bad]))
+        assert r.status_code == 400 and "filters[0]" in r.text
+
+
 @pytest.mark.skipif(
     importlib.util.find_spec("engine.filters") is None, reason="engine.filters not written yet"
 )
