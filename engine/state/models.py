@@ -53,8 +53,8 @@ class RegistryEndpoint(SQLModel, table=True):
 class Policy(SQLModel, table=True):
     """A replication rule (Harbor's fields, plus Seawall's safety rails and filter syntaxes).
 
-    ``src_registry_id`` / ``dest_registry_id`` NULL means the local registry; exactly one of them
-    is NULL. ``speed_bytes_per_second`` ≤ 0 means unlimited. ``filters_json`` holds Harbor-shaped
+    ``src_registry_id`` / ``dest_registry_id`` NULL means the local registry. Both set
+    (remote → remote) is allowed: the engine streams between them and stores nothing locally. ``speed_bytes_per_second`` ≤ 0 means unlimited. ``filters_json`` holds Harbor-shaped
     filters with an optional ``syntax`` (glob, regex, semver).
     """
 
