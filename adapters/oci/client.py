@@ -1,0 +1,368 @@
+"""``OciClient``: the one OCI Distribution client every adapter and the engine use.
+
+One client talks to one registry (``base_url``) over one aiohttp session. Every method raises
+only :mod:`adapters.oci.errors`; requests are authenticated (Basic, bearer token, or the Docker
+token flow), paced (``max_in_flight``, ``requests_per_second``, a 429 pauses the endpoint) and
+retried (idempotent requests, 5xx/connection errors/timeouts, ``Retry-After``) underneath.
+
+Usage::
+
+    async with OciClient("https://registry.example", username="u", password="p") as oci:
+        ref = await oci.head_manifest("team/app", "1.0")
+        async with oci.blob_stream("team/app", digest) as blob:
+            async for chunk in blob.iter_chunks():
+                ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from types import TracebackType
+
+from adapters.oci.auth import Credentials, RegistryAuth
+from adapters.oci.blobs import BlobStream
+from adapters.oci.content import (
+    descriptor,
+    digest_of,
+    json_object,
+    media_type_of,
+    sniff_media_type,
+)
+from adapters.oci.errors import DigestMismatch, ProtocolError, RequestRejected, Unsupported
+from adapters.oci.limits import RetryPolicy
+from adapters.oci.session import RegistrySession
+from adapters.oci.transport import AiohttpTransport, Request, Response, Transport
+from adapters.oci.types import MANIFEST_ACCEPT, ClientStats, Manifest, ManifestRef, PingResult
+from adapters.oci.uploads import OpenStream, Uploader, _Source
+from adapters.oci.urls import (
+    CATALOG_SCOPE,
+    Endpoint,
+    delete,
+    is_digest,
+    next_link,
+    normalize_base_url,
+)
+from adapters.oci.urls import pull as pull_scope
+from adapters.oci.urls import push as push_scope
+from registry.oci import mediatypes as mt
+from registry.oci.manifest import Descriptor
+
+__all__ = ["OciClient"]
+
+MiB = 1024 * 1024
+_PAGE_LIMIT = 100_000  # pages followed at most: a Link loop must end
+
+
+class OciClient:
+    """Client for one registry. Create it anywhere; its session opens on first use."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        token: str | None = None,
+        insecure: bool = False,
+        ca_file: str | None = None,
+        max_in_flight: int = 16,
+        requests_per_second: float | None = None,
+        timeout_connect_seconds: float = 30.0,
+        timeout_read_seconds: float = 300.0,
+        retries: int = 5,
+        backoff_base_seconds: float = 0.5,
+        max_retry_after_seconds: float = 300.0,
+        monolithic_max_bytes: int = 32 * MiB,
+        chunk_bytes: int = 64 * MiB,
+        max_manifest_bytes: int = 8 * MiB,
+        user_agent: str = "seawall/0.1",
+        transport: Transport | None = None,
+    ) -> None:
+        self.base_url = normalize_base_url(base_url)
+        self.endpoint = Endpoint(self.base_url)
+        self.auth = RegistryAuth(Credentials(username, password, token))
+        self._transport = transport or AiohttpTransport(
+            insecure=insecure,
+            ca_file=ca_file,
+            max_connections=max_in_flight + 4,  # room for token requests to another host
+            timeout_connect_seconds=timeout_connect_seconds,
+            timeout_read_seconds=timeout_read_seconds,
+            user_agent=user_agent,
+        )
+        policy = RetryPolicy(
+            retries=retries,
+            backoff_base_seconds=backoff_base_seconds,
+            max_retry_after_seconds=max_retry_after_seconds,
+        )
+        self.session = RegistrySession(
+            self._transport,
+            self.auth,
+            max_in_flight=max_in_flight,
+            requests_per_second=requests_per_second,
+            policy=policy,
+        )
+        self.monolithic_max_bytes = monolithic_max_bytes
+        self.chunk_bytes = chunk_bytes
+        self.max_manifest_bytes = max_manifest_bytes
+        self._uploader = Uploader(self.session, self.endpoint, self.head_blob)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        await self._transport.aclose()
+
+    async def __aenter__(self) -> OciClient:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    def stats(self) -> ClientStats:
+        return self.session.stats()
+
+    def __repr__(self) -> str:
+        return f"OciClient({self.base_url!r})"
+
+    # -- registry ----------------------------------------------------------------------------
+
+    async def ping(self) -> PingResult:
+        """``GET /v2/`` through the auth flow: proves reachability and credentials."""
+        request = Request("GET", self.endpoint.v2())
+        async with self.session.request(request, expect=(200,)) as response:
+            api_version = response.headers.get("Docker-Distribution-API-Version")
+            status = response.status
+        bearer = self.auth.bearer
+        return PingResult(
+            status=status,
+            api_version=api_version,
+            auth_scheme=self.auth.scheme,
+            realm=bearer.params.get("realm") if bearer else None,
+            service=bearer.params.get("service") if bearer else None,
+        )
+
+    async def catalog(self, page_size: int = 1000) -> list[str]:
+        """All repository names, following ``Link: rel="next"``."""
+        return await self._paged(self.endpoint.catalog(page_size), CATALOG_SCOPE, "repositories")
+
+    async def list_tags(self, repo: str, page_size: int = 1000) -> list[str]:
+        """All tags of ``repo`` (NotFound if the repository is unknown), following ``Link``."""
+        return await self._paged(self.endpoint.tags(repo, page_size), pull_scope(repo), "tags")
+
+    async def _paged(self, url: str | None, scope: str, key: str) -> list[str]:
+        out: list[str] = []
+        seen: set[str] = set()
+        while url is not None and url not in seen and len(seen) < _PAGE_LIMIT:
+            seen.add(url)
+            request = Request("GET", url, headers={"Accept": "application/json"}, scope=scope)
+            async with self.session.request(request, expect=(200,)) as response:
+                page = json_object(await response.read(), url)
+                url = _next_link(response)
+            out.extend(str(item) for item in page.get(key) or [])
+        return out
+
+    # -- manifests ---------------------------------------------------------------------------
+
+    async def head_manifest(self, repo: str, reference: str) -> ManifestRef | None:
+        """Digest, media type and size of a manifest, or None if there is none."""
+        request = self._manifest_request("HEAD", repo, reference)
+        async with self.session.request(request, expect=(200, 404)) as response:
+            if response.status == 404:
+                return None
+            digest = response.headers.get("Docker-Content-Digest")
+            length = response.headers.get("Content-Length", "")
+            media_type = media_type_of(response.headers.get("Content-Type"))
+        if digest is None and is_digest(reference):
+            digest = reference
+        if digest is None or not length.isdigit() or media_type is None:
+            return (await self.get_manifest(repo, reference)).ref  # HEAD told too little
+        return ManifestRef(digest, media_type, int(length))
+
+    async def get_manifest(self, repo: str, reference: str) -> Manifest:
+        """The manifest's exact bytes; DigestMismatch if they do not hash to the digest asked
+        for (by digest) or announced (``Docker-Content-Digest``)."""
+        request = self._manifest_request("GET", repo, reference)
+        async with self.session.request(request, expect=(200,)) as response:
+            data = await response.read(self.max_manifest_bytes)
+            announced = response.headers.get("Docker-Content-Digest")
+            media_type = media_type_of(response.headers.get("Content-Type"))
+        expected = reference if is_digest(reference) else announced
+        digest = digest_of(data, expected)
+        if expected is not None and digest != expected:
+            raise DigestMismatch(
+                f"manifest {repo}:{reference} hashes to {digest}, not {expected}",
+                method="GET",
+                url=request.url,
+            )
+        return Manifest(data, media_type or sniff_media_type(data), digest)
+
+    async def put_manifest(self, repo: str, reference: str, data: bytes, media_type: str) -> str:
+        """Store ``data`` under a tag or digest; returns its digest."""
+        digest = digest_of(data, reference if is_digest(reference) else None)
+        request = Request(
+            "PUT",
+            self.endpoint.manifest(repo, reference),
+            headers={"Content-Type": media_type},
+            content=data,
+            scope=push_scope(repo),
+        )
+        async with self.session.request(request, expect=(200, 201, 202, 204)) as response:
+            announced = response.headers.get("Docker-Content-Digest")
+        if announced and announced.split(":")[0] == digest.split(":")[0] and announced != digest:
+            raise DigestMismatch(
+                f"registry stored {repo}:{reference} as {announced}, we sent {digest}",
+                method="PUT",
+                url=request.url,
+            )
+        return digest
+
+    async def delete_manifest(self, repo: str, digest: str) -> None:
+        """Delete a manifest by digest (and every tag on it). NotFound if absent."""
+        if not is_digest(digest):
+            raise RequestRejected(f"delete_manifest needs a digest, got {digest!r}: see delete_tag")
+        await self._delete(repo, digest)
+
+    async def delete_tag(self, repo: str, tag: str) -> None:
+        """Remove one tag (OCI 1.1). Unsupported if the registry only deletes by digest."""
+        if is_digest(tag):
+            raise RequestRejected(f"delete_tag needs a tag, got the digest {tag!r}")
+        try:
+            await self._delete(repo, tag)
+        except (RequestRejected, DigestMismatch) as error:
+            if error.status != 400:
+                raise
+            # distribution 2.8 parses the tag as a digest (DIGEST_INVALID); others say
+            # UNSUPPORTED or TAG_INVALID: the tag was valid, so deleting by tag is what failed
+            raise Unsupported(
+                f"{self.base_url} cannot delete the tag {repo}:{tag} ({error.code or 400})",
+                status=400,
+                code=error.code,
+                method="DELETE",
+                url=error.url,
+            ) from error
+
+    async def _delete(self, repo: str, reference: str) -> None:
+        url = self.endpoint.manifest(repo, reference)
+        request = Request("DELETE", url, scope=delete(repo))
+        async with self.session.request(request, expect=(200, 202, 204)):
+            pass
+
+    def _manifest_request(self, method: str, repo: str, reference: str) -> Request:
+        return Request(
+            method,
+            self.endpoint.manifest(repo, reference),
+            headers={"Accept": ", ".join(MANIFEST_ACCEPT)},
+            scope=pull_scope(repo),
+        )
+
+    # -- referrers ---------------------------------------------------------------------------
+
+    async def referrers(
+        self, repo: str, digest: str, artifact_type: str | None = None
+    ) -> list[Descriptor] | None:
+        """Manifests whose ``subject`` is ``digest`` (OCI 1.1 referrers API), filtered by
+        ``artifact_type``; None when the registry has no referrers API (then use the
+        :meth:`referrers_tag` fallback)."""
+        url: str | None = self.endpoint.referrers(repo, digest, artifact_type)
+        out: list[Descriptor] = []
+        filtered = True
+        pages = 0
+        while url is not None and pages < _PAGE_LIMIT:
+            pages += 1
+            request = Request("GET", url, headers={"Accept": mt.OCI_INDEX}, scope=pull_scope(repo))
+            async with self.session.request(request, expect=(200, 404)) as response:
+                is_index = media_type_of(response.headers.get("Content-Type")) == mt.OCI_INDEX
+                body = await response.read(self.max_manifest_bytes)
+                if response.status == 404 or not is_index:
+                    return None if pages == 1 else out
+                applied = response.headers.get("OCI-Filters-Applied", "")
+                filtered = filtered and "artifactType" in applied
+                url = _next_link(response)
+            out.extend(descriptor(d) for d in json_object(body, request.url).get("manifests") or [])
+        if artifact_type and not filtered:
+            out = [d for d in out if d.artifact_type == artifact_type]
+        return out
+
+    @staticmethod
+    def referrers_tag(digest: str) -> str:
+        """The referrers tag schema's tag for ``digest``: ``sha256:abc…`` → ``sha256-abc…``."""
+        if not is_digest(digest):
+            raise RequestRejected(f"{digest!r} is not a digest")
+        algorithm, _, encoded = digest.partition(":")
+        return f"{algorithm}-{encoded}"[:128]
+
+    # -- blobs -------------------------------------------------------------------------------
+
+    async def head_blob(self, repo: str, digest: str) -> int | None:
+        """The blob's size in bytes, or None if the repository has no such blob."""
+        request = Request("HEAD", self.endpoint.blob(repo, digest), scope=pull_scope(repo))
+        async with self.session.request(request, expect=(200, 404)) as response:
+            if response.status == 404:
+                return None
+            length = response.headers.get("Content-Length", "")
+        if not length.isdigit():
+            raise ProtocolError("blob HEAD without Content-Length", method="HEAD", url=request.url)
+        return int(length)
+
+    @asynccontextmanager
+    async def blob_stream(
+        self, repo: str, digest: str, offset: int = 0
+    ) -> AsyncIterator[BlobStream]:
+        """Read a blob from ``offset`` without buffering it; reconnects with ``Range`` if the
+        connection breaks."""
+        stream = BlobStream(
+            self.session, self.endpoint.blob(repo, digest), pull_scope(repo), offset
+        )
+        await stream.open()
+        try:
+            yield stream
+        finally:
+            await stream.aclose()
+
+    async def mount_blob(self, repo: str, digest: str, from_repo: str) -> bool:
+        """Cross-repository mount; False (session cancelled) if the registry would not."""
+        url = self.endpoint.uploads(repo, mount=digest, **{"from": from_repo})
+        scope = f"{push_scope(repo)} {pull_scope(from_repo)}"
+        request = Request("POST", url, headers={"Content-Length": "0"}, scope=scope)
+        async with self.session.request(request, expect=(201, 202)) as response:
+            if response.status == 201:
+                return True
+            location = response.headers.get("Location")
+        if location:
+            cancel = Request("DELETE", Endpoint.resolve(url, location), scope=push_scope(repo))
+            try:
+                async with self.session.request(cancel, expect=(200, 202, 204, 404)):
+                    pass
+            except Exception:  # best effort: an abandoned session is purged by the registry
+                pass
+        return False
+
+    async def upload_blob(
+        self,
+        repo: str,
+        digest: str,
+        size_bytes: int,
+        open_stream: OpenStream,
+        *,
+        chunk_bytes: int | None = None,
+    ) -> None:
+        """Push a blob whose bytes ``open_stream(offset)`` yields from ``offset`` on.
+
+        Blobs up to ``monolithic_max_bytes`` (and ``chunk_bytes`` None) go in one ``PUT``;
+        others in ``chunk_bytes`` (default: the client's) ``PATCH`` chunks that resume at the
+        registry's offset after a failure. The registry verifies the digest.
+        """
+        source = _Source(open_stream, size_bytes)
+        try:
+            if chunk_bytes is None and size_bytes <= self.monolithic_max_bytes:
+                await self._uploader.monolithic(repo, digest, source)
+            else:
+                await self._uploader.chunked(repo, digest, source, chunk_bytes or self.chunk_bytes)
+        finally:
+            await source.close()
+
+
+def _next_link(response: Response) -> str | None:
+    return next_link(response.headers.getall("Link", []), response.url)
