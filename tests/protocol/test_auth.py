@@ -44,7 +44,7 @@ def seawall_cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEAWALL_")}
     cmd = [sys.executable, "-m", "seawall", *args, "--data-dir", str(data_dir)]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, f"{' '.join(cmd)} failed:\n{out.stdout}\n{out.stderr}"
+    assert out.returncode == 0, f"seawall {args[:2]} failed:\n{out.stdout}\n{out.stderr[-1500:]}"
     return out
 
 
