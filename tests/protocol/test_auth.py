@@ -40,12 +40,25 @@ from tests.support.client import ACCEPT, client
 pytestmark = pytest.mark.seawall_only
 
 
-def seawall_cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def seawall_cli(data_dir: Path, *commands: list[str]) -> list[str]:
+    """Run ``seawall <command> --data-dir DIR`` for each command, concurrently; their stdouts."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEAWALL_")}
-    cmd = [sys.executable, "-m", "seawall", *args, "--data-dir", str(data_dir)]
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, f"seawall {args[:2]} failed:\n{out.stdout}\n{out.stderr[-1500:]}"
-    return out
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "seawall", *args, "--data-dir", str(data_dir)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for args in commands
+    ]
+    outs = []
+    for args, proc in zip(commands, procs, strict=True):
+        stdout, stderr = proc.communicate(timeout=120)
+        assert proc.returncode == 0, f"seawall {args[:2]} failed:\n{stdout}\n{stderr[-1500:]}"
+        outs.append(stdout)
+    return outs
 
 
 @dataclass
@@ -75,14 +88,13 @@ def accounts(target: Target) -> Accounts:
         pytest.skip("needs Seawall")
     t = uuid.uuid4().hex[:8]
     user, password = f"reader-{t}", f"pw-{uuid.uuid4().hex}"
-    seawall_cli(
-        target.data_dir, "user", "add", user, "--password", password, "--allow", f"team-{t}/*=pull"
+    _, robot_out = seawall_cli(
+        target.data_dir,
+        ["user", "add", user, "--password", password, "--allow", f"team-{t}/*=pull"],
+        ["robot", "add", f"ci-{t}", "--allow", f"robots-{t}/*=pull,push"],
     )
-    out = seawall_cli(
-        target.data_dir, "robot", "add", f"ci-{t}", "--allow", f"robots-{t}/*=pull,push"
-    )
-    secret = out.stdout.strip().splitlines()[-1].strip()
-    assert secret and " " not in secret, out.stdout
+    secret = robot_out.strip().splitlines()[-1].strip()
+    assert secret and " " not in secret, robot_out
     acc = Accounts(t, user, password, f"robot$ci-{t}", secret)
     with client(target.url, target.username, target.password) as admin:
         for repo in (acc.team, acc.other, f"{acc.robots}/base"):
