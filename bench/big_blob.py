@@ -62,8 +62,9 @@ def _children(pid: int) -> list[int]:
         return []
 
 
-async def auth_headers(s: aiohttp.ClientSession, url: str, repo: str, user: str | None,
-                       password: str | None) -> dict[str, str]:
+async def auth_headers(
+    s: aiohttp.ClientSession, url: str, repo: str, user: str | None, password: str | None
+) -> dict[str, str]:
     async with s.get(f"{url}/v2/") as r:
         challenge = r.headers.get("WWW-Authenticate", "")
     if not challenge.lower().startswith("bearer"):
@@ -99,9 +100,15 @@ async def main(a: argparse.Namespace) -> None:
                 loc = r.headers["Location"]
             loc = loc if loc.startswith("http") else url + loc
             sep = "&" if "?" in loc else "?"
-            async with s.put(f"{loc}{sep}digest={digest}", data=body(),
-                             headers={**hdr, "Content-Type": "application/octet-stream",
-                                      "Content-Length": str(size)}) as r:
+            async with s.put(
+                f"{loc}{sep}digest={digest}",
+                data=body(),
+                headers={
+                    **hdr,
+                    "Content-Type": "application/octet-stream",
+                    "Content-Length": str(size),
+                },
+            ) as r:
                 assert r.status == 201, (r.status, await r.text())
             push_s = time.perf_counter() - t
         with Peak(a.server_pid) as pull_peak:
@@ -114,13 +121,20 @@ async def main(a: argparse.Namespace) -> None:
                     got += len(chunk)
             pull_s = time.perf_counter() - t
         assert got == size and "sha256:" + hh.hexdigest() == digest, "pulled blob differs"
-    print(json.dumps({
-        "url": a.url, "label": a.label, "size_mib": size // MiB,
-        "push_mib_s": round(size / MiB / push_s, 1), "pull_mib_s": round(size / MiB / pull_s, 1),
-        "push_peak_rss_mib": round(push_peak.peak_kib / 1024, 1),
-        "pull_peak_rss_mib": round(pull_peak.peak_kib / 1024, 1),
-        "load1": os.getloadavg()[0],
-    }))
+    print(
+        json.dumps(
+            {
+                "url": a.url,
+                "label": a.label,
+                "size_mib": size // MiB,
+                "push_mib_s": round(size / MiB / push_s, 1),
+                "pull_mib_s": round(size / MiB / pull_s, 1),
+                "push_peak_rss_mib": round(push_peak.peak_kib / 1024, 1),
+                "pull_peak_rss_mib": round(pull_peak.peak_kib / 1024, 1),
+                "load1": os.getloadavg()[0],
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

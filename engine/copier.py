@@ -20,7 +20,7 @@ from adapters.oci.types import Manifest
 from engine.bandwidth import BandwidthLimit
 from registry.oci import mediatypes as mt
 
-__all__ = ["CopyResult", "Copier"]
+__all__ = ["Copier", "CopyResult"]
 
 Log = Callable[[str], None]
 
@@ -124,13 +124,13 @@ class Copier:
     ) -> None:
         found = await self.src.referrers(src_repo, subject)
         for desc in found or []:
-            ref = desc["digest"]
+            ref = desc.digest
             if ref in seen:
                 continue
             seen.add(ref)
             await self._manifest_tree(src_repo, dst_repo, ref, result, log, set())
             result.referrers += 1
-            log(f"referrer {ref} ({desc.get('artifactType', '')}) of {subject} copied")
+            log(f"referrer {ref} ({desc.artifact_type or desc.media_type}) of {subject} copied")
             await self._referrers(src_repo, dst_repo, ref, result, log, seen)
 
     async def _blob(

@@ -8,7 +8,7 @@ The planner is pure: :func:`make_plan` takes the policy and the listings and ret
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from engine.filters import Candidate, Filter, apply_filters
@@ -156,15 +156,32 @@ def make_plan(
             if any(dst_tags.get(t) not in (None, cand.digest) for t in to_copy):
                 reason = "destination differs (override on)"
             copies.append(
-                CopyAction(cand.repository, dst_repo, cand.digest, tuple(to_copy),
-                           cand.media_type, reason)
+                CopyAction(
+                    cand.repository, dst_repo, cand.digest, tuple(to_copy), cand.media_type, reason
+                )
             )
         elif identical:
-            skips.append(SkipAction(cand.repository, dst_repo, cand.digest, tuple(identical),
-                                    "skipped-identical", "identical at destination"))
+            skips.append(
+                SkipAction(
+                    cand.repository,
+                    dst_repo,
+                    cand.digest,
+                    tuple(identical),
+                    "skipped-identical",
+                    "identical at destination",
+                )
+            )
         if differs:
-            skips.append(SkipAction(cand.repository, dst_repo, cand.digest, tuple(differs),
-                                    "skipped-differs", "destination differs and override is off"))
+            skips.append(
+                SkipAction(
+                    cand.repository,
+                    dst_repo,
+                    cand.digest,
+                    tuple(differs),
+                    "skipped-differs",
+                    "destination differs and override is off",
+                )
+            )
     deletions, blocked = _deletions(policy, source, destination, kept_tags, replicated or {})
     return Plan(tuple(_subject_first(copies)), tuple(skips), deletions, blocked)
 
@@ -204,5 +221,3 @@ def _deletions(
             f"{policy.max_deletion_fraction:g}; review them with a dry run, then raise the limit"
         )
     return tuple(candidates), ""
-
-

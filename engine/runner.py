@@ -54,12 +54,31 @@ def tasks_from_plan(plan: Plan, dry_run: bool) -> list[dict[str, Any]]:
     """Task rows for a plan. Skips are finished at once; a dry run's copies and deletions too."""
     rows: list[dict[str, Any]] = []
     for c in plan.copies:
-        rows.append(_row("copy", c.src_repository, c.dst_repository, c.digest, c.tags,
-                         "Succeed" if dry_run else "Pending",
-                         "would-copy" if dry_run else "", c.reason))
+        rows.append(
+            _row(
+                "copy",
+                c.src_repository,
+                c.dst_repository,
+                c.digest,
+                c.tags,
+                "Succeed" if dry_run else "Pending",
+                "would-copy" if dry_run else "",
+                c.reason,
+            )
+        )
     for s in plan.skips:
-        rows.append(_row("copy", s.src_repository, s.dst_repository, s.digest, s.tags,
-                         "Succeed", s.outcome, s.reason))
+        rows.append(
+            _row(
+                "copy",
+                s.src_repository,
+                s.dst_repository,
+                s.digest,
+                s.tags,
+                "Succeed",
+                s.outcome,
+                s.reason,
+            )
+        )
     for d in plan.deletions:
         if plan.deletions_blocked:
             status, outcome, reason = "Failed", "blocked", plan.deletions_blocked
@@ -67,18 +86,33 @@ def tasks_from_plan(plan: Plan, dry_run: bool) -> list[dict[str, Any]]:
             status, outcome, reason = "Succeed", "would-delete", d.reason
         else:
             status, outcome, reason = "Pending", "", d.reason
-        rows.append(_row("deletion", "", d.dst_repository, d.digest, (d.tag,), status, outcome,
-                         reason))
+        rows.append(
+            _row("deletion", "", d.dst_repository, d.digest, (d.tag,), status, outcome, reason)
+        )
     return rows
 
 
-def _row(op: str, src_repo: str, dst_repo: str, digest: str, tags: tuple[str, ...], status: str,
-         outcome: str, reason: str) -> dict[str, Any]:
+def _row(
+    op: str,
+    src_repo: str,
+    dst_repo: str,
+    digest: str,
+    tags: tuple[str, ...],
+    status: str,
+    outcome: str,
+    reason: str,
+) -> dict[str, Any]:
     tag_text = ",".join(tags)
     return {
-        "operation": op, "src_repository": src_repo, "dst_repository": dst_repo,
-        "digest": digest, "tags_json": json.dumps(list(tags)), "status": status,
-        "outcome": outcome, "reason": reason, "resource_type": "artifact",
+        "operation": op,
+        "src_repository": src_repo,
+        "dst_repository": dst_repo,
+        "digest": digest,
+        "tags_json": json.dumps(list(tags)),
+        "status": status,
+        "outcome": outcome,
+        "reason": reason,
+        "resource_type": "artifact",
         "src_resource": f"{src_repo}:[{tag_text}]" if src_repo else "",
         "dst_resource": f"{dst_repo}:[{tag_text}]",
     }
@@ -112,8 +146,9 @@ class Runner:
             await src.close()
             await dst.close()
 
-    async def _run(self, execution: dict[str, Any], policy: dict[str, Any], src: OciClient,
-                   dst: OciClient) -> str:
+    async def _run(
+        self, execution: dict[str, Any], policy: dict[str, Any], src: OciClient, dst: OciClient
+    ) -> str:
         eid = int(execution["id"])
         spec = policy_spec(policy)
         status_text: str | None = None
@@ -121,20 +156,26 @@ class Runner:
             try:
                 plan = await self.plan(spec, src, dst)
             except OciError as e:
-                await self.store.add_tasks(eid, [_row("list", "", "", "", (), "Failed", "failed",
-                                                      f"listing failed: {e}")])
+                await self.store.add_tasks(
+                    eid, [_row("list", "", "", "", (), "Failed", "failed", f"listing failed: {e}")]
+                )
                 return await self.store.finalize(eid, f"listing failed: {e}")
             rows = tasks_from_plan(plan, bool(execution["dry_run"]))
             if plan.problems:
-                rows.append(_row("list", "", "", "", (), "Failed", "failed",
-                                 "; ".join(plan.problems)[:2000]))
+                rows.append(
+                    _row(
+                        "list", "", "", "", (), "Failed", "failed", "; ".join(plan.problems)[:2000]
+                    )
+                )
                 status_text = "source listing incomplete: no deletion was done"
             if plan.deletions_blocked:
                 status_text = plan.deletions_blocked
             await self.store.add_tasks(eid, rows)
         speed = int(policy.get("speed_bytes_per_second") or -1)
         copier = Copier(
-            src, dst, blob_concurrency=self.blob_concurrency,
+            src,
+            dst,
+            blob_concurrency=self.blob_concurrency,
             chunk_bytes=(16 << 20) if policy.get("copy_by_chunk") else None,
             bandwidth=BandwidthLimit(speed) if speed > 0 else None,
         )
@@ -148,8 +189,7 @@ class Runner:
         source = await list_side(src, repos)
         ledger = await self.store.ledger(spec.policy_id)
         dst_repos = {
-            map_repository(r, spec.dest_namespace, spec.dest_namespace_replace_count)
-            for r in repos
+            map_repository(r, spec.dest_namespace, spec.dest_namespace_replace_count) for r in repos
         } | set(ledger)
         destination = await list_side(dst, dst_repos, missing_ok=True)
         plan = make_plan(spec, source, destination, ledger)
@@ -173,8 +213,9 @@ class Runner:
             outer.cancel_scope.cancel()
         return stop.is_set()
 
-    async def _heartbeat(self, eid: int, running: set[int], stop: anyio.Event,
-                         scope: anyio.CancelScope) -> None:
+    async def _heartbeat(
+        self, eid: int, running: set[int], stop: anyio.Event, scope: anyio.CancelScope
+    ) -> None:
         last_renew = time.monotonic()
         while True:
             await anyio.sleep(1.0)
@@ -190,8 +231,15 @@ class Runner:
                     return
                 await self.store.renew_tasks(sorted(running))
 
-    async def _one(self, spec: PolicySpec, copier: Copier, dst: OciClient, task: dict[str, Any],
-                   slots: anyio.Semaphore, running: set[int]) -> None:
+    async def _one(
+        self,
+        spec: PolicySpec,
+        copier: Copier,
+        dst: OciClient,
+        task: dict[str, Any],
+        slots: anyio.Semaphore,
+        running: set[int],
+    ) -> None:
         tid = int(task["id"])
         lines: list[str] = [task.get("log") or ""] if task.get("log") else []
 
@@ -205,8 +253,9 @@ class Runner:
         except anyio.get_cancelled_exc_class():
             note("stopped")
             with anyio.CancelScope(shield=True):
-                await self.store.finish_task(tid, "Stopped", "stopped", "run stopped",
-                                             "\n".join(lines), 0)
+                await self.store.finish_task(
+                    tid, "Stopped", "stopped", "run stopped", "\n".join(lines), 0
+                )
             raise
         except (OciError, OSError) as e:
             note(f"error: {e}")
@@ -214,27 +263,46 @@ class Runner:
             status = "Pending" if again else "Failed"
             if again:
                 await anyio.sleep(min(2 ** int(task["attempts"]), 30))
-            await self.store.finish_task(tid, status, "" if again else "failed", str(e),
-                                         "\n".join(lines), 0)
+            await self.store.finish_task(
+                tid, status, "" if again else "failed", str(e), "\n".join(lines), 0
+            )
         finally:
             running.discard(tid)
 
-    async def _execute(self, spec: PolicySpec, copier: Copier, dst: OciClient,
-                       task: dict[str, Any], note: Callable[[str], None]) -> tuple[str, int]:
+    async def _execute(
+        self,
+        spec: PolicySpec,
+        copier: Copier,
+        dst: OciClient,
+        task: dict[str, Any],
+        note: Callable[[str], None],
+    ) -> tuple[str, int]:
         tags = task_tags(task)
         if task["operation"] == "deletion":
-            return await self._delete(spec, dst, task["dst_repository"], tags[0], task["digest"],
-                                      note), 0
-        result = await copier.copy(task["src_repository"], task["dst_repository"],
-                                   task["digest"], tags, note)
-        await self.store.record_replicated(spec.policy_id, task["dst_repository"], tags,
-                                           task["digest"])
-        note(f"done: {result.blobs_copied} blobs copied, {result.blobs_skipped} present, "
-             f"{result.blobs_mounted} mounted, {result.bytes_copied} bytes")
+            return await self._delete(
+                spec, dst, task["dst_repository"], tags[0], task["digest"], note
+            ), 0
+        result = await copier.copy(
+            task["src_repository"], task["dst_repository"], task["digest"], tags, note
+        )
+        await self.store.record_replicated(
+            spec.policy_id, task["dst_repository"], tags, task["digest"]
+        )
+        note(
+            f"done: {result.blobs_copied} blobs copied, {result.blobs_skipped} present, "
+            f"{result.blobs_mounted} mounted, {result.bytes_copied} bytes"
+        )
         return "copied", result.bytes_copied
 
-    async def _delete(self, spec: PolicySpec, dst: OciClient, repo: str, tag: str, digest: str,
-                      note: Callable[[str], None]) -> str:
+    async def _delete(
+        self,
+        spec: PolicySpec,
+        dst: OciClient,
+        repo: str,
+        tag: str,
+        digest: str,
+        note: Callable[[str], None],
+    ) -> str:
         current = await dst.head_manifest(repo, tag)
         if current is None or current.digest != digest:
             note(f"{repo}:{tag} no longer names {digest}: left alone")
@@ -245,11 +313,14 @@ class Runner:
             note(f"deleted tag {repo}:{tag}")
         except (Unsupported, NotFound):
             others = [t for t in await dst.list_tags(repo) if t != tag]
-            sharing = [t for t in others if (r := await dst.head_manifest(repo, t)) and
-                       r.digest == digest]
+            sharing = [
+                t for t in others if (r := await dst.head_manifest(repo, t)) and r.digest == digest
+            ]
             if sharing:
-                note(f"{repo}:{tag}: the registry cannot delete tags and {sharing[0]} still "
-                     "names the artifact: left in place")
+                note(
+                    f"{repo}:{tag}: the registry cannot delete tags and {sharing[0]} still "
+                    "names the artifact: left in place"
+                )
                 return "skipped-differs"
             await dst.delete_manifest(repo, digest)
             note(f"deleted {repo}@{digest} (tag {tag}; the registry deletes by digest only)")

@@ -48,6 +48,11 @@ class ReplicationService:
         """Something may be ready to run (a new execution): look now rather than at next poll."""
         self._wake.set()
 
+    def outbox_changed(self) -> None:
+        """The registry wrote events. (Event-triggered policies consume them; until then this
+        only wakes the loop.)"""
+        self.wake()
+
     async def start(self, tg: TaskGroup) -> None:
         tg.start_soon(self._loop, name="replication-service")
 

@@ -1,8 +1,9 @@
 """Replication state (SQLModel tables in the same database as the registry's metadata).
 
-    registry_endpoint ── policy ── execution ── task        (Harbor's model: one task per artifact)
-                           └─ replicated                    what Seawall itself put at a destination;
-                                                            deletion sync deletes nothing else
+    registry_endpoint ── policy ── execution ── task   (Harbor's model: one task per artifact)
+                           └─ replicated               what Seawall itself put at a
+                                                       destination; deletion sync deletes
+                                                       nothing else
 
 Statuses follow Harbor's v2.0 API: ``Pending``, ``InProgress``, ``Succeed``, ``Failed``,
 ``Stopped``. Tasks are leased (``lease_owner`` / ``lease_expires``) and heartbeated, so a task of a
@@ -54,7 +55,8 @@ class Policy(SQLModel, table=True):
     """A replication rule (Harbor's fields, plus Seawall's safety rails and filter syntaxes).
 
     ``src_registry_id`` / ``dest_registry_id`` NULL means the local registry. Both set
-    (remote → remote) is allowed: the engine streams between them and stores nothing locally. ``speed_bytes_per_second`` ≤ 0 means unlimited. ``filters_json`` holds Harbor-shaped
+    (remote → remote) is allowed: the engine streams between them and stores nothing locally.
+    ``speed_bytes_per_second`` ≤ 0 means unlimited. ``filters_json`` holds Harbor-shaped
     filters with an optional ``syntax`` (glob, regex, semver).
     """
 

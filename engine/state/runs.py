@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, insert, or_, select, update
@@ -50,8 +50,13 @@ class RunStore:
     async def create_execution(self, policy_id: int, trigger: str, dry_run: bool = False) -> int:
         async with self.db.write() as c:
             res = await c.execute(
-                insert(X).values(policy_id=policy_id, trigger=trigger, dry_run=dry_run,
-                                 status="Pending", start_time=utcnow())
+                insert(X).values(
+                    policy_id=policy_id,
+                    trigger=trigger,
+                    dry_run=dry_run,
+                    status="Pending",
+                    start_time=utcnow(),
+                )
             )
             return int(res.inserted_primary_key[0])  # type: ignore[index]
 
@@ -59,8 +64,10 @@ class RunStore:
         async with self.db.read() as c:
             return (
                 await c.execute(
-                    select(X.c.id).where(X.c.policy_id == policy_id, X.c.status.in_(ACTIVE))
-                    .order_by(X.c.id).limit(1)
+                    select(X.c.id)
+                    .where(X.c.policy_id == policy_id, X.c.status.in_(ACTIVE))
+                    .order_by(X.c.id)
+                    .limit(1)
                 )
             ).scalar()
 
@@ -70,19 +77,24 @@ class RunStore:
         async with self.db.write() as c:
             row = (
                 await c.execute(
-                    select(X.c.id).where(
+                    select(X.c.id)
+                    .where(
                         X.c.status.in_(ACTIVE),
                         or_(X.c.lease_expires.is_(None), X.c.lease_expires < now),
-                    ).order_by(X.c.id).limit(1)
+                    )
+                    .order_by(X.c.id)
+                    .limit(1)
                 )
             ).first()
             if row is None:
                 return None
             res = await c.execute(
-                update(X).where(
+                update(X)
+                .where(
                     X.c.id == row[0],
                     or_(X.c.lease_expires.is_(None), X.c.lease_expires < now),
-                ).values(lease_owner=self.node_id, lease_expires=now + LEASE, status="InProgress")
+                )
+                .values(lease_owner=self.node_id, lease_expires=now + LEASE, status="InProgress")
             )
             return int(row[0]) if res.rowcount else None
 
@@ -90,7 +102,8 @@ class RunStore:
         """Extend our lease; False when another node has taken the execution over."""
         async with self.db.write() as c:
             res = await c.execute(
-                update(X).where(X.c.id == execution_id, X.c.lease_owner == self.node_id)
+                update(X)
+                .where(X.c.id == execution_id, X.c.lease_owner == self.node_id)
                 .values(lease_expires=utcnow() + LEASE)
             )
             return bool(res.rowcount)
@@ -108,7 +121,8 @@ class RunStore:
     async def request_stop(self, execution_id: int) -> bool:
         async with self.db.write() as c:
             res = await c.execute(
-                update(X).where(X.c.id == execution_id, X.c.status.in_(ACTIVE))
+                update(X)
+                .where(X.c.id == execution_id, X.c.status.in_(ACTIVE))
                 .values(stop_requested=True)
             )
             return bool(res.rowcount)
@@ -136,22 +150,33 @@ class RunStore:
         now = utcnow()
         async with self.db.write() as c:
             rows = (
-                await c.execute(
-                    select(T).where(
-                        T.c.execution_id == execution_id,
-                        or_(
-                            T.c.status == "Pending",
-                            (T.c.status == "InProgress") & (T.c.lease_expires < now),
-                        ),
-                    ).order_by(T.c.id).limit(limit)
+                (
+                    await c.execute(
+                        select(T)
+                        .where(
+                            T.c.execution_id == execution_id,
+                            or_(
+                                T.c.status == "Pending",
+                                (T.c.status == "InProgress") & (T.c.lease_expires < now),
+                            ),
+                        )
+                        .order_by(T.c.id)
+                        .limit(limit)
+                    )
                 )
-            ).mappings().all()
+                .mappings()
+                .all()
+            )
             ids = [r["id"] for r in rows]
             if ids:
                 await c.execute(
-                    update(T).where(T.c.id.in_(ids)).values(
-                        status="InProgress", lease_owner=self.node_id,
-                        lease_expires=now + LEASE, attempts=T.c.attempts + 1,
+                    update(T)
+                    .where(T.c.id.in_(ids))
+                    .values(
+                        status="InProgress",
+                        lease_owner=self.node_id,
+                        lease_expires=now + LEASE,
+                        attempts=T.c.attempts + 1,
                         start_time=func.coalesce(T.c.start_time, now),
                     )
                 )
@@ -162,7 +187,8 @@ class RunStore:
             return
         async with self.db.write() as c:
             await c.execute(
-                update(T).where(T.c.id.in_(list(task_ids)), T.c.lease_owner == self.node_id)
+                update(T)
+                .where(T.c.id.in_(list(task_ids)), T.c.lease_owner == self.node_id)
                 .values(lease_expires=utcnow() + LEASE)
             )
 
@@ -171,9 +197,16 @@ class RunStore:
     ) -> None:
         async with self.db.write() as c:
             await c.execute(
-                update(T).where(T.c.id == task_id).values(
-                    status=status, outcome=outcome, reason=reason[:2000], log=log,
-                    bytes_copied=bytes_copied, end_time=utcnow(), lease_owner=None,
+                update(T)
+                .where(T.c.id == task_id)
+                .values(
+                    status=status,
+                    outcome=outcome,
+                    reason=reason[:2000],
+                    log=log,
+                    bytes_copied=bytes_copied,
+                    end_time=utcnow(),
+                    lease_owner=None,
                     lease_expires=None,
                 )
             )
@@ -181,17 +214,19 @@ class RunStore:
     async def stop_pending(self, execution_id: int) -> None:
         async with self.db.write() as c:
             await c.execute(
-                update(T).where(T.c.execution_id == execution_id, T.c.status.in_(ACTIVE))
+                update(T)
+                .where(T.c.execution_id == execution_id, T.c.status.in_(ACTIVE))
                 .values(status="Stopped", outcome="stopped", end_time=utcnow())
             )
 
     async def finalize(self, execution_id: int, status_text: str | None = None) -> str:
         """Recount the tasks, roll the status up and (when nothing is active) close the run."""
         async with self.db.write() as c:
-            counts = dict(
+            counts: dict[str, int] = dict(
                 (
                     await c.execute(
-                        select(T.c.status, func.count()).where(T.c.execution_id == execution_id)
+                        select(T.c.status, func.count())
+                        .where(T.c.execution_id == execution_id)
                         .group_by(T.c.status)
                     )
                 ).all()
@@ -233,8 +268,14 @@ class RunStore:
     async def tasks(self, execution_id: int) -> list[dict[str, Any]]:
         async with self.db.read() as c:
             rows = (
-                await c.execute(select(T).where(T.c.execution_id == execution_id).order_by(T.c.id))
-            ).mappings().all()
+                (
+                    await c.execute(
+                        select(T).where(T.c.execution_id == execution_id).order_by(T.c.id)
+                    )
+                )
+                .mappings()
+                .all()
+            )
             return [dict(r) for r in rows]
 
     # ------------------------------------------------------------------ ledger
@@ -242,7 +283,9 @@ class RunStore:
         async with self.db.read() as c:
             rows = (
                 await c.execute(
-                    select(L.c.dst_repository, L.c.tag, L.c.digest).where(L.c.policy_id == policy_id)
+                    select(L.c.dst_repository, L.c.tag, L.c.digest).where(
+                        L.c.policy_id == policy_id
+                    )
                 )
             ).all()
         out: dict[str, dict[str, str]] = {}
@@ -258,12 +301,18 @@ class RunStore:
         async with self.db.write() as c:
             for tag in tags:
                 await c.execute(
-                    delete(L).where(L.c.policy_id == policy_id, L.c.dst_repository == dst_repo,
-                                    L.c.tag == tag)
+                    delete(L).where(
+                        L.c.policy_id == policy_id, L.c.dst_repository == dst_repo, L.c.tag == tag
+                    )
                 )
                 await c.execute(
-                    insert(L).values(policy_id=policy_id, dst_repository=dst_repo, tag=tag,
-                                     digest=digest, updated_at=utcnow())
+                    insert(L).values(
+                        policy_id=policy_id,
+                        dst_repository=dst_repo,
+                        tag=tag,
+                        digest=digest,
+                        updated_at=utcnow(),
+                    )
                 )
 
     async def forget_replicated(self, policy_id: int, dst_repo: str, tag: str) -> None:
@@ -271,12 +320,11 @@ class RunStore:
 
         async with self.db.write() as c:
             await c.execute(
-                delete(L).where(L.c.policy_id == policy_id, L.c.dst_repository == dst_repo,
-                                L.c.tag == tag)
+                delete(L).where(
+                    L.c.policy_id == policy_id, L.c.dst_repository == dst_repo, L.c.tag == tag
+                )
             )
 
 
 def task_tags(row: dict[str, Any]) -> tuple[str, ...]:
     return tuple(json.loads(row.get("tags_json") or "[]"))
-
-

@@ -26,7 +26,9 @@ def _blob(seed: int, size: int) -> bytes:
     return random.Random(seed).randbytes(size)
 
 
-def _push_chunked(base: str, password: str, repo: str, data: bytes, results: dict[str, str]) -> None:
+def _push_chunked(
+    base: str, password: str, repo: str, data: bytes, results: dict[str, str]
+) -> None:
     """Push one blob in 4 MiB PATCH chunks; record 'done' or the exception."""
     digest = sha256(data)
     try:
@@ -35,9 +37,14 @@ def _push_chunked(base: str, password: str, repo: str, data: bytes, results: dic
             loc = r.headers["Location"]
             for off in range(0, len(data), 4 * MiB):
                 chunk = data[off : off + 4 * MiB]
-                r = c.patch(loc, content=chunk, headers={
-                    "Content-Range": f"{off}-{off + len(chunk) - 1}",
-                    "Content-Type": "application/octet-stream"})
+                r = c.patch(
+                    loc,
+                    content=chunk,
+                    headers={
+                        "Content-Range": f"{off}-{off + len(chunk) - 1}",
+                        "Content-Type": "application/octet-stream",
+                    },
+                )
                 loc = r.headers["Location"]
             r = c.put(loc, params={"digest": digest})
             results[digest] = "done" if r.status_code == 201 else f"status {r.status_code}"
@@ -67,8 +74,9 @@ def test_kill_during_pushes_leaves_nothing_partial(fresh_seawall: SeawallProcess
     for round_no, delay in enumerate((0.6, 1.2, 2.0)):
         results.clear()
         threads = [
-            threading.Thread(target=_push_chunked,
-                             args=(server.url, server.admin_password, repo, b, results))
+            threading.Thread(
+                target=_push_chunked, args=(server.url, server.admin_password, repo, b, results)
+            )
             for b in blobs
         ]
         for t in threads:
@@ -136,11 +144,13 @@ def test_kill_during_manifest_pushes_keeps_tags_consistent(fresh_seawall: Seawal
     assert pushed, "nothing was pushed before the kill"
     with client(server.url, "admin", server.admin_password) as c:
         tags = c.get("/v2/crash/tags/tags/list").json()["tags"]
-        for tag, digest in pushed:
+        for tag, _digest in pushed:
             assert tag in tags
         for tag in tags:
-            r = c.get(f"/v2/crash/tags/manifests/{tag}",
-                      headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+            r = c.get(
+                f"/v2/crash/tags/manifests/{tag}",
+                headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+            )
             assert r.status_code == 200
             assert sha256(r.content) == r.headers["Docker-Content-Digest"]
             for layer in r.json()["layers"] + [r.json()["config"]]:

@@ -61,15 +61,20 @@ class TokenAuth(httpx.Auth):
         yield request
 
 
-def client(base_url: str, username: str | None = "admin", password: str | None = None,
-           **kw: Any) -> httpx.Client:
+def client(
+    base_url: str, username: str | None = "admin", password: str | None = None, **kw: Any
+) -> httpx.Client:
     return httpx.Client(base_url=base_url, auth=TokenAuth(username, password), timeout=60.0, **kw)
 
 
 def push_blob(c: httpx.Client, repo: str, data: bytes) -> str:
     digest = sha256(data)
-    r = c.post(f"/v2/{repo}/blobs/uploads/", params={"digest": digest}, content=data,
-               headers={"Content-Type": "application/octet-stream"})
+    r = c.post(
+        f"/v2/{repo}/blobs/uploads/",
+        params={"digest": digest},
+        content=data,
+        headers={"Content-Type": "application/octet-stream"},
+    )
     assert r.status_code == 201, (r.status_code, r.text)
     return digest
 
@@ -78,24 +83,35 @@ def image_manifest(config: bytes, layers: list[bytes], **extra: Any) -> bytes:
     doc: dict[str, Any] = {
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                   "digest": sha256(config), "size": len(config)},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                    "digest": sha256(layer), "size": len(layer)} for layer in layers],
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": sha256(config),
+            "size": len(config),
+        },
+        "layers": [
+            {
+                "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                "digest": sha256(layer),
+                "size": len(layer),
+            }
+            for layer in layers
+        ],
     }
     doc.update(extra)
     return json.dumps(doc).encode()
 
 
-def push_image(c: httpx.Client, repo: str, ref: str, *, layers: int = 1, seed: str = "x",
-               **extra: Any) -> tuple[str, bytes]:
+def push_image(
+    c: httpx.Client, repo: str, ref: str, *, layers: int = 1, seed: str = "x", **extra: Any
+) -> tuple[str, bytes]:
     """Push a small OCI image; return (manifest digest, manifest bytes)."""
     config = json.dumps({"architecture": "amd64", "os": "linux", "seed": seed}).encode()
     blobs = [f"layer-{seed}-{i}".encode() * 100 for i in range(layers)]
     for b in (config, *blobs):
         push_blob(c, repo, b)
     manifest = image_manifest(config, blobs, **extra)
-    r = c.put(f"/v2/{repo}/manifests/{ref}", content=manifest,
-              headers={"Content-Type": OCI_MANIFEST})
+    r = c.put(
+        f"/v2/{repo}/manifests/{ref}", content=manifest, headers={"Content-Type": OCI_MANIFEST}
+    )
     assert r.status_code == 201, (r.status_code, r.text)
     return sha256(manifest), manifest

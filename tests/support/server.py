@@ -3,6 +3,7 @@ ports, throwaway data directories."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -23,7 +24,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_http(url: str, timeout_s: float = 30.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+def wait_http(
+    url: str, timeout_s: float = 30.0, proc: subprocess.Popen[bytes] | None = None
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
@@ -62,11 +65,23 @@ class SeawallProcess:
     def start(self, timeout_s: float = 30.0) -> SeawallProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SEAWALL_")}
         env.update(SEAWALL_ADMIN_PASSWORD=self.admin_password, **self.extra_env)
-        cmd = [sys.executable, "-m", "seawall", "serve", "--host", "127.0.0.1",
-               "--port", str(self.port), "--data-dir", str(self.data_dir), *self.extra_args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "seawall",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--data-dir",
+            str(self.data_dir),
+            *self.extra_args,
+        ]
         log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the process' life
-        self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         wait_http(self.url + "/v2/", timeout_s, self.proc)
         return self
 
@@ -74,10 +89,8 @@ class SeawallProcess:
         """Kill the whole process group at once (``kill -9`` by default)."""
         if self.proc is None:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, sig)
-        except ProcessLookupError:
-            pass
         self.proc.wait(timeout=30)
         self.proc = None
 
