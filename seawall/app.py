@@ -10,8 +10,14 @@ import hmac
 import logging
 from dataclasses import dataclass
 
+import anyio
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+import engine.state.models  # noqa: F401 - registers the replication tables for create_all
+from engine.api.app import create_api
+from engine.api.context import ApiContext
+from engine.service import ReplicationService
+from engine.state.secrets import SecretBox, load_or_create_secret_key
 from registry.auth.passwords import VerifiedCache, generate_secret, hash_password, verify_password
 from registry.auth.tokens import TokenIssuer, load_or_create_key
 from registry.http.app import RegistryApp
@@ -25,6 +31,7 @@ from registry.storage.base import StorageDriver
 from registry.storage.blobs import BlobStore
 from registry.storage.drivers.filesystem import FilesystemDriver
 from seawall.config import Settings
+from seawall.replication import REPLICATOR, EndpointClients, replicator_password
 
 __all__ = ["Services", "bootstrap", "build_app", "build_services"]
 
@@ -35,9 +42,11 @@ log = logging.getLogger("seawall")
 class Services:
     settings: Settings
     engine: AsyncEngine
+    db: Database
     sql: SqlBackend
     driver: StorageDriver
     context: RegistryContext
+    token_key: bytes
 
     async def close(self) -> None:
         await self.driver.close()
@@ -88,15 +97,17 @@ def build_services(settings: Settings) -> Services:
         ),
         secret=hmac.new(key, b"seawall upload ids", hashlib.sha256).digest(),
     )
-    return Services(settings, engine, sql, driver, context)
+    return Services(settings, engine, db, sql, driver, context, key)
 
 
 async def bootstrap(settings: Settings) -> str | None:
-    """Create the schema and the admin account; return a generated admin password to print once
-    (None when the password came from configuration or the admin already existed)."""
+    """Create the schema, the admin account and the engine's internal account; return a
+    generated admin password to print once (None when the password came from configuration or
+    the admin already existed)."""
     services = build_services(settings)
     try:
         await init_schema(services.engine)
+        await _ensure_replicator(services)
         accounts = services.context.accounts
         admin = await accounts.get("admin")
         wanted = settings.admin_password
@@ -113,18 +124,52 @@ async def bootstrap(settings: Settings) -> str | None:
         await services.close()
 
 
+async def _ensure_replicator(services: Services) -> None:
+    """The internal admin account the replication engine uses on this registry."""
+    password = replicator_password(services.token_key)
+    accounts = services.context.accounts
+    account = await accounts.get(REPLICATOR)
+    if account is None:
+        await accounts.create(
+            REPLICATOR,
+            "admin",
+            hash_password(password),
+            [],
+            description="internal: the replication engine",
+        )
+    elif not verify_password(password, account.password_hash):
+        await accounts.set_password(REPLICATOR, hash_password(password))
+
+
 def build_app(settings: Settings) -> RegistryApp:
+    """The ASGI app of one worker: registry, management API and the replication service."""
     services = build_services(settings)
+    secrets = SecretBox(load_or_create_secret_key(settings.data_path / "secrets.key"))
+    clients = EndpointClients(settings, services.db, secrets, services.token_key)
+    replication = ReplicationService(services.db, clients)
+    services.context.listeners.append(replication)
+    api = create_api(
+        ApiContext(
+            db=services.db,
+            registry_ctx=services.context,
+            secrets=secrets,
+            wake=replication.wake,
+            ping_endpoint=clients.ping,
+        )
+    )
 
     async def lifespan(scope: Scope, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await init_schema(services.engine)
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await services.close()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        message = await receive()
+        if message["type"] != "lifespan.startup":
+            return
+        await init_schema(services.engine)
+        async with anyio.create_task_group() as tg:
+            await replication.start(tg)
+            await send({"type": "lifespan.startup.complete"})
+            while (await receive())["type"] != "lifespan.shutdown":
+                pass
+            tg.cancel_scope.cancel()
+        await services.close()
+        await send({"type": "lifespan.shutdown.complete"})
 
-    return RegistryApp(services.context, lifespan=lifespan)
+    return RegistryApp(services.context, fallback=api, lifespan=lifespan)
