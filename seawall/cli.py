@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import PackageNotFoundError, version
 
-from seawall import replication_cli
+from seawall import replication_cli, sync_cli
 from seawall.config import Settings, load_settings
 
 __all__ = ["main"]
@@ -72,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
             if action == "delete":
                 p.add_argument("name")
     replication_cli.add_commands(sub)
+    sync_cli.add_command(sub)
     return parser
 
 
@@ -177,6 +178,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_accounts(args))
     if args.command in replication_cli.COMMANDS:
         return replication_cli.run(args)
+    if args.command == "sync":
+        return sync_cli.run(args)
     return 2
 
 
