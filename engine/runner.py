@@ -223,7 +223,7 @@ class Runner:
                 stop.set()
                 scope.cancel()
                 return
-            if time.monotonic() - last_renew >= 10:
+            if time.monotonic() - last_renew >= self.store.lease.total_seconds() / 3:
                 last_renew = time.monotonic()
                 if not await self.store.renew_execution(eid):
                     log.warning("execution %s was taken over by another node; stopping here", eid)

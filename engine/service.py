@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import uuid
+from datetime import timedelta
 
 import anyio
 from anyio.abc import TaskGroup
@@ -36,8 +37,9 @@ class ReplicationService:
         *,
         max_parallel_runs: int = 4,
         poll_seconds: float = 2.0,
+        lease_seconds: float = 30.0,
     ) -> None:
-        self.store = RunStore(db, node_id())
+        self.store = RunStore(db, node_id(), timedelta(seconds=lease_seconds))
         self.runner = Runner(self.store, clients)
         self.max_parallel_runs = max_parallel_runs
         self.poll_seconds = poll_seconds

@@ -146,7 +146,9 @@ def build_app(settings: Settings) -> RegistryApp:
     services = build_services(settings)
     secrets = SecretBox(load_or_create_secret_key(settings.data_path / "secrets.key"))
     clients = EndpointClients(settings, services.db, secrets, services.token_key)
-    replication = ReplicationService(services.db, clients)
+    replication = ReplicationService(
+        services.db, clients, lease_seconds=settings.engine_lease_seconds
+    )
     services.context.listeners.append(replication)
     api = create_api(
         ApiContext(

@@ -44,6 +44,7 @@ class Settings(BaseModel):
     max_manifest_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     workers: int = Field(default=1, ge=1, le=64)
     cache_ttl_seconds: float = Field(default=2.0, ge=0, le=300)
+    engine_lease_seconds: float = Field(default=30.0, ge=2, le=3600)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     storage: StorageSettings = StorageSettings()
     auth: AuthSettings = AuthSettings()

@@ -43,8 +43,8 @@ def roll_up(counts: dict[str, int]) -> str:
 
 
 class RunStore:
-    def __init__(self, db: Database, node_id: str) -> None:
-        self.db, self.node_id = db, node_id
+    def __init__(self, db: Database, node_id: str, lease: timedelta = LEASE) -> None:
+        self.db, self.node_id, self.lease = db, node_id, lease
 
     # ------------------------------------------------------------------ executions
     async def create_execution(self, policy_id: int, trigger: str, dry_run: bool = False) -> int:
@@ -94,7 +94,9 @@ class RunStore:
                     X.c.id == row[0],
                     or_(X.c.lease_expires.is_(None), X.c.lease_expires < now),
                 )
-                .values(lease_owner=self.node_id, lease_expires=now + LEASE, status="InProgress")
+                .values(
+                    lease_owner=self.node_id, lease_expires=now + self.lease, status="InProgress"
+                )
             )
             return int(row[0]) if res.rowcount else None
 
@@ -104,7 +106,7 @@ class RunStore:
             res = await c.execute(
                 update(X)
                 .where(X.c.id == execution_id, X.c.lease_owner == self.node_id)
-                .values(lease_expires=utcnow() + LEASE)
+                .values(lease_expires=utcnow() + self.lease)
             )
             return bool(res.rowcount)
 
@@ -175,7 +177,7 @@ class RunStore:
                     .values(
                         status="InProgress",
                         lease_owner=self.node_id,
-                        lease_expires=now + LEASE,
+                        lease_expires=now + self.lease,
                         attempts=T.c.attempts + 1,
                         start_time=func.coalesce(T.c.start_time, now),
                     )
@@ -189,7 +191,7 @@ class RunStore:
             await c.execute(
                 update(T)
                 .where(T.c.id.in_(list(task_ids)), T.c.lease_owner == self.node_id)
-                .values(lease_expires=utcnow() + LEASE)
+                .values(lease_expires=utcnow() + self.lease)
             )
 
     async def finish_task(
