@@ -1,0 +1,329 @@
+"""The registry adapter contract: what a kind of registry (a *type*) can do, as data, and how to
+reach one registry of that type through the one OCI client.
+
+An adapter is a small class: a type name, a description, :class:`Capabilities` and, only where
+the provider needs them, overrides of the hooks below (namespace creation, name rules, probes).
+Every byte still moves through :class:`~adapters.oci.client.OciClient`; an adapter configures
+it, never wraps it. A new provider is one module with one subclass, one entry point in the
+``seawall.adapters`` group and one test module that subclasses
+:class:`adapters.testing.AdapterConformance`.
+
+Error tree::
+
+    AdapterError                anything an adapter refuses before talking to a registry
+    ├── InvalidRepositoryName   the name breaks the OCI grammar or the type's path-depth rules
+    └── AdapterUnavailable      the adapter cannot work here (missing dependency, bad plugin)
+
+What the registry itself answers is :mod:`adapters.oci.errors`.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from abc import ABC
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, ClassVar, Self
+
+import anyio
+
+from adapters.oci.client import OciClient
+from adapters.oci.errors import OciError
+from registry.oci.reference import MAX_NAME_LENGTH, is_valid_name
+
+__all__ = [
+    "TRIGGERS",
+    "AdapterError",
+    "AdapterUnavailable",
+    "Capabilities",
+    "EndpointConfig",
+    "InvalidRepositoryName",
+    "RegistryAdapter",
+    "check_declared",
+]
+
+TRIGGERS = ("manual", "scheduled", "event_based")  # Harbor's trigger type names
+_INPUT_FILTERS: tuple[dict[str, Any], ...] = (
+    {"type": "name", "style": "input"},
+    {"type": "tag", "style": "input"},
+)
+
+
+class AdapterError(Exception):
+    """An adapter refused something before any request was sent."""
+
+
+class InvalidRepositoryName(AdapterError, ValueError):
+    """A repository name the registry type cannot hold; the message says which rule and why."""
+
+
+class AdapterUnavailable(AdapterError, ImportError):
+    """The adapter cannot be used in this installation; the message says how to fix it."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Capabilities:
+    """What a registry type offers. Declared per adapter class; the conformance suite checks
+    each declaration against a real registry of the type.
+
+    A boolean is a promise both ways: True means the operation works (callers may rely on it),
+    False means the registry refuses it (callers take the fallback without trying). Where a
+    capability varies between registries of one type, the adapter lists it in
+    :attr:`RegistryAdapter.probed`: the declared value is then the conservative default and
+    :meth:`RegistryAdapter.current_capabilities` has the measured one.
+    """
+
+    catalog: bool  # GET /v2/_catalog lists repositories
+    referrers_api: bool  # GET /v2/<name>/referrers/<digest> (OCI 1.1); else the tag schema
+    blob_mount: bool  # POST ...?mount=&from= links an existing blob (201)
+    chunked_upload: bool  # PATCH uploads in several chunks (Harbor's copy_by_chunk)
+    delete_tag: bool  # DELETE /v2/<name>/manifests/<tag> removes just the tag
+    delete_manifest: bool  # DELETE /v2/<name>/manifests/<digest>
+    create_namespace: bool  # prepare_repository() creates what a push needs (project, repo)
+    min_path_components: int = 1  # Docker Hub: exactly 2; Harbor: at least 2
+    max_path_components: int | None = None  # None: no limit beyond the OCI grammar
+    monolithic_max_bytes: int | None = None  # larger blobs go chunked (ACR 413s over ~20 MB)
+    requests_per_second: float | None = None  # client-side pacing (Docker Hub, Quay)
+    max_in_flight: int = 16  # concurrent requests to the registry
+
+    def __post_init__(self) -> None:
+        if self.min_path_components < 1:
+            raise ValueError("min_path_components must be at least 1")
+        top = self.max_path_components
+        if top is not None and top < self.min_path_components:
+            raise ValueError("max_path_components must not be below min_path_components")
+        if self.monolithic_max_bytes is not None and self.monolithic_max_bytes < 1:
+            raise ValueError("monolithic_max_bytes must be positive")
+        if self.max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1")
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointConfig:
+    """Where a registry is and how to log in. Secrets are left out of ``repr``."""
+
+    url: str
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    token: str | None = field(default=None, repr=False)  # a bearer token instead of a login
+    insecure: bool = False  # skip TLS verification (test registries only)
+    ca_file: str | None = None  # PEM bundle to trust for this registry
+
+    @classmethod
+    def from_harbor_credential(
+        cls,
+        url: str,
+        *,
+        credential_type: str,
+        access_key: str,
+        access_secret: str,
+        insecure: bool = False,
+        ca_file: str | None = None,
+    ) -> EndpointConfig:
+        """From Harbor's ``credential``: ``basic`` is a login; ``oauth`` with an empty
+        ``access_key`` is a bearer token; an empty ``access_key`` and secret is anonymous."""
+        if credential_type not in ("basic", "oauth"):
+            raise AdapterError(f"credential type {credential_type!r}: use basic or oauth")
+        if credential_type == "oauth" and not access_key:
+            return cls(url, token=access_secret or None, insecure=insecure, ca_file=ca_file)
+        return cls(
+            url,
+            username=access_key or None,
+            password=access_secret or None,
+            insecure=insecure,
+            ca_file=ca_file,
+        )
+
+
+class RegistryAdapter(ABC):
+    """One registry of one type. Subclasses set :attr:`type`, :attr:`description` and
+    :attr:`capabilities`, and override hooks only where the provider differs.
+
+    Lifecycle: construct anywhere (nothing is opened), use, then ``await close()`` (or
+    ``async with``). The client belongs to the event loop that first uses it.
+
+    :param config: the registry's URL and credentials.
+    :param client_options: extra :class:`OciClient` keyword arguments (timeouts, retries, a
+        test ``transport``); they win over what the capabilities configure.
+    """
+
+    type: ClassVar[str]  # Harbor's type name: "docker-registry", "harbor", "aws-ecr", ...
+    description: ClassVar[str] = ""
+    capabilities: ClassVar[Capabilities]
+    # capabilities measured per registry; each by ``async def probe_<name>(self, repository)``
+    probed: ClassVar[frozenset[str]] = frozenset()
+    probe_ttl_seconds: ClassVar[float] = 3600.0  # how long a probe's answer is trusted
+    probe_repository: ClassVar[str] = "seawall/capability-probe"  # default probe target
+    health_timeout_seconds: ClassVar[float] = 10.0
+    supported_triggers: ClassVar[tuple[str, ...]] = ("manual", "scheduled")
+    supported_resource_filters: ClassVar[tuple[dict[str, Any], ...]] = _INPUT_FILTERS
+    endpoint_pattern: ClassVar[dict[str, Any] | None] = None  # Harbor's, for fixed-URL clouds
+    credential_pattern: ClassVar[dict[str, Any] | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        names = {f.name for f in fields(Capabilities)}
+        for name in cls.probed:
+            if name not in names or not callable(getattr(cls, f"probe_{name}", None)):
+                raise TypeError(f"{cls.__name__}.probed names {name!r}: needs probe_{name}()")
+
+    def __init__(self, config: EndpointConfig, **client_options: Any) -> None:
+        check_declared(type(self))
+        self.config = config
+        self._client_options = client_options
+        self._client: OciClient | None = None
+        self._probes: dict[str, tuple[bool, float]] = {}  # name -> (answer, monotonic expiry)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.config.url!r})"
+
+    @classmethod  # noqa: B027 - a hook: empty means always available
+    def check_available(cls) -> None:
+        """Raise :class:`AdapterUnavailable` (saying how to fix it) if this adapter cannot
+        work in this installation, e.g. an optional SDK is missing. Default: always works."""
+
+    # -- the client ------------------------------------------------------------------------
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """:class:`OciClient` arguments: the endpoint config, then the capabilities' limits,
+        then the constructor's ``client_options``. Override to change credentials."""
+        caps, cfg = self.capabilities, self.config
+        kwargs: dict[str, Any] = {
+            "username": cfg.username,
+            "password": cfg.password,
+            "token": cfg.token,
+            "insecure": cfg.insecure,
+            "ca_file": cfg.ca_file,
+            "max_in_flight": caps.max_in_flight,
+            "requests_per_second": caps.requests_per_second,
+        }
+        if caps.monolithic_max_bytes is not None:
+            kwargs["monolithic_max_bytes"] = caps.monolithic_max_bytes
+            kwargs["chunk_bytes"] = min(64 << 20, caps.monolithic_max_bytes)
+        return kwargs | self._client_options
+
+    def client(self) -> OciClient:
+        """The one OCI client for this registry (created on first call, then the same one)."""
+        if self._client is None:
+            self._client = OciClient(self.registry_url(), **self.client_kwargs())
+        return self._client
+
+    def registry_url(self) -> str:
+        """Where the registry API is; override where users give another URL (Docker Hub's
+        ``hub.docker.com`` is served by ``registry-1.docker.io``)."""
+        return self.config.url
+
+    async def close(self) -> None:
+        """Close the client; the adapter may be used again afterwards (a new client opens)."""
+        client, self._client = self._client, None
+        if client is not None:
+            await client.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # -- names and namespaces --------------------------------------------------------------
+
+    def check_name(self, name: str) -> None:
+        """Refuse a repository name this type cannot hold, before anything is pushed.
+
+        :raises InvalidRepositoryName: the OCI grammar is broken, or the name has fewer than
+            ``min_path_components`` or more than ``max_path_components`` components.
+        """
+        if not is_valid_name(name):
+            raise InvalidRepositoryName(
+                f"repository name {name[:300]!r} is not valid: use lowercase components of "
+                f"[a-z0-9] joined by '.', '_', '__' or '-', separated by '/', at most "
+                f"{MAX_NAME_LENGTH} characters"
+            )
+        depth = name.count("/") + 1
+        low, high = self.capabilities.min_path_components, self.capabilities.max_path_components
+        if depth < low or (high is not None and depth > high):
+            want = f"at least {low}" if high is None else f"{low} to {high}"
+            if high == low:
+                want = f"exactly {low}"
+            raise InvalidRepositoryName(
+                f"repository name {name!r} has {depth} path component(s); {self.type} "
+                f"registries need {want}: change the policy's destination namespace or "
+                f"dest_namespace_replace_count"
+            )
+
+    async def prepare_repository(self, name: str) -> None:
+        """Make the registry ready to receive a push to ``name`` (create a project or a
+        repository where the provider needs it). Idempotent; called before the first push of
+        each repository. Default: nothing to do.
+
+        :raises InvalidRepositoryName: per :meth:`check_name`.
+        :raises adapters.oci.errors.OciError: the registry refused.
+        """
+        self.check_name(name)
+
+    # -- health, probes, info --------------------------------------------------------------
+
+    async def health(self) -> tuple[bool, str]:
+        """``(True, detail)`` if the registry answers ``GET /v2/`` with these credentials
+        within :attr:`health_timeout_seconds`, else ``(False, what went wrong)``. Never
+        raises for a registry failure."""
+        try:
+            with anyio.fail_after(self.health_timeout_seconds):
+                result = await self.client().ping()
+        except TimeoutError:
+            return False, f"no answer from {self.config.url} within {self.health_timeout_seconds}s"
+        except OciError as e:
+            return False, str(e)[:500]
+        return True, f"HTTP {result.status}, auth {result.auth_scheme or 'none'}"
+
+    async def probe_referrers_api(self, repository: str | None = None) -> bool:
+        """Whether the registry answers the OCI 1.1 referrers API, asked once per
+        :attr:`probe_ttl_seconds`. Without ``referrers_api`` in :attr:`probed` the declared
+        value is the answer (no request). Probe a repository that exists and is readable:
+        some registries answer 404 for an unknown repository.
+
+        :raises adapters.oci.errors.OciError: the registry failed in a way that says nothing
+            about the API (401, 403, 5xx): the answer is not cached.
+        """
+        if "referrers_api" not in self.probed:
+            return self.capabilities.referrers_api
+        now = time.monotonic()
+        cached = self._probes.get("referrers_api")
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        zero = "sha256:" + "0" * 64
+        found = await self.client().referrers(repository or self.probe_repository, zero)
+        self._probes["referrers_api"] = (found is not None, now + self.probe_ttl_seconds)
+        return found is not None
+
+    async def current_capabilities(self, repository: str | None = None) -> Capabilities:
+        """The declared capabilities with every :attr:`probed` one measured (cached)."""
+        measured = {n: await getattr(self, f"probe_{n}")(repository) for n in self.probed}
+        return replace(self.capabilities, **measured)
+
+    @classmethod
+    def info(cls) -> dict[str, Any]:
+        """Harbor's ``RegistryInfo`` for this type (``GET /registries/{id}/info``), plus
+        ``endpoint_pattern``/``credential_pattern`` when set. Callable on the class."""
+        out: dict[str, Any] = {
+            "type": cls.type,
+            "description": cls.description,
+            "supported_resource_filters": [dict(f) for f in cls.supported_resource_filters],
+            "supported_triggers": list(cls.supported_triggers),
+            "supported_copy_by_chunk": cls.capabilities.chunked_upload,
+        }
+        if cls.endpoint_pattern is not None:
+            out["endpoint_pattern"] = copy.deepcopy(cls.endpoint_pattern)
+        if cls.credential_pattern is not None:
+            out["credential_pattern"] = copy.deepcopy(cls.credential_pattern)
+        return out
+
+
+def check_declared(cls: type[RegistryAdapter]) -> None:
+    """Refuse a class that is not a complete adapter (no type name or no capabilities)."""
+    if not isinstance(cls, type) or not issubclass(cls, RegistryAdapter):
+        raise TypeError(f"{cls!r} is not a RegistryAdapter subclass")
+    if not isinstance(getattr(cls, "type", None), str) or not cls.type:
+        raise TypeError(f"{cls.__qualname__} sets no type name (class attribute 'type')")
+    if not isinstance(getattr(cls, "capabilities", None), Capabilities):
+        raise TypeError(f"{cls.__qualname__} declares no Capabilities ('capabilities')")
