@@ -14,6 +14,7 @@ import anyio
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import engine.state.models  # noqa: F401 - registers the replication tables for create_all
+from adapters import registry as adapters
 from engine.api.app import create_api
 from engine.api.context import ApiContext
 from engine.service import ReplicationService
@@ -31,7 +32,7 @@ from registry.storage.base import StorageDriver
 from registry.storage.blobs import BlobStore
 from registry.storage.drivers.filesystem import FilesystemDriver
 from seawall.config import Settings
-from seawall.replication import REPLICATOR, EndpointClients, replicator_password
+from seawall.replication import REPLICATOR, EndpointClients, adapter_info, replicator_password
 
 __all__ = ["Services", "bootstrap", "build_app", "build_services"]
 
@@ -157,6 +158,8 @@ def build_app(settings: Settings) -> RegistryApp:
             secrets=secrets,
             wake=replication.wake,
             ping_endpoint=clients.ping,
+            adapter_types=adapters.types,
+            adapter_info=adapter_info,
         )
     )
 

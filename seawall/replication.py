@@ -6,17 +6,21 @@ from __future__ import annotations
 import hashlib
 import hmac
 from pathlib import Path
+from typing import Any
 
-import anyio
+from sqlalchemy import select
 
+from adapters import registry as adapters
+from adapters.base import AdapterError, EndpointConfig, RegistryAdapter
 from adapters.oci.client import OciClient
-from engine.api.context import EndpointSpec
+from adapters.seawall import SeawallAdapter
+from engine.api.context import EndpointSpec, default_adapter_info
 from engine.state.models import RegistryEndpoint
 from engine.state.secrets import SecretBox
 from registry.meta.db import Database
 from seawall.config import Settings
 
-__all__ = ["REPLICATOR", "EndpointClients", "replicator_password"]
+__all__ = ["REPLICATOR", "EndpointClients", "adapter_info", "replicator_password"]
 
 REPLICATOR = "seawall-replicator"  # internal admin account the engine uses on this registry
 E = RegistryEndpoint.__table__  # type: ignore[attr-defined]
@@ -33,7 +37,8 @@ def local_url(settings: Settings) -> str:
 
 
 class EndpointClients:
-    """Opens the one OCI client for a registry endpoint id (``None``: this registry)."""
+    """Opens the adapter (and its one OCI client) for a registry endpoint id (``None`` or 0:
+    this registry)."""
 
     def __init__(
         self, settings: Settings, db: Database, secrets: SecretBox, token_key: bytes
@@ -42,23 +47,19 @@ class EndpointClients:
         self._local_password = replicator_password(token_key)
         self._ca_dir = settings.data_path / "ca"
 
-    async def __call__(self, registry_id: int | None) -> OciClient:
+    async def adapter(self, registry_id: int | None) -> RegistryAdapter:
         if registry_id is None or registry_id == 0:
-            return OciClient(
-                local_url(self.settings), username=REPLICATOR, password=self._local_password
+            return SeawallAdapter(
+                EndpointConfig(
+                    local_url(self.settings), username=REPLICATOR, password=self._local_password
+                )
             )
         async with self.db.read() as c:
-            from sqlalchemy import select
-
             row = (await c.execute(select(E).where(E.c.id == registry_id))).mappings().first()
         if row is None:
             raise LookupError(f"registry endpoint {registry_id} does not exist")
-        secret = (
-            self.secrets.decrypt(row["access_secret_encrypted"])
-            if row["access_secret_encrypted"]
-            else ""
-        )
-        return self._client(
+        sealed = row["access_secret_encrypted"]
+        return self._adapter(
             {
                 "id": row["id"],
                 "name": row["name"],
@@ -66,47 +67,49 @@ class EndpointClients:
                 "url": row["url"],
                 "credential_type": row["credential_type"],
                 "access_key": row["access_key"],
-                "access_secret": secret,
+                "access_secret": self.secrets.decrypt(sealed) if sealed else "",
                 "insecure": row["insecure"],
                 "ca_certificate": row["ca_certificate"],
             }
         )
 
-    def _client(self, spec: EndpointSpec) -> OciClient:
-        ca_file = None
-        if spec["ca_certificate"]:
-            self._ca_dir.mkdir(parents=True, exist_ok=True)
-            digest = hashlib.sha256(spec["ca_certificate"].encode()).hexdigest()[:16]
-            path = Path(self._ca_dir / f"{digest}.pem")
-            if not path.exists():
-                path.write_text(spec["ca_certificate"])
-            ca_file = str(path)
-        user = spec["access_key"] or None
-        if spec["credential_type"] == "oauth" and not user:
-            return OciClient(
-                spec["url"],
-                token=spec["access_secret"] or None,
-                insecure=spec["insecure"],
-                ca_file=ca_file,
-            )
-        return OciClient(
+    async def __call__(self, registry_id: int | None) -> OciClient:
+        """The engine's client factory (closing the client releases everything)."""
+        return (await self.adapter(registry_id)).client()
+
+    def _ca_file(self, pem: str) -> str | None:
+        if not pem:
+            return None
+        self._ca_dir.mkdir(parents=True, exist_ok=True)
+        path = Path(self._ca_dir / f"{hashlib.sha256(pem.encode()).hexdigest()[:16]}.pem")
+        if not path.exists():
+            path.write_text(pem)
+        return str(path)
+
+    def _adapter(self, spec: EndpointSpec) -> RegistryAdapter:
+        config = EndpointConfig.from_harbor_credential(
             spec["url"],
-            username=user,
-            password=spec["access_secret"] or None,
+            credential_type=spec["credential_type"],
+            access_key=spec["access_key"],
+            access_secret=spec["access_secret"],
             insecure=spec["insecure"],
-            ca_file=ca_file,
+            ca_file=self._ca_file(spec["ca_certificate"]),
         )
+        return adapters.create(spec["type"], config)
 
     async def ping(self, spec: EndpointSpec) -> tuple[bool, str]:
-        """Health of an endpoint: ``GET /v2/`` through the auth flow, within 10 seconds."""
-        client = self._client(spec)
+        """Health of an endpoint, bounded in time by the adapter; never raises."""
         try:
-            with anyio.fail_after(10):
-                result = await client.ping()
-            return True, f"HTTP {result.status}, auth {result.auth_scheme or 'none'}"
-        except TimeoutError:
-            return False, "no answer within 10 seconds"
-        except Exception as e:  # any failure means unhealthy, with what went wrong
-            return False, str(e)[:500]
-        finally:
-            await client.close()
+            adapter = self._adapter(spec)
+        except AdapterError as e:
+            return False, str(e)
+        async with adapter:
+            return await adapter.health()
+
+
+def adapter_info(adapter_type: str) -> dict[str, Any]:
+    """Harbor's RegistryInfo for a type; a stored endpoint whose plugin is gone still answers."""
+    try:
+        return dict(adapters.info(adapter_type))
+    except AdapterError:
+        return default_adapter_info(adapter_type)
