@@ -6,7 +6,7 @@ refuse to act on it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 import anyio
 
@@ -27,10 +27,17 @@ async def list_side(
     repositories: Iterable[str],
     *,
     missing_ok: bool = False,
-    concurrency: int = 16,
+    concurrency: int = 32,
+    known: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Listing:
     """Tags and digests of ``repositories``. With ``missing_ok`` an unknown repository is an
-    empty one (a destination not yet created); otherwise it makes the listing incomplete."""
+    empty one (a destination not yet created); otherwise it makes the listing incomplete.
+
+    ``known`` (``{repo: {tag: digest}}``, the ledger of what Seawall itself wrote there) is
+    trusted for tags the registry still lists: no ``HEAD`` for them. Deletions re-check the
+    digest before they act, so trusting it can delay a repair, never cause a wrong delete.
+    """
+    known = known or {}
     tags: dict[str, dict[str, str]] = {}
     media_types: dict[str, str] = {}
     problems: list[str] = []
@@ -53,9 +60,13 @@ async def list_side(
             tags[repo] = {}
             return
         tags[repo] = {}
+        trusted = known.get(repo, {})
         async with anyio.create_task_group() as tg:
             for tag in names:
-                tg.start_soon(one_tag, repo, tag)
+                if tag in trusted:
+                    tags[repo][tag] = trusted[tag]
+                else:
+                    tg.start_soon(one_tag, repo, tag)
 
     async def guarded(repo: str) -> None:
         try:

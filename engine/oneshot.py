@@ -73,8 +73,10 @@ async def sync_once(
     filters: list[dict[str, object]] | None = None,
     artifact_concurrency: int = 8,
     blob_concurrency: int = 8,
+    verify: bool = False,
 ) -> SyncResult:
-    """Run once; ``state_dir`` (an existing folder) keeps the state database."""
+    """Run once; ``state_dir`` (an existing folder) keeps the state database. ``verify`` checks
+    every destination tag instead of trusting what earlier runs recorded."""
     started = time.perf_counter()
     db = Database(create_engine(f"sqlite+aiosqlite:///{state_dir / 'sync.db'}"))
     try:
@@ -94,6 +96,7 @@ async def sync_once(
             clients,
             artifact_concurrency=artifact_concurrency,
             blob_concurrency=blob_concurrency,
+            verify=verify,
         )
         status = await runner.run(eid)
         execution = await store.execution(eid) or {}

@@ -126,8 +126,10 @@ class Runner:
         *,
         artifact_concurrency: int = 4,
         blob_concurrency: int = 8,
+        verify: bool = False,
     ) -> None:
-        self.store, self.clients = store, clients
+        """``verify``: check every destination tag's digest, trusting no ledger entry."""
+        self.store, self.clients, self.verify = store, clients, verify
         self.artifact_concurrency, self.blob_concurrency = artifact_concurrency, blob_concurrency
 
     async def run(self, execution_id: int) -> str:
@@ -191,7 +193,9 @@ class Runner:
         dst_repos = {
             map_repository(r, spec.dest_namespace, spec.dest_namespace_replace_count) for r in repos
         } | set(ledger)
-        destination = await list_side(dst, dst_repos, missing_ok=True)
+        destination = await list_side(
+            dst, dst_repos, missing_ok=True, known=None if self.verify else ledger
+        )
         plan = make_plan(spec, source, destination, ledger)
         return plan if source.complete else _with_problems(plan, source.problems)
 

@@ -33,6 +33,11 @@ def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help="delete at DST what this sync put there and is gone at SRC",
     )
     p.add_argument("--no-override", action="store_true", help="never overwrite a DST tag")
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="check every DST tag's digest (default: trust what earlier runs wrote)",
+    )
     p.add_argument("--jobs", type=int, default=8, help="artifacts copied at once (default 8)")
     p.add_argument("--state-dir", help="where the ledger lives (default: ~/.cache/seawall/sync/…)")
     p.add_argument("--quiet", "-q", action="store_true")
@@ -65,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
                 deletion=args.deletion,
                 override=not args.no_override,
                 artifact_concurrency=max(1, args.jobs),
+                verify=args.verify,
             )
         )
     except Exception as e:  # a clear one-line message, not a traceback

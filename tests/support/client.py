@@ -78,8 +78,11 @@ def push_blob(c: httpx.Client, repo: str, data: bytes) -> str:
     if r.status_code == 202:  # no single-POST upload (distribution 2.8): POST then PUT
         location = r.headers["Location"]
         sep = "&" if "?" in location else "?"
-        r = c.put(f"{location}{sep}digest={digest}", content=data,
-                  headers={"Content-Type": "application/octet-stream"})
+        r = c.put(
+            f"{location}{sep}digest={digest}",
+            content=data,
+            headers={"Content-Type": "application/octet-stream"},
+        )
     assert r.status_code == 201, (r.status_code, r.text)
     return digest
 
