@@ -48,21 +48,37 @@ def add_policy(
     return int(r.headers["Location"].rsplit("/", 1)[1])
 
 
+def start(c: httpx.Client, policy_id: int, *, dry_run: bool = False) -> int:
+    r = c.post("/replication/executions", json={"policy_id": policy_id, "dry_run": dry_run})
+    assert r.status_code == 201, r.text
+    return int(r.headers["Location"].rsplit("/", 1)[1])
+
+
+def wait(c: httpx.Client, eid: int, timeout_s: float = 120.0) -> dict[str, Any]:
+    """The execution once it has ended (tolerates a server that is restarting meanwhile)."""
+    deadline = time.monotonic() + timeout_s
+    status = "unknown"
+    while time.monotonic() < deadline:
+        try:
+            ex: dict[str, Any] = c.get(f"/replication/executions/{eid}").json()
+        except httpx.HTTPError:
+            time.sleep(0.5)
+            continue
+        status = ex["status"]
+        if status not in ("Pending", "InProgress"):
+            return ex
+        time.sleep(0.3)
+    raise AssertionError(f"execution {eid} still {status} after {timeout_s}s")
+
+
 def run(
     c: httpx.Client, policy_id: int, *, dry_run: bool = False, timeout_s: float = 120.0
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Start an execution, wait for it to end, return it with its tasks."""
-    r = c.post("/replication/executions", json={"policy_id": policy_id, "dry_run": dry_run})
-    assert r.status_code == 201, r.text
-    eid = int(r.headers["Location"].rsplit("/", 1)[1])
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        ex = c.get(f"/replication/executions/{eid}").json()
-        if ex["status"] not in ("Pending", "InProgress"):
-            tasks = c.get(f"/replication/executions/{eid}/tasks", params={"page_size": 100}).json()
-            return ex, tasks
-        time.sleep(0.3)
-    raise AssertionError(f"execution {eid} still {ex['status']} after {timeout_s}s")
+    eid = start(c, policy_id, dry_run=dry_run)
+    ex = wait(c, eid, timeout_s)
+    tasks = c.get(f"/replication/executions/{eid}/tasks", params={"page_size": 100}).json()
+    return ex, tasks
 
 
 def digest_of(c: httpx.Client, repo: str, ref: str) -> str | None:

@@ -12,7 +12,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.replication.support import add_endpoint, add_policy, api, digest_of, dumps, tags
+from tests.replication.support import (
+    add_endpoint,
+    add_policy,
+    api,
+    digest_of,
+    dumps,
+    start,
+    tags,
+    wait,
+)
 from tests.support.client import OCI_MANIFEST, client, image_manifest, push_blob, sha256
 from tests.support.distribution import DistributionProcess
 from tests.support.server import SeawallProcess
@@ -39,26 +48,6 @@ def _fill(c: httpx.Client, repos: int, layer_mib: int) -> dict[tuple[str, str], 
     return want
 
 
-def _start(a: httpx.Client, policy_id: int) -> int:
-    r = a.post("/replication/executions", json={"policy_id": policy_id})
-    assert r.status_code == 201, r.text
-    return int(r.headers["Location"].rsplit("/", 1)[1])
-
-
-def _wait(a: httpx.Client, eid: int, timeout_s: float = 240.0) -> dict[str, object]:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            ex = a.get(f"/replication/executions/{eid}").json()
-        except httpx.HTTPError:
-            time.sleep(0.5)  # the server is restarting
-            continue
-        if ex["status"] not in ("Pending", "InProgress"):
-            return dict(ex)
-        time.sleep(0.3)
-    raise AssertionError(f"execution {eid} did not finish in {timeout_s}s")
-
-
 def test_destination_outage_mid_run(fresh_seawall: SeawallProcess, tmp_path: Path) -> None:
     local = fresh_seawall.start()
     dist = DistributionProcess(tmp_path / "dist").start()
@@ -69,7 +58,7 @@ def test_destination_outage_mid_run(fresh_seawall: SeawallProcess, tmp_path: Pat
         ):
             want = _fill(c, 6, 8)
             pid = add_policy(a, "out", dest=add_endpoint(a, "dist", dist.url))
-            eid = _start(a, pid)
+            eid = start(a, pid)
             time.sleep(0.8)
             assert a.get(f"/replication/executions/{eid}").json()["status"] in (
                 "Pending",
@@ -78,7 +67,7 @@ def test_destination_outage_mid_run(fresh_seawall: SeawallProcess, tmp_path: Pat
             dist.stop()  # the destination goes away mid-run ...
             time.sleep(3)
             dist.start()  # ... and comes back on the same port with the same storage
-            ex = _wait(a, eid)
+            ex = wait(a, eid, 240)
             assert ex["status"] == "Succeed", dumps(ex)
         with httpx.Client(base_url=dist.url) as d:
             for (repo, tag), digest in want.items():
@@ -99,7 +88,7 @@ def test_engine_killed_mid_run_resumes(tmp_path: Path) -> None:
         ):
             want = _fill(c, 8, 8)
             pid = add_policy(a, "kill", dest=add_endpoint(a, "dist", dist.url))
-            eid = _start(a, pid)
+            eid = start(a, pid)
             done = threading.Event()
             tasks: list[dict[str, object]] = []
             deadline = time.monotonic() + 60
@@ -114,7 +103,7 @@ def test_engine_killed_mid_run_resumes(tmp_path: Path) -> None:
             local.kill()  # kill -9 mid-run
         local.start()
         with api(local.url, local.admin_password) as a:
-            ex = _wait(a, eid)
+            ex = wait(a, eid, 240)
             assert ex["status"] == "Succeed", dumps(ex)
             tasks = a.get(f"/replication/executions/{eid}/tasks", params={"page_size": 100}).json()
             assert len(tasks) == len(want)

@@ -15,12 +15,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.support.server import free_port, wait_http
+from tests.support.server import free_port, stop_group, wait_http
 
 __all__ = [
     "DISTRIBUTION_BINARY",
@@ -138,14 +137,7 @@ class DistributionProcess:
     def stop(self) -> None:
         if self.proc is None:
             return
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=15)
-        except ProcessLookupError:
-            pass
+        stop_group(self.proc)
         self.proc = None
 
     def __enter__(self) -> DistributionProcess:
