@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import replace
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -333,6 +334,4 @@ class Runner:
 
 
 def _with_problems(plan: Plan, problems: tuple[str, ...]) -> Plan:
-    from dataclasses import replace
-
     return replace(plan, problems=problems)

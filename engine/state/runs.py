@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 
 from engine.state.models import Execution, Policy, Replicated, Task
 from registry.meta.db import Database
@@ -298,8 +298,6 @@ class RunStore:
     async def record_replicated(
         self, policy_id: int, dst_repo: str, tags: Sequence[str], digest: str
     ) -> None:
-        from sqlalchemy import delete
-
         async with self.db.write() as c:
             for tag in tags:
                 await c.execute(
@@ -318,8 +316,6 @@ class RunStore:
                 )
 
     async def forget_replicated(self, policy_id: int, dst_repo: str, tag: str) -> None:
-        from sqlalchemy import delete
-
         async with self.db.write() as c:
             await c.execute(
                 delete(L).where(
