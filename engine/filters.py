@@ -1,11 +1,24 @@
-"""Replication filters: Harbor's (name, tag, label, resource) plus artifact type, each with a
-syntax (Harbor-compatible ``glob`` by default, ``regex``, ``semver`` for tags) and a decoration
-(``matches`` or ``excludes``) — on every filter type.
+"""Replication policy filters: which repositories, artifacts and tags a policy copies.
 
-Semantics (Harbor's where it has one): filters are ANDed; a tag filter keeps only the matching
-tags of an artifact (an untagged artifact is matched as tag ``""``), and an artifact left with no
-tag is dropped; a label filter needs every label; ``resource`` is applied (Harbor validates it but
-never applies it): ``image`` keeps images and indexes, ``artifact`` keeps everything.
+Harbor's filters (``src/pkg/reg/filter/*.go``), kept result for result, plus what its users have
+asked for: ``excludes`` on every type, ``regex`` and ``semver`` syntaxes, an applied
+``resource`` filter and an ``artifact_type`` filter.
+
+- ``name``: the repository path; ``tag``: each tag; ``label``: every listed label must be on the
+  artifact; ``resource``: ``image`` keeps container images and indexes, ``artifact`` everything
+  (Harbor validates this filter but never applies it); ``artifact_type``: any of ``image``,
+  ``index``, ``signature``, ``sbom``, ``attestation``, ``other`` (see :func:`classify`).
+- ``syntax`` (name and tag only): ``glob`` (default; Harbor's doublestar, see
+  :mod:`engine.glob`), ``regex`` (Python ``re.fullmatch``: the whole name; a backtracking
+  engine, so keep patterns simple) or ``semver`` (tags only; npm ranges, see
+  :mod:`engine.versions`).
+- ``decoration``: ``matches`` keeps what matches, ``excludes`` keeps what does not.
+
+Semantics (Harbor's): filters are ANDed, in order. A filter with an empty value does nothing,
+whatever its decoration. A tag filter keeps only the tags it passes (``v1`` and ``latest`` under
+``v*`` leave ``v1``); an artifact left with no tag is dropped. An untagged artifact is tested as
+the tag ``""``: kept by ``*`` and by ``excludes v*``, dropped by ``v*`` and by any regex or
+semver range that does not accept ``""``.
 """
 
 from __future__ import annotations
@@ -13,12 +26,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any, Literal, cast, get_args
 
-from engine.glob import GlobError, glob_match
-from engine.semver import SemverError, parse_range, range_matches
+from engine.glob import GlobError, compile_glob
+from engine.versions import SemverError, parse_range
 
 __all__ = [
+    "ARTIFACT_TYPES",
     "Candidate",
     "Filter",
     "FilterError",
@@ -28,45 +42,56 @@ __all__ = [
 ]
 
 FilterType = Literal["name", "tag", "label", "resource", "artifact_type"]
+Decoration = Literal["matches", "excludes"]
+Syntax = Literal["glob", "regex", "semver"]
 ARTIFACT_TYPES = ("image", "index", "signature", "sbom", "attestation", "other")
+RESOURCES = ("image", "artifact")
 
-_SIGNATURE_TYPES = (
-    "application/vnd.dev.cosign.artifact.sig.v1+json",
-    "application/vnd.cncf.notary.signature",
+_IMAGE = frozenset(
+    {
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.docker.distribution.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.v1+prettyjws",
+    }
 )
-_SBOM_TYPES = (
-    "application/spdx+json",
+_INDEX = frozenset(
+    {
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+    }
+)
+_IMAGE_CONFIG = frozenset(
+    {"application/vnd.oci.image.config.v1+json", "application/vnd.docker.container.image.v1+json"}
+)
+_SIGNATURE = frozenset(
+    {
+        "application/vnd.dev.cosign.artifact.sig.v1+json",
+        "application/vnd.dev.cosign.simplesigning.v1+json",
+        "application/vnd.cncf.notary.signature",
+        "application/vnd.cncf.notary.v2.signature",
+    }
+)
+_SIGSTORE_BUNDLE = "application/vnd.dev.sigstore.bundle"  # .v0.3+json, +json;version=0.2
+_SBOM_PREFIXES = (
+    "application/spdx",
     "text/spdx",
-    "application/vnd.cyclonedx+json",
-    "application/vnd.cyclonedx+xml",
-    "application/vnd.syft+json",
+    "application/vnd.cyclonedx",
+    "application/vnd.syft",
 )
-_ATTESTATION_TYPES = (
-    "application/vnd.in-toto+json",
-    "application/vnd.dsse.envelope.v1+json",
-    "application/vnd.dev.sigstore.bundle.v0.3+json",
-)
-_IMAGE_TYPES = (
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-)
-_INDEX_TYPES = (
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-)
-_CONFIG_TYPES = (
-    "application/vnd.oci.image.config.v1+json",
-    "application/vnd.docker.container.image.v1+json",
-)
+_ATTESTATION = frozenset({"application/vnd.in-toto+json", "application/vnd.dsse.envelope.v1+json"})
+# cosign's tag convention: sha256-<subject digest hex>.sig / .att / .sbom
+_COSIGN_TAG = re.compile(r"sha(?:256|384|512)-[0-9a-f]{32,128}\.(sig|att|sbom)")
+_COSIGN_KIND = {"sig": "signature", "att": "attestation", "sbom": "sbom"}
 
 
 class FilterError(ValueError):
-    """A filter that cannot be used (unknown type, bad pattern, bad regex or semver range)."""
+    """A filter that cannot be used; the message names the filter and what is wrong."""
 
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
-    """An artifact at the source: its repository, digest and tags (plus what filters look at)."""
+    """An artifact at the source, as filters see it: one digest and the tags on it there."""
 
     repository: str
     digest: str
@@ -76,152 +101,209 @@ class Candidate:
     artifact_type: str | None = None
     is_referrer: bool = False
 
+    @property
+    def kind(self) -> str:
+        """:func:`classify` of this artifact."""
+        return classify(self.media_type, self.artifact_type, self.is_referrer, tags=self.tags)
+
 
 def classify(
     media_type: str,
     artifact_type: str | None = None,
     is_referrer: bool = False,
+    *,
     tags: Iterable[str] = (),
 ) -> str:
-    """image, index, signature, sbom, attestation or other."""
-    at = (artifact_type or "").lower()
-    tag_list = list(tags)
-    if at in _SIGNATURE_TYPES or any(t.endswith(".sig") for t in tag_list):
+    """``image``, ``index``, ``signature``, ``sbom``, ``attestation`` or ``other``.
+
+    ``artifact_type`` is the manifest's ``artifactType`` (or, failing that, its config's media
+    type, as the referrers API reports it). Signatures: cosign, Notary v2 / notation and
+    Sigstore bundles (a bundle may hold an attestation too: its type alone does not say);
+    SBOMs: SPDX, CycloneDX, Syft; attestations: in-toto statements and DSSE envelopes.
+    cosign's ``sha256-<hex>.sig|.att|.sbom`` tags say the same. Then an OCI or Docker index
+    is an ``index``, and an image manifest with no artifact type or an image config type is an
+    ``image``, unless it is a referrer (then ``other``, like Helm charts and other artifacts).
+    An artifact whose media type is unknown (a bare tag listing) counts as an ``image``, the
+    common case, so ``resource=image`` does not drop it unseen.
+    """
+    at = _bare(artifact_type or "")
+    for tag in tags:
+        m = _COSIGN_TAG.fullmatch(tag)
+        if m:
+            return _COSIGN_KIND[m[1]]
+    if at in _SIGNATURE or at.startswith(_SIGSTORE_BUNDLE):
         return "signature"
-    if (
-        at in _SBOM_TYPES
-        or "spdx" in at
-        or "cyclonedx" in at
-        or any(t.endswith(".sbom") for t in tag_list)
-    ):
+    if at.startswith(_SBOM_PREFIXES):
         return "sbom"
-    if at in _ATTESTATION_TYPES or "in-toto" in at or any(t.endswith(".att") for t in tag_list):
+    if at in _ATTESTATION:
         return "attestation"
-    if media_type in _INDEX_TYPES:
+    mt = _bare(media_type)
+    if is_referrer or (at and at not in _IMAGE_CONFIG):
+        return "other"
+    if mt in _INDEX:
         return "index"
-    if media_type in _IMAGE_TYPES and (not at or at in _CONFIG_TYPES) and not is_referrer:
+    if mt in _IMAGE or not mt:
         return "image"
-    if not media_type and not at and not is_referrer:
-        return "image"  # unknown media type from a tag listing: treat as an image
     return "other"
+
+
+def _bare(media_type: str) -> str:
+    """Lower case, parameters dropped."""
+    return media_type.split(";", 1)[0].strip().lower()
 
 
 @dataclass(frozen=True, slots=True)
 class Filter:
+    """One policy filter; construction validates it, so a Filter in hand can always run.
+
+    ``value``: one pattern for ``name`` and ``tag``; ``image`` or ``artifact`` for
+    ``resource``; a list (or a comma-separated string) for ``label`` and ``artifact_type``,
+    stored as a tuple so filters stay hashable and equal however they were written. An empty
+    value (``""``, ``[]``) makes the filter do nothing.
+
+    :raises FilterError: unknown type, decoration or syntax; a syntax the type does not take; a
+        malformed glob, regex or semver range; an unknown resource or artifact type.
+    """
+
     type: FilterType
-    value: str | tuple[str, ...]
-    decoration: Literal["matches", "excludes"] = "matches"
-    syntax: Literal["glob", "regex", "semver"] = "glob"
+    value: str | Sequence[str]
+    decoration: Decoration = "matches"
+    syntax: Syntax = "glob"
 
     def __post_init__(self) -> None:
-        if self.type not in ("name", "tag", "label", "resource", "artifact_type"):
-            raise FilterError(
-                f"unknown filter type {self.type!r} (name, tag, label, resource, artifact_type)"
-            )
-        if self.decoration not in ("matches", "excludes"):
-            raise FilterError(f"decoration must be matches or excludes, not {self.decoration!r}")
-        if self.syntax not in ("glob", "regex", "semver"):
-            raise FilterError(f"syntax must be glob, regex or semver, not {self.syntax!r}")
+        _one_of("filter type", self.type, get_args(FilterType))
+        _one_of(f"{self.type} filter decoration", self.decoration, get_args(Decoration))
+        _one_of(f"{self.type} filter syntax", self.syntax, get_args(Syntax))
+        if self.syntax != "glob" and self.type not in ("name", "tag"):
+            raise FilterError(f"{self.type} filter: syntax {self.syntax} applies to name and tag")
         if self.syntax == "semver" and self.type != "tag":
-            raise FilterError("semver ranges apply to tag filters only")
-        for v in self.values:
-            self._check(v)
+            raise FilterError("name filter: semver ranges apply to tag filters only")
+        object.__setattr__(self, "value", self._normalised(self.value))
+        self._check()
 
-    @property
-    def values(self) -> tuple[str, ...]:
-        if isinstance(self.value, tuple):
-            return self.value
-        if self.type in ("label", "artifact_type"):
-            return tuple(v.strip() for v in self.value.split(",") if v.strip())
-        return (self.value,)
+    def _normalised(self, value: object) -> str | tuple[str, ...]:
+        listed = self.type in ("label", "artifact_type")
+        if isinstance(value, str):
+            return tuple(v.strip() for v in value.split(",") if v.strip()) if listed else value
+        if listed and isinstance(value, Sequence) and all(isinstance(v, str) for v in value):
+            return tuple(v.strip() for v in value if v.strip())
+        kind = "a list of strings or a comma-separated string" if listed else "a string"
+        raise FilterError(f"{self.type} filter value must be {kind}, not {value!r}")
 
-    def _check(self, v: str) -> None:
-        try:
-            if self.syntax == "regex":
-                re.compile(v)
-            elif self.syntax == "semver":
-                parse_range(v)
-            elif self.type in ("name", "tag"):
-                glob_match(v, "")
-        except (re.error, SemverError, GlobError) as e:
-            raise FilterError(f"{self.type} filter {v!r}: {e}") from None
-        if self.type == "resource" and v not in ("image", "artifact", ""):
-            raise FilterError(f"resource filter must be image or artifact, not {v!r}")
-        if self.type == "artifact_type" and v not in ARTIFACT_TYPES:
-            raise FilterError(f"artifact_type must be one of {', '.join(ARTIFACT_TYPES)}")
+    def _check(self) -> None:
+        if not self.value:
+            return
+        where = f"{self.type} filter {self.value!r}"
+        if self.type == "resource":
+            _one_of("resource filter value", self.value, RESOURCES)
+        elif self.type == "artifact_type":
+            for v in self.value:
+                _one_of("artifact_type filter value", v, ARTIFACT_TYPES)
+        elif self.type in ("name", "tag"):
+            try:
+                self._test(cast(str, self.value), "")
+            except GlobError as e:
+                raise FilterError(f"{where}: {e}") from None
+            except re.error as e:
+                raise FilterError(f"{where} is not a regular expression: {e}") from None
+            except SemverError as e:
+                raise FilterError(f"{where} is not a semver range: {e}") from None
 
-    def match_text(self, text: str) -> bool:
-        """The raw match of one value (before decoration) for name and tag filters."""
-        pattern = self.values[0] if self.values else ""
+    def _test(self, pattern: str, text: str) -> bool:
+        """The raw match, before decoration (patterns compile once: each module caches)."""
         if self.syntax == "regex":
             return re.fullmatch(pattern, text) is not None
         if self.syntax == "semver":
-            return range_matches(pattern, text)
-        return glob_match(pattern, text)
+            return parse_range(pattern).matches(text)
+        return compile_glob(pattern).match(text)
 
-    def keeps(self, hit: bool) -> bool:
-        return hit if self.decoration == "matches" else not hit
+    def passes(self, text: str) -> bool:
+        """For a name or tag filter: whether ``text`` (a repository path or a tag, ``""`` for
+        an untagged artifact) is kept, decoration applied. An empty pattern keeps everything."""
+        if not self.value:
+            return True
+        return self._test(cast(str, self.value), text) != (self.decoration == "excludes")
+
+    def keeps(self, candidate: Candidate) -> bool:
+        """For a label, resource or artifact_type filter: whether the artifact is kept."""
+        if not self.value:
+            return True
+        if self.type == "label":
+            hit = set(self.value) <= candidate.labels
+        elif self.type == "resource":
+            hit = self.value == "artifact" or candidate.kind in ("image", "index")
+        else:
+            hit = candidate.kind in self.value
+        return hit != (self.decoration == "excludes")
 
     @classmethod
-    def from_harbor(cls, raw: dict[str, Any]) -> Filter:
-        """Harbor's ``{type, value, decoration}`` plus Seawall's optional ``syntax``."""
-        if not isinstance(raw, dict) or "type" not in raw:
-            raise FilterError("a filter needs a type and a value")
-        value = raw.get("value", "")
-        if isinstance(value, list):
-            value = tuple(str(v) for v in value)
-        elif value is None:
+    def from_harbor(cls, raw: Any) -> Filter:
+        """From Harbor's JSON ``{type, value, decoration}`` (decoration optional, meaning
+        ``matches``) plus Seawall's optional ``syntax``. :raises FilterError:"""
+        if not isinstance(raw, dict):
+            raise FilterError(f"a filter must be an object with type and value, not {raw!r}")
+        unknown = sorted(set(raw) - {"type", "value", "decoration", "syntax"})
+        if unknown:
+            raise FilterError(f"filter {raw!r}: unknown field(s) {', '.join(unknown)}")
+        if "type" not in raw:
+            raise FilterError(f"filter {raw!r} has no type")
+        value = raw.get("value")
+        if value is None:
             value = ""
-        elif not isinstance(value, str):
-            raise FilterError(f"filter value must be a string or a list, not {value!r}")
+        elif isinstance(value, list):
+            value = tuple(value)
         return cls(
             raw["type"], value, raw.get("decoration") or "matches", raw.get("syntax") or "glob"
         )
 
     def to_harbor(self) -> dict[str, Any]:
+        """Harbor's JSON shape (lists for label and artifact_type), ``syntax`` only when not
+        ``glob``: a glob filter reads the same in Harbor."""
         out: dict[str, Any] = {
             "type": self.type,
-            "decoration": self.decoration,
             "value": list(self.value) if isinstance(self.value, tuple) else self.value,
+            "decoration": self.decoration,
         }
         if self.syntax != "glob":
             out["syntax"] = self.syntax
         return out
 
 
-def repository_matches(filters: Sequence[Filter], repository: str) -> bool:
-    """Only the name filters: decides which repositories are listed at all."""
-    return all(f.keeps(f.match_text(repository)) for f in filters if f.type == "name")
+def _one_of(what: str, value: object, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise FilterError(f"{what} must be one of {', '.join(allowed)}, not {value!r}")
 
 
-def _narrow(f: Filter, cand: Candidate) -> Candidate | None:
-    if f.type == "name":
-        return cand if f.keeps(f.match_text(cand.repository)) else None
-    if f.type == "tag":
-        tags = cand.tags or ("",)
-        kept = tuple(t for t in tags if f.keeps(f.match_text(t)))
-        if not kept:
-            return None
-        return replace(cand, tags=tuple(t for t in kept if t))
-    if f.type == "label":
-        return cand if f.keeps(set(f.values) <= cand.labels) else None
-    kind = classify(cand.media_type, cand.artifact_type, cand.is_referrer, cand.tags)
-    if f.type == "resource":
-        wanted = f.values[0] if f.values else ""
-        hit = wanted in ("", "artifact") or kind in ("image", "index")
-        return cand if f.keeps(hit) else None
-    return cand if f.keeps(kind in f.values) else None  # artifact_type
+def repository_matches(filters: Iterable[Filter], repository: str) -> bool:
+    """Whether every name filter keeps ``repository``: decides which repositories are listed
+    at all, before any tag is fetched."""
+    return all(f.passes(repository) for f in filters if f.type == "name")
 
 
 def apply_filters(filters: Sequence[Filter], candidates: Iterable[Candidate]) -> list[Candidate]:
-    """The candidates every filter keeps, with tag filters applied to their tags."""
-    out = []
-    for cand in candidates:
-        current: Candidate | None = cand
-        for f in filters:
-            if current is None:
-                break
-            current = _narrow(f, current)
-        if current is not None:
-            out.append(current)
+    """The candidates every filter keeps, in order, each with only the tags the tag filters
+    passed (an untagged one keeps ``tags=()``)."""
+    out: list[Candidate] = []
+    for candidate in candidates:
+        kept = _narrow(filters, candidate)
+        if kept is not None:
+            out.append(kept)
     return out
+
+
+def _narrow(filters: Sequence[Filter], candidate: Candidate) -> Candidate | None:
+    tags = candidate.tags
+    for f in filters:
+        if f.type == "name":
+            if not f.passes(candidate.repository):
+                return None
+        elif f.type == "tag":
+            if tags:
+                tags = tuple(t for t in tags if f.passes(t))
+                if not tags:
+                    return None
+            elif not f.passes(""):
+                return None
+        elif not f.keeps(candidate):  # classified on the artifact's own tags, not narrowed ones
+            return None
+    return candidate if tags == candidate.tags else replace(candidate, tags=tags)
