@@ -39,7 +39,9 @@ from seawall.replication_output import (
 __all__ = ["COMMANDS", "add_commands", "parse_filter", "run"]
 
 COMMANDS: tuple[str, ...] = ("registry", "policy", "replicate", "execution")
-_FILTER = re.compile(r"^(name|tag|label|resource)(!=|=)(?:(glob|regex|semver):)?(.*)$", re.S)
+_FILTER = re.compile(
+    r"^(name|tag|label|resource|artifact_type)(!=|=)(?:(glob|regex|semver):)?(.*)$", re.S
+)
 REGISTRIES, POLICIES, EXECUTIONS = "/registries", "/replication/policies", "/replication/executions"
 
 
@@ -50,7 +52,7 @@ def parse_filter(text: str) -> dict[str, Any]:
     if m is None:
         raise CliError(
             f"--filter {text!r}: write KIND=VALUE or KIND!=VALUE, KIND one of name, tag, label, "
-            "resource, VALUE optionally prefixed glob:, regex: or semver:",
+            "resource, artifact_type, VALUE optionally prefixed glob:, regex: or semver:",
             exit_code=2,
         )
     kind, op, syntax, value = m.groups()
@@ -58,7 +60,9 @@ def parse_filter(text: str) -> dict[str, Any]:
         "type": kind,
         "decoration": "excludes" if op == "!=" else "matches",
         "syntax": syntax or "glob",
-        "value": [v.strip() for v in value.split(",") if v.strip()] if kind == "label" else value,
+        "value": [v.strip() for v in value.split(",") if v.strip()]
+        if kind in ("label", "artifact_type")
+        else value,
     }
     return out
 
