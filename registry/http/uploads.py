@@ -99,14 +99,14 @@ async def start_upload(ctx: RegistryContext, req: Request) -> Response:
             await ctx.content.link_blob(name, str(digest), size)
             return _created(name, str(digest))
         # not mountable: fall back to a normal upload session (spec: 202)
+    monolithic = req.q("digest")
+    expected = parse_digest(monolithic) if monolithic is not None else None  # before any write
     upload_id = new_upload_id(ctx, name)
     await ctx.blobs.create(upload_id)
-    monolithic = req.q("digest")
-    if monolithic is not None:
-        digest = parse_digest(monolithic)
+    if expected is not None:
         try:
             size = await ctx.blobs.append(upload_id, _body(req), commit=True)
-            return await _publish(ctx, name, upload_id, digest, size)
+            return await _publish(ctx, name, upload_id, expected, size)
         except BaseException:
             await ctx.blobs.cancel(upload_id)
             raise
