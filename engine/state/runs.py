@@ -60,17 +60,6 @@ class RunStore:
             )
             return int(res.inserted_primary_key[0])  # type: ignore[index]
 
-    async def active_execution(self, policy_id: int) -> int | None:
-        async with self.db.read() as c:
-            return (
-                await c.execute(
-                    select(X.c.id)
-                    .where(X.c.policy_id == policy_id, X.c.status.in_(ACTIVE))
-                    .order_by(X.c.id)
-                    .limit(1)
-                )
-            ).scalar()
-
     async def claim_execution(self) -> int | None:
         """Take the oldest active execution whose lease is free or expired."""
         now = utcnow()
@@ -134,10 +123,6 @@ class RunStore:
             return bool(
                 (await c.execute(select(X.c.stop_requested).where(X.c.id == execution_id))).scalar()
             )
-
-    async def set_status_text(self, execution_id: int, text: str) -> None:
-        async with self.db.write() as c:
-            await c.execute(update(X).where(X.c.id == execution_id).values(status_text=text))
 
     # ------------------------------------------------------------------ tasks
     async def add_tasks(self, execution_id: int, tasks: Sequence[dict[str, Any]]) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from registry.meta.cache import TTLCache
 from registry.meta.sql import SqlBackend, Tx
@@ -407,24 +406,3 @@ class ContentStore:
             ReferrerRecord(r[0], r[1], int(r[2]), r[3], json.loads(r[4]) if r[4] else None)
             for r in rows
         ]
-
-    # ------------------------------------------------------------------ events
-    async def events_since(self, last_id: int, limit: int = 1000) -> list[dict[str, Any]]:
-        rows = await self.sql.all(
-            "SELECT id, created_at, action, repository, digest, tag, media_type, size, actor "
-            "FROM event WHERE id > :last ORDER BY id LIMIT :n",
-            last=last_id,
-            n=limit,
-        )
-        keys = (
-            "id",
-            "created_at",
-            "action",
-            "repository",
-            "digest",
-            "tag",
-            "media_type",
-            "size",
-            "actor",
-        )
-        return [dict(zip(keys, r, strict=True)) for r in rows]
