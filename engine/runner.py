@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -22,6 +22,7 @@ from engine.copier import Copier
 from engine.filters import Filter, repository_matches
 from engine.listing import list_repositories, list_side
 from engine.naming import map_repository
+from engine.observers import RunObserver, notify_all
 from engine.plan import Plan, PolicySpec, make_plan
 from engine.state.runs import RunStore, task_tags
 
@@ -128,9 +129,12 @@ class Runner:
         artifact_concurrency: int = 4,
         blob_concurrency: int = 8,
         verify: bool = False,
+        observers: Sequence[RunObserver] = (),
     ) -> None:
-        """``verify``: check every destination tag's digest, trusting no ledger entry."""
+        """``verify``: check every destination tag's digest, trusting no ledger entry.
+        ``observers`` hear of the run's start, each finished task and its end."""
         self.store, self.clients, self.verify = store, clients, verify
+        self.observers = list(observers)
         self.artifact_concurrency, self.blob_concurrency = artifact_concurrency, blob_concurrency
 
     async def run(self, execution_id: int) -> str:
@@ -141,13 +145,17 @@ class Runner:
         if policy is None:
             await self.store.finalize(execution_id, "its policy was deleted")
             return "Failed"
+        await notify_all(self.observers, "run_started", execution, policy)
         src = await self.clients(policy["src_registry_id"])
         dst = await self.clients(policy["dest_registry_id"])
         try:
-            return await self._run(execution, policy, src, dst)
+            status = await self._run(execution, policy, src, dst)
         finally:
             await src.close()
             await dst.close()
+        final = await self.store.execution(execution_id)
+        await notify_all(self.observers, "run_finished", final or execution, policy, status)
+        return status
 
     async def _run(
         self, execution: dict[str, Any], policy: dict[str, Any], src: OciClient, dst: OciClient
@@ -182,7 +190,11 @@ class Runner:
             chunk_bytes=(16 << 20) if policy.get("copy_by_chunk") else None,
             bandwidth=BandwidthLimit(speed) if speed > 0 else None,
         )
-        stopped = await self._work(eid, spec, copier, dst)
+
+        async def report(task: dict[str, Any]) -> None:
+            await notify_all(self.observers, "task_finished", execution, policy, task)
+
+        stopped = await self._work(eid, spec, copier, dst, report)
         if stopped:
             await self.store.stop_pending(eid)
         return await self.store.finalize(eid, status_text)
@@ -200,7 +212,14 @@ class Runner:
         plan = make_plan(spec, source, destination, ledger)
         return plan if source.complete else _with_problems(plan, source.problems)
 
-    async def _work(self, eid: int, spec: PolicySpec, copier: Copier, dst: OciClient) -> bool:
+    async def _work(
+        self,
+        eid: int,
+        spec: PolicySpec,
+        copier: Copier,
+        dst: OciClient,
+        report: Callable[[dict[str, Any]], Awaitable[None]],
+    ) -> bool:
         """Lease and run tasks until none is left; True if the run was stopped."""
         running: set[int] = set()
         stop = anyio.Event()
@@ -214,7 +233,7 @@ class Runner:
                 async with anyio.create_task_group() as tg:
                     for task in batch:
                         running.add(int(task["id"]))
-                        tg.start_soon(self._one, spec, copier, dst, task, slots, running)
+                        tg.start_soon(self._one, spec, copier, dst, task, slots, running, report)
             outer.cancel_scope.cancel()
         return stop.is_set()
 
@@ -244,6 +263,7 @@ class Runner:
         task: dict[str, Any],
         slots: anyio.Semaphore,
         running: set[int],
+        report: Callable[[dict[str, Any]], Awaitable[None]],
     ) -> None:
         tid = int(task["id"])
         lines: list[str] = [task.get("log") or ""] if task.get("log") else []
@@ -255,6 +275,7 @@ class Runner:
             async with slots:
                 outcome, nbytes = await self._execute(spec, copier, dst, task, note)
             await self.store.finish_task(tid, "Succeed", outcome, "", "\n".join(lines), nbytes)
+            await report(_finished(task, "Succeed", outcome, "", nbytes))
         except anyio.get_cancelled_exc_class():
             note("stopped")
             with anyio.CancelScope(shield=True):
@@ -271,6 +292,8 @@ class Runner:
             await self.store.finish_task(
                 tid, status, "" if again else "failed", str(e), "\n".join(lines), 0
             )
+            if not again:
+                await report(_finished(task, "Failed", "failed", str(e), 0))
         finally:
             running.discard(tid)
 
@@ -331,6 +354,12 @@ class Runner:
             note(f"deleted {repo}@{digest} (tag {tag}; the registry deletes by digest only)")
         await self.store.forget_replicated(spec.policy_id, repo, tag)
         return "deleted"
+
+
+def _finished(
+    task: dict[str, Any], status: str, outcome: str, reason: str, nbytes: int
+) -> dict[str, Any]:
+    return {**task, "status": status, "outcome": outcome, "reason": reason, "bytes_copied": nbytes}
 
 
 def _with_problems(plan: Plan, problems: tuple[str, ...]) -> Plan:

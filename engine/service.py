@@ -11,11 +11,13 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 
 import anyio
 from anyio.abc import TaskGroup
 
+from engine.observers import RunObserver
 from engine.runner import ClientFactory, Runner
 from engine.state.runs import RunStore
 from registry.meta.db import Database
@@ -38,9 +40,10 @@ class ReplicationService:
         max_parallel_runs: int = 4,
         poll_seconds: float = 2.0,
         lease_seconds: float = 30.0,
+        observers: Sequence[RunObserver] = (),
     ) -> None:
         self.store = RunStore(db, node_id(), timedelta(seconds=lease_seconds))
-        self.runner = Runner(self.store, clients)
+        self.runner = Runner(self.store, clients, observers=observers)
         self.max_parallel_runs = max_parallel_runs
         self.poll_seconds = poll_seconds
         self._wake = anyio.Event()

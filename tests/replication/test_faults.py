@@ -57,7 +57,10 @@ def test_destination_outage_mid_run(fresh_seawall: SeawallProcess, tmp_path: Pat
             api(local.url, local.admin_password) as a,
         ):
             want = _fill(c, 6, 8)
-            pid = add_policy(a, "out", dest=add_endpoint(a, "dist", dist.url))
+            # Capped at 8 MiB/s, the 48 MiB take ~6 s: the outage lands mid-run on any machine.
+            pid = add_policy(
+                a, "out", dest=add_endpoint(a, "dist", dist.url), speed_bytes_per_second=8 * MiB
+            )
             eid = start(a, pid)
             time.sleep(0.8)
             assert a.get(f"/replication/executions/{eid}").json()["status"] in (
@@ -87,7 +90,10 @@ def test_engine_killed_mid_run_resumes(tmp_path: Path) -> None:
             api(local.url, local.admin_password) as a,
         ):
             want = _fill(c, 8, 8)
-            pid = add_policy(a, "kill", dest=add_endpoint(a, "dist", dist.url))
+            # Capped at 8 MiB/s, the 64 MiB take ~8 s: the kill lands mid-run on any machine.
+            pid = add_policy(
+                a, "kill", dest=add_endpoint(a, "dist", dist.url), speed_bytes_per_second=8 * MiB
+            )
             eid = start(a, pid)
             done = threading.Event()
             tasks: list[dict[str, object]] = []
