@@ -155,7 +155,8 @@ class RegistryAdapter(ABC):
     probe_ttl_seconds: ClassVar[float] = 3600.0  # how long a probe's answer is trusted
     probe_repository: ClassVar[str] = "seawall/capability-probe"  # default probe target
     health_timeout_seconds: ClassVar[float] = 10.0
-    supported_triggers: ClassVar[tuple[str, ...]] = ("manual", "scheduled")
+    # event_based: the remote calls POST /api/v2.0/registries/{id}/webhook on its pushes
+    supported_triggers: ClassVar[tuple[str, ...]] = ("manual", "scheduled", "event_based")
     supported_resource_filters: ClassVar[tuple[dict[str, Any], ...]] = _INPUT_FILTERS
     endpoint_pattern: ClassVar[dict[str, Any] | None] = None  # Harbor's, for fixed-URL clouds
     credential_pattern: ClassVar[dict[str, Any] | None] = None

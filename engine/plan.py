@@ -127,11 +127,16 @@ def make_plan(
     source: Listing,
     destination: Listing,
     replicated: Mapping[str, Mapping[str, str]] | None = None,
+    *,
+    deletion_base: int | None = None,
 ) -> Plan:
     """Decide every action of a run.
 
     ``replicated`` is the ledger of what this policy put at the destination
     (``{dst_repository: {tag: digest}}``); deletion sync only ever deletes what is in it.
+    ``deletion_base`` is what ``max_deletion_fraction`` is a fraction of: by default the tags
+    listed at the destination; an event-scoped run, which lists only the repositories its
+    events named, passes the number of tags the policy has replicated in all.
     """
     copies: list[CopyAction] = []
     skips: list[SkipAction] = []
@@ -182,7 +187,9 @@ def make_plan(
                     "destination differs and override is off",
                 )
             )
-    deletions, blocked = _deletions(policy, source, destination, kept_tags, replicated or {})
+    deletions, blocked = _deletions(
+        policy, source, destination, kept_tags, replicated or {}, deletion_base
+    )
     return Plan(tuple(_subject_first(copies)), tuple(skips), deletions, blocked)
 
 
@@ -192,6 +199,7 @@ def _deletions(
     destination: Listing,
     kept_tags: Mapping[str, set[str]],
     replicated: Mapping[str, Mapping[str, str]],
+    base: int | None,
 ) -> tuple[tuple[DeleteAction, ...], str]:
     if not policy.deletion:
         return (), ""
@@ -208,7 +216,7 @@ def _deletions(
     if not source.complete:
         why = "; ".join(source.problems[:3]) or "the source listing was incomplete"
         return tuple(candidates), f"no deletion: {why}"
-    total = sum(len(t) for t in destination.tags.values()) or 1
+    total = (base if base is not None else sum(len(t) for t in destination.tags.values())) or 1
     if len(candidates) > policy.max_deletions:
         return tuple(candidates), (
             f"deletion guard: {len(candidates)} deletions exceed max_deletions="

@@ -23,7 +23,8 @@ from engine.filters import Filter, repository_matches
 from engine.listing import list_repositories, list_side
 from engine.naming import map_repository
 from engine.observers import RunObserver, notify_all
-from engine.plan import Plan, PolicySpec, make_plan
+from engine.plan import CopyAction, Listing, Plan, PolicySpec, make_plan
+from engine.scope import Scope
 from engine.state.runs import RunStore, task_tags
 
 __all__ = ["ClientFactory", "Runner", "policy_spec", "tasks_from_plan"]
@@ -165,7 +166,7 @@ class Runner:
         status_text: str | None = None
         if not execution["planned"]:
             try:
-                plan = await self.plan(spec, src, dst)
+                plan = await self.plan(spec, src, dst, Scope.from_json(execution["scope_json"]))
             except OciError as e:
                 await self.store.add_tasks(
                     eid, [_row("list", "", "", "", (), "Failed", "failed", f"listing failed: {e}")]
@@ -182,14 +183,7 @@ class Runner:
             if plan.deletions_blocked:
                 status_text = plan.deletions_blocked
             await self.store.add_tasks(eid, rows)
-        speed = int(policy.get("speed_bytes_per_second") or -1)
-        copier = Copier(
-            src,
-            dst,
-            blob_concurrency=self.blob_concurrency,
-            chunk_bytes=(16 << 20) if policy.get("copy_by_chunk") else None,
-            bandwidth=BandwidthLimit(speed) if speed > 0 else None,
-        )
+        copier = _copier(policy, src, dst, self.blob_concurrency)
 
         async def report(task: dict[str, Any]) -> None:
             await notify_all(self.observers, "task_finished", execution, policy, task)
@@ -199,18 +193,54 @@ class Runner:
             await self.store.stop_pending(eid)
         return await self.store.finalize(eid, status_text)
 
-    async def plan(self, spec: PolicySpec, src: OciClient, dst: OciClient) -> Plan:
-        repos = await list_repositories(src, lambda r: repository_matches(list(spec.filters), r))
-        source = await list_side(src, repos)
-        ledger = await self.store.ledger(spec.policy_id)
-        dst_repos = {
+    async def plan(
+        self, spec: PolicySpec, src: OciClient, dst: OciClient, scope: Scope | None = None
+    ) -> Plan:
+        """The run's plan: the whole policy, or only the repositories of an event ``scope``
+        (where a repository missing at the source was deleted there, and the deletion guard's
+        fraction is taken over everything the policy has replicated)."""
+
+        def keep(repo: str) -> bool:
+            return repository_matches(list(spec.filters), repo)
+
+        if scope:
+            repos = sorted(r for r in scope.repositories if keep(r))
+        else:
+            repos = await list_repositories(src, keep)
+        source = await list_side(src, repos, missing_ok=bool(scope))
+        full_ledger = await self.store.ledger(spec.policy_id)
+        mapped = {
             map_repository(r, spec.dest_namespace, spec.dest_namespace_replace_count) for r in repos
-        } | set(ledger)
+        }
+        ledger = {r: t for r, t in full_ledger.items() if r in mapped} if scope else full_ledger
         destination = await list_side(
-            dst, dst_repos, missing_ok=True, known=None if self.verify else ledger
+            dst, mapped | set(ledger), missing_ok=True, known=None if self.verify else ledger
         )
-        plan = make_plan(spec, source, destination, ledger)
+        base = sum(len(t) for t in full_ledger.values()) if scope else None
+        plan = make_plan(spec, source, destination, ledger, deletion_base=base)
+        if scope:
+            plan = await _with_late_referrers(plan, src, scope, source)
         return plan if source.complete else _with_problems(plan, source.problems)
+
+    async def help(self, execution_id: int) -> None:
+        """Run some waiting tasks of a run that another node owns: a large run spreads across
+        the nodes that share the database. The owner plans the run and closes it."""
+        execution = await self.store.execution(execution_id)
+        policy = await self.store.policy(int(execution["policy_id"])) if execution else None
+        if execution is None or policy is None:
+            return
+        src = await self.clients(policy["src_registry_id"])
+        dst = await self.clients(policy["dest_registry_id"])
+        try:
+
+            async def report(task: dict[str, Any]) -> None:
+                await notify_all(self.observers, "task_finished", execution, policy, task)
+
+            copier = _copier(policy, src, dst, self.blob_concurrency)
+            await self._work(execution_id, policy_spec(policy), copier, dst, report, owner=False)
+        finally:
+            await src.close()
+            await dst.close()
 
     async def _work(
         self,
@@ -219,16 +249,24 @@ class Runner:
         copier: Copier,
         dst: OciClient,
         report: Callable[[dict[str, Any]], Awaitable[None]],
+        *,
+        owner: bool = True,
     ) -> bool:
-        """Lease and run tasks until none is left; True if the run was stopped."""
+        """Lease and run tasks until none is left; True if the run was stopped. The owner of
+        the run also waits for tasks other nodes are running; a helper leaves when none waits."""
         running: set[int] = set()
         stop = anyio.Event()
         async with anyio.create_task_group() as outer:
-            outer.start_soon(self._heartbeat, eid, running, stop, outer.cancel_scope)
+            outer.start_soon(self._heartbeat, eid, running, stop, outer.cancel_scope, owner)
             slots = anyio.Semaphore(self.artifact_concurrency)
             while not stop.is_set():
                 batch = await self.store.lease_tasks(eid, self.artifact_concurrency * 4)
                 if not batch:
+                    if owner and await self.store.unfinished_tasks(eid):
+                        # other nodes are running some of this run's tasks: wait for them
+                        # (their leases expire if they die, and the tasks come back here)
+                        await anyio.sleep(0.5)
+                        continue
                     break
                 async with anyio.create_task_group() as tg:
                     for task in batch:
@@ -238,7 +276,12 @@ class Runner:
         return stop.is_set()
 
     async def _heartbeat(
-        self, eid: int, running: set[int], stop: anyio.Event, scope: anyio.CancelScope
+        self,
+        eid: int,
+        running: set[int],
+        stop: anyio.Event,
+        scope: anyio.CancelScope,
+        owner: bool = True,
     ) -> None:
         last_renew = time.monotonic()
         while True:
@@ -249,7 +292,7 @@ class Runner:
                 return
             if time.monotonic() - last_renew >= self.store.lease.total_seconds() / 3:
                 last_renew = time.monotonic()
-                if not await self.store.renew_execution(eid):
+                if owner and not await self.store.renew_execution(eid):
                     log.warning("execution %s was taken over by another node; stopping here", eid)
                     scope.cancel()
                     return
@@ -354,6 +397,56 @@ class Runner:
             note(f"deleted {repo}@{digest} (tag {tag}; the registry deletes by digest only)")
         await self.store.forget_replicated(spec.policy_id, repo, tag)
         return "deleted"
+
+
+async def _with_late_referrers(plan: Plan, src: OciClient, scope: Scope, source: Listing) -> Plan:
+    """Carry artifacts pushed untagged into a scope's repositories — signatures, SBOMs and
+    attestations pushed after their subject — by copying the subject again with its referrers
+    (a no-op for the subject itself, which is present). Only subjects the plan selected (copied
+    or identical) are carried: filters apply to referrers as to their subjects."""
+    selected = {(a.src_repository, a.digest): a.dst_repository for a in plan.copies}
+    selected.update({(a.src_repository, a.digest): a.dst_repository for a in plan.skips})
+    copying = {(a.src_repository, a.digest) for a in plan.copies}
+    extra: dict[tuple[str, str], CopyAction] = {}
+    for repo, digests in sorted(scope.repositories.items()):
+        tagged = set(source.tags.get(repo, {}).values())
+        for digest in sorted(digests - tagged):
+            root = await _subject_root(src, repo, digest)
+            key = (repo, root or "")
+            if root is None or key not in selected or key in copying or key in extra:
+                continue
+            extra[key] = CopyAction(
+                repo, selected[key], root, (), reason="referrers pushed after their subject"
+            )
+    if not extra:
+        return plan
+    return replace(plan, copies=plan.copies + tuple(extra.values()))
+
+
+async def _subject_root(src: OciClient, repo: str, digest: str, depth: int = 4) -> str | None:
+    """The artifact at the root of ``digest``'s subject chain (a signature of an SBOM of an
+    image: the image), or None when ``digest`` has no subject or is gone."""
+    current, root = digest, None
+    for _ in range(depth):
+        try:
+            subject = (await src.get_manifest(repo, current)).json().get("subject") or {}
+        except (NotFound, ValueError):
+            return root
+        if not isinstance(subject, dict) or not subject.get("digest"):
+            return root
+        current = root = str(subject["digest"])
+    return root
+
+
+def _copier(policy: dict[str, Any], src: OciClient, dst: OciClient, blobs: int) -> Copier:
+    speed = int(policy.get("speed_bytes_per_second") or -1)
+    return Copier(
+        src,
+        dst,
+        blob_concurrency=blobs,
+        chunk_bytes=(16 << 20) if policy.get("copy_by_chunk") else None,
+        bandwidth=BandwidthLimit(speed) if speed > 0 else None,
+    )
 
 
 def _finished(

@@ -59,7 +59,7 @@ def default_adapter_info(adapter_type: str) -> dict[str, Any]:
             {"type": "name", "style": "input"},
             {"type": "tag", "style": "input"},
         ],
-        "supported_triggers": ["manual", "scheduled"],
+        "supported_triggers": ["manual", "scheduled", "event_based"],
         "supported_copy_by_chunk": True,
     }
 

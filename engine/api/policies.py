@@ -163,6 +163,7 @@ async def create(ctx: ApiContext, req: Request) -> Response:
         now = utcnow()
         res = await c.execute(insert(P).values(**values, creation_time=now, update_time=now))
         new_id = int(res.inserted_primary_key[0])  # type: ignore[index]
+    ctx.wake()  # the scheduler picks up a new cron at once
     return Response(201, {"Location": f"{req.path.rstrip('/')}/{new_id}"})
 
 
@@ -177,6 +178,7 @@ async def update(ctx: ApiContext, req: Request) -> Response:
         values.pop("creation_time", None)
         values["update_time"] = utcnow()
         await c.execute(sql_update(P).where(P.c.id == policy_id).values(**values))
+    ctx.wake()  # the scheduler picks up a changed trigger at once
     return Response(200)
 
 
@@ -202,6 +204,7 @@ async def delete(ctx: ApiContext, req: Request) -> Response:
         await c.execute(sql_delete(X).where(X.c.policy_id == policy_id))
         await c.execute(sql_delete(L).where(L.c.policy_id == policy_id))
         await c.execute(sql_delete(P).where(P.c.id == policy_id))
+    ctx.wake()
     return Response(200)
 
 

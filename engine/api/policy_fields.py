@@ -11,13 +11,13 @@ policy the API accepts is a policy the engine can run.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from engine.api.errors import bad_request
 from engine.filters import Filter
 from registry.oci.reference import is_valid_name
+from schedules.cron import CronError, validate_cron
 
 __all__ = ["TRIGGERS", "check_cron", "check_namespace", "check_timezone", "filters_of"]
 
@@ -25,7 +25,6 @@ TRIGGERS = ("manual", "scheduled", "event_based")
 FILTER_TYPES = ("name", "tag", "label", "resource", "artifact_type")
 DECORATIONS = ("matches", "excludes")
 SYNTAXES = ("glob", "regex", "semver")
-_CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,?#-]+$")
 
 
 def filters_of(items: list[Any]) -> list[dict[str, Any]]:
@@ -78,13 +77,12 @@ def _engine_check(where: str, spec: dict[str, Any]) -> None:
 
 
 def check_cron(cron: str) -> str:
-    """Harbor's 6-field cron (``sec min hour dom month dow``) or the classic 5-field one."""
-    fields = cron.split()
-    if len(fields) not in (5, 6) or not all(_CRON_FIELD.match(f) for f in fields):
-        raise bad_request(
-            f"trigger.trigger_settings.cron {cron!r} is not a cron expression: give 6 fields "
-            "(seconds minutes hours day-of-month month day-of-week, as Harbor) or 5"
-        )
+    """Harbor's 6-field cron (``sec min hour dom month dow``) or the classic 5-field one,
+    checked by the scheduler that will run it."""
+    try:
+        validate_cron(cron)
+    except CronError as e:
+        raise bad_request(f"trigger.trigger_settings.cron: {e}") from None
     return cron
 
 

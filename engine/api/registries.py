@@ -67,6 +67,7 @@ def registry_json(row: dict[str, Any]) -> dict[str, Any]:
         },
         "insecure": row["insecure"],
         "ca_certificate": row["ca_certificate"],
+        "webhook_secret": MASK if row.get("webhook_secret_encrypted") else "",
         "status": row["status"],
         "creation_time": rfc3339(row["creation_time"]),
         "update_time": rfc3339(row["update_time"]),
@@ -136,6 +137,7 @@ async def create(ctx: ApiContext, req: Request) -> Response:
         "access_secret_encrypted": ctx.secrets.encrypt(secret),
         "insecure": bool(body.flag("insecure")),
         "ca_certificate": _ca(body.text("ca_certificate", max_length=65536)),
+        "webhook_secret_encrypted": _webhook_secret(ctx, body.text("webhook_secret")) or "",
         "status": "unknown",
         "creation_time": utcnow(),
         "update_time": utcnow(),
@@ -174,6 +176,8 @@ async def update(ctx: ApiContext, req: Request) -> Response:
         values["insecure"] = insecure
     if (ca := body.text("ca_certificate", max_length=65536)) is not None:
         values["ca_certificate"] = _ca(ca)
+    if (hook := _webhook_secret(ctx, body.text("webhook_secret"))) is not None:
+        values["webhook_secret_encrypted"] = hook
     async with ctx.db.write() as c:
         row = (await c.execute(select(R).where(R.c.id == registry_id))).mappings().first()
         if row is None:
@@ -186,6 +190,16 @@ async def update(ctx: ApiContext, req: Request) -> Response:
             values["update_time"] = utcnow()
             await c.execute(sql_update(R).where(R.c.id == registry_id).values(**values))
     return Response(200)
+
+
+def _webhook_secret(ctx: ApiContext, secret: str | None) -> str | None:
+    """The sealed secret incoming webhooks of this registry must carry (``""``: webhooks off;
+    None or the mask: unchanged)."""
+    if secret is None or secret == MASK:
+        return None
+    if secret and len(secret) < 16:
+        raise bad_request("webhook_secret must be at least 16 characters (or empty to disable)")
+    return ctx.secrets.encrypt(secret) if secret else ""
 
 
 _HEALTH_INPUTS = (

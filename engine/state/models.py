@@ -22,6 +22,7 @@ from registry.meta.models import utcnow
 __all__ = [
     "EXECUTION_STATUSES",
     "Execution",
+    "OutboxCursor",
     "Policy",
     "RegistryEndpoint",
     "Replicated",
@@ -45,6 +46,9 @@ class RegistryEndpoint(SQLModel, table=True):
     access_secret_encrypted: str = ""
     insecure: bool = False
     ca_certificate: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    #: The shared secret a remote registry sends with its webhook calls (sealed like the
+    #: credentials; empty: incoming webhooks are refused for this endpoint).
+    webhook_secret_encrypted: str = ""
     status: str = Field(default="unknown", max_length=16)  # healthy | unhealthy | unknown
     status_detail: str = ""
     creation_time: datetime = Field(default_factory=utcnow)
@@ -102,10 +106,23 @@ class Execution(SQLModel, table=True):
     skipped: int = 0
     bytes_copied: int = Field(default=0, sa_column=Column(BigInteger, default=0))
     planned: bool = False  # tasks are written; a restart resumes them instead of re-planning
+    #: Empty: the whole policy. Else a JSON scope (see :mod:`engine.scope`): the repositories
+    #: (and pushed digests) that events named; the run lists and plans only those.
+    scope_json: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     lease_owner: str | None = Field(default=None, max_length=128)
     lease_expires: datetime | None = None
     start_time: datetime = Field(default_factory=utcnow)
     end_time: datetime | None = None
+
+
+class OutboxCursor(SQLModel, table=True):
+    """How far a consumer of the registry's event outbox has read (``event.id``). Advanced in
+    the same transaction as the executions the events produced: exactly once in effect."""
+
+    __tablename__ = "outbox_cursor"
+    name: str = Field(primary_key=True, max_length=64)
+    position: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+    updated_at: datetime = Field(default_factory=utcnow)
 
 
 class Task(SQLModel, table=True):

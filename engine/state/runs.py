@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from engine.scope import Scope
 from engine.state.models import Execution, Policy, Replicated, Task
 from registry.meta.db import Database
 from registry.meta.models import utcnow
 
-__all__ = ["RunStore", "roll_up"]
+__all__ = ["RunStore", "enqueue_scoped", "roll_up"]
 
 X = Execution.__table__  # type: ignore[attr-defined]
 T = Task.__table__  # type: ignore[attr-defined]
@@ -47,30 +49,77 @@ class RunStore:
         self.db, self.node_id, self.lease = db, node_id, lease
 
     # ------------------------------------------------------------------ executions
-    async def create_execution(self, policy_id: int, trigger: str, dry_run: bool = False) -> int:
+    async def create_execution(
+        self,
+        policy_id: int,
+        trigger: str,
+        dry_run: bool = False,
+        *,
+        scope: str = "",
+        status: str = "Pending",
+        status_text: str = "",
+    ) -> int:
+        """A new execution. ``status`` other than ``Pending`` records a run that will not
+        happen (e.g. ``Stopped``: a scheduled firing skipped because a run was active)."""
+        now = utcnow()
         async with self.db.write() as c:
             res = await c.execute(
                 insert(X).values(
                     policy_id=policy_id,
                     trigger=trigger,
                     dry_run=dry_run,
-                    status="Pending",
-                    start_time=utcnow(),
+                    status=status,
+                    status_text=status_text,
+                    scope_json=scope,
+                    start_time=now,
+                    end_time=None if status in ACTIVE else now,
                 )
             )
             return int(res.inserted_primary_key[0])  # type: ignore[index]
 
+    async def active_execution(self, policy_id: int) -> int | None:
+        """An unfinished whole-policy run of the policy, if any."""
+        async with self.db.read() as c:
+            row = (
+                await c.execute(
+                    select(X.c.id)
+                    .where(X.c.policy_id == policy_id, X.c.status.in_(ACTIVE), X.c.scope_json == "")
+                    .limit(1)
+                )
+            ).first()
+            return int(row[0]) if row else None
+
     async def claim_execution(self) -> int | None:
-        """Take the oldest active execution whose lease is free or expired."""
+        """Take the oldest active execution whose lease is free or expired.
+
+        Runs of one policy never overlap: a whole-policy run waits while another whole-policy
+        run of the same policy is in progress (it is queued), and so does an event-scoped run
+        behind another event-scoped run (events arriving meanwhile merge into it, see
+        :func:`enqueue_scoped`). A scoped run does not wait for a long whole-policy run.
+        """
         now = utcnow()
+        other = X.alias("other")
+        same_kind = or_(
+            (other.c.scope_json == "") & (X.c.scope_json == ""),
+            (other.c.scope_json != "") & (X.c.scope_json != ""),
+        )
+        busy = (
+            select(other.c.id)
+            .where(
+                other.c.policy_id == X.c.policy_id,
+                other.c.id != X.c.id,
+                other.c.status == "InProgress",
+                other.c.lease_expires >= now,
+                same_kind,
+            )
+            .exists()
+        )
+        free = or_(X.c.lease_expires.is_(None), X.c.lease_expires < now)
         async with self.db.write() as c:
             row = (
                 await c.execute(
                     select(X.c.id)
-                    .where(
-                        X.c.status.in_(ACTIVE),
-                        or_(X.c.lease_expires.is_(None), X.c.lease_expires < now),
-                    )
+                    .where(X.c.status.in_(ACTIVE), free, ~busy)
                     .order_by(X.c.id)
                     .limit(1)
                 )
@@ -79,15 +128,48 @@ class RunStore:
                 return None
             res = await c.execute(
                 update(X)
-                .where(
-                    X.c.id == row[0],
-                    or_(X.c.lease_expires.is_(None), X.c.lease_expires < now),
-                )
+                .where(X.c.id == row[0], X.c.status.in_(ACTIVE), free)
                 .values(
                     lease_owner=self.node_id, lease_expires=now + self.lease, status="InProgress"
                 )
             )
             return int(row[0]) if res.rowcount else None
+
+    async def execution_to_help(self) -> int | None:
+        """A run in progress on another node with tasks waiting: this node can take some."""
+        now = utcnow()
+        waiting = select(T.c.id).where(T.c.execution_id == X.c.id, T.c.status == "Pending").exists()
+        async with self.db.read() as c:
+            row = (
+                await c.execute(
+                    select(X.c.id)
+                    .where(
+                        X.c.status == "InProgress",
+                        X.c.planned.is_(True),
+                        X.c.dry_run.is_(False),
+                        X.c.stop_requested.is_(False),
+                        X.c.lease_owner != self.node_id,
+                        X.c.lease_expires >= now,
+                        waiting,
+                    )
+                    .order_by(X.c.id)
+                    .limit(1)
+                )
+            ).first()
+            return int(row[0]) if row else None
+
+    async def unfinished_tasks(self, execution_id: int) -> int:
+        """Tasks still pending or running (on any node)."""
+        async with self.db.read() as c:
+            return int(
+                (
+                    await c.execute(
+                        select(func.count()).where(
+                            T.c.execution_id == execution_id, T.c.status.in_(ACTIVE)
+                        )
+                    )
+                ).scalar_one()
+            )
 
     async def renew_execution(self, execution_id: int) -> bool:
         """Extend our lease; False when another node has taken the execution over."""
@@ -149,6 +231,8 @@ class RunStore:
                         )
                         .order_by(T.c.id)
                         .limit(limit)
+                        # PostgreSQL: nodes leasing at once take different rows
+                        .with_for_update(skip_locked=True)
                     )
                 )
                 .mappings()
@@ -158,7 +242,13 @@ class RunStore:
             if ids:
                 await c.execute(
                     update(T)
-                    .where(T.c.id.in_(ids))
+                    .where(
+                        T.c.id.in_(ids),
+                        or_(
+                            T.c.status == "Pending",
+                            (T.c.status == "InProgress") & (T.c.lease_expires < now),
+                        ),
+                    )
                     .values(
                         status="InProgress",
                         lease_owner=self.node_id,
@@ -307,6 +397,47 @@ class RunStore:
                     L.c.policy_id == policy_id, L.c.dst_repository == dst_repo, L.c.tag == tag
                 )
             )
+
+
+async def enqueue_scoped(
+    c: AsyncConnection, policy_id: int, trigger: str, scope: Scope, now: datetime
+) -> int:
+    """Queue an event-scoped run of ``policy_id`` inside the caller's transaction: merged into
+    the policy's scoped run that no node has claimed yet, else a new one. Returns its id."""
+    row = (
+        await c.execute(
+            select(X.c.id, X.c.scope_json)
+            .where(
+                X.c.policy_id == policy_id,
+                X.c.status == "Pending",
+                X.c.lease_owner.is_(None),
+                X.c.scope_json != "",
+                X.c.dry_run.is_(False),
+            )
+            .order_by(X.c.id)
+            .limit(1)
+        )
+    ).first()
+    if row is not None:
+        merged = Scope.from_json(row[1]).merge(scope).to_json()
+        res = await c.execute(
+            update(X)
+            .where(X.c.id == row[0], X.c.status == "Pending", X.c.lease_owner.is_(None))
+            .values(scope_json=merged)
+        )
+        if res.rowcount:
+            return int(row[0])
+    res = await c.execute(
+        insert(X).values(
+            policy_id=policy_id,
+            trigger=trigger,
+            dry_run=False,
+            status="Pending",
+            scope_json=scope.to_json(),
+            start_time=now,
+        )
+    )
+    return int(res.inserted_primary_key[0])  # type: ignore[index]
 
 
 def task_tags(row: dict[str, Any]) -> tuple[str, ...]:

@@ -1,0 +1,61 @@
+"""What a schedule does when it fires: queue a run of its policy.
+
+APScheduler stores schedules by reference to these functions (``schedules.jobs:fire_policy``),
+so they stay importable under these names. They run on whichever node's scheduler acquired the
+job and only write an execution row; any node's replication service then claims the run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from engine.state.runs import RunStore
+
+__all__ = ["Runtime", "fire_policy", "install"]
+
+log = logging.getLogger("seawall.schedules")
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    store: RunStore
+    wake: Callable[[], None]  # tells the local replication service a run is waiting
+
+
+_runtime: Runtime | None = None
+
+
+def install(runtime: Runtime) -> None:
+    """Give the job functions this process's run store (done when the scheduler starts)."""
+    global _runtime
+    _runtime = runtime
+
+
+async def fire_policy(policy_id: int, trigger: str = "scheduled") -> int | None:
+    """Queue a whole-policy run. If a run of the policy is still active, a policy with
+    ``single_active_replication`` records a skipped run (status ``Stopped``, saying why);
+    otherwise the new run is queued and starts when the active one ends."""
+    if _runtime is None:
+        raise RuntimeError("schedules.jobs: no runtime installed")
+    store = _runtime.store
+    policy = await store.policy(policy_id)
+    if policy is None or not policy["enabled"]:
+        log.info("schedule of policy %s fired, but the policy is gone or disabled", policy_id)
+        return None
+    active = await store.active_execution(policy_id)
+    if active is not None and policy["single_active_replication"]:
+        eid = await store.create_execution(
+            policy_id,
+            trigger,
+            status="Stopped",
+            status_text=f"skipped: execution {active} of this policy was still running "
+            "(single_active_replication)",
+        )
+        log.info("policy %s: run skipped, execution %s still active", policy_id, active)
+        return eid
+    eid = await store.create_execution(policy_id, trigger)
+    log.info("policy %s: %s run queued as execution %s", policy_id, trigger, eid)
+    _runtime.wake()
+    return eid

@@ -1,0 +1,186 @@
+"""Event-triggered replication: the registry's outbox feeds the event-based policies.
+
+Every change the registry makes (a manifest pushed, a tag set or removed, an artifact or a
+repository deleted) writes an ``event`` row in the same transaction as the change. This
+consumer reads the rows after its cursor, turns them into event-scoped runs of the matching
+push-based policies (:func:`engine.state.runs.enqueue_scoped`) and advances the cursor, all in
+one transaction: a crash before the commit replays the events, after it they are done, so each
+event is acted on exactly once in effect (runs are idempotent by digest anyway). Events written
+while the engine was stopped are simply read when it starts.
+
+With several nodes sharing a database each runs a consumer; the cursor update is conditional
+on the position read, so two nodes reading the same events cannot both commit their runs.
+On PostgreSQL, ids are taken before commit, so an event can become visible after one with a
+higher id: the consumer reads only the unbroken run of ids after its cursor and waits up to
+``gap_seconds`` for a missing id (a transaction still committing) before passing it (its
+transaction rolled back).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+
+import anyio
+from anyio.abc import TaskGroup
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from engine.scope import scopes_for
+from engine.state.models import OutboxCursor, Policy
+from engine.state.runs import enqueue_scoped
+from registry.meta.db import Database
+from registry.meta.models import Event, utcnow
+
+__all__ = ["OutboxConsumer"]
+
+log = logging.getLogger("seawall.schedules")
+E = Event.__table__  # type: ignore[attr-defined]
+C = OutboxCursor.__table__  # type: ignore[attr-defined]
+P = Policy.__table__  # type: ignore[attr-defined]
+CURSOR = "replication"
+BATCH = 500
+
+
+class _Raced(Exception):
+    """Another node advanced the cursor first: roll back and read again."""
+
+
+class OutboxConsumer:
+    def __init__(
+        self,
+        db: Database,
+        wake_runs: Callable[[], None],
+        *,
+        poll_seconds: float = 0.5,
+        keep_events: timedelta = timedelta(days=7),
+        gap_seconds: float = 5.0,
+    ) -> None:
+        """``poll_seconds``: how often to look for events written by other nodes (this node's
+        registry wakes the consumer at once). Consumed events older than ``keep_events`` are
+        pruned."""
+        self.db, self.wake_runs = db, wake_runs
+        self.poll_seconds, self.keep_events = poll_seconds, keep_events
+        self.gap_seconds = gap_seconds
+        self._gap: tuple[int, float] | None = None  # (cursor position, when the gap was seen)
+        self._wake = anyio.Event()
+
+    def outbox_changed(self) -> None:
+        self._wake.set()
+
+    async def start(self, tg: TaskGroup) -> None:
+        tg.start_soon(self._loop, name="outbox-consumer")
+
+    async def _loop(self) -> None:
+        pruned_at = 0.0
+        while True:
+            self._wake = anyio.Event()
+            try:
+                while await self.consume_once():
+                    pass
+                if anyio.current_time() - pruned_at > 3600:
+                    pruned_at = anyio.current_time()
+                    await self.prune()
+            except Exception:
+                log.exception("consuming the event outbox failed; retrying")
+                await anyio.sleep(1.0)
+            with anyio.move_on_after(self.poll_seconds):
+                await self._wake.wait()
+
+    async def consume_once(self) -> bool:
+        """Turn the next batch of events into runs; True if there may be more."""
+        for _ in range(5):
+            try:
+                async with self.db.write() as c:
+                    more, queued = await self._consume(c)
+            except _Raced:
+                continue
+            if queued:
+                self.wake_runs()  # after the commit, so the runs are visible to the claim
+            return more
+        return True
+
+    def _unbroken(self, position: int, ids: list[int]) -> int:
+        """How many of ``ids`` (ascending, all > position) follow the cursor without a gap;
+        a gap older than ``gap_seconds`` is passed over."""
+        expected, n = position + 1, 0
+        for i in ids:
+            if i != expected:
+                break
+            expected, n = i + 1, n + 1
+        if n or not ids:
+            self._gap = None
+            return n
+        now = anyio.current_time()
+        if self._gap is None or self._gap[0] != position:
+            self._gap = (position, now)
+        if now - self._gap[1] < self.gap_seconds:
+            return 0
+        log.warning("outbox: events %d..%d never appeared; passing over", position + 1, ids[0] - 1)
+        self._gap = None
+        return self._unbroken(ids[0] - 1, ids)
+
+    async def _consume(self, c: AsyncConnection) -> tuple[bool, list[int]]:
+        position = (await c.execute(select(C.c.position).where(C.c.name == CURSOR))).scalar()
+        if position is None:
+            await c.execute(insert(C).values(name=CURSOR, position=0, updated_at=utcnow()))
+            position = 0
+        events = (
+            await c.execute(
+                select(E.c.id, E.c.action, E.c.repository, E.c.digest)
+                .where(E.c.id > position)
+                .order_by(E.c.id)
+                .limit(BATCH)
+            )
+        ).all()
+        n = self._unbroken(position, [int(e[0]) for e in events])
+        if n == 0:
+            return False, []
+        events = events[:n]
+        policies = (
+            (
+                await c.execute(
+                    select(P.c.id, P.c.filters_json, P.c.deletion).where(
+                        P.c.enabled.is_(True),
+                        P.c.trigger_type == "event_based",
+                        P.c.src_registry_id.is_(None),
+                    )
+                )
+            )
+            .mappings()
+            .all()
+        )
+        scopes = scopes_for([dict(p) for p in policies], [(a, r, d) for _, a, r, d in events])
+        now = utcnow()
+        queued = [await enqueue_scoped(c, pid, "event_based", s, now) for pid, s in scopes.items()]
+        moved = await c.execute(
+            update(C)
+            .where(C.c.name == CURSOR, C.c.position == position)
+            .values(position=events[-1][0], updated_at=now)
+        )
+        if not moved.rowcount:
+            raise _Raced
+        if queued:
+            log.debug("%d events queued runs %s", len(events), queued)
+        return len(events) == BATCH, queued
+
+    async def prune(self) -> None:
+        """Drop events that are consumed and older than ``keep_events`` (the last consumed one
+        stays: SQLite numbers a new row after the highest one left)."""
+        async with self.db.write() as c:
+            position = (await c.execute(select(C.c.position).where(C.c.name == CURSOR))).scalar()
+            if not position:
+                return
+            cutoff = utcnow() - self.keep_events
+            await c.execute(delete(E).where(E.c.id < position, E.c.created_at < cutoff))
+
+    async def backlog(self) -> int:
+        """Events not consumed yet."""
+        async with self.db.read() as c:
+            position = (
+                await c.execute(select(C.c.position).where(C.c.name == CURSOR))
+            ).scalar() or 0
+            return int(
+                (await c.execute(select(func.count()).where(E.c.id > position))).scalar_one()
+            )

@@ -1,0 +1,147 @@
+"""APScheduler 4 under Seawall: cron schedules of policies and reconciliation of event policies.
+
+Schedules live in the metadata database (APScheduler's SQLAlchemy data store), so every node
+sharing the database sees the same schedules and a firing is acquired by exactly one node. The
+policy table stays the source of truth: :meth:`ScheduleService.sync` makes the scheduler's
+schedules match it (on start, when the API changes a policy, and every few seconds for changes
+made on other nodes).
+
+- ``policy-<id>``: a ``scheduled`` policy's cron (with its time zone). A firing missed while
+  Seawall was down runs once when it starts (no misfire limit, coalesced to the latest).
+- ``reconcile-<id>``: an ``event_based`` policy's whole-policy run every
+  ``reconcile_seconds`` (the first one interval after the policy is created or changed; run
+  it by hand for an initial sync): whatever events could not carry (a remote that never sent
+  its webhook, a run that failed) is caught up.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup
+from apscheduler import AsyncScheduler, CoalescePolicy, ConflictPolicy
+from apscheduler.abc import EventBroker
+from apscheduler.datastores.sqlalchemy import SQLAlchemyDataStore
+from apscheduler.eventbrokers.local import LocalEventBroker
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import select
+
+from engine.state.models import Policy
+from registry.meta.db import Database
+from schedules.cron import CronError, cron_trigger
+from schedules.jobs import fire_policy
+
+__all__ = ["ScheduleService"]
+
+log = logging.getLogger("seawall.schedules")
+P = Policy.__table__  # type: ignore[attr-defined]
+SYNC_SECONDS = 5.0
+
+
+def _event_broker(db: Database) -> EventBroker:
+    if db.dialect == "postgresql":
+        from apscheduler.eventbrokers.asyncpg import AsyncpgEventBroker
+
+        return AsyncpgEventBroker.from_async_sqla_engine(db.engine)
+    return LocalEventBroker()
+
+
+class ScheduleService:
+    def __init__(self, db: Database, *, identity: str, reconcile_seconds: float = 3600.0) -> None:
+        self.db = db
+        self.reconcile_seconds = reconcile_seconds
+        self.scheduler = AsyncScheduler(
+            SQLAlchemyDataStore(db.engine),
+            _event_broker(db),
+            identity=identity,
+            cleanup_interval=timedelta(minutes=15),
+        )
+        self._wake = anyio.Event()
+        logging.getLogger("apscheduler").setLevel(
+            max(logging.WARNING, logging.getLogger().getEffectiveLevel())
+        )
+
+    def wake(self) -> None:
+        """A policy may have changed: sync the schedules now."""
+        self._wake.set()
+
+    async def start(self, tg: TaskGroup) -> None:
+        await tg.start(self._serve, name="schedules")
+
+    async def _serve(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
+        async with self.scheduler:
+            await self.sync()
+            await self.scheduler.start_in_background()
+            task_status.started()
+            while True:
+                with anyio.move_on_after(SYNC_SECONDS):
+                    await self._wake.wait()
+                self._wake = anyio.Event()
+                try:
+                    await self.sync()
+                except Exception:
+                    log.exception("syncing schedules with policies failed; retrying")
+
+    def _wanted(self, rows: list[Any]) -> dict[str, tuple[Any, dict[str, Any], str]]:
+        """``{schedule id: (trigger, metadata, trigger label)}`` the policies ask for."""
+        wanted: dict[str, tuple[Any, dict[str, Any], str]] = {}
+        for pid, trigger_type, cron, tz in rows:
+            if trigger_type == "scheduled" and cron:
+                meta = {"policy_id": pid, "cron": cron, "tz": tz or "UTC"}
+                try:
+                    wanted[f"policy-{pid}"] = (cron_trigger(cron, tz or "UTC"), meta, "scheduled")
+                except CronError as e:
+                    log.error("policy %s: not scheduled: %s", pid, e)
+            elif trigger_type == "event_based" and self.reconcile_seconds > 0:
+                meta = {"policy_id": pid, "every": self.reconcile_seconds}
+                first = datetime.now(UTC) + timedelta(seconds=self.reconcile_seconds)
+                trigger = IntervalTrigger(seconds=self.reconcile_seconds, start_time=first)
+                wanted[f"reconcile-{pid}"] = (trigger, meta, "event_based")
+        return wanted
+
+    async def sync(self) -> None:
+        """Make the scheduler's schedules match the enabled policies' triggers."""
+        async with self.db.read() as c:
+            rows = (
+                await c.execute(
+                    select(P.c.id, P.c.trigger_type, P.c.trigger_cron, P.c.trigger_timezone).where(
+                        P.c.enabled.is_(True)
+                    )
+                )
+            ).all()
+        wanted = self._wanted(list(rows))
+        existing = {
+            s.id: s
+            for s in await self.scheduler.get_schedules()
+            if s.id.startswith(("policy-", "reconcile-"))
+        }
+        for sid in existing:
+            if sid not in wanted:
+                await self.scheduler.remove_schedule(sid)
+                log.info("schedule %s removed", sid)
+        for sid, (trigger, meta, label) in wanted.items():
+            current = existing.get(sid)
+            if current is not None and current.metadata == meta:
+                continue
+            await self.scheduler.add_schedule(
+                fire_policy,
+                trigger,
+                id=sid,
+                args=[meta["policy_id"], label],
+                coalesce=CoalescePolicy.latest,
+                misfire_grace_time=None,
+                metadata=meta,
+                conflict_policy=ConflictPolicy.replace,
+            )
+            log.info("schedule %s set: %s", sid, meta)
+
+    async def next_fire_times(self) -> dict[int, str]:
+        """``{policy id: next fire time (ISO 8601)}`` of the cron schedules."""
+        out: dict[int, str] = {}
+        for s in await self.scheduler.get_schedules():
+            if s.id.startswith("policy-") and s.next_fire_time is not None:
+                out[int(s.id.removeprefix("policy-"))] = s.next_fire_time.isoformat()
+        return out
