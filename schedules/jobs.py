@@ -36,7 +36,8 @@ def install(runtime: Runtime) -> None:
 async def fire_policy(policy_id: int, trigger: str = "scheduled") -> int | None:
     """Queue a whole-policy run. If a run of the policy is still active, a policy with
     ``single_active_replication`` records a skipped run (status ``Stopped``, saying why);
-    otherwise the new run is queued and starts when the active one ends."""
+    otherwise the new run is queued and starts when the active one ends (one queued run at
+    most: a firing while one waits is that run)."""
     if _runtime is None:
         raise RuntimeError("schedules.jobs: no runtime installed")
     store = _runtime.store
@@ -45,6 +46,10 @@ async def fire_policy(policy_id: int, trigger: str = "scheduled") -> int | None:
         log.info("schedule of policy %s fired, but the policy is gone or disabled", policy_id)
         return None
     active = await store.active_execution(policy_id)
+    queued = await store.queued_execution(policy_id)
+    if queued is not None:
+        log.info("policy %s: a run is already queued (execution %s)", policy_id, queued)
+        return queued
     if active is not None and policy["single_active_replication"]:
         eid = await store.create_execution(
             policy_id,
@@ -55,7 +60,8 @@ async def fire_policy(policy_id: int, trigger: str = "scheduled") -> int | None:
         )
         log.info("policy %s: run skipped, execution %s still active", policy_id, active)
         return eid
-    eid = await store.create_execution(policy_id, trigger)
+    text = f"queued: waiting for execution {active} of this policy" if active else ""
+    eid = await store.create_execution(policy_id, trigger, status_text=text)
     log.info("policy %s: %s run queued as execution %s", policy_id, trigger, eid)
     _runtime.wake()
     return eid

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import case, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from engine.scope import Scope
@@ -89,6 +89,24 @@ class RunStore:
             ).first()
             return int(row[0]) if row else None
 
+    async def queued_execution(self, policy_id: int) -> int | None:
+        """A whole-policy run of the policy that no node has started yet, if any."""
+        async with self.db.read() as c:
+            row = (
+                await c.execute(
+                    select(X.c.id)
+                    .where(
+                        X.c.policy_id == policy_id,
+                        X.c.status == "Pending",
+                        X.c.lease_owner.is_(None),
+                        X.c.scope_json == "",
+                        X.c.dry_run.is_(False),
+                    )
+                    .limit(1)
+                )
+            ).first()
+            return int(row[0]) if row else None
+
     async def claim_execution(self) -> int | None:
         """Take the oldest active execution whose lease is free or expired.
 
@@ -130,7 +148,10 @@ class RunStore:
                 update(X)
                 .where(X.c.id == row[0], X.c.status.in_(ACTIVE), free)
                 .values(
-                    lease_owner=self.node_id, lease_expires=now + self.lease, status="InProgress"
+                    lease_owner=self.node_id,
+                    lease_expires=now + self.lease,
+                    status="InProgress",
+                    status_text=case((X.c.status_text.like("queued:%"), ""), else_=X.c.status_text),
                 )
             )
             return int(row[0]) if res.rowcount else None
