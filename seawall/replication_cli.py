@@ -22,18 +22,21 @@ import re
 import sys
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
 from seawall.replication_client import ApiClient, CliError, credentials_from
 from seawall.replication_output import (
     deletion_text,
+    delivery_row,
     format_filter,
     plan_table,
     print_json,
     progress_line,
     side_name,
     table,
+    webhook_row,
 )
 
 __all__ = ["COMMANDS", "add_commands", "parse_filter", "run"]
@@ -43,6 +46,13 @@ _FILTER = re.compile(
     r"^(name|tag|label|resource|artifact_type)(!=|=)(?:(glob|regex|semver):)?(.*)$", re.S
 )
 REGISTRIES, POLICIES, EXECUTIONS = "/registries", "/replication/policies", "/replication/executions"
+EVENTS = (  # what a webhook subscribes to (the server checks)
+    "REPLICATION_STARTED",
+    "ARTIFACT_REPLICATED",
+    "ARTIFACT_FAILED",
+    "REPLICATION_FINISHED",
+    "REPLICATION_FAILED",
+)
 
 
 def parse_filter(text: str) -> dict[str, Any]:
@@ -122,6 +132,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
             p.add_argument("name")
         if action != "delete":
             p.add_argument("--json", action="store_true", help="print the API's JSON")
+    _webhook_commands(pol, conn)
 
     rep = sub.add_parser("replicate", parents=[conn], help="start a run of a replication policy")
     rep.add_argument("policy")
@@ -136,6 +147,52 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     log = ex.add_parser("log", parents=[conn], help="a task's log")
     log.add_argument("id", type=int)
     log.add_argument("task_id", type=int)
+
+
+def _webhook_commands(pol: Any, conn: argparse.ArgumentParser) -> None:
+    hook = pol.add_parser("webhook", help="a policy's outgoing webhooks (run events)")
+    hooks = hook.add_subparsers(dest="webhook_action", required=True)
+    wadd = hooks.add_parser("add", parents=[conn], help="send a policy's run events to a URL")
+    wadd.add_argument("policy")
+    wadd.add_argument(
+        "--address",
+        "--webhook-url",
+        dest="address",
+        required=True,
+        help="the receiver's http(s) URL (--url is Seawall's own URL)",
+    )
+    wadd.add_argument("--name", help="the webhook's name (default: the address' host)")
+    wadd.add_argument("--format", choices=("default", "cloudevents"), default="default")
+    wadd.add_argument(
+        "--auth-header",
+        default="",
+        metavar="VALUE",
+        help="sent as the Authorization header, e.g. 'Bearer …' ('-' reads it from stdin)",
+    )
+    wadd.add_argument(
+        "--event",
+        action="append",
+        default=[],
+        metavar="TYPE",
+        help=f"subscribe to this event type (repeatable; default all): {', '.join(EVENTS)}",
+    )
+    wadd.add_argument("--skip-cert-verify", action="store_true", help="accept any certificate")
+    wadd.add_argument("--disabled", action="store_true")
+    wadd.add_argument("--description", default="")
+    wlist = hooks.add_parser("list", parents=[conn], help="list a policy's webhooks")
+    wlist.add_argument("policy")
+    wlist.add_argument("--json", action="store_true", help="print the API's JSON")
+    for action, text in (("rm", "remove a webhook"), ("test", "send a test event")):
+        p = hooks.add_parser(action, parents=[conn], help=text)
+        p.add_argument("policy")
+        p.add_argument("webhook", help="the webhook's id or name")
+
+    dl = pol.add_parser("deliveries", parents=[conn], help="a policy's webhook delivery log")
+    dl.add_argument("policy")
+    dl.add_argument("--webhook", help="only this webhook (id or name)")
+    dl.add_argument("--status", choices=("Pending", "Success", "Failed"))
+    dl.add_argument("--limit", type=int, default=50, help="newest N deliveries (default 50)")
+    dl.add_argument("--json", action="store_true", help="print the API's JSON")
 
 
 # ---------------------------------------------------------------------------- commands
@@ -370,6 +427,109 @@ def _execution_log(api: ApiClient, args: argparse.Namespace) -> int:
     return 0
 
 
+def _webhook(api: ApiClient, args: argparse.Namespace) -> int:
+    handler = _WEBHOOK_HANDLERS[args.webhook_action]
+    return handler(api, args)
+
+
+def _find_webhook(api: ApiClient, policy: dict[str, Any], ref: str) -> dict[str, Any]:
+    hooks = list(api.all(f"{POLICIES}/{policy['id']}/webhooks"))
+    for h in hooks:
+        if h["name"] == ref:
+            return h
+    for h in hooks:
+        if ref.isdigit() and h["id"] == int(ref):
+            return h
+    raise CliError(
+        f"policy {policy['name']} has no webhook {ref!r} "
+        f"(`seawall policy webhook list {policy['name']}` shows them)"
+    )
+
+
+def _webhook_add(api: ApiClient, args: argparse.Namespace) -> int:
+    p = api.find("policy", POLICIES, args.policy)
+    auth = sys.stdin.readline().rstrip("\n") if args.auth_header == "-" else args.auth_header
+    name = args.name or urlsplit(args.address).hostname or args.address
+    body: dict[str, Any] = {
+        "name": name,
+        "address": args.address,
+        "format": args.format,
+        "auth_header": auth,
+        "enabled": not args.disabled,
+        "skip_cert_verify": args.skip_cert_verify,
+        "description": args.description,
+    }
+    if args.event:
+        body["event_types"] = [e.upper() for e in args.event]
+    new_id = api.create(f"{POLICIES}/{p['id']}/webhooks", body)
+    print(f"added webhook {name} (id {new_id}) to policy {p['name']}")
+    return 0
+
+
+def _webhook_list(api: ApiClient, args: argparse.Namespace) -> int:
+    p = api.find("policy", POLICIES, args.policy)
+    hooks = list(api.all(f"{POLICIES}/{p['id']}/webhooks"))
+    if args.json:
+        return print_json(hooks)
+    table(
+        ["ID", "NAME", "FORMAT", "EVENTS", "AUTH", "ENABLED", "ADDRESS"],
+        [webhook_row(h) for h in hooks],
+    )
+    return 0
+
+
+def _webhook_rm(api: ApiClient, args: argparse.Namespace) -> int:
+    p = api.find("policy", POLICIES, args.policy)
+    h = _find_webhook(api, p, args.webhook)
+    api.request("DELETE", f"{POLICIES}/{p['id']}/webhooks/{h['id']}")
+    print(f"removed webhook {h['name']} (id {h['id']}) from policy {p['name']}")
+    return 0
+
+
+def _webhook_test(api: ApiClient, args: argparse.Namespace) -> int:
+    p = api.find("policy", POLICIES, args.policy)
+    h = _find_webhook(api, p, args.webhook)
+    delivery_id = api.create(f"{POLICIES}/{p['id']}/webhooks/{h['id']}/test", {})
+    print(
+        f"queued test delivery {delivery_id} to {h['address']}; "
+        f"`seawall policy deliveries {p['name']} --webhook {h['id']}` shows how it went"
+    )
+    return 0
+
+
+def _deliveries(api: ApiClient, args: argparse.Namespace) -> int:
+    if args.limit < 1:
+        raise CliError("--limit must be at least 1", exit_code=2)
+    p = api.find("policy", POLICIES, args.policy)
+    params: dict[str, Any] = {}
+    if args.webhook:
+        path = f"{POLICIES}/{p['id']}/webhooks/{_find_webhook(api, p, args.webhook)['id']}"
+        path += "/deliveries"
+    else:
+        path = f"{POLICIES}/{p['id']}/deliveries"
+    if args.status:
+        params["status"] = args.status
+    items: list[dict[str, Any]] = []
+    for item in api.all(path, **params):
+        items.append(item)
+        if len(items) >= args.limit:
+            break
+    if args.json:
+        return print_json(items)
+    table(
+        ["ID", "TIME", "WEBHOOK", "EVENT", "EXECUTION", "STATUS", "ATTEMPTS", "HTTP", "ERROR"],
+        [delivery_row(d) for d in items],
+    )
+    return 0
+
+
+_WEBHOOK_HANDLERS = {
+    "add": _webhook_add,
+    "list": _webhook_list,
+    "rm": _webhook_rm,
+    "test": _webhook_test,
+}
+
 _HANDLERS = {
     ("registry", "add"): _registry_add,
     ("registry", "list"): _registry_list,
@@ -379,6 +539,8 @@ _HANDLERS = {
     ("policy", "list"): _policy_list,
     ("policy", "show"): _policy_show,
     ("policy", "delete"): _policy_delete,
+    ("policy", "webhook"): _webhook,
+    ("policy", "deliveries"): _deliveries,
     ("replicate", None): _replicate,
     ("execution", "list"): _execution_list,
     ("execution", "stop"): _execution_stop,

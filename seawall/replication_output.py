@@ -7,12 +7,14 @@ from typing import Any
 
 __all__ = [
     "deletion_text",
+    "delivery_row",
     "format_filter",
     "plan_table",
     "print_json",
     "progress_line",
     "side_name",
     "table",
+    "webhook_row",
 ]
 
 
@@ -85,3 +87,34 @@ def table(header: list[str], rows: list[list[str]]) -> None:
 def print_json(data: Any) -> int:
     print(json.dumps(data, indent=2))
     return 0
+
+
+def webhook_row(h: dict[str, Any]) -> list[str]:
+    events = h.get("event_types") or []
+    return [
+        str(h["id"]),
+        h["name"],
+        h.get("format") or "default",
+        "all" if len(events) >= 5 else ",".join(events),
+        "set" if h.get("auth_header_set") else "-",
+        "yes" if h.get("enabled") else "no",
+        h.get("address") or "",
+    ]
+
+
+def delivery_row(d: dict[str, Any]) -> list[str]:
+    """A delivery for ``seawall policy deliveries``: when, what, how it went."""
+    error = d.get("last_error") or ""
+    if d.get("status") == "Pending" and d.get("next_attempt_time") and d.get("attempts"):
+        error = f"{error}; next attempt {d['next_attempt_time']}".lstrip("; ")
+    return [
+        str(d["id"]),
+        d.get("creation_time") or "",
+        str(d.get("webhook_id") or ""),
+        d.get("event") or d.get("event_type") or "",
+        str(d.get("execution_id") or "-"),
+        d.get("status") or "",
+        str(d.get("attempts") or 0),
+        str(d.get("last_http_status") or "-"),
+        error[:80],
+    ]

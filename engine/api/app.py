@@ -10,7 +10,7 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from engine.api import executions, policies, registries, system
+from engine.api import executions, notifications, policies, registries, system
 from engine.api.context import ApiContext
 from engine.api.errors import ApiError, not_found, to_response
 from registry.http.asgi import ClientDisconnected, Receive, Request, Response, Scope, Send
@@ -51,6 +51,27 @@ ROUTES = (
     _route(
         "/replication/policies/{id}", GET=policies.get, PUT=policies.update, DELETE=policies.delete
     ),
+    _route(
+        "/replication/policies/{id}/webhooks",
+        GET=notifications.list_webhooks,
+        POST=notifications.create,
+    ),
+    _route(
+        "/replication/policies/{id}/webhooks/{webhook_id}",
+        GET=notifications.get,
+        PUT=notifications.update,
+        DELETE=notifications.delete,
+    ),
+    _route("/replication/policies/{id}/webhooks/{webhook_id}/test", POST=notifications.send_test),
+    _route(
+        "/replication/policies/{id}/webhooks/{webhook_id}/deliveries",
+        GET=notifications.deliveries,
+    ),
+    _route(
+        "/replication/policies/{id}/webhooks/{webhook_id}/deliveries/{delivery_id}",
+        GET=notifications.delivery,
+    ),
+    _route("/replication/policies/{id}/deliveries", GET=notifications.policy_deliveries),
     _route("/replication/executions", GET=executions.list_executions, POST=executions.start),
     _route("/replication/executions/{id}", GET=executions.get, PUT=executions.stop),
     _route("/replication/executions/{id}/tasks", GET=executions.tasks),
