@@ -17,6 +17,7 @@ from datetime import timedelta
 import anyio
 from anyio.abc import TaskGroup
 
+from engine.notify import Notifier
 from engine.observers import RunObserver
 from engine.runner import ClientFactory, Runner
 from engine.state.runs import RunStore
@@ -43,7 +44,8 @@ class ReplicationService:
         observers: Sequence[RunObserver] = (),
     ) -> None:
         self.store = RunStore(db, node_id(), timedelta(seconds=lease_seconds))
-        self.runner = Runner(self.store, clients, observers=observers)
+        self.notifier = Notifier(db)
+        self.runner = Runner(self.store, clients, observers=[*observers, self.notifier])
         self.max_parallel_runs = max_parallel_runs
         self.poll_seconds = poll_seconds
         self._wake = anyio.Event()
@@ -60,6 +62,7 @@ class ReplicationService:
 
     async def start(self, tg: TaskGroup) -> None:
         tg.start_soon(self._loop, name="replication-service")
+        await self.notifier.start(tg)
 
     async def _loop(self) -> None:
         async with anyio.create_task_group() as runs:
