@@ -1,31 +1,52 @@
 """One-shot sync between two registries, without a server: ``seawall sync SRC DST``.
 
-It runs the very same planner, runner and copier as a policy in ``seawall serve``, on a small
-state database of its own (``--state-dir``), which keeps the ledger of what it replicated: a
-later run with ``--deletion`` deletes only what an earlier run put there.
+It lists with the engine's listing (``engine.listing``), plans with the engine's planner
+(``engine.plan.make_plan``) and copies with the engine's copier (``engine.copier.Copier``) — the
+code a policy runs in ``seawall serve`` — and keeps its state in a small SQLite file of its own
+in ``--state-dir`` (``oneshot.db``, plain ``sqlite3``; a ``seawall sync`` must not pay for
+importing SQLAlchemy, which was half of a no-op re-sync):
+
+- the ledger of the tags this state's runs put at the destination: a later run trusts it instead
+  of one ``HEAD`` per destination tag (unless ``verify``), and ``deletion`` deletes only what is
+  in it;
+- each run's plan (its tasks) and outcomes: a run that was interrupted (killed, Ctrl-C) is
+  resumed by the next run with the same source, destination and options, which carries out the
+  rest of its plan instead of listing and planning again.
+
+One process at a time uses a state dir (an exclusive ``flock``; it dies with the process, so
+there are no leases to wait out). Statements run inline on the event loop: they are tiny, and
+with WAL and ``synchronous=NORMAL`` a commit does not wait for the disk (a killed process loses
+nothing; a power cut may lose the last commits — the ledger then under-claims, which is safe:
+a tag missing from it is checked with a ``HEAD`` and never deleted).
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import insert, select, update
+import anyio
 
-import engine.state.models  # noqa: F401 - registers the tables
 from adapters.oci.client import OciClient
-from engine.runner import Runner
-from engine.state.models import Policy, RegistryEndpoint
-from engine.state.runs import RunStore
-from registry.meta.db import Database, create_engine, init_schema
+from adapters.oci.errors import NotFound, OciError, Transient, Unsupported
+from engine.copier import Copier
+from engine.filters import Filter, repository_matches
+from engine.listing import list_repositories, list_side
+from engine.naming import map_repository
+from engine.plan import Listing, Plan, PolicySpec, make_plan
 
 __all__ = ["SyncResult", "SyncSide", "sync_once"]
 
-P = Policy.__table__  # type: ignore[attr-defined]
-E = RegistryEndpoint.__table__  # type: ignore[attr-defined]
+MAX_ATTEMPTS = 5  # as the engine's runner: transient failures are tried again, 5 times in all
+KEEP_RUNS = 20  # finished runs whose tasks are kept in the state file
+ACTIVE = ("Pending", "InProgress")
 
 
 @dataclass(frozen=True)
@@ -60,6 +81,7 @@ class SyncResult:
     bytes_copied: int
     seconds: float
     tasks: list[dict[str, object]]
+    resumed: bool = False  # this run carried out an interrupted run's plan
 
 
 async def sync_once(
@@ -75,82 +97,540 @@ async def sync_once(
     blob_concurrency: int = 8,
     verify: bool = False,
 ) -> SyncResult:
-    """Run once; ``state_dir`` (an existing folder) keeps the state database. ``verify`` checks
-    every destination tag instead of trusting what earlier runs recorded."""
+    """Run once (or finish the interrupted run); ``state_dir`` (an existing folder) keeps the
+    state. ``verify`` checks every destination tag instead of trusting the ledger."""
     started = time.perf_counter()
-    db = Database(create_engine(f"sqlite+aiosqlite:///{state_dir / 'sync.db'}"))
-    try:
-        await init_schema(db.engine)
-        policy_id = await _policy(db, src, dst, deletion, override, filters or [])
-        store = RunStore(db, "oneshot")
-        eid = await store.create_execution(policy_id, "manual", dry_run)
-        claimed = await store.claim_execution()
-        if claimed != eid:
-            raise RuntimeError(f"the state in {state_dir} has another run in progress")
-
-        async def clients(registry_id: int | None) -> OciClient:
-            return src.client() if registry_id == 1 else dst.client()
-
-        runner = Runner(
-            store,
-            clients,
-            artifact_concurrency=artifact_concurrency,
-            blob_concurrency=blob_concurrency,
-            verify=verify,
-        )
-        status = await runner.run(eid)
-        execution = await store.execution(eid) or {}
-        tasks = await store.tasks(eid)
-    finally:
-        await db.dispose()
+    spec = _spec(src, dst, deletion, override, filters or [])
+    settings = json.dumps(
+        {
+            "src": src.url,
+            "dst": dst.url,
+            "deletion": deletion,
+            "override": override,
+            "filters": filters or [],
+        },
+        sort_keys=True,
+    )
+    with SyncState.open(state_dir) as state:
+        run_id = None if dry_run else state.interrupted_run(settings)
+        resumed = run_id is not None
+        src_client, dst_client = src.client(), dst.client()
+        try:
+            if run_id is None:
+                run_id = await _plan_run(
+                    state, spec, src_client, dst_client, settings, dry_run, verify
+                )
+            copier = Copier(src_client, dst_client, blob_concurrency=blob_concurrency)
+            await _work(state, run_id, spec, copier, dst_client, artifact_concurrency)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await src_client.close()
+                await dst_client.close()
+        status, status_text = state.finish_run(run_id)
+        tasks = state.tasks(run_id)
+        state.prune(KEEP_RUNS)
     counts: dict[str, int] = {}
     for t in tasks:
         key = str(t.get("outcome") or t.get("status"))
         counts[key] = counts.get(key, 0) + 1
     return SyncResult(
         status,
-        str(execution.get("status_text") or ""),
+        status_text,
         counts,
-        int(execution.get("bytes_copied") or 0),
+        sum(int(t.get("bytes_copied") or 0) for t in tasks),
         time.perf_counter() - started,
         tasks,
+        resumed,
     )
 
 
-async def _policy(
-    db: Database,
-    src: SyncSide,
-    dst: SyncSide,
-    deletion: bool,
-    override: bool,
-    filters: list[dict[str, object]],
-) -> int:
-    """Endpoint rows 1 (source) and 2 (destination) and the one policy of this state dir."""
+def _spec(
+    src: SyncSide, dst: SyncSide, deletion: bool, override: bool, filters: list[dict[str, object]]
+) -> PolicySpec:
+    """The policy of a sync: everything under SRC's prefix, mapped under DST's prefix."""
     prefix = src.prefix
-    name_filters: list[dict[str, object]] = (
-        [{"type": "name", "value": f"{prefix}/**"}] if prefix else []
+    raw: list[dict[str, object]] = [{"type": "name", "value": f"{prefix}/**"}] if prefix else []
+    return PolicySpec(
+        policy_id=1,
+        filters=tuple(Filter.from_harbor(f) for f in raw + filters),
+        dest_namespace=dst.prefix,
+        dest_namespace_replace_count=len(prefix.split("/")) if prefix else 0,
+        override=override,
+        deletion=deletion,
     )
-    values = {
-        "name": "sync",
-        "src_registry_id": 1,
-        "dest_registry_id": 2,
-        "dest_namespace": dst.prefix,
-        "dest_namespace_replace_count": len(prefix.split("/")) if prefix else 0,
-        "filters_json": json.dumps(name_filters + filters),
-        "deletion": deletion,
-        "override": override,
-        "trigger_type": "manual",
+
+
+async def _plan_run(
+    state: SyncState,
+    spec: PolicySpec,
+    src: OciClient,
+    dst: OciClient,
+    settings: str,
+    dry_run: bool,
+    verify: bool,
+) -> int:
+    """List both sides, plan, and write the run with its tasks; returns the run's id."""
+    status_text = ""
+    try:
+        plan = await plan_sync(spec, src, dst, state.ledger(), verify=verify)
+    except OciError as e:
+        failed = _row("list", "", "", "", (), "Failed", "failed", f"listing failed: {e}")
+        return state.create_run(settings, dry_run, [failed], f"listing failed: {e}")
+    rows = tasks_from_plan(plan, dry_run)
+    if plan.problems:
+        problems = "; ".join(plan.problems)[:2000]
+        rows.append(_row("list", "", "", "", (), "Failed", "failed", problems))
+        status_text = "source listing incomplete: no deletion was done"
+    if plan.deletions_blocked:
+        status_text = plan.deletions_blocked
+    return state.create_run(settings, dry_run, rows, status_text)
+
+
+async def plan_sync(
+    spec: PolicySpec,
+    src: OciClient,
+    dst: OciClient,
+    ledger: dict[str, dict[str, str]],
+    *,
+    verify: bool = False,
+) -> Plan:
+    """What the engine's runner plans for a policy (``Runner.plan``), with the destination
+    listed while the source is: the repositories to list there are known from the catalog."""
+    repos = await list_repositories(src, lambda r: repository_matches(list(spec.filters), r))
+    dst_repos = {
+        map_repository(r, spec.dest_namespace, spec.dest_namespace_replace_count) for r in repos
+    } | set(ledger)
+    listings: dict[str, Listing] = {}
+
+    async def source() -> None:
+        listings["src"] = await list_side(src, repos)
+
+    async def destination() -> None:
+        known = None if verify else ledger
+        listings["dst"] = await list_side(dst, dst_repos, missing_ok=True, known=known)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(source)
+        tg.start_soon(destination)
+    found = listings["src"]
+    plan = make_plan(spec, found, listings["dst"], ledger)
+    return plan if found.complete else replace(plan, problems=found.problems)
+
+
+def tasks_from_plan(plan: Plan, dry_run: bool) -> list[dict[str, Any]]:
+    """Task rows for a plan, as the engine's runner writes them: skips are finished at once; a
+    dry run's copies and deletions too."""
+    rows: list[dict[str, Any]] = []
+    for c in plan.copies:
+        status, outcome = ("Succeed", "would-copy") if dry_run else ("Pending", "")
+        rows.append(
+            _row(
+                "copy",
+                c.src_repository,
+                c.dst_repository,
+                c.digest,
+                c.tags,
+                status,
+                outcome,
+                c.reason,
+            )
+        )
+    for s in plan.skips:
+        rows.append(
+            _row(
+                "copy",
+                s.src_repository,
+                s.dst_repository,
+                s.digest,
+                s.tags,
+                "Succeed",
+                s.outcome,
+                s.reason,
+            )
+        )
+    for d in plan.deletions:
+        if plan.deletions_blocked:
+            status, outcome, reason = "Failed", "blocked", plan.deletions_blocked
+        elif dry_run:
+            status, outcome, reason = "Succeed", "would-delete", d.reason
+        else:
+            status, outcome, reason = "Pending", "", d.reason
+        rows.append(
+            _row("deletion", "", d.dst_repository, d.digest, (d.tag,), status, outcome, reason)
+        )
+    return rows
+
+
+def _row(
+    op: str,
+    src_repo: str,
+    dst_repo: str,
+    digest: str,
+    tags: tuple[str, ...],
+    status: str,
+    outcome: str,
+    reason: str,
+) -> dict[str, Any]:
+    tag_text = ",".join(tags)
+    return {
+        "operation": op,
+        "src_repository": src_repo,
+        "dst_repository": dst_repo,
+        "digest": digest,
+        "tags_json": json.dumps(list(tags)),
+        "status": status,
+        "outcome": outcome,
+        "reason": reason,
+        "src_resource": f"{src_repo}:[{tag_text}]" if src_repo else "",
+        "dst_resource": f"{dst_repo}:[{tag_text}]",
     }
-    async with db.write() as c:
-        for rid, side in ((1, src), (2, dst)):
-            row = {"url": side.base, "insecure": side.insecure}
-            if (await c.execute(update(E).where(E.c.id == rid).values(**row))).rowcount == 0:
-                await c.execute(
-                    insert(E).values(id=rid, name=f"side-{rid}", type="docker-registry", **row)
-                )
-        existing = (await c.execute(select(P.c.id).where(P.c.name == "sync"))).scalar()
-        if existing is None:
-            res = await c.execute(insert(P).values(**values))
-            return int(res.inserted_primary_key[0])  # type: ignore[index]
-        await c.execute(update(P).where(P.c.id == existing).values(**values))
-        return int(existing)
+
+
+async def _work(
+    state: SyncState,
+    run_id: int,
+    spec: PolicySpec,
+    copier: Copier,
+    dst: OciClient,
+    concurrency: int,
+) -> None:
+    """Carry out the run's unfinished tasks, ``concurrency`` at a time. On cancellation the
+    tasks in flight stay unfinished: the next run resumes them."""
+    slots = anyio.Semaphore(concurrency)
+    async with anyio.create_task_group() as tg:
+        for task in state.unfinished_tasks(run_id):
+            tg.start_soon(_one, state, spec, copier, dst, task, slots)
+
+
+async def _one(
+    state: SyncState,
+    spec: PolicySpec,
+    copier: Copier,
+    dst: OciClient,
+    task: dict[str, Any],
+    slots: anyio.Semaphore,
+) -> None:
+    tid, attempts = int(task["id"]), int(task["attempts"])
+    lines: list[str] = [task["log"]] if task.get("log") else []
+
+    def note(msg: str) -> None:
+        lines.append(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {msg}")
+
+    while True:
+        attempts += 1
+        try:
+            async with slots:
+                state.start_task(tid, attempts)
+                outcome, nbytes = await _execute(state, spec, copier, dst, task, note)
+            state.finish_task(tid, "Succeed", outcome, "", "\n".join(lines), nbytes)
+            return
+        except (OciError, OSError) as e:
+            note(f"error: {e}")
+            if isinstance(e, Transient) and attempts < MAX_ATTEMPTS:
+                await anyio.sleep(min(2**attempts, 30))
+                continue
+            state.finish_task(tid, "Failed", "failed", str(e), "\n".join(lines), 0)
+            return
+
+
+async def _execute(
+    state: SyncState,
+    spec: PolicySpec,
+    copier: Copier,
+    dst: OciClient,
+    task: dict[str, Any],
+    note: Callable[[str], None],
+) -> tuple[str, int]:
+    tags = tuple(json.loads(task["tags_json"] or "[]"))
+    if task["operation"] == "deletion":
+        outcome = await _delete(state, dst, task["dst_repository"], tags[0], task["digest"], note)
+        return outcome, 0
+    result = await copier.copy(
+        task["src_repository"], task["dst_repository"], task["digest"], tags, note
+    )
+    state.record_replicated(task["dst_repository"], tags, task["digest"])
+    note(
+        f"done: {result.blobs_copied} blobs copied, {result.blobs_skipped} present, "
+        f"{result.blobs_mounted} mounted, {result.bytes_copied} bytes"
+    )
+    return "copied", result.bytes_copied
+
+
+async def _delete(
+    state: SyncState, dst: OciClient, repo: str, tag: str, digest: str, note: Callable[[str], None]
+) -> str:
+    """The engine runner's deletion: only if the tag still names what we put there; by digest
+    where the registry cannot delete a tag, unless another tag still names the artifact."""
+    current = await dst.head_manifest(repo, tag)
+    if current is None or current.digest != digest:
+        note(f"{repo}:{tag} no longer names {digest}: left alone")
+        state.forget_replicated(repo, tag)
+        return "skipped-differs"
+    try:
+        await dst.delete_tag(repo, tag)
+        note(f"deleted tag {repo}:{tag}")
+    except (Unsupported, NotFound):
+        others = [t for t in await dst.list_tags(repo) if t != tag]
+        sharing = [
+            t for t in others if (r := await dst.head_manifest(repo, t)) and r.digest == digest
+        ]
+        if sharing:
+            note(
+                f"{repo}:{tag}: the registry cannot delete tags and {sharing[0]} still "
+                "names the artifact: left in place"
+            )
+            return "skipped-differs"
+        await dst.delete_manifest(repo, digest)
+        note(f"deleted {repo}@{digest} (tag {tag}; the registry deletes by digest only)")
+    state.forget_replicated(repo, tag)
+    return "deleted"
+
+
+def roll_up(counts: dict[str, int]) -> str:
+    """Harbor's rule, as the engine's: Failed if any task failed, else Stopped if any stopped,
+    else Succeed (also for zero tasks); InProgress while any is unfinished."""
+    if counts.get("Pending", 0) or counts.get("InProgress", 0):
+        return "InProgress"
+    if counts.get("Failed", 0):
+        return "Failed"
+    if counts.get("Stopped", 0):
+        return "Stopped"
+    return "Succeed"
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS run (
+    id INTEGER PRIMARY KEY,
+    settings TEXT NOT NULL,
+    dry_run INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    status_text TEXT NOT NULL DEFAULT '',
+    started_at TEXT NOT NULL,
+    ended_at TEXT
+);
+CREATE TABLE IF NOT EXISTS task (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL REFERENCES run(id),
+    operation TEXT NOT NULL,
+    src_repository TEXT NOT NULL,
+    dst_repository TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    tags_json TEXT NOT NULL,
+    status TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    src_resource TEXT NOT NULL,
+    dst_resource TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    bytes_copied INTEGER NOT NULL DEFAULT 0,
+    log TEXT NOT NULL DEFAULT '',
+    start_time TEXT,
+    end_time TEXT
+);
+CREATE INDEX IF NOT EXISTS task_run ON task (run_id, status);
+CREATE TABLE IF NOT EXISTS ledger (
+    dst_repository TEXT NOT NULL,
+    tag TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (dst_repository, tag)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+"""
+_TASK_COLUMNS = (
+    "operation",
+    "src_repository",
+    "dst_repository",
+    "digest",
+    "tags_json",
+    "status",
+    "outcome",
+    "reason",
+    "src_resource",
+    "dst_resource",
+)
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+class SyncState:
+    """The state file of one ``--state-dir``: runs, tasks and the ledger."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    @classmethod
+    @contextmanager
+    def open(cls, state_dir: Path) -> Iterator[SyncState]:
+        """Lock ``state_dir`` for this process and open (or create) its state file."""
+        import fcntl
+
+        with open(state_dir / "lock", "a+b") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise RuntimeError(f"another seawall sync is using {state_dir}") from None
+            db = sqlite3.connect(state_dir / "oneshot.db", isolation_level=None)
+            try:
+                db.row_factory = sqlite3.Row
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+                db.executescript(_SCHEMA)
+                state = cls(db)
+                state._import_legacy_ledger(state_dir / "sync.db")
+                yield state
+            finally:
+                db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def _import_legacy_ledger(self, legacy: Path) -> None:
+        """Once: the ledger an earlier Seawall kept in ``sync.db`` (the engine's tables)."""
+        if self.db.execute("SELECT 1 FROM meta WHERE key = 'legacy_ledger'").fetchone():
+            return
+        rows: list[tuple[str, str, str, str]] = []
+        if legacy.exists():
+            try:
+                old = sqlite3.connect(f"{legacy.resolve().as_uri()}?mode=ro", uri=True)
+                try:
+                    rows = old.execute(
+                        "SELECT dst_repository, tag, digest, CAST(updated_at AS TEXT) "
+                        "FROM replicated WHERE tag != '' AND policy_id = "
+                        "(SELECT id FROM policy WHERE name = 'sync')"
+                    ).fetchall()
+                finally:
+                    old.close()
+            except sqlite3.Error:
+                rows = []  # not the schema we know: start without a ledger (safe, only slower)
+        with self._transaction() as c:
+            c.executemany("INSERT OR IGNORE INTO ledger VALUES (?, ?, ?, ?)", rows)
+            c.execute("INSERT INTO meta VALUES ('legacy_ledger', ?)", (str(len(rows)),))
+
+    # -- runs ----------------------------------------------------------------------------------
+
+    def interrupted_run(self, settings: str) -> int | None:
+        """The last run, if it never ended and had the same settings; a run that never ended
+        with other settings is closed as Stopped (its plan no longer applies)."""
+        row = self.db.execute(
+            "SELECT id, settings FROM run WHERE ended_at IS NULL ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        if row is None:
+            return None
+        if row["settings"] == settings:
+            return int(row["id"])
+        with self._transaction() as c:
+            c.execute(
+                "UPDATE task SET status = 'Stopped', outcome = 'stopped', end_time = ? "
+                "WHERE run_id = ? AND status IN ('Pending', 'InProgress')",
+                (_now(), row["id"]),
+            )
+        self.finish_run(int(row["id"]), "superseded by a run with other settings")
+        return None
+
+    def create_run(
+        self, settings: str, dry_run: bool, rows: list[dict[str, Any]], status_text: str
+    ) -> int:
+        with self._transaction() as c:
+            cur = c.execute(
+                "INSERT INTO run (settings, dry_run, status, status_text, started_at) "
+                "VALUES (?, ?, 'InProgress', ?, ?)",
+                (settings, int(dry_run), status_text, _now()),
+            )
+            run_id = int(cur.lastrowid or 0)
+            c.executemany(
+                f"INSERT INTO task (run_id, {', '.join(_TASK_COLUMNS)}) "
+                f"VALUES (?{', ?' * len(_TASK_COLUMNS)})",
+                [(run_id, *(r[k] for k in _TASK_COLUMNS)) for r in rows],
+            )
+        return run_id
+
+    def finish_run(self, run_id: int, status_text: str | None = None) -> tuple[str, str]:
+        """Roll the run up and close it (unless tasks are unfinished); its status and text."""
+        counts = dict(
+            self.db.execute(
+                "SELECT status, count(*) FROM task WHERE run_id = ? GROUP BY status", (run_id,)
+            ).fetchall()
+        )
+        status = roll_up(counts)
+        text = status_text
+        if text is None:
+            text = str(
+                self.db.execute("SELECT status_text FROM run WHERE id = ?", (run_id,)).fetchone()[0]
+            )
+        if not text and status == "Succeed" and not counts:
+            text = "no resources need to be replicated"
+        ended = None if status == "InProgress" else _now()
+        with self._transaction() as c:
+            c.execute(
+                "UPDATE run SET status = ?, status_text = ?, ended_at = ? WHERE id = ?",
+                (status, text, ended, run_id),
+            )
+        return status, text
+
+    def prune(self, keep: int) -> None:
+        """Forget the tasks and runs older than the last ``keep`` finished runs."""
+        with self._transaction() as c:
+            old = "SELECT id FROM run WHERE ended_at IS NOT NULL ORDER BY id DESC LIMIT -1 OFFSET ?"
+            c.execute(f"DELETE FROM task WHERE run_id IN ({old})", (keep,))
+            c.execute(f"DELETE FROM run WHERE id IN ({old})", (keep,))
+
+    # -- tasks ---------------------------------------------------------------------------------
+
+    def unfinished_tasks(self, run_id: int) -> list[dict[str, Any]]:
+        rows = self.db.execute(
+            "SELECT * FROM task WHERE run_id = ? AND status IN ('Pending', 'InProgress') "
+            "ORDER BY id",
+            (run_id,),
+        ).fetchall()
+        return [dict(r) for r in rows]
+
+    def tasks(self, run_id: int) -> list[dict[str, Any]]:
+        rows = self.db.execute("SELECT * FROM task WHERE run_id = ? ORDER BY id", (run_id,))
+        return [dict(r) for r in rows.fetchall()]
+
+    def start_task(self, task_id: int, attempts: int) -> None:
+        with self._transaction() as c:
+            c.execute(
+                "UPDATE task SET status = 'InProgress', attempts = ?, "
+                "start_time = coalesce(start_time, ?) WHERE id = ?",
+                (attempts, _now(), task_id),
+            )
+
+    def finish_task(
+        self, task_id: int, status: str, outcome: str, reason: str, log: str, bytes_copied: int
+    ) -> None:
+        with self._transaction() as c:
+            c.execute(
+                "UPDATE task SET status = ?, outcome = ?, reason = ?, log = ?, bytes_copied = ?, "
+                "end_time = ? WHERE id = ?",
+                (status, outcome, reason[:2000], log, bytes_copied, _now(), task_id),
+            )
+
+    # -- ledger --------------------------------------------------------------------------------
+
+    def ledger(self) -> dict[str, dict[str, str]]:
+        out: dict[str, dict[str, str]] = {}
+        for repo, tag, digest in self.db.execute("SELECT dst_repository, tag, digest FROM ledger"):
+            out.setdefault(repo, {})[tag] = digest
+        return out
+
+    def record_replicated(self, dst_repo: str, tags: tuple[str, ...], digest: str) -> None:
+        with self._transaction() as c:
+            c.executemany(
+                "INSERT OR REPLACE INTO ledger VALUES (?, ?, ?, ?)",
+                [(dst_repo, tag, digest, _now()) for tag in tags],
+            )
+
+    def forget_replicated(self, dst_repo: str, tag: str) -> None:
+        with self._transaction() as c:
+            c.execute("DELETE FROM ledger WHERE dst_repository = ? AND tag = ?", (dst_repo, tag))

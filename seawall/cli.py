@@ -7,15 +7,22 @@ import asyncio
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
 
-from seawall import replication_cli, sync_cli
-from seawall.config import Settings, load_settings
+from seawall import sync_cli
+
+if TYPE_CHECKING:
+    from seawall.config import Settings
 
 __all__ = ["main"]
 
+# Each command imports what it needs when it runs: ``seawall sync`` must not pay for the
+# management API client (httpx) and the settings (pydantic) it does not use.
+
 
 def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
         return version("seawall")
     except PackageNotFoundError:
@@ -71,12 +78,23 @@ def _parser() -> argparse.ArgumentParser:
             _add_common(p)
             if action == "delete":
                 p.add_argument("name")
+    from seawall import replication_cli
+
     replication_cli.add_commands(sub)
     sync_cli.add_command(sub)
     return parser
 
 
+def _sync_parser() -> argparse.ArgumentParser:
+    """The parser of ``seawall sync`` alone (same usage, help and errors as in the whole one)."""
+    parser = argparse.ArgumentParser(prog="seawall")
+    sync_cli.add_command(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
 def _settings(args: argparse.Namespace) -> Settings:
+    from seawall.config import load_settings
+
     overrides = {
         "data_dir": getattr(args, "data_dir", None),
         "host": getattr(args, "host", None),
@@ -171,15 +189,20 @@ async def _accounts(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["sync"]:
+        return sync_cli.run(_sync_parser().parse_args(argv))
     args = _parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args)
     if args.command in ("user", "robot"):
         return asyncio.run(_accounts(args))
-    if args.command in replication_cli.COMMANDS:
-        return replication_cli.run(args)
     if args.command == "sync":
         return sync_cli.run(args)
+    from seawall import replication_cli
+
+    if args.command in replication_cli.COMMANDS:
+        return replication_cli.run(args)
     return 2
 
 

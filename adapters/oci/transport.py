@@ -66,7 +66,10 @@ class Request:
         return self.content is None or isinstance(self.content, bytes)
 
     def with_header(self, name: str, value: str | None) -> Request:
-        headers = {k: v for k, v in self.headers.items() if k.lower() != name.lower()}
+        lowered = name.lower()
+        headers = {k: v for k, v in self.headers.items() if k.lower() != lowered}
+        if value is None and len(headers) == len(self.headers):
+            return self  # nothing to remove (the common case: no credentials to send)
         if value is not None:
             headers[name] = value
         return replace(self, headers=headers)
@@ -171,9 +174,13 @@ def map_exceptions(method: str, url: str) -> Iterator[None]:
 
 
 def ssl_context(*, insecure: bool, ca_file: str | None) -> ssl.SSLContext | bool:
-    """False (no verification) when insecure; else the system store plus ``ca_file``."""
+    """False (no verification) when insecure; True (aiohttp's verifying context on the system
+    store, made once when aiohttp is imported: ~50 ms a client saved) without ``ca_file``; else
+    the system store plus ``ca_file``."""
     if insecure:
         return False
+    if ca_file is None:
+        return True
     try:
         return ssl.create_default_context(cafile=ca_file)
     except (OSError, ssl.SSLError) as e:
