@@ -1,7 +1,8 @@
 #!/bin/bash
 # Side-by-side sync benchmark: skopeo sync (JOBS=1 and JOBS=4) and `seawall sync`, each on a
 # fresh pair of CNCF distribution registries (A :5101 -> B :5102) filled with the same corpus, in
-# one run, REPEAT times. Appends bench_sync.sh's JSON lines to results/sync-PRESET.jsonl.
+# one run, REPEAT times (the order alternates). Appends bench_sync.sh's JSON lines, stamped with
+# the commit and the date, to results/sync-PRESET.jsonl.
 #   bench/compare_sync.sh PRESET [REPEAT]
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -19,14 +20,24 @@ fresh() {  # empty A and B, the corpus pushed to A
   $PY bench_registry.py $A --corpus "$corpus" --phases push >/dev/null
 }
 
-for i in $(seq "$n"); do
+commit=$(git -C .. rev-parse --short HEAD 2>/dev/null || echo unknown)
+stamp() { sed "s/^{/{\"commit\": \"$commit\", \"date\": \"$(date -u +%FT%TZ)\", /"; }
+
+skopeo_runs() {
   for jobs in 1 4; do
     fresh
-    PY=$PY CORPUS=$corpus JOBS=$jobs ./bench_sync.sh $A $B | tee -a "$out"
+    PY=$PY CORPUS=$corpus JOBS=$jobs ./bench_sync.sh $A $B | stamp | tee -a "$out"
   done
+}
+
+seawall_run() {
   fresh
-  state=$(mktemp -d)
+  local state; state=$(mktemp -d)
   SYNC_CMD="$SEAWALL sync \$SRC_URL/\$PREFIX \$DST_URL/\$DEST_NS --quiet --state-dir $state" \
-    TOOL=seawall PY=$PY CORPUS=$corpus ./bench_sync.sh $A $B | tee -a "$out"
+    TOOL=seawall PY=$PY CORPUS=$corpus ./bench_sync.sh $A $B | stamp | tee -a "$out"
   rm -rf "$state"
+}
+
+for i in $(seq "$n"); do  # alternate which tool goes first: load drifts on a shared machine
+  if [ $((i % 2)) = 1 ]; then skopeo_runs; seawall_run; else seawall_run; skopeo_runs; fi
 done
