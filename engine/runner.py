@@ -259,19 +259,26 @@ class Runner:
         async with anyio.create_task_group() as outer:
             outer.start_soon(self._heartbeat, eid, running, stop, outer.cancel_scope, owner)
             slots = anyio.Semaphore(self.artifact_concurrency)
+
+            async def worker() -> None:
+                # One task leased at a time: what this node is not running yet stays
+                # Pending, so other nodes sharing the database can take it.
+                while not stop.is_set():
+                    batch = await self.store.lease_tasks(eid, 1)
+                    if not batch:
+                        return
+                    running.add(int(batch[0]["id"]))
+                    await self._one(spec, copier, dst, batch[0], slots, running, report)
+
             while not stop.is_set():
-                batch = await self.store.lease_tasks(eid, self.artifact_concurrency * 4)
-                if not batch:
-                    if owner and await self.store.unfinished_tasks(eid):
-                        # other nodes are running some of this run's tasks: wait for them
-                        # (their leases expire if they die, and the tasks come back here)
-                        await anyio.sleep(0.5)
-                        continue
-                    break
                 async with anyio.create_task_group() as tg:
-                    for task in batch:
-                        running.add(int(task["id"]))
-                        tg.start_soon(self._one, spec, copier, dst, task, slots, running, report)
+                    for _ in range(self.artifact_concurrency):
+                        tg.start_soon(worker)
+                if not (owner and await self.store.unfinished_tasks(eid)):
+                    break
+                # other nodes are running some of this run's tasks: wait for them (their
+                # leases expire if they die, and the tasks come back here)
+                await anyio.sleep(0.5)
             outer.cancel_scope.cancel()
         return stop.is_set()
 
@@ -314,6 +321,7 @@ class Runner:
         def note(msg: str) -> None:
             lines.append(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {msg}")
 
+        note(f"attempt {int(task['attempts']) + 1} on node {self.store.node_id}")
         try:
             async with slots:
                 outcome, nbytes = await self._execute(spec, copier, dst, task, note)
@@ -430,8 +438,8 @@ async def _subject_root(src: OciClient, repo: str, digest: str, depth: int = 4) 
     for _ in range(depth):
         try:
             subject = (await src.get_manifest(repo, current)).json().get("subject") or {}
-        except (NotFound, ValueError):
-            return root
+        except (OciError, ValueError):
+            return root  # gone, or not a manifest (a registry announced a blob)
         if not isinstance(subject, dict) or not subject.get("digest"):
             return root
         current = root = str(subject["digest"])

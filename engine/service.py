@@ -20,10 +20,17 @@ from anyio.abc import TaskGroup
 from engine.notify import Notifier
 from engine.observers import RunObserver
 from engine.runner import ClientFactory, Runner
+from engine.scope import Scope
 from engine.state.runs import RunStore
 from registry.meta.db import Database
+from schedules.jobs import Runtime, install
+from schedules.outbox import OutboxConsumer
+from schedules.scheduler import ScheduleService
 
 __all__ = ["ReplicationService", "node_id"]
+
+#: Delays before a failed event-scoped run's events run again (then: the reconciliation run).
+EVENT_RETRY_SECONDS = (5.0, 20.0, 60.0, 180.0, 600.0)
 
 log = logging.getLogger("seawall.engine")
 
@@ -42,8 +49,17 @@ class ReplicationService:
         poll_seconds: float = 2.0,
         lease_seconds: float = 30.0,
         observers: Sequence[RunObserver] = (),
+        reconcile_seconds: float = 3600.0,
+        help_other_nodes: bool = True,
     ) -> None:
-        self.store = RunStore(db, node_id(), timedelta(seconds=lease_seconds))
+        """``reconcile_seconds``: how often event-based policies also run whole (0: never).
+        ``help_other_nodes``: with free slots, run waiting tasks of other nodes' runs."""
+        identity = node_id()
+        self.store = RunStore(db, identity, timedelta(seconds=lease_seconds))
+        self.outbox = OutboxConsumer(db, self.wake)
+        self.schedules = ScheduleService(db, identity=identity, reconcile_seconds=reconcile_seconds)
+        self.help_other_nodes = help_other_nodes
+        self._event_retries: dict[str, int] = {}
         self.notifier = Notifier(db)
         self.runner = Runner(self.store, clients, observers=[*observers, self.notifier])
         self.max_parallel_runs = max_parallel_runs
@@ -52,17 +68,22 @@ class ReplicationService:
         self._slots = anyio.Semaphore(max_parallel_runs)
 
     def wake(self) -> None:
-        """Something may be ready to run (a new execution): look now rather than at next poll."""
+        """Something may be ready to run (a new execution) or a policy changed: look now
+        rather than at the next poll."""
         self._wake.set()
+        self.schedules.wake()
 
     def outbox_changed(self) -> None:
-        """The registry wrote events. (Event-triggered policies consume them; until then this
-        only wakes the loop.)"""
-        self.wake()
+        """The registry wrote events: the outbox consumer turns them into runs."""
+        self.outbox.outbox_changed()
 
     async def start(self, tg: TaskGroup) -> None:
+        self._tg = tg
+        install(Runtime(self.store, self._wake.set))
         tg.start_soon(self._loop, name="replication-service")
         await self.notifier.start(tg)
+        await self.outbox.start(tg)
+        await self.schedules.start(tg)
 
     async def _loop(self) -> None:
         async with anyio.create_task_group() as runs:
@@ -80,12 +101,60 @@ class ReplicationService:
                         break
                     await self._slots.acquire()
                     runs.start_soon(self._run, eid, name=f"execution-{eid}")
+                if self.help_other_nodes and self._slots.value > 0:
+                    try:
+                        other = await self.store.execution_to_help()
+                    except Exception:
+                        log.exception("looking for runs to help failed")
+                        other = None
+                    if other is not None:
+                        await self._slots.acquire()
+                        runs.start_soon(self._help, other, name=f"help-{other}")
 
     async def _run(self, eid: int) -> None:
         try:
             status = await self.runner.run(eid)
             log.info("execution %s finished: %s", eid, status)
+            if status == "Failed":
+                await self._retry_events(eid)
         except Exception:
             log.exception("execution %s crashed; its lease will expire and it will be retried", eid)
+        finally:
+            self._slots.release()
+            self._wake.set()  # a run of the same policy may have been waiting for this one
+
+    async def _retry_events(self, eid: int) -> None:
+        """An event-scoped run failed (a destination down longer than task retries last):
+        queue its scope again later, with backoff, rather than wait for reconciliation."""
+        execution = await self.store.execution(eid)
+        if not execution or not execution["scope_json"] or execution["stop_requested"]:
+            return
+        key = f"{execution['policy_id']}:{execution['scope_json']}"
+        attempt = self._event_retries.get(key, 0) + 1
+        if attempt > len(EVENT_RETRY_SECONDS):
+            self._event_retries.pop(key, None)
+            log.warning("execution %s: events given up after %d retries", eid, attempt - 1)
+            return
+        if len(self._event_retries) > 10_000:
+            self._event_retries.clear()
+        self._event_retries[key] = attempt
+        delay = EVENT_RETRY_SECONDS[attempt - 1]
+        log.info("execution %s failed: its events run again in %ss", eid, delay)
+        policy_id, scope = int(execution["policy_id"]), str(execution["scope_json"])
+        self._tg.start_soon(self._requeue, policy_id, scope, delay)
+
+    async def _requeue(self, policy_id: int, scope: str, delay: float) -> None:
+        await anyio.sleep(delay)
+        try:
+            await self.store.requeue_scope(policy_id, Scope.from_json(scope))
+            self._wake.set()
+        except Exception:
+            log.exception("re-queueing events of policy %s failed", policy_id)
+
+    async def _help(self, eid: int) -> None:
+        try:
+            await self.runner.help(eid)
+        except Exception:
+            log.exception("helping with execution %s failed", eid)
         finally:
             self._slots.release()

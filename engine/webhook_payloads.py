@@ -9,7 +9,8 @@ schedule. Four shapes are understood, told apart by their content:
 - **Harbor, CloudEvents**: ``{"specversion": "1.0", "type": "harbor.artifact.pushed", "data":
   {"resources": […], "repository": {…}}}``; ``harbor.artifact.deleted`` too.
 - **CNCF distribution notifications**: ``{"events": [{"action": "push", "target":
-  {"repository", "digest", "tag", "mediaType"}}]}`` (also ``delete``).
+  {"repository", "digest", "tag", "mediaType", "url"}}]}`` (also ``delete``; blob pushes,
+  pulls and mounts are ignored).
 - **Generic**: ``{"repository": "team/app", "action": "push", "digest": "…", "tag": "…"}``
   (``action`` defaults to ``push``; ``digest`` and ``tag`` are optional), or a list of them
   under ``"events"``.
@@ -73,13 +74,24 @@ def _harbor(kind: str, data: Any) -> list[RemoteEvent]:
     ]
 
 
+def _is_blob(target: dict[str, Any]) -> bool:
+    """distribution also notifies of blob pushes; only manifests (and tags) matter here."""
+    url = _text(target.get("url")) or ""
+    if "/blobs/" in url:
+        return True
+    if "/manifests/" in url or _text(target.get("tag")):
+        return False
+    media_type = _text(target.get("mediaType")) or ""
+    return not any(word in media_type for word in ("manifest", "index"))
+
+
 def _distribution(item: dict[str, Any]) -> RemoteEvent | None:
     target = item.get("target")
     if not isinstance(target, dict) or not _text(target.get("repository")):
         raise PayloadError("distribution notification event without target.repository")
     action = DISTRIBUTION_ACTIONS.get(str(item.get("action", "")))
-    if action is None:
-        return None  # pull, mount
+    if action is None or (action == "push" and _is_blob(target)):
+        return None  # pull, mount, a blob pushed
     return RemoteEvent(
         action, target["repository"], _text(target.get("digest")), _text(target.get("tag"))
     )

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from engine.state.runs import RunStore
+from engine.state.runs import SKIPPED_TEXT, RunStore
 
 __all__ = ["Runtime", "fire_policy", "install"]
 
@@ -35,7 +35,7 @@ def install(runtime: Runtime) -> None:
 
 async def fire_policy(policy_id: int, trigger: str = "scheduled") -> int | None:
     """Queue a whole-policy run. If a run of the policy is still active, a policy with
-    ``single_active_replication`` records a skipped run (status ``Stopped``, saying why);
+    ``single_active_replication`` records a skipped run (``Failed``, with Harbor's text);
     otherwise the new run is queued and starts when the active one ends (one queued run at
     most: a firing while one waits is that run)."""
     if _runtime is None:
@@ -52,11 +52,7 @@ async def fire_policy(policy_id: int, trigger: str = "scheduled") -> int | None:
         return queued
     if active is not None and policy["single_active_replication"]:
         eid = await store.create_execution(
-            policy_id,
-            trigger,
-            status="Stopped",
-            status_text=f"skipped: execution {active} of this policy was still running "
-            "(single_active_replication)",
+            policy_id, trigger, status="Failed", status_text=SKIPPED_TEXT
         )
         log.info("policy %s: run skipped, execution %s still active", policy_id, active)
         return eid

@@ -1,6 +1,7 @@
 """The management API's ASGI application: routing, access rules, and the error boundary.
 
-Access: ``GET /ping`` and ``GET /systeminfo`` are public; every other route needs HTTP Basic for
+Access: ``GET /ping`` and ``GET /systeminfo`` are public, and ``POST /registries/{id}/webhook``
+checks the endpoint's own secret; every other route needs HTTP Basic for
 an active account. Reads (GET/HEAD) are open to any account; everything else needs an admin.
 """
 
@@ -10,7 +11,7 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from engine.api import executions, notifications, policies, registries, system
+from engine.api import executions, notifications, policies, registries, system, webhooks_in
 from engine.api.context import ApiContext
 from engine.api.errors import ApiError, not_found, to_response
 from registry.http.asgi import ClientDisconnected, Receive, Request, Response, Scope, Send
@@ -45,6 +46,8 @@ ROUTES = (
     _route("/registries/ping", POST=registries.ping),
     _route("/registries/{id}", GET=registries.get, PUT=registries.update, DELETE=registries.delete),
     _route("/registries/{id}/info", GET=registries.info),
+    # authenticated by the endpoint's webhook_secret, not by an account
+    _route("/registries/{id}/webhook", public=True, POST=webhooks_in.receive),
     _route("/replication/adapters", GET=registries.adapters),
     _route("/replication/adapterinfos", GET=registries.adapter_infos),
     _route("/replication/policies", GET=policies.list_policies, POST=policies.create),
@@ -115,7 +118,7 @@ class ManagementApi:
                     f"{req.method} is not allowed on {req.path[:200]}; allowed: {allowed}",
                     headers={"Allow": allowed},
                 )
-            if not (route.public and method in READS):
+            if not route.public:
                 await self.authorize(req, admin=method not in READS)
             req.params = m.groupdict()
             return await handler(self.ctx, req)

@@ -27,7 +27,7 @@ from engine.api.paging import fetch_page, list_response, page_of, sort_order
 from engine.api.policies import load as load_policy
 from engine.api.wire import read_body, rfc3339
 from engine.state.models import Execution, Task
-from engine.state.runs import RunStore
+from engine.state.runs import SKIPPED_TEXT, RunStore
 from registry.http.asgi import Request, Response, json_response
 from registry.meta.models import utcnow
 
@@ -39,7 +39,6 @@ ACTIVE = ("Pending", "InProgress")
 TRIGGERS = ("manual", "scheduled", "event_based")
 STATUSES = ("InProgress", "Succeed", "Failed", "Stopped")
 TASK_STATUSES = ("Pending", "InProgress", "Succeed", "Failed", "Stopped")
-SKIPPED_TEXT = "Execution skipped: active replication still in progress."
 EXECUTION_SORT = {
     "id": X.c.id,
     "policy_id": X.c.policy_id,

@@ -21,7 +21,7 @@ from engine.state.models import Execution, Policy, Replicated, Task
 from registry.meta.db import Database
 from registry.meta.models import utcnow
 
-__all__ = ["RunStore", "enqueue_scoped", "roll_up"]
+__all__ = ["SKIPPED_TEXT", "RunStore", "enqueue_scoped", "roll_up"]
 
 X = Execution.__table__  # type: ignore[attr-defined]
 T = Task.__table__  # type: ignore[attr-defined]
@@ -29,6 +29,9 @@ P = Policy.__table__  # type: ignore[attr-defined]
 L = Replicated.__table__  # type: ignore[attr-defined]
 
 LEASE = timedelta(seconds=30)
+#: Harbor 2.14's text for a run skipped by ``single_active_replication`` (recorded ``Failed``);
+#: tools filter on it.
+SKIPPED_TEXT = "Execution skipped: active replication still in progress."
 ACTIVE = ("Pending", "InProgress")
 
 
@@ -88,6 +91,11 @@ class RunStore:
                 )
             ).first()
             return int(row[0]) if row else None
+
+    async def requeue_scope(self, policy_id: int, scope: Scope) -> int:
+        """Queue an event-scoped run again (after a failed one)."""
+        async with self.db.write() as c:
+            return await enqueue_scoped(c, policy_id, "event_based", scope, utcnow())
 
     async def queued_execution(self, policy_id: int) -> int | None:
         """A whole-policy run of the policy that no node has started yet, if any."""

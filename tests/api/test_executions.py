@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from engine.api.executions import SKIPPED_TEXT
+from engine.state.runs import SKIPPED_TEXT
 from tests.api.harness import InProcessApi
 from tests.api.helpers import created_id, make_policy, make_registry
 
@@ -18,10 +18,11 @@ def setup_policy(c: httpx.Client, **extra: object) -> int:
 def test_start_creates_an_execution_and_wakes_the_service(api: InProcessApi) -> None:
     with api.client() as c:
         pid = setup_policy(c)
+        before = api.fakes.wakes  # (creating a policy wakes the scheduler too)
         r = c.post(EXECUTIONS, json={"policy_id": pid, "dry_run": True})
         eid = created_id(r)
         assert r.headers["location"] == f"/api/v2.0/replication/executions/{eid}"
-        assert api.fakes.wakes == 1
+        assert api.fakes.wakes == before + 1
         e = c.get(f"{EXECUTIONS}/{eid}").json()
     assert e["id"] == eid and e["policy_id"] == pid and e["trigger"] == "manual"
     assert e["status"] == "InProgress"  # Pending, as Harbor reports it
@@ -35,22 +36,24 @@ def test_start_errors(api: InProcessApi) -> None:
         assert c.post(EXECUTIONS, json={}).status_code == 400
         assert c.post(EXECUTIONS, json={"policy_id": 999}).status_code == 404
         pid = setup_policy(c, enabled=False)
+        before = api.fakes.wakes
         r = c.post(EXECUTIONS, json={"policy_id": pid})
         assert r.status_code == 412 and "disabled" in r.text
         r = c.post(EXECUTIONS, params={"trigger": "whenever"}, json={"policy_id": pid})
         assert r.status_code == 400
-    assert api.fakes.wakes == 0
+    assert api.fakes.wakes == before
 
 
 def test_single_active_replication_records_a_skipped_run(api: InProcessApi) -> None:
     with api.client() as c:
         pid = setup_policy(c, single_active_replication=True)
+        before = api.fakes.wakes
         first = created_id(c.post(EXECUTIONS, json={"policy_id": pid}))
         second = created_id(c.post(EXECUTIONS, json={"policy_id": pid}))
         e = c.get(f"{EXECUTIONS}/{second}").json()
         assert e["status"] == "Failed" and e["status_text"] == SKIPPED_TEXT
         assert e["end_time"] is not None
-        assert api.fakes.wakes == 1
+        assert api.fakes.wakes == before + 1
         api.set_execution(first, status="Succeed")
         third = created_id(c.post(EXECUTIONS, json={"policy_id": pid}))
         assert c.get(f"{EXECUTIONS}/{third}").json()["status"] == "InProgress"

@@ -135,7 +135,7 @@ def test_validation_errors(api: InProcessApi) -> None:
             ({"trigger": {"type": "hourly"}}, "trigger.type must be one of"),
             (
                 {"trigger": {"type": "scheduled", "trigger_settings": {"cron": "every day"}}},
-                "not a cron expression",
+                "expected 5 fields",
             ),
             (
                 {"trigger": {"type": "manual", "trigger_settings": {"timezone": "Mars/Base"}}},

@@ -149,9 +149,9 @@ def test_runs_of_a_policy_never_overlap(
                 seen_queued = seen_queued or bool(queued)
                 time.sleep(0.2)
             runs = executions(a, pid)
-            skipped = [x for x in runs if x["status_text"].startswith("skipped:")]
+            skipped = [x for x in runs if x["status_text"].startswith("Execution skipped")]
             if single_active:
-                assert skipped and all(x["status"] == "Stopped" for x in skipped), dumps(runs)
+                assert skipped and all(x["status"] == "Failed" for x in skipped), dumps(runs)
                 assert not seen_queued, dumps(runs)
             else:
                 assert not skipped, dumps(runs)

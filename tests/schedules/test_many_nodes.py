@@ -1,0 +1,122 @@
+"""Several Seawall nodes on one PostgreSQL database (a real server started by the suite) and one
+storage directory: a cron policy fires once per fire time across nodes, a run's tasks spread
+over the nodes, and when a node dies mid-run another finishes its work."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.replication.support import add_endpoint, add_policy, api, digest_of, dumps, start, wait
+from tests.schedules.test_events import eventually, executions
+from tests.support.client import OCI_MANIFEST, client, image_manifest, push_blob, sha256
+from tests.support.distribution import DistributionProcess
+from tests.support.server import SeawallProcess
+
+pytestmark = pytest.mark.slow
+MiB = 1 << 20
+NODE = re.compile(r"on node (\S+)")
+
+
+@pytest.fixture
+def nodes(tmp_path: Path, postgres_url: str) -> Iterator[list[SeawallProcess]]:
+    env = {"SEAWALL_DATABASE_URL": postgres_url, "SEAWALL_ENGINE_LEASE_SECONDS": "4"}
+    shared = tmp_path / "shared"
+    procs = [SeawallProcess(shared, extra_env=env) for _ in range(2)]
+    for p in procs:
+        p.start()
+    yield procs
+    for p in procs:
+        p.kill()
+
+
+@pytest.fixture
+def dist(tmp_path: Path) -> Iterator[DistributionProcess]:
+    proc = DistributionProcess(tmp_path / "dist").start()
+    yield proc
+    proc.stop()
+
+
+def test_cron_fires_once_across_nodes(
+    nodes: list[SeawallProcess], dist: DistributionProcess
+) -> None:
+    a_node, b_node = nodes
+    with api(a_node.url, a_node.admin_password) as a, api(b_node.url, b_node.admin_password) as b:
+        trigger = {"type": "scheduled", "trigger_settings": {"cron": "*/2 * * * * *"}}
+        pid = add_policy(a, "both", dest=add_endpoint(a, "dist", dist.url), trigger=trigger)
+        eventually(lambda: len(executions(b, pid)) >= 4, 30, "four firings")
+        a.put(f"/replication/policies/{pid}", json={"enabled": False})
+        time.sleep(1)
+        runs = executions(b, pid)
+    starts = sorted(
+        datetime.fromisoformat(x["start_time"].replace("Z", "+00:00")).timestamp() for x in runs
+    )
+    fire_times = [round(s) // 2 for s in starts]  # each fire time (every 2 s) at most once
+    assert len(fire_times) == len(set(fire_times)), dumps(runs)
+    assert all(x["trigger"] == "scheduled" for x in runs)
+
+
+def _fill(c: httpx.Client, count: int, mib: int) -> dict[str, str]:
+    want = {}
+    for i in range(count):
+        repo = f"spread/r{i:02d}"
+        config = json.dumps({"architecture": "amd64", "os": "linux", "n": i}).encode()
+        layer = os.urandom(mib * MiB)
+        push_blob(c, repo, config)
+        push_blob(c, repo, layer)
+        manifest = image_manifest(config, [layer])
+        r = c.put(
+            f"/v2/{repo}/manifests/v1", content=manifest, headers={"Content-Type": OCI_MANIFEST}
+        )
+        assert r.status_code == 201, r.text
+        want[repo] = sha256(manifest)
+    return want
+
+
+def _nodes_of(a: httpx.Client, eid: int) -> set[str]:
+    found: set[str] = set()
+    for t in a.get(f"/replication/executions/{eid}/tasks", params={"page_size": 100}).json():
+        log = a.get(f"/replication/executions/{eid}/tasks/{t['id']}/log").text
+        found.update(NODE.findall(log))
+    return found
+
+
+def test_tasks_spread_and_a_dead_nodes_work_is_finished(
+    nodes: list[SeawallProcess], dist: DistributionProcess
+) -> None:
+    a_node, b_node = nodes
+    with (
+        client(a_node.url, "admin", a_node.admin_password) as c,
+        api(a_node.url, a_node.admin_password) as a,
+    ):
+        want = _fill(c, 12, 3)
+        # 36 MiB, each node capped at 6 MiB/s: long enough to kill a node mid-run.
+        pid = add_policy(
+            a, "spread", dest=add_endpoint(a, "dist", dist.url), speed_bytes_per_second=6 * MiB
+        )
+        eid = start(a, pid)
+
+        def some_done() -> bool:
+            tasks = a.get(f"/replication/executions/{eid}/tasks", params={"page_size": 100})
+            done = [t for t in tasks.json() if t["status"] == "Succeed"]
+            return 2 <= len(done) < len(want)
+
+        eventually(some_done, 60, "a few tasks done")
+        assert len(_nodes_of(a, eid)) == 2, "both nodes should be running tasks of the run"
+    a_node.kill()  # kill -9 one node mid-run: its leases expire and the other takes over
+    with api(b_node.url, b_node.admin_password) as b:
+        ex = wait(b, eid, 240)
+        assert ex["status"] == "Succeed", dumps(ex)
+        tasks = b.get(f"/replication/executions/{eid}/tasks", params={"page_size": 100}).json()
+        assert len(tasks) == len(want) and all(t["status"] == "Succeed" for t in tasks)
+    with httpx.Client(base_url=dist.url) as d:
+        for repo, digest in want.items():
+            assert digest_of(d, repo, "v1") == digest
