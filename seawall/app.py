@@ -27,7 +27,7 @@ from registry.http.context import RegistryContext, RegistryOptions
 from registry.meta.accounts import AccountStore
 from registry.meta.content import ContentStore
 from registry.meta.db import Database, create_engine, init_schema
-from registry.meta.sql import SqlBackend, SqliteBackend, sqlite_path
+from registry.meta.sql import PostgresBackend, SqlBackend, SqliteBackend, postgres_dsn, sqlite_path
 from registry.storage.base import StorageDriver
 from registry.storage.blobs import BlobStore
 from registry.storage.drivers.filesystem import FilesystemDriver
@@ -52,7 +52,7 @@ class Services:
     async def close(self) -> None:
         await self.driver.close()
         await self.engine.dispose()
-        self.sql.close()
+        await self.sql.aclose()
 
 
 def build_driver(settings: Settings) -> StorageDriver:
@@ -63,15 +63,20 @@ def build_driver(settings: Settings) -> StorageDriver:
 def build_services(settings: Settings) -> Services:
     settings.data_path.mkdir(parents=True, exist_ok=True)
     url = settings.resolved_database_url
-    path = sqlite_path(url)
-    if path is None:
+    sql: SqlBackend
+    if (path := sqlite_path(url)) is not None:
+        sqlite = SqliteBackend(path)
+        sql, engine = sqlite, create_engine(url)
+        # one in-process write lock for both executors: SQLite has one writer
+        db = Database(engine, write_lock=sqlite.write_lock)
+    elif (dsn := postgres_dsn(url)) is not None:
+        sql, engine = PostgresBackend(dsn), create_engine(url)
+        db = Database(engine)  # PostgreSQL writes run concurrently: no lock
+    else:
         raise SystemExit(
-            f"seawall: database_url {url!r} is not SQLite; PostgreSQL support (for several "
-            "nodes) is not in this version yet. Use the default SQLite database."
+            f"seawall: database_url {url!r} is neither SQLite (sqlite:///PATH) nor PostgreSQL "
+            "(postgresql://USER:PASSWORD@HOST:PORT/DATABASE)"
         )
-    sql = SqliteBackend(path)
-    engine = create_engine(url)
-    db = Database(engine, write_lock=sql.write_lock)
     driver = build_driver(settings)
     key = (
         settings.auth.token_key.encode()
@@ -82,7 +87,7 @@ def build_services(settings: Settings) -> Services:
     context = RegistryContext(
         content=ContentStore(sql, cache_ttl_seconds=ttl),
         blobs=BlobStore(driver),
-        accounts=AccountStore(db, cache_ttl_seconds=ttl),
+        accounts=AccountStore(db, cache_ttl_seconds=ttl, invalidator=sql.invalidator),
         tokens=TokenIssuer(
             key,
             service=settings.auth.service,
@@ -114,10 +119,18 @@ async def bootstrap(settings: Settings) -> str | None:
         wanted = settings.admin_password
         if admin is None:
             password = wanted or generate_secret()
-            await accounts.create(
-                "admin", "admin", hash_password(password), [], description="built-in administrator"
-            )
-            return None if wanted else password
+            try:
+                await accounts.create(
+                    "admin",
+                    "admin",
+                    hash_password(password),
+                    [],
+                    description="built-in administrator",
+                )
+                return None if wanted else password
+            except ValueError:  # another node sharing the database created it just now
+                admin = await accounts.get("admin")
+                assert admin is not None
         if wanted and not verify_password(wanted, admin.password_hash):
             await accounts.set_password("admin", hash_password(wanted))
         return None
@@ -131,14 +144,19 @@ async def _ensure_replicator(services: Services) -> None:
     accounts = services.context.accounts
     account = await accounts.get(REPLICATOR)
     if account is None:
-        await accounts.create(
-            REPLICATOR,
-            "admin",
-            hash_password(password),
-            [],
-            description="internal: the replication engine",
-        )
-    elif not verify_password(password, account.password_hash):
+        try:
+            await accounts.create(
+                REPLICATOR,
+                "admin",
+                hash_password(password),
+                [],
+                description="internal: the replication engine",
+            )
+            return
+        except ValueError:  # another node sharing the database created it just now
+            account = await accounts.get(REPLICATOR)
+            assert account is not None
+    if not verify_password(password, account.password_hash):
         await accounts.set_password(REPLICATOR, hash_password(password))
 
 
@@ -169,6 +187,9 @@ def build_app(settings: Settings) -> RegistryApp:
             return
         await init_schema(services.engine)
         async with anyio.create_task_group() as tg:
+            if isinstance(services.sql, PostgresBackend):
+                # other nodes' changes reach this node's caches (see registry.meta.cache)
+                tg.start_soon(services.sql.run_listener)
             await replication.start(tg)
             await send({"type": "lifespan.startup.complete"})
             while (await receive())["type"] != "lifespan.shutdown":

@@ -39,10 +39,16 @@ class Settings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=5000, ge=0, le=65535)
     data_dir: str = "./seawall-data"
-    database_url: str | None = None  # default: sqlite+aiosqlite:///<data_dir>/seawall.db
+    # default: sqlite+aiosqlite:///<data_dir>/seawall.db; or postgresql://USER:PW@HOST:PORT/DB
+    # (also postgres://, postgresql+asyncpg://) for several nodes sharing one database — see
+    # "Several nodes on PostgreSQL" in docs/configuration.md
+    database_url: str | None = None
     admin_password: str | None = None
     max_manifest_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     workers: int = Field(default=1, ge=1, le=64)
+    # hot-read caches (manifests, blob links, accounts): how long another *worker's* change may
+    # stay unseen on SQLite; on PostgreSQL other nodes' changes arrive by notification at once
+    # and this is only the backstop. 0 disables the caches.
     cache_ttl_seconds: float = Field(default=2.0, ge=0, le=300)
     engine_lease_seconds: float = Field(default=30.0, ge=2, le=3600)
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -7,13 +8,53 @@ import httpx
 import pytest
 
 from tests.support.client import client
+from tests.support.postgres import PostgresCluster, find_pg_bin
 from tests.support.server import SeawallProcess
+
+#: ``SEAWALL_TEST_DATABASE=postgresql`` runs the session registry (``seawall`` fixture, hence the
+#: whole protocol suite) on a throwaway PostgreSQL database instead of SQLite.
+TEST_DATABASE = os.environ.get("SEAWALL_TEST_DATABASE", "sqlite")
 
 
 @pytest.fixture(scope="session")
-def seawall(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeawallProcess]:
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """One throwaway PostgreSQL server for the session (127.0.0.1, a free port).
+
+    Without PostgreSQL installed the tests that need it are skipped — except under CI
+    (``CI=true``), where ``scripts/test`` installs it and its absence is a failure.
+    """
+    bin_dir = find_pg_bin()
+    if bin_dir is None:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail("PostgreSQL is not installed (scripts/test installs it)")
+        pytest.skip("PostgreSQL is not installed (scripts/test installs it)")
+    cluster = PostgresCluster(bin_dir)
+    try:
+        cluster.start()
+    except Exception:
+        log = cluster.log()
+        cluster.stop()
+        raise RuntimeError(f"starting PostgreSQL failed:\n{log}") from None
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster: PostgresCluster) -> str:
+    """A fresh, empty database of the session cluster: ``postgresql://postgres@127.0.0.1:P/N``."""
+    return postgres_cluster.create_database()
+
+
+@pytest.fixture(scope="session")
+def seawall(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[SeawallProcess]:
     """One Seawall registry for the session (auth on, admin password known)."""
-    proc = SeawallProcess(tmp_path_factory.mktemp("seawall") / "data").start()
+    env: dict[str, str] = {}
+    if TEST_DATABASE == "postgresql":
+        cluster: PostgresCluster = request.getfixturevalue("postgres_cluster")
+        env["SEAWALL_DATABASE_URL"] = cluster.create_database("session")
+    proc = SeawallProcess(tmp_path_factory.mktemp("seawall") / "data", extra_env=env).start()
     yield proc
     proc.stop()
 

@@ -5,13 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, select, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from registry.meta.cache import TTLCache
+from registry.meta.cache import Invalidator, TTLCache
 from registry.meta.db import Database
 from registry.meta.models import Account, Permission, utcnow
 
-__all__ = ["AccountRecord", "AccountStore", "GrantRow"]
+__all__ = ["ACCOUNTS_CHANNEL", "AccountRecord", "AccountStore", "GrantRow"]
+
+#: The notification channel of account changes (PostgreSQL); the payload is the account name.
+ACCOUNTS_CHANNEL = "seawall_accounts"
 
 A = Account.__table__  # type: ignore[attr-defined]
 P = Permission.__table__  # type: ignore[attr-defined]
@@ -45,20 +50,44 @@ class AccountRecord:
 
 class AccountStore:
     """Accounts, with a short-lived read cache: HTTP Basic looks an account up on every request.
-    Changes made here are seen at once; changes by another process within ``cache_ttl_seconds``.
+    Changes made here are seen at once; changes by another process within ``cache_ttl_seconds``
+    — or, with an ``invalidator`` fed by PostgreSQL notifications, as soon as the notification
+    of the change arrives (the cache is bypassed while the invalidator is not live).
     """
 
-    def __init__(self, db: Database, *, cache_ttl_seconds: float = 2.0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        cache_ttl_seconds: float = 2.0,
+        invalidator: Invalidator | None = None,
+    ) -> None:
         self.db = db
         self._cache: TTLCache[AccountRecord] = TTLCache(1024, cache_ttl_seconds)
+        self._inv = invalidator or Invalidator(live=True)
+        self._inv.subscribe(ACCOUNTS_CHANNEL, self._notified)
+        self._generation = 0  # bumped by every change seen; part of the cache key
+
+    def _notified(self, _name: str) -> None:
+        self._generation += 1
+
+    async def _announce(self, c: AsyncConnection, name: str) -> None:
+        """Within a write: tell the other nodes (PostgreSQL, delivered if it commits)."""
+        if self.db.dialect == "postgresql":
+            await c.execute(
+                text("SELECT pg_notify(:channel, :name)"),
+                {"channel": ACCOUNTS_CHANNEL, "name": name},
+            )
 
     async def get(self, name: str) -> AccountRecord | None:
-        cached = self._cache.get(name)
+        live = self._inv.live
+        key = (self._inv.epoch, self._generation, name)
+        cached = self._cache.get(key) if live else None
         if cached is not None:
             return cached
         record = await self._load(name)
-        if record is not None:
-            self._cache.put(name, record)
+        if record is not None and live:
+            self._cache.put(key, record)
         return record
 
     async def _load(self, name: str) -> AccountRecord | None:
@@ -96,7 +125,23 @@ class AccountStore:
         description: str = "",
         expires_at: datetime | None = None,
     ) -> None:
-        """:raises ValueError: when an account of that name exists."""
+        """:raises ValueError: when an account of that name exists (also when another process
+        created it at the same moment)."""
+        try:
+            await self._create(name, kind, password_hash, grants, description, expires_at)
+        except IntegrityError:
+            raise ValueError(f"an account named {name!r} already exists") from None
+        self._generation += 1
+
+    async def _create(
+        self,
+        name: str,
+        kind: str,
+        password_hash: str,
+        grants: list[GrantRow],
+        description: str,
+        expires_at: datetime | None,
+    ) -> None:
         async with self.db.write() as c:
             if (await c.execute(select(A.c.id).where(A.c.name == name))).scalar() is not None:
                 raise ValueError(f"an account named {name!r} already exists")
@@ -124,13 +169,16 @@ class AccountStore:
                         for g in grants
                     ],
                 )
+            await self._announce(c, name)
 
     async def set_password(self, name: str, password_hash: str) -> bool:
         async with self.db.write() as c:
             res = await c.execute(
                 update(A).where(A.c.name == name).values(password_hash=password_hash)
             )
-            return bool(res.rowcount)
+            await self._announce(c, name)
+        self._generation += 1
+        return bool(res.rowcount)
 
     async def delete(self, name: str) -> bool:
         async with self.db.write() as c:
@@ -139,5 +187,6 @@ class AccountStore:
                 return False
             await c.execute(delete(P).where(P.c.account_id == account_id))
             await c.execute(delete(A).where(A.c.id == account_id))
-        self._cache.pop(name)
+            await self._announce(c, name)
+        self._generation += 1
         return True

@@ -3,6 +3,12 @@
 Every change that clients can observe is one transaction that also writes its outbox ``event``
 rows, so a consumer of events never misses a change. Queries are plain SQL on the hot-path
 executor (:mod:`registry.meta.sql`); the tables are defined in :mod:`registry.meta.models`.
+
+The SQL runs unchanged on SQLite and PostgreSQL except for three fragments chosen once per store
+(:class:`_Dialect`): listings order by byte value (``COLLATE "C"`` on PostgreSQL, SQLite's
+default), "no limit" (``-1`` / ``NULL``), and the reference checks of a manifest push lock the rows
+they read (``FOR SHARE`` on PostgreSQL, where another node may delete them concurrently; SQLite
+has one writer). Timestamps come from the backend (:meth:`SqlBackend.now`).
 """
 
 from __future__ import annotations
@@ -10,18 +16,35 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from registry.meta.cache import TTLCache
 from registry.meta.sql import SqlBackend, Tx
 from registry.oci.errors import RegistryError
 from registry.oci.manifest import ParsedManifest
 
-__all__ = ["ContentStore", "ManifestRecord", "ReferrerRecord", "db_now"]
+__all__ = ["CONTENT_CHANNEL", "ContentStore", "ManifestRecord", "ReferrerRecord", "db_now"]
+
+#: The notification channel of content changes; the payload is the repository id.
+CONTENT_CHANNEL = "seawall_content"
 
 
 def db_now() -> str:
     """A timestamp in the form SQLAlchemy uses for SQLite DATETIME columns (UTC)."""
     return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+@dataclass(frozen=True, slots=True)
+class _Dialect:
+    collate: str  # appended to a text column that is ordered or paged by
+    no_limit: int | None  # the LIMIT value meaning "all rows"
+    lock_read: str  # appended to a SELECT whose rows must not change before commit
+
+    @staticmethod
+    def of(name: str) -> _Dialect:
+        if name == "postgresql":
+            return _Dialect(' COLLATE "C"', None, " FOR SHARE")
+        return _Dialect("", -1, "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,9 +70,18 @@ _EVENT = (
 )
 
 
+_REFERRERS = (
+    "SELECT m.digest, m.media_type, m.size, m.artifact_type, m.annotations_json "
+    "FROM repo_manifest rm JOIN manifest m ON m.digest = rm.digest "
+    "WHERE rm.repository_id = :rid AND rm.subject_digest = :subject "
+    "ORDER BY rm.created_at, m.digest"
+)
+_REFERRERS_OF_TYPE = _REFERRERS.replace("ORDER BY", "AND m.artifact_type = :at ORDER BY")
+
+
 def _event(
     tx: Tx,
-    now: str,
+    now: Any,
     action: str,
     repo: str,
     digest: str | None,
@@ -71,11 +103,16 @@ def _event(
     )
 
 
-def _ensure_repository(tx: Tx, name: str, now: str) -> int:
+def _ensure_repository(tx: Tx, name: str, now: Any) -> int:
     row = tx.one("SELECT id FROM repository WHERE name = :name", name=name)
     if row is not None:
         return int(row[0])
-    tx.execute("INSERT INTO repository (name, created_at) VALUES (:name, :now)", name=name, now=now)
+    # ON CONFLICT: another node may create the same repository at the same moment
+    tx.execute(
+        "INSERT INTO repository (name, created_at) VALUES (:name, :now) ON CONFLICT DO NOTHING",
+        name=name,
+        now=now,
+    )
     row = tx.one("SELECT id FROM repository WHERE name = :name", name=name)
     assert row is not None
     return int(row[0])
@@ -84,16 +121,49 @@ def _ensure_repository(tx: Tx, name: str, now: str) -> int:
 class ContentStore:
     def __init__(self, sql: SqlBackend, *, cache_ttl_seconds: float = 2.0) -> None:
         self.sql = sql
+        self._d = d = _Dialect.of(sql.dialect)
+        self._q_repositories = (
+            f"SELECT name FROM repository WHERE name{d.collate} > :last "
+            f"ORDER BY name{d.collate} LIMIT :n"
+        )
+        self._q_repositories_with_blob = (
+            "SELECT r.name FROM repo_blob rb JOIN repository r ON r.id = rb.repository_id "
+            f"WHERE rb.digest = :digest ORDER BY r.name{d.collate} LIMIT :n"
+        )
+        self._q_tags = (
+            f"SELECT name FROM tag WHERE repository_id = :rid AND name{d.collate} > :last "
+            f"ORDER BY name{d.collate} LIMIT :n"
+        )
+        self._q_tags_of_digest = (
+            "SELECT name FROM tag WHERE repository_id = :rid AND digest = :d "
+            f"ORDER BY name{d.collate}"
+        )
+        self._q_has_blob = (
+            f"SELECT 1 FROM repo_blob WHERE repository_id = :rid AND digest = :d{d.lock_read}"
+        )
+        self._q_has_manifest = (
+            f"SELECT 1 FROM repo_manifest WHERE repository_id = :rid AND digest = :d{d.lock_read}"
+        )
+        # Repository names never change id (repositories are never deleted).
         self._repo_ids: dict[str, int] = {}
-        # Hot-read caches, keyed by the repository's generation: any change to a repository made
-        # here bumps it, so this process never reads its own stale writes; the TTL bounds what
-        # another process's changes can take to show.
+        # Hot-read caches, keyed by the invalidator's epoch and the repository's generation: any
+        # change to a repository made here bumps it, so this process never reads its own stale
+        # writes; so does a notification of a change made on another node (PostgreSQL). The TTL
+        # bounds what another process's changes can take to show where nothing notifies
+        # (SQLite workers). The generation is read before the query whose result is cached, so
+        # a result that raced with a change is stored under a key no one reads again.
         self._generation: dict[int, int] = {}
+        self._inv = sql.invalidator
+        self._inv.subscribe(CONTENT_CHANNEL, self._notified)
         self._manifests: TTLCache[ManifestRecord] = TTLCache(1024, cache_ttl_seconds)
         self._blob_sizes: TTLCache[int] = TTLCache(16384, cache_ttl_seconds)
 
     def _changed(self, rid: int) -> None:
         self._generation[rid] = self._generation.get(rid, 0) + 1
+
+    def _notified(self, payload: str) -> None:
+        if payload.isdigit():
+            self._changed(int(payload))
 
     # ------------------------------------------------------------------ repositories
     async def repository_id(self, name: str) -> int | None:
@@ -108,9 +178,7 @@ class ContentStore:
 
     async def list_repositories(self, n: int | None, last: str | None) -> list[str]:
         rows = await self.sql.all(
-            "SELECT name FROM repository WHERE name > :last ORDER BY name LIMIT :n",
-            last=last or "",
-            n=-1 if n is None else n,
+            self._q_repositories, last=last or "", n=self._d.no_limit if n is None else n
         )
         return [r[0] for r in rows]
 
@@ -120,8 +188,9 @@ class ContentStore:
         rid = await self.repository_id(repo)
         if rid is None:
             return None
-        key = (rid, self._generation.get(rid, 0), digest)
-        size = self._blob_sizes.get(key)
+        live = self._inv.live
+        key = (self._inv.epoch, rid, self._generation.get(rid, 0), digest)
+        size = self._blob_sizes.get(key) if live else None
         if size is not None:
             return size
         row = await self.sql.one(
@@ -132,7 +201,8 @@ class ContentStore:
         )
         if row is None:
             return None
-        self._blob_sizes.put(key, int(row[0]))
+        if live:
+            self._blob_sizes.put(key, int(row[0]))
         return int(row[0])
 
     async def known_blob_size(self, digest: str) -> int | None:
@@ -141,17 +211,12 @@ class ContentStore:
         return int(row[0]) if row else None
 
     async def repositories_with_blob(self, digest: str, limit: int = 100) -> list[str]:
-        rows = await self.sql.all(
-            "SELECT r.name FROM repo_blob rb JOIN repository r ON r.id = rb.repository_id "
-            "WHERE rb.digest = :digest ORDER BY r.name LIMIT :n",
-            digest=digest,
-            n=limit,
-        )
+        rows = await self.sql.all(self._q_repositories_with_blob, digest=digest, n=limit)
         return [r[0] for r in rows]
 
     async def link_blob(self, repo: str, digest: str, size: int) -> None:
         def tx(t: Tx) -> int:
-            now = db_now()
+            now = self.sql.now()
             rid = _ensure_repository(t, repo, now)
             t.execute(
                 "INSERT INTO blob (digest, size, created_at) VALUES (:d, :s, :now) "
@@ -176,39 +241,27 @@ class ContentStore:
         rid = await self.repository_id(repo)
         if rid is None:
             return False
-        count = await self.sql.write(
-            lambda t: t.execute(
+
+        def tx(t: Tx) -> int:
+            t.notify(CONTENT_CHANNEL, str(rid))
+            return t.execute(
                 "DELETE FROM repo_blob WHERE repository_id = :rid AND digest = :d",
                 rid=rid,
                 d=digest,
             )
-        )
+
+        count = await self.sql.write(tx)
         self._changed(rid)
         return bool(count)
 
     # ------------------------------------------------------------------ manifests
-    @staticmethod
-    def _missing_refs(t: Tx, rid: int, parsed: ParsedManifest) -> list[str]:
+    def _missing_refs(self, t: Tx, rid: int, parsed: ParsedManifest) -> list[str]:
         missing = []
-        for d in {d.digest for d in parsed.blobs}:
-            if (
-                t.one(
-                    "SELECT 1 FROM repo_blob WHERE repository_id = :rid AND digest = :d",
-                    rid=rid,
-                    d=d,
-                )
-                is None
-            ):
+        for d in sorted({d.digest for d in parsed.blobs}):
+            if t.one(self._q_has_blob, rid=rid, d=d) is None:
                 missing.append(d)
-        for d in {d.digest for d in parsed.children}:
-            if (
-                t.one(
-                    "SELECT 1 FROM repo_manifest WHERE repository_id = :rid AND digest = :d",
-                    rid=rid,
-                    d=d,
-                )
-                is None
-            ):
+        for d in sorted({d.digest for d in parsed.children}):
+            if t.one(self._q_has_manifest, rid=rid, d=d) is None:
                 missing.append(d)
         return sorted(missing)
 
@@ -232,7 +285,7 @@ class ContentStore:
         refs += [{"d": digest, "r": d.digest, "k": "manifest"} for d in parsed.children]
 
         def tx(t: Tx) -> int:
-            now = db_now()
+            now = self.sql.now()
             rid = _ensure_repository(t, repo, now)
             missing = self._missing_refs(t, rid, parsed)
             if missing:
@@ -278,6 +331,7 @@ class ContentStore:
                     now=now,
                 )
             _event(t, now, "push", repo, digest, tag, actor, parsed.media_type, len(data))
+            t.notify(CONTENT_CHANNEL, str(rid))
             return rid
 
         rid = await self.sql.write(tx)
@@ -288,8 +342,9 @@ class ContentStore:
         rid = await self.repository_id(repo)
         if rid is None:
             return None
-        key = (rid, self._generation.get(rid, 0), reference)
-        cached = self._manifests.get(key)
+        live = self._inv.live
+        key = (self._inv.epoch, rid, self._generation.get(rid, 0), reference)
+        cached = self._manifests.get(key) if live else None
         if cached is not None:
             return cached
         if ":" in reference:
@@ -311,7 +366,7 @@ class ContentStore:
         if row is None:
             return None
         record = ManifestRecord(row[0], row[1], int(row[2]), bytes(row[3]))
-        if record.size <= 64 * 1024:
+        if live and record.size <= 64 * 1024:
             self._manifests.put(key, record)
         return record
 
@@ -322,15 +377,8 @@ class ContentStore:
             return False
 
         def tx(t: Tx) -> bool:
-            now = db_now()
-            tags = [
-                r[0]
-                for r in t.all(
-                    "SELECT name FROM tag WHERE repository_id = :rid AND digest = :d ORDER BY name",
-                    rid=rid,
-                    d=digest,
-                )
-            ]
+            now = self.sql.now()
+            tags = [r[0] for r in t.all(self._q_tags_of_digest, rid=rid, d=digest)]
             if not t.execute(
                 "DELETE FROM repo_manifest WHERE repository_id = :rid AND digest = :d",
                 rid=rid,
@@ -343,6 +391,7 @@ class ContentStore:
             for tag in tags:
                 _event(t, now, "untag", repo, digest, tag, actor)
             _event(t, now, "delete", repo, digest, None, actor)
+            t.notify(CONTENT_CHANNEL, str(rid))
             return True
 
         found = await self.sql.write(tx)
@@ -365,7 +414,8 @@ class ContentStore:
             t.execute(
                 "DELETE FROM tag WHERE repository_id = :rid AND name = :tag", rid=rid, tag=tag
             )
-            _event(t, db_now(), "untag", repo, row[0], tag, actor)
+            _event(t, self.sql.now(), "untag", repo, row[0], tag, actor)
+            t.notify(CONTENT_CHANNEL, str(rid))
             return True
 
         found = await self.sql.write(tx)
@@ -379,11 +429,7 @@ class ContentStore:
         if rid is None:
             return None
         rows = await self.sql.all(
-            "SELECT name FROM tag WHERE repository_id = :rid AND name > :last "
-            "ORDER BY name LIMIT :n",
-            rid=rid,
-            last=last or "",
-            n=-1 if n is None else n,
+            self._q_tags, rid=rid, last=last or "", n=self._d.no_limit if n is None else n
         )
         return [r[0] for r in rows]
 
@@ -393,11 +439,10 @@ class ContentStore:
         rid = await self.repository_id(repo)
         if rid is None:
             return []
+        # two statements, not ``(:at IS NULL OR …)``: PostgreSQL cannot type a parameter that
+        # is only compared with NULL
         rows = await self.sql.all(
-            "SELECT m.digest, m.media_type, m.size, m.artifact_type, m.annotations_json "
-            "FROM repo_manifest rm JOIN manifest m ON m.digest = rm.digest "
-            "WHERE rm.repository_id = :rid AND rm.subject_digest = :subject "
-            "AND (:at IS NULL OR m.artifact_type = :at) ORDER BY rm.created_at, m.digest",
+            _REFERRERS if artifact_type is None else _REFERRERS_OF_TYPE,
             rid=rid,
             subject=subject,
             at=artifact_type,

@@ -1,4 +1,9 @@
-"""The metadata database: an async SQLAlchemy engine for SQLite (embedded default) or PostgreSQL."""
+"""The metadata database: an async SQLAlchemy engine for SQLite (embedded default) or PostgreSQL.
+
+URLs: ``sqlite[+aiosqlite]:///path``; ``postgresql://user:pass@host:port/db`` (also
+``postgres://`` and ``postgresql+<driver>://``), normalised to ``postgresql+asyncpg://`` here and
+to a plain DSN for the hot-path executor (:func:`registry.meta.sql.postgres_dsn`).
+"""
 
 from __future__ import annotations
 
@@ -8,13 +13,39 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlmodel import SQLModel
 
 from registry.meta import models  # noqa: F401 - registers the tables
+from registry.meta.sql import postgres_dsn
 
-__all__ = ["Database", "create_engine", "init_schema"]
+__all__ = ["Database", "create_engine", "init_schema", "is_postgres", "sqlalchemy_url"]
+
+#: The key of the PostgreSQL advisory lock held around schema creation: nodes starting at once
+#: against one fresh database create the tables one after the other, not in a race.
+SCHEMA_LOCK_KEY = 0x5EA3A11  # "seawall"
+
+#: Indexes the PostgreSQL hot path needs beyond the models': listings page with ``COLLATE "C"``
+#: (byte order, as SQLite's), which the default-collation indexes cannot serve.
+_POSTGRES_INDEXES = (
+    'CREATE INDEX IF NOT EXISTS ix_repository_name_c ON repository (name COLLATE "C")',
+    'CREATE INDEX IF NOT EXISTS ix_tag_name_c ON tag (repository_id, name COLLATE "C")',
+)
+
+
+def is_postgres(url: str) -> bool:
+    return postgres_dsn(url) is not None
+
+
+def sqlalchemy_url(url: str) -> str:
+    """``url`` with the async driver SQLAlchemy needs (``+aiosqlite``, ``+asyncpg``)."""
+    dsn = postgres_dsn(url)
+    if dsn is not None:
+        return "postgresql+asyncpg" + dsn[len("postgresql") :]
+    if url.startswith("sqlite://"):
+        return "sqlite+aiosqlite" + url[len("sqlite") :]
+    return url
 
 
 def create_engine(url: str) -> AsyncEngine:
@@ -25,6 +56,7 @@ def create_engine(url: str) -> AsyncEngine:
     consistent, and blob bytes are fsynced before their rows are written, so nothing visible is
     ever partial).
     """
+    url = sqlalchemy_url(url)
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
 
@@ -38,13 +70,26 @@ def create_engine(url: str) -> AsyncEngine:
             cur.close()
 
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    return create_async_engine(
+        url,
+        pool_size=5,
+        max_overflow=10,
+        pool_pre_ping=True,
+        connect_args={"server_settings": {"application_name": "seawall", "timezone": "UTC"}},
+    )
 
 
 async def init_schema(engine: AsyncEngine) -> None:
-    """Create missing tables (idempotent)."""
+    """Create missing tables (idempotent). On PostgreSQL under a transaction-scoped advisory
+    lock, so several nodes starting at once against one fresh database do not race (without it,
+    two ``CREATE TABLE`` of the same table collide on ``pg_type``'s unique index)."""
     async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SCHEMA_LOCK_KEY})
         await conn.run_sync(SQLModel.metadata.create_all)
+        if conn.dialect.name == "postgresql":
+            for ddl in _POSTGRES_INDEXES:
+                await conn.execute(text(ddl))
 
 
 class Database:
