@@ -22,8 +22,7 @@ from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
-from apscheduler import AsyncScheduler, CoalescePolicy, ConflictPolicy
-from apscheduler.abc import EventBroker
+from apscheduler import AsyncScheduler, CoalescePolicy, ConflictPolicy, ScheduleUpdated
 from apscheduler.datastores.sqlalchemy import SQLAlchemyDataStore
 from apscheduler.eventbrokers.local import LocalEventBroker
 from apscheduler.triggers.interval import IntervalTrigger
@@ -39,14 +38,7 @@ __all__ = ["ScheduleService"]
 log = logging.getLogger("seawall.schedules")
 P = Policy.__table__  # type: ignore[attr-defined]
 SYNC_SECONDS = 5.0
-
-
-def _event_broker(db: Database) -> EventBroker:
-    if db.dialect == "postgresql":
-        from apscheduler.eventbrokers.asyncpg import AsyncpgEventBroker
-
-        return AsyncpgEventBroker.from_async_sqla_engine(db.engine)
-    return LocalEventBroker()
+FIRE_TASK = "schedules.jobs:fire_policy"
 
 
 class ScheduleService:
@@ -55,7 +47,10 @@ class ScheduleService:
         self.reconcile_seconds = reconcile_seconds
         self.scheduler = AsyncScheduler(
             SQLAlchemyDataStore(db.engine),
-            _event_broker(db),
+            # Local even with several nodes: APScheduler 4.0.0a6's asyncpg broker fails under
+            # anyio 4.x (its LISTEN callback calls start_soon outside a task). Nodes learn of
+            # schedule changes made elsewhere through their own sync loop (nudge below).
+            LocalEventBroker(),
             identity=identity,
             cleanup_interval=timedelta(minutes=15),
         )
@@ -82,6 +77,7 @@ class ScheduleService:
                 self._wake = anyio.Event()
                 try:
                     await self.sync()
+                    await self._nudge()
                 except Exception:
                     log.exception("syncing schedules with policies failed; retrying")
 
@@ -137,6 +133,15 @@ class ScheduleService:
                 conflict_policy=ConflictPolicy.replace,
             )
             log.info("schedule %s set: %s", sid, meta)
+
+    async def _nudge(self) -> None:
+        """Wake this node's schedule loop for the earliest fire time in the shared store (a
+        schedule another node added; a node that died holding one)."""
+        times = [s.next_fire_time for s in await self.scheduler.get_schedules() if s.next_fire_time]
+        if times:
+            await self.scheduler.event_broker.publish_local(
+                ScheduleUpdated(schedule_id="*", task_id=FIRE_TASK, next_fire_time=min(times))
+            )
 
     async def next_fire_times(self) -> dict[int, str]:
         """``{policy id: next fire time (ISO 8601)}`` of the cron schedules."""

@@ -166,7 +166,10 @@ def build_app(settings: Settings) -> RegistryApp:
     secrets = SecretBox(load_or_create_secret_key(settings.data_path / "secrets.key"))
     clients = EndpointClients(settings, services.db, secrets, services.token_key)
     replication = ReplicationService(
-        services.db, clients, lease_seconds=settings.engine_lease_seconds
+        services.db,
+        clients,
+        lease_seconds=settings.engine_lease_seconds,
+        reconcile_seconds=settings.reconcile_seconds,
     )
     services.context.listeners.append(replication)
     api = create_api(
@@ -190,7 +193,8 @@ def build_app(settings: Settings) -> RegistryApp:
             if isinstance(services.sql, PostgresBackend):
                 # other nodes' changes reach this node's caches (see registry.meta.cache)
                 tg.start_soon(services.sql.run_listener)
-            await replication.start(tg)
+            if settings.engine_enabled:
+                await replication.start(tg)
             await send({"type": "lifespan.startup.complete"})
             while (await receive())["type"] != "lifespan.shutdown":
                 pass

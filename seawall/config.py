@@ -51,6 +51,11 @@ class Settings(BaseModel):
     # and this is only the backstop. 0 disables the caches.
     cache_ttl_seconds: float = Field(default=2.0, ge=0, le=300)
     engine_lease_seconds: float = Field(default=30.0, ge=2, le=3600)
+    # false: a registry-only node (registry + API; no runs, schedules or event consumer here —
+    # events and queued runs wait in the database for a node that has the engine on)
+    engine_enabled: bool = True
+    # event_based policies also run whole this often, catching anything events missed (0: never)
+    reconcile_seconds: float = Field(default=3600.0, ge=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     storage: StorageSettings = StorageSettings()
     auth: AuthSettings = AuthSettings()

@@ -145,23 +145,28 @@ def test_late_referrers_follow_their_subject(local: SeawallProcess, tmp_path: Pa
         remote.kill()
 
 
-def test_events_written_while_down_are_replicated_at_start(
+def test_events_pushed_while_the_engine_is_stopped_replicate_when_it_starts(
     fresh_seawall: SeawallProcess, dist: DistributionProcess
 ) -> None:
-    """Events committed just before a kill -9 are read from the outbox when Seawall starts
-    again: nothing is lost between the registry's commit and the engine."""
+    """The registry runs with its engine off (a registry-only node); events wait in the outbox,
+    across a restart, until an engine starts."""
+    fresh_seawall.extra_env = {"SEAWALL_ENGINE_ENABLED": "false"}
     local = fresh_seawall.start()
     with api(local.url, local.admin_password) as a:
-        add_policy(a, "durable", dest=add_endpoint(a, "dist", dist.url), trigger=EVENT)
-    # Stop the engine's consumer from acting: the destination is down while we push and kill.
-    dist.stop()
+        pid = add_policy(a, "durable", dest=add_endpoint(a, "dist", dist.url), trigger=EVENT)
     want = {}
     with client(local.url, "admin", local.admin_password) as c:
         for i in range(5):
             want[f"t{i}"], _ = push_image(c, "late/app", f"t{i}", seed=f"late{i}")
-    local.kill()
-    dist.start()
+    time.sleep(1.0)
+    with httpx.Client(base_url=dist.url) as d, api(local.url, local.admin_password) as a:
+        assert tags(d, "late/app") == [] and executions(a, pid) == []  # nothing ran
+    local.stop()
+    fresh_seawall.extra_env = {}
     local.start()
     with httpx.Client(base_url=dist.url) as d:
         for tag, digest in want.items():
             eventually(lambda t=tag, g=digest: digest_of(d, "late/app", t) == g, 60, tag)
+    with api(local.url, local.admin_password) as a:
+        runs = executions(a, pid)
+        assert runs and all(x["trigger"] == "event_based" for x in runs), dumps(runs)
