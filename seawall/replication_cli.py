@@ -104,6 +104,12 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     add.add_argument("--credential-type", choices=("basic", "oauth"), default="basic")
     add.add_argument("--insecure", action="store_true", help="do not verify its TLS certificate")
     add.add_argument("--description", default="")
+    add.add_argument(
+        "--webhook-secret",
+        default="",
+        help="secret (>= 16 characters) its push notifications must carry to trigger event_based "
+        "pull policies at POST /api/v2.0/registries/ID/webhook",
+    )
     add.add_argument("--no-ping", action="store_true", help="do not check it after adding")
     reg.add_parser("list", parents=[conn], help="list registry endpoints")
     for action, text in (("ping", "check an endpoint's health"), ("delete", "delete an endpoint")):
@@ -226,8 +232,12 @@ def _registry_add(api: ApiClient, args: argparse.Namespace) -> int:
             "access_secret": secret,
         },
     }
+    if args.webhook_secret:
+        body["webhook_secret"] = args.webhook_secret
     new_id = api.create(REGISTRIES, body)
     print(f"added registry {args.name} (id {new_id})")
+    if args.webhook_secret:
+        print(f"its webhook: POST {api.creds.url}/api/v2.0/registries/{new_id}/webhook")
     if args.no_ping:
         return 0
     return _ping(api, args.name, new_id)
