@@ -7,6 +7,7 @@ refuse to act on it.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 
 import anyio
 
@@ -14,7 +15,10 @@ from adapters.oci.client import OciClient
 from adapters.oci.errors import NotFound, OciError
 from engine.plan import Listing
 
-__all__ = ["list_repositories", "list_side"]
+__all__ = ["DETAIL_FILTERS", "describe", "list_repositories", "list_side"]
+
+#: Filter types that need more than a tag listing: each artifact's manifest is read.
+DETAIL_FILTERS = frozenset({"label", "artifact_type", "resource"})
 
 
 async def list_repositories(client: OciClient, keep: Callable[[str], bool]) -> list[str]:
@@ -78,3 +82,50 @@ async def list_side(
         for repo in sorted(set(repositories)):
             tg.start_soon(guarded, repo)
     return Listing(tags, complete=not problems, problems=tuple(problems), media_types=media_types)
+
+
+def _labels(annotations: object) -> frozenset[str]:
+    if not isinstance(annotations, dict):
+        return frozenset()
+    out = set()
+    for key, value in annotations.items():
+        out.add(str(key))
+        out.add(f"{key}={value}")
+    return frozenset(out)
+
+
+async def describe(client: OciClient, listing: Listing, concurrency: int = 16) -> Listing:
+    """``listing`` with each artifact's type and labels, read from its manifest: the
+    ``artifactType`` (else the config's media type, as the referrers API reports it)
+    and the manifest's annotations as labels (``key`` and ``key=value``). A manifest that
+    cannot be read makes the listing incomplete."""
+    details: dict[str, tuple[str | None, frozenset[str]]] = {}
+    problems: list[str] = []
+    slots = anyio.Semaphore(concurrency)
+
+    async def one(repo: str, digest: str) -> None:
+        try:
+            async with slots:
+                doc = (await client.get_manifest(repo, digest)).json()
+        except (OciError, ValueError) as e:
+            problems.append(f"{repo}@{digest}: {e}")
+            return
+        if not isinstance(doc, dict):
+            return
+        config = doc.get("config") or {}
+        config_type = config.get("mediaType") if isinstance(config, dict) else None
+        artifact_type = doc.get("artifactType") or config_type  # image configs: images
+        details[digest] = (artifact_type, _labels(doc.get("annotations")))
+
+    async with anyio.create_task_group() as tg:
+        seen: set[str] = set()
+        for repo, tags in listing.tags.items():
+            for digest in set(tags.values()) - seen:
+                seen.add(digest)
+                tg.start_soon(one, repo, digest)
+    return replace(
+        listing,
+        details=details,
+        complete=listing.complete and not problems,
+        problems=listing.problems + tuple(problems),
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from engine.filters import Candidate, Filter, apply_filters
 from engine.naming import map_repository
@@ -53,6 +53,9 @@ class Listing:
     complete: bool = True
     problems: tuple[str, ...] = ()
     media_types: Mapping[str, str] = field(default_factory=dict)  # digest -> media type
+    #: digest -> (artifact type, labels), filled only when filters need them (see
+    #: :func:`engine.listing.describe`): one manifest GET per artifact
+    details: Mapping[str, tuple[str | None, frozenset[str]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,16 +107,41 @@ def _candidates(source: Listing) -> list[Candidate]:
             by_digest.setdefault(digest, []).append(tag)
         for digest, tags in by_digest.items():
             referrer = any(_REFERRER_TAG.match(t) for t in tags)
+            artifact_type, labels = source.details.get(digest, (None, frozenset()))
             out.append(
                 Candidate(
                     repository=repo,
                     digest=digest,
                     tags=tuple(sorted(tags)),
+                    labels=labels,
                     media_type=source.media_types.get(digest, ""),
+                    artifact_type=artifact_type,
                     is_referrer=referrer,
                 )
             )
     return out
+
+
+def _fallback_referrers(
+    filters: tuple[Filter, ...], candidates: list[Candidate], chosen: list[Candidate]
+) -> list[Candidate]:
+    """Signatures and attestations stored under the tag schema (``sha256-<subject>.sig``) whose
+    subject the filters chose: tag filters are for the subjects' tags, so these follow their
+    subject whatever the tag filters say (the other filters still apply)."""
+    selected = {(c.repository, c.digest) for c in chosen}
+    others = [f for f in filters if f.type != "tag"]
+    extra: list[Candidate] = []
+    for cand in candidates:
+        if not cand.is_referrer or (cand.repository, cand.digest) in selected:
+            continue
+        follow = tuple(
+            t
+            for t in cand.tags
+            if (m := _REFERRER_TAG.match(t)) and (cand.repository, f"{m[1]}:{m[2]}") in selected
+        )
+        if follow:
+            extra.extend(apply_filters(others, [replace(cand, tags=follow)]))
+    return extra
 
 
 def _subject_first(actions: list[CopyAction]) -> list[CopyAction]:
@@ -141,7 +169,9 @@ def make_plan(
     copies: list[CopyAction] = []
     skips: list[SkipAction] = []
     kept_tags: dict[str, set[str]] = {}
-    for cand in apply_filters(list(policy.filters), _candidates(source)):
+    candidates = _candidates(source)
+    chosen = apply_filters(list(policy.filters), candidates)
+    for cand in chosen + _fallback_referrers(policy.filters, candidates, chosen):
         dst_repo = map_repository(
             cand.repository, policy.dest_namespace, policy.dest_namespace_replace_count
         )

@@ -20,7 +20,7 @@ from adapters.oci.errors import NotFound, OciError, Transient, Unsupported
 from engine.bandwidth import BandwidthLimit
 from engine.copier import Copier
 from engine.filters import Filter, repository_matches
-from engine.listing import list_repositories, list_side
+from engine.listing import DETAIL_FILTERS, describe, list_repositories, list_side
 from engine.naming import map_repository
 from engine.observers import RunObserver, notify_all
 from engine.plan import CopyAction, Listing, Plan, PolicySpec, make_plan
@@ -208,6 +208,8 @@ class Runner:
         else:
             repos = await list_repositories(src, keep)
         source = await list_side(src, repos, missing_ok=bool(scope))
+        if any(f.type in DETAIL_FILTERS for f in spec.filters):
+            source = await describe(src, source)
         full_ledger = await self.store.ledger(spec.policy_id)
         mapped = {
             map_repository(r, spec.dest_namespace, spec.dest_namespace_replace_count) for r in repos

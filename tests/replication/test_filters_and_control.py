@@ -1,0 +1,208 @@
+"""Filters of every kind against real registries, signatures stored under the tag schema
+following their subject, a run stopped in the middle of a blob, remote → remote policies."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.replication.support import (
+    add_endpoint,
+    add_policy,
+    api,
+    digest_of,
+    dumps,
+    outcomes,
+    run,
+    start,
+    tags,
+    wait,
+)
+from tests.support.client import (
+    OCI_MANIFEST,
+    client,
+    image_manifest,
+    push_blob,
+    push_image,
+    sha256,
+)
+from tests.support.distribution import DistributionProcess
+from tests.support.server import SeawallProcess
+
+MiB = 1 << 20
+EMPTY = b"{}"
+SPDX = "application/spdx+json"
+
+
+@pytest.fixture
+def local(fresh_seawall: SeawallProcess) -> SeawallProcess:
+    return fresh_seawall.start()
+
+
+@pytest.fixture
+def dist(tmp_path: Path) -> Iterator[DistributionProcess]:
+    proc = DistributionProcess(tmp_path / "dist").start()
+    yield proc
+    proc.stop()
+
+
+def push_artifact(c: httpx.Client, repo: str, tag: str, artifact_type: str, payload: bytes) -> str:
+    """A tagged non-image artifact (an SBOM, say), as oras pushes one."""
+    push_blob(c, repo, EMPTY)
+    push_blob(c, repo, payload)
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "artifactType": artifact_type,
+            "config": {
+                "mediaType": "application/vnd.oci.empty.v1+json",
+                "digest": sha256(EMPTY),
+                "size": 2,
+            },
+            "layers": [
+                {
+                    "mediaType": "application/octet-stream",
+                    "digest": sha256(payload),
+                    "size": len(payload),
+                }
+            ],
+        }
+    ).encode()
+    r = c.put(
+        f"/v2/{repo}/manifests/{tag}", content=manifest, headers={"Content-Type": OCI_MANIFEST}
+    )
+    assert r.status_code == 201, r.text
+    return r.headers["Docker-Content-Digest"]
+
+
+def test_tag_filters_keep_fallback_signatures_and_type_filters_apply(
+    dist: DistributionProcess, local: SeawallProcess
+) -> None:
+    """Pull from distribution, which has no referrers API: cosign stores signatures under
+    ``sha256-<subject>.sig``. A tag filter for ``v*`` keeps v1's signature and drops dev's."""
+    with (
+        httpx.Client(base_url=dist.url) as d,
+        api(local.url, local.admin_password) as a,
+        client(local.url, "admin", local.admin_password) as c,
+    ):
+        v1, _ = push_image(d, "apps/web", "v1", seed="v1")
+        dev, _ = push_image(d, "apps/web", "dev", seed="dev")
+        for subject in (v1, dev):
+            sig_tag = subject.replace(":", "-") + ".sig"
+            push_image(d, "apps/web", sig_tag, seed=f"sig-{subject}")
+        push_artifact(d, "apps/web", "v1-sbom", SPDX, b'{"spdxVersion": "SPDX-2.3"}')
+        labelled, _ = push_image(d, "apps/web", "x1", seed="x1", annotations={"team": "web"})
+        src = add_endpoint(a, "dist", dist.url)
+        pid = add_policy(
+            a,
+            "releases",
+            src=src,
+            dest_namespace="mirror",
+            dest_namespace_replace_count=1,
+            filters=[
+                {"type": "tag", "value": "v*"},
+                {"type": "artifact_type", "value": ["image", "signature"]},
+            ],
+        )
+        ex, tasks = run(a, pid)
+        assert ex["status"] == "Succeed", dumps([ex, tasks])
+        v1_sig = v1.replace(":", "-") + ".sig"
+        assert tags(c, "mirror/web") == sorted(["v1", v1_sig]), dumps(tasks)
+        assert digest_of(c, "mirror/web", "v1") == v1
+        # SBOMs only this time (the artifact type is read from each manifest).
+        pid2 = add_policy(
+            a,
+            "sboms",
+            src=src,
+            dest_namespace="sboms",
+            dest_namespace_replace_count=1,
+            filters=[{"type": "artifact_type", "value": ["sbom"]}],
+        )
+        ex, tasks = run(a, pid2)
+        assert ex["status"] == "Succeed", dumps([ex, tasks])
+        assert tags(c, "sboms/web") == ["v1-sbom"], dumps(tasks)
+        # Labels are the manifest's annotations, as key or key=value.
+        pid3 = add_policy(
+            a,
+            "team-web",
+            src=src,
+            dest_namespace="labelled",
+            dest_namespace_replace_count=1,
+            filters=[{"type": "label", "value": ["team=web"]}],
+        )
+        ex, tasks = run(a, pid3)
+        assert ex["status"] == "Succeed", dumps([ex, tasks])
+        assert tags(c, "labelled/web") == ["x1"], dumps(tasks)
+        assert digest_of(c, "labelled/web", "x1") == labelled
+
+
+def test_a_run_stops_within_seconds_mid_blob(
+    local: SeawallProcess, dist: DistributionProcess
+) -> None:
+    with (
+        client(local.url, "admin", local.admin_password) as c,
+        api(local.url, local.admin_password) as a,
+    ):
+        config = json.dumps({"architecture": "amd64", "os": "linux"}).encode()
+        layer = os.urandom(48 * MiB)
+        push_blob(c, "huge/one", config)
+        push_blob(c, "huge/one", layer)
+        r = c.put(
+            "/v2/huge/one/manifests/v1",
+            content=image_manifest(config, [layer]),
+            headers={"Content-Type": OCI_MANIFEST},
+        )
+        assert r.status_code == 201
+        # 48 MiB at 2 MiB/s: ~24 s for the one blob if nothing stopped it.
+        pid = add_policy(
+            a, "slow", dest=add_endpoint(a, "dist", dist.url), speed_bytes_per_second=2 * MiB
+        )
+        eid = start(a, pid)
+        time.sleep(3)  # well into the blob
+        asked = time.monotonic()
+        assert a.put(f"/replication/executions/{eid}").status_code == 200
+        ex = wait(a, eid, 60)
+        took = time.monotonic() - asked
+        assert ex["status"] == "Stopped", dumps(ex)
+        assert took < 10, f"stopping took {took:.1f}s"
+        tasks = a.get(f"/replication/executions/{eid}/tasks").json()
+        assert outcomes(tasks) == {"stopped": 1}, dumps(tasks)
+    with httpx.Client(base_url=dist.url) as d:
+        assert digest_of(d, "huge/one", "v1") is None  # nothing half-done is visible
+
+
+def test_remote_to_remote(tmp_path: Path, local: SeawallProcess) -> None:
+    """Between two foreign registries: the node streams, stores nothing locally."""
+    one = DistributionProcess(tmp_path / "one").start()
+    two = DistributionProcess(tmp_path / "two").start()
+    try:
+        with (
+            httpx.Client(base_url=one.url) as s,
+            httpx.Client(base_url=two.url) as d,
+            api(local.url, local.admin_password) as a,
+            client(local.url, "admin", local.admin_password) as c,
+        ):
+            want = {t: push_image(s, "team/app", t, seed=t, layers=2)[0] for t in ("1", "2")}
+            pid = add_policy(
+                a,
+                "r2r",
+                src=add_endpoint(a, "one", one.url),
+                dest=add_endpoint(a, "two", two.url),
+            )
+            ex, tasks = run(a, pid)
+            assert ex["status"] == "Succeed", dumps([ex, tasks])
+            for tag, digest in want.items():
+                assert digest_of(d, "team/app", tag) == digest
+            assert c.get("/v2/_catalog").json()["repositories"] == []
+            ex, tasks = run(a, pid)  # again: nothing to do
+            assert outcomes(tasks) == {"skipped-identical": 2}, dumps(tasks)
+    finally:
+        one.stop()
+        two.stop()
