@@ -11,7 +11,15 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from engine.api import executions, notifications, policies, registries, system, webhooks_in
+from engine.api import (
+    executions,
+    notifications,
+    policies,
+    registries,
+    repositories,
+    system,
+    webhooks_in,
+)
 from engine.api.context import ApiContext
 from engine.api.errors import ApiError, not_found, to_response
 from registry.http.asgi import ClientDisconnected, Receive, Request, Response, Scope, Send
@@ -39,6 +47,11 @@ def _route(path: str, public: bool = False, **methods: Handler) -> Route:
     return Route(re.compile(f"^{regex}$"), methods, public)
 
 
+def _named(regex: str, **methods: Handler) -> Route:
+    """A route whose parameters are names (the pattern is given as a regex)."""
+    return Route(re.compile(f"^{regex}$"), methods)
+
+
 ROUTES = (
     _route("/ping", public=True, GET=system.ping),
     _route("/systeminfo", public=True, GET=system.info),
@@ -48,6 +61,10 @@ ROUTES = (
     _route("/registries/{id}/info", GET=registries.info),
     # authenticated by the endpoint's webhook_secret, not by an account
     _route("/registries/{id}/webhook", public=True, POST=webhooks_in.receive),
+    _named(
+        r"/projects/(?P<project>[^/]+)/repositories/(?P<repository>.+)",
+        DELETE=repositories.delete,
+    ),
     _route("/replication/adapters", GET=registries.adapters),
     _route("/replication/adapterinfos", GET=registries.adapter_infos),
     _route("/replication/policies", GET=policies.list_policies, POST=policies.create),

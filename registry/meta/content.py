@@ -122,8 +122,11 @@ class ContentStore:
     def __init__(self, sql: SqlBackend, *, cache_ttl_seconds: float = 2.0) -> None:
         self.sql = sql
         self._d = d = _Dialect.of(sql.dialect)
+        # (a deleted repository keeps its row, so ids cached by other processes stay valid,
+        # and leaves the catalog with its last blob link)
         self._q_repositories = (
-            f"SELECT name FROM repository WHERE name{d.collate} > :last "
+            f"SELECT name FROM repository WHERE name{d.collate} > :last AND EXISTS "
+            "(SELECT 1 FROM repo_blob rb WHERE rb.repository_id = repository.id) "
             f"ORDER BY name{d.collate} LIMIT :n"
         )
         self._q_repositories_with_blob = (
@@ -391,6 +394,28 @@ class ContentStore:
             for tag in tags:
                 _event(t, now, "untag", repo, digest, tag, actor)
             _event(t, now, "delete", repo, digest, None, actor)
+            t.notify(CONTENT_CHANNEL, str(rid))
+            return True
+
+        found = await self.sql.write(tx)
+        self._changed(rid)
+        return found
+
+    async def delete_repository(self, repo: str, actor: str | None) -> bool:
+        """Remove every tag, manifest and blob link of ``repo`` in one transaction, announced by
+        one ``delete_repository`` event (the blobs stay for other repositories and the garbage
+        collector). False when there was nothing to delete."""
+        rid = await self.repository_id(repo)
+        if rid is None:
+            return False
+
+        def tx(t: Tx) -> bool:
+            removed = 0
+            for table in ("tag", "repo_manifest", "repo_blob"):
+                removed += t.execute(f"DELETE FROM {table} WHERE repository_id = :rid", rid=rid)
+            if not removed:
+                return False
+            _event(t, self.sql.now(), "delete_repository", repo, None, None, actor)
             t.notify(CONTENT_CHANNEL, str(rid))
             return True
 

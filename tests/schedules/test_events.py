@@ -170,3 +170,35 @@ def test_events_pushed_while_the_engine_is_stopped_replicate_when_it_starts(
     with api(local.url, local.admin_password) as a:
         runs = executions(a, pid)
         assert runs and all(x["trigger"] == "event_based" for x in runs), dumps(runs)
+
+
+def test_deleting_a_whole_repository_replicates(
+    local: SeawallProcess, dist: DistributionProcess
+) -> None:
+    with (
+        client(local.url, "admin", local.admin_password) as c,
+        api(local.url, local.admin_password) as a,
+        httpx.Client(base_url=dist.url) as d,
+    ):
+        add_policy(
+            a,
+            "mirror",
+            dest=add_endpoint(a, "dist", dist.url),
+            trigger=EVENT,
+            deletion=True,
+            max_deletion_fraction=0.5,
+        )
+        for repo in ("gone/app", "stay/app"):
+            for tag in ("1", "2", "3"):
+                push_image(c, repo, tag, seed=f"{repo}{tag}")
+        for repo in ("gone/app", "stay/app"):
+            eventually(lambda r=repo: tags(d, r) == ["1", "2", "3"], what=repo)
+        # Harbor's shape: project, then the rest of the name (encoded twice when it has a /)
+        assert a.delete("/projects/gone/repositories/app").status_code == 200
+        assert a.delete("/projects/gone/repositories/app").status_code == 404
+        assert "gone/app" not in c.get("/v2/_catalog").json()["repositories"]
+        eventually(lambda: tags(d, "gone/app") == [], what="repository deleted at destination")
+        assert tags(d, "stay/app") == ["1", "2", "3"]
+        # the name can be pushed again
+        digest, _ = push_image(c, "gone/app", "4", seed="again")
+        eventually(lambda: digest_of(d, "gone/app", "4") == digest, what="pushed again")
