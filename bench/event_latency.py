@@ -1,0 +1,690 @@
+#!/usr/bin/env python3
+"""Push-to-replica latency of event-triggered replication between two local Seawall instances.
+
+    event_latency.py [--rate 5] [--seconds 60] [--grace 30] [--repeats 1] [--out FILE]
+                     [--postgres URL | --postgres-auto]
+
+Starts Seawall A (the source) and B (the replica) on 127.0.0.1 and free ports, registers B on A
+as a ``seawall`` endpoint (admin credentials) and creates an ``event_based`` push policy A → B.
+Then pushes small distinct images (a unique config and one 2–16 KiB layer each) to A at a steady
+rate: push *i* starts at ``t0 + i/rate`` (a push that cannot start on time is counted as late).
+Each push is timed from the moment its manifest ``PUT`` returned ``201``; a watcher polls B
+(``HEAD`` manifest by tag, bearer token, ``--poll`` interval, bounded concurrency) and records when
+the tag shows the pushed digest. A tag not visible ``--grace`` seconds after the last push is lost.
+
+With ``--postgres URL`` (an empty database) or ``--postgres-auto`` (a throwaway cluster: initdb +
+pg_ctl on 127.0.0.1, as the ``postgres`` user when run as root) the source is two engine nodes
+sharing that database and one data directory; pushes alternate between them. B stays SQLite.
+
+Prints a human summary and appends one JSON line per run to ``--out``: count, lost, latency
+p50/p90/p99/max (seconds), push-time and schedule-lag figures, load average, and where the time
+went (push → run start → task end, from A's ``/api/v2.0/replication/executions``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ADMIN_PASSWORD = "bench-admin-password"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+ACCEPT = OCI_MANIFEST
+
+
+# --- processes -------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, timeout_s: float, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before answering {url}")
+        try:
+            httpx.get(url, timeout=1.0)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    raise TimeoutError(f"{url} did not answer within {timeout_s}s")
+
+
+@dataclass
+class Seawall:
+    """One ``seawall serve`` in its own process group; output goes to ``log_path``."""
+
+    name: str
+    data_dir: Path
+    log_path: Path
+    env: dict[str, str] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout_s: float = 60.0) -> Seawall:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SEAWALL_")}
+        env.update(SEAWALL_ADMIN_PASSWORD=ADMIN_PASSWORD, **self.env)
+        cmd = [sys.executable, "-m", "seawall", "serve", "--host", "127.0.0.1"]
+        cmd += ["--port", str(self.port), "--data-dir", str(self.data_dir)]
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        wait_http(self.url + "/v2/", timeout_s, self.proc)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=15)
+        except ProcessLookupError:
+            pass
+        self.proc = None
+
+
+def find_pg_bin() -> Path:
+    if env := os.environ.get("SEAWALL_PG_BIN"):
+        return Path(env)
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin"),
+        key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
+    )
+    for d in reversed(found):
+        if (d / "initdb").exists() and (d / "pg_ctl").exists():
+            return d
+    if pg_ctl := shutil.which("pg_ctl"):
+        return Path(pg_ctl).parent
+    raise SystemExit("--postgres-auto: no initdb/pg_ctl found (set SEAWALL_PG_BIN)")
+
+
+@dataclass
+class Postgres:
+    """A throwaway cluster on 127.0.0.1 (trust auth, fsync off); as root it runs as ``postgres``."""
+
+    bin_dir: Path
+    port: int = field(default_factory=free_port)
+    base: Path | None = None
+
+    def _run(self, *cmd: str | Path) -> str:
+        pre = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        out = subprocess.run(
+            [*pre, *map(str, cmd)],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=self.base,
+        )
+        return out.stdout
+
+    def start(self) -> str:
+        """Start the cluster; the URL of a fresh database in it."""
+        self.base = Path(tempfile.mkdtemp(prefix="seawall-bench-pg-"))
+        if os.geteuid() == 0:
+            shutil.chown(self.base, "postgres", "postgres")
+        data = self.base / "data"
+        self._run(
+            self.bin_dir / "initdb",
+            "-D",
+            data,
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C.UTF-8",
+            "--no-sync",
+        )
+        opts = (
+            f"-c listen_addresses=127.0.0.1 -c port={self.port} "
+            f"-c unix_socket_directories={self.base} -c max_connections=200 -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c shared_buffers=64MB"
+        )
+        log = self.base / "server.log"
+        self._run(self.bin_dir / "pg_ctl", "-D", data, "-l", log, "-o", opts, "-w", "start")
+        name = f"bench_{uuid.uuid4().hex[:8]}"
+        self._run(
+            self.bin_dir / "psql",
+            "-X",
+            "-q",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            "postgres",
+            "-c",
+            f'CREATE DATABASE "{name}"',
+        )
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
+
+    def stop(self) -> None:
+        if self.base is None:
+            return
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self._run(self.bin_dir / "pg_ctl", "-D", self.base / "data", "-m", "fast", "stop")
+        shutil.rmtree(self.base, ignore_errors=True)
+        self.base = None
+
+
+# --- registry client -------------------------------------------------------------------------
+
+
+def sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+class TokenAuth(httpx.Auth):
+    """The Docker token flow: answer a ``Bearer`` challenge with a token fetched from the realm
+    with Basic credentials; tokens are kept per repository."""
+
+    requires_response_body = True
+
+    def __init__(self, username: str, password: str) -> None:
+        self.basic = httpx.BasicAuth(username, password)
+        self.tokens: dict[str, str] = {}
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        m = re.match(r"/v2/(.+?)/(blobs|manifests|tags)/", request.url.path)
+        key = m.group(1) if m else request.url.path
+        if key in self.tokens:
+            request.headers["Authorization"] = "Bearer " + self.tokens[key]
+        response = yield request
+        challenge = response.headers.get("WWW-Authenticate", "")
+        if response.status_code != 401 or not challenge.lower().startswith("bearer"):
+            return
+        params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
+        token_request = next(
+            self.basic.auth_flow(httpx.Request("GET", params.pop("realm"), params=params))
+        )
+        token_response = yield token_request
+        if token_response.status_code != 200:
+            return
+        body = json.loads(token_response.content)
+        self.tokens[key] = body.get("token") or body["access_token"]
+        request.headers["Authorization"] = "Bearer " + self.tokens[key]
+        yield request
+
+
+def registry_client(url: str, concurrency: int) -> httpx.AsyncClient:
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    return httpx.AsyncClient(
+        base_url=url, auth=TokenAuth("admin", ADMIN_PASSWORD), timeout=60.0, limits=limits
+    )
+
+
+async def push_blob(c: httpx.AsyncClient, repo: str, data: bytes) -> None:
+    digest = sha256(data)
+    headers = {"Content-Type": "application/octet-stream"}
+    r = await c.post(
+        f"/v2/{repo}/blobs/uploads/", params={"digest": digest}, content=data, headers=headers
+    )
+    if r.status_code == 202:  # no monolithic POST: POST then PUT
+        loc = r.headers["Location"]
+        r = await c.put(
+            f"{loc}{'&' if '?' in loc else '?'}digest={digest}", content=data, headers=headers
+        )
+    if r.status_code != 201:
+        raise RuntimeError(f"blob upload to {repo}: {r.status_code} {r.text[:200]}")
+
+
+def make_image(i: int, size: int, nonce: str) -> tuple[bytes, bytes, bytes]:
+    """(config, layer, manifest) of a distinct small image."""
+    config = json.dumps({"architecture": "amd64", "os": "linux", "bench": f"{nonce}-{i}"}).encode()
+    layer = random.Random(f"{nonce}-{i}").randbytes(size)
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": sha256(config),
+                "size": len(config),
+            },
+            "layers": [
+                {
+                    "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                    "digest": sha256(layer),
+                    "size": len(layer),
+                }
+            ],
+        }
+    ).encode()
+    return config, layer, manifest
+
+
+# --- management API --------------------------------------------------------------------------
+
+
+def api(url: str) -> httpx.Client:
+    return httpx.Client(base_url=f"{url}/api/v2.0", auth=("admin", ADMIN_PASSWORD), timeout=60.0)
+
+
+def setup_replication(a_url: str, b_url: str, repo_prefix: str) -> int:
+    """Register B on A and create the event-based policy; the policy id."""
+    with api(a_url) as c:
+        r = c.post(
+            "/registries",
+            json={
+                "name": "replica",
+                "type": "seawall",
+                "url": b_url,
+                "insecure": True,
+                "credential": {
+                    "type": "basic",
+                    "access_key": "admin",
+                    "access_secret": ADMIN_PASSWORD,
+                },
+            },
+        )
+        if r.status_code != 201:
+            raise RuntimeError(f"add endpoint: {r.status_code} {r.text}")
+        dest = int(r.headers["Location"].rsplit("/", 1)[1])
+        r = c.post(
+            "/replication/policies",
+            json={
+                "name": "on-push",
+                "src_registry": None,
+                "dest_registry": {"id": dest},
+                "trigger": {"type": "event_based"},
+                "filters": [{"type": "name", "value": f"{repo_prefix}/**"}],
+                "enabled": True,
+                "override": True,
+            },
+        )
+        if r.status_code != 201:
+            raise RuntimeError(f"add policy: {r.status_code} {r.text}")
+        return int(r.headers["Location"].rsplit("/", 1)[1])
+
+
+def paged(c: httpx.Client, path: str, **params: Any) -> Iterator[dict[str, Any]]:
+    page = 1
+    while True:
+        r = c.get(path, params={**params, "page": page, "page_size": 100})
+        r.raise_for_status()
+        items: list[dict[str, Any]] = r.json()
+        yield from items
+        if len(items) < 100:
+            return
+        page += 1
+
+
+def parse_time(value: str | None) -> float | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC).timestamp()
+
+
+# --- the measurement -------------------------------------------------------------------------
+
+
+@dataclass
+class Push:
+    i: int
+    repo: str
+    tag: str
+    node: int
+    lag_s: float = 0.0  # how late the push started against its schedule
+    push_s: float = 0.0  # blobs + manifest
+    digest: str = ""
+    pushed_mono: float | None = None  # manifest PUT returned 201
+    pushed_wall: float | None = None
+    visible_mono: float | None = None
+    error: str = ""
+
+    @property
+    def latency(self) -> float | None:
+        if self.pushed_mono is None or self.visible_mono is None:
+            return None
+        return self.visible_mono - self.pushed_mono
+
+
+def quantile(values: list[float], q: float) -> float | None:
+    """Nearest-rank quantile (None for no values)."""
+    if not values:
+        return None
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, int(-(-q * len(s) // 1)) - 1))]
+
+
+def r3(x: float | None) -> float | None:
+    return None if x is None else round(x, 3)
+
+
+async def measure(args: argparse.Namespace, a_urls: list[str], b_url: str) -> list[Push]:
+    n = int(args.rate * args.seconds)
+    nonce = uuid.uuid4().hex[:8]
+    rng = random.Random(nonce)
+    pushes = [
+        Push(i, f"{args.repo_prefix}/app{i % args.repos}", f"t{i:05d}-{nonce}", i % len(a_urls))
+        for i in range(n)
+    ]
+    sources = [registry_client(u, args.max_inflight) for u in a_urls]
+    replica = registry_client(b_url, args.watch_concurrency)
+    pending: dict[int, Push] = {}
+    inflight = asyncio.Semaphore(args.max_inflight)
+    pushing_done = asyncio.Event()
+    last_pushed = [time.monotonic()]
+
+    async def push_one(p: Push, scheduled: float) -> None:
+        async with inflight:
+            start = time.monotonic()
+            p.lag_s = start - scheduled
+            config, layer, manifest = make_image(p.i, rng.randint(2048, 16384), nonce)
+            c = sources[p.node]
+            try:
+                await push_blob(c, p.repo, config)
+                await push_blob(c, p.repo, layer)
+                r = await c.put(
+                    f"/v2/{p.repo}/manifests/{p.tag}",
+                    content=manifest,
+                    headers={"Content-Type": OCI_MANIFEST},
+                )
+                if r.status_code != 201:
+                    raise RuntimeError(f"manifest: {r.status_code} {r.text[:200]}")
+            except Exception as e:  # recorded, the run goes on
+                p.error = f"{type(e).__name__}: {e}"
+                return
+            p.pushed_mono, p.pushed_wall = time.monotonic(), time.time()
+            p.push_s = p.pushed_mono - start
+            p.digest = sha256(manifest)
+            last_pushed[0] = max(last_pushed[0], p.pushed_mono)
+            pending[p.i] = p
+
+    async def pusher() -> None:
+        t0 = time.monotonic()
+        tasks = []
+        for p in pushes:
+            scheduled = t0 + p.i / args.rate
+            if (delay := scheduled - time.monotonic()) > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(push_one(p, scheduled)))
+        await asyncio.gather(*tasks)
+        pushing_done.set()
+
+    watch_slots = asyncio.Semaphore(args.watch_concurrency)
+    head_errors: dict[str, int] = {}
+
+    async def check(p: Push) -> None:
+        async with watch_slots:
+            try:
+                r = await replica.head(
+                    f"/v2/{p.repo}/manifests/{p.tag}", headers={"Accept": ACCEPT}
+                )
+            except httpx.HTTPError as e:
+                head_errors[type(e).__name__] = head_errors.get(type(e).__name__, 0) + 1
+                return
+            now = time.monotonic()
+            if r.status_code == 200 and r.headers.get("Docker-Content-Digest") == p.digest:
+                p.visible_mono = now
+                pending.pop(p.i, None)
+            elif r.status_code not in (200, 404):
+                head_errors[str(r.status_code)] = head_errors.get(str(r.status_code), 0) + 1
+
+    async def watcher() -> None:
+        while True:
+            round_start = time.monotonic()
+            if pushing_done.is_set() and (not pending or round_start > last_pushed[0] + args.grace):
+                return
+            await asyncio.gather(*(check(p) for p in list(pending.values())))
+            await asyncio.sleep(max(0.0, round_start + args.poll - time.monotonic()))
+
+    try:
+        await asyncio.gather(pusher(), watcher())
+    finally:
+        for c in (*sources, replica):
+            await c.aclose()
+    if head_errors:
+        print(f"watcher errors (HEAD on B): {head_errors}", file=sys.stderr)
+    return pushes
+
+
+def profile(a_url: str, policy_id: int, pushes: list[Push]) -> dict[str, Any]:
+    """Where the time went, from A's executions and tasks: push → run start → task end."""
+    with api(a_url) as c:
+        runs = list(paged(c, "/replication/executions", policy_id=policy_id))
+        by_digest: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+        plan, copy = [], []  # run start → its first task starts; → the run ends
+        for run in runs:
+            starts = []
+            for task in paged(c, f"/replication/executions/{run['id']}/tasks"):
+                if (t := parse_time(task.get("start_time"))) is not None:
+                    starts.append(t)
+                if task.get("digest") and task.get("outcome") == "copied":
+                    by_digest.setdefault(task["digest"], (run, task))
+            s, e = parse_time(run["start_time"]), parse_time(run["end_time"])
+            if starts and s is not None and e is not None:
+                plan.append(min(starts) - s)
+                copy.append(e - min(starts))
+    durations = [
+        e - s
+        for run in runs
+        if (s := parse_time(run["start_time"])) and (e := parse_time(run["end_time"]))
+    ]
+    to_start, to_task_end, to_visible, per_run = [], [], [], []
+    for p in pushes:
+        if p.digest not in by_digest or p.pushed_wall is None:
+            continue
+        run, task = by_digest[p.digest]
+        s, e = parse_time(run["start_time"]), parse_time(task["end_time"])
+        if s is not None:
+            to_start.append(s - p.pushed_wall)
+        if e is not None:
+            to_task_end.append(e - p.pushed_wall)
+            if p.latency is not None:
+                to_visible.append(p.latency - (e - p.pushed_wall))
+    for run in runs:
+        per_run.append(int(run.get("total") or 0))
+    statuses: dict[str, int] = {}
+    for run in runs:
+        statuses[run["status"]] = statuses.get(run["status"], 0) + 1
+    return {
+        "runs": len(runs),
+        "run_statuses": statuses,
+        "tasks_per_run_p50": quantile([float(x) for x in per_run], 0.5),
+        "tasks_per_run_max": max(per_run, default=None),
+        "run_duration_p50": r3(quantile(durations, 0.5)),
+        "run_duration_max": r3(max(durations, default=None)),
+        "run_plan_p50": r3(quantile(plan, 0.5)),
+        "run_plan_p90": r3(quantile(plan, 0.9)),
+        "run_plan_max": r3(max(plan, default=None)),
+        "run_copy_p50": r3(quantile(copy, 0.5)),
+        "run_copy_max": r3(max(copy, default=None)),
+        "push_to_run_start_p50": r3(quantile(to_start, 0.5)),
+        "push_to_run_start_p99": r3(quantile(to_start, 0.99)),
+        "push_to_task_end_p50": r3(quantile(to_task_end, 0.5)),
+        "push_to_task_end_p99": r3(quantile(to_task_end, 0.99)),
+        "task_end_to_seen_p50": r3(quantile(to_visible, 0.5)),
+        "pushes_matched_to_tasks": len(to_task_end),
+    }
+
+
+def run_once(args: argparse.Namespace, pg_url: str | None, work: Path, k: int) -> dict[str, Any]:
+    if pg_url is None:
+        nodes = [Seawall("A", work / f"a{k}", work / f"a{k}.log")]
+    else:
+        env = {"SEAWALL_DATABASE_URL": pg_url}
+        nodes = [Seawall(f"A{j}", work / f"a{k}", work / f"a{k}-{j}.log", env) for j in (1, 2)]
+    replica = Seawall("B", work / f"b{k}", work / f"b{k}.log")
+    code = code_version()  # before the servers import it
+    try:
+        for node in (*nodes, replica):  # one by one: the nodes share the generated token key
+            node.start()
+        policy = setup_replication(nodes[0].url, replica.url, args.repo_prefix)
+        load_before = os.getloadavg()
+        started = time.time()
+        pushes = asyncio.run(measure(args, [n.url for n in nodes], replica.url))
+        load_after = os.getloadavg()
+        elapsed = time.time() - started
+        prof = profile(nodes[0].url, policy, pushes)
+    finally:
+        for node in (*nodes, replica):
+            node.stop()
+    ok = [p for p in pushes if p.pushed_mono is not None]
+    lat = [x for p in ok if (x := p.latency) is not None]
+    lags = [p.lag_s for p in pushes]
+    quarters: list[list[float]] = [[], [], [], []]
+    for p in ok:
+        if (x := p.latency) is not None:
+            quarters[min(3, 4 * p.i // len(pushes))].append(x)
+    return {
+        "bench": "event_latency",
+        "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "mode": "postgres-2-nodes" if pg_url else "sqlite",
+        "rate": args.rate,
+        "seconds": args.seconds,
+        "repos": args.repos,
+        "poll_s": args.poll,
+        "grace_s": args.grace,
+        "count": len(ok),
+        "push_errors": len(pushes) - len(ok),
+        "lost": len(ok) - len(lat),
+        "p50": r3(quantile(lat, 0.5)),
+        "p90": r3(quantile(lat, 0.9)),
+        "p99": r3(quantile(lat, 0.99)),
+        "max": r3(max(lat, default=None)),
+        "mean": r3(sum(lat) / len(lat) if lat else None),
+        # by quarter of the push schedule: does latency grow as the repositories fill up?
+        "p50_by_quarter": [r3(quantile(q, 0.5)) for q in quarters],
+        "p99_by_quarter": [r3(quantile(q, 0.99)) for q in quarters],
+        "push_s_p50": r3(quantile([p.push_s for p in ok], 0.5)),
+        "push_s_p99": r3(quantile([p.push_s for p in ok], 0.99)),
+        "schedule_lag_max_s": r3(max(lags, default=0.0)),
+        "late_starts": sum(1 for x in lags if x > 0.1),
+        "elapsed_s": round(elapsed, 1),
+        "load1_before": round(load_before[0], 2),
+        "load1_after": round(load_after[0], 2),
+        "load5_after": round(load_after[1], 2),
+        "cpus": os.cpu_count(),
+        "code": code,
+        **prof,
+        "errors": sorted({p.error for p in pushes if p.error})[:5],
+        "logs": str(work),
+    }
+
+
+def code_version() -> str:
+    """The commit the engine ran from, ``+dirty`` if its packages had uncommitted changes."""
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*a: str) -> str:
+        out = subprocess.run(["git", "-C", str(root), *a], capture_output=True, text=True)
+        return out.stdout.strip() if out.returncode == 0 else ""
+
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    packages = ("adapters", "engine", "registry", "schedules", "seawall", "pyproject.toml")
+    return head + ("+dirty" if git("status", "--porcelain", "--", *packages) else "")
+
+
+def summary(row: dict[str, Any]) -> str:
+    met = (
+        row["lost"] == 0
+        and row["push_errors"] == 0
+        and row["p50"] is not None
+        and row["p50"] < 1.0
+        and row["p99"] < 3.0
+    )
+    return (
+        f"[{row['mode']}] {row['count']} pushes at {row['rate']}/s for {row['seconds']} s, "
+        f"lost {row['lost']}, push errors {row['push_errors']}: "
+        f"p50 {row['p50']} s, p90 {row['p90']} s, p99 {row['p99']} s, max {row['max']} s "
+        f"(poll {row['poll_s']} s; p50 by quarter {row['p50_by_quarter']})\n"
+        "  targets p50 < 1 s, p99 < 3 s, none lost: "
+        f"{'MET' if met else 'NOT MET'}\n"
+        f"  pusher: push p50 {row['push_s_p50']} s, p99 {row['push_s_p99']} s; "
+        f"{row['late_starts']} starts > 0.1 s late (max {row['schedule_lag_max_s']} s)\n"
+        f"  engine: {row['runs']} runs {row['run_statuses']}, tasks/run (copies + skips) p50 "
+        f"{row['tasks_per_run_p50']} max {row['tasks_per_run_max']}, run p50 "
+        f"{row['run_duration_p50']} s max {row['run_duration_max']} s (planning: p50 "
+        f"{row['run_plan_p50']} s, max {row['run_plan_max']} s; copying: p50 {row['run_copy_p50']} "
+        f"s, max {row['run_copy_max']} s)\n          push → run start p50 "
+        f"{row['push_to_run_start_p50']} s p99 {row['push_to_run_start_p99']} s; push → task "
+        f"end p50 {row['push_to_task_end_p50']} s p99 {row['push_to_task_end_p99']} s\n"
+        f"  load average {row['load1_before']} → {row['load1_after']} on {row['cpus']} CPUs; "
+        f"logs in {row['logs']}"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--rate", type=float, default=5.0, help="pushes per second (default 5)")
+    ap.add_argument("--seconds", type=float, default=60.0, help="push for this long (default 60)")
+    ap.add_argument(
+        "--grace",
+        type=float,
+        default=30.0,
+        help="lost if not seen this long after the last push (default 30)",
+    )
+    ap.add_argument("--poll", type=float, default=0.05, help="watcher round interval, s")
+    ap.add_argument("--repos", type=int, default=5, help="pushes go round-robin to N repos")
+    ap.add_argument("--repo-prefix", default="bench")
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--max-inflight", type=int, default=16, help="pushes in flight at most")
+    ap.add_argument("--watch-concurrency", type=int, default=8, help="HEADs in flight at most")
+    ap.add_argument("--out", type=Path, help="append one JSON line per run to this file")
+    ap.add_argument("--keep", action="store_true", help="keep data dirs and logs")
+    pg = ap.add_mutually_exclusive_group()
+    pg.add_argument("--postgres", metavar="URL", help="two source nodes on this (empty) database")
+    pg.add_argument("--postgres-auto", action="store_true", help="… on a throwaway cluster")
+    args = ap.parse_args()
+    if args.rate <= 0 or args.seconds <= 0 or args.rate * args.seconds > 10_000:
+        ap.error("--rate and --seconds must be positive, at most 10000 pushes in all")
+    if args.postgres and args.repeats > 1:
+        ap.error("--postgres URL: one run per (empty) database; use --postgres-auto to repeat")
+
+    work = Path(tempfile.mkdtemp(prefix="seawall-event-latency-"))
+    cluster: Postgres | None = None
+    try:
+        for k in range(args.repeats):
+            pg_url = args.postgres
+            if args.postgres_auto:
+                cluster = Postgres(find_pg_bin())
+                pg_url = cluster.start()
+            try:
+                row = run_once(args, pg_url, work, k)
+            finally:
+                if cluster is not None:
+                    cluster.stop()
+            print(summary(row), flush=True)
+            if args.out:
+                with open(args.out, "a") as f:
+                    f.write(json.dumps(row) + "\n")
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
