@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from tests.support.client import client
+from tests.support.distribution import DistributionProcess
 from tests.support.postgres import PostgresCluster, find_pg_bin
 from tests.support.server import SeawallProcess
 
@@ -72,3 +73,16 @@ def admin(seawall: SeawallProcess) -> Iterator[httpx.Client]:
     """An HTTP client logged in as admin (token flow) on the session registry."""
     with client(seawall.url, "admin", seawall.admin_password) as c:
         yield c
+
+
+@pytest.fixture
+def local(fresh_seawall: SeawallProcess) -> SeawallProcess:
+    """The test's own Seawall, started (the replication tests' "local" registry)."""
+    return fresh_seawall.start()
+
+
+@pytest.fixture
+def dist(tmp_path: Path) -> Iterator[DistributionProcess]:
+    """A CNCF distribution (Debian's docker-registry) of the test's own, as a foreign registry."""
+    with DistributionProcess(tmp_path / "dist") as d:
+        yield d

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import Any
 
 import httpx
 
-from tests.support.client import ACCEPT, sha256
+from tests.support.client import ACCEPT, OCI_MANIFEST, image_manifest, push_blob, sha256
 
 
 def api(url: str, password: str) -> httpx.Client:
@@ -104,3 +105,24 @@ def outcomes(tasks: list[dict[str, Any]]) -> dict[str, int]:
 
 def dumps(x: Any) -> str:
     return json.dumps(x, indent=1, default=str)[:3000]
+
+
+def push_big_images(
+    c: httpx.Client, prefix: str, count: int, layer_mib: int
+) -> dict[tuple[str, str], str]:
+    """One image ``<prefix>/rNN:v1`` per repository with a random layer of ``layer_mib`` (takes
+    time to copy); returns ``{(repository, tag): digest}``."""
+    want = {}
+    for i in range(count):
+        repo = f"{prefix}/r{i:02d}"
+        config = json.dumps({"architecture": "amd64", "os": "linux", "n": i}).encode()
+        layer = os.urandom(layer_mib << 20)
+        push_blob(c, repo, config)
+        push_blob(c, repo, layer)
+        manifest = image_manifest(config, [layer])
+        r = c.put(
+            f"/v2/{repo}/manifests/v1", content=manifest, headers={"Content-Type": OCI_MANIFEST}
+        )
+        assert r.status_code == 201, r.text
+        want[(repo, "v1")] = sha256(manifest)
+    return want

@@ -3,8 +3,6 @@ restarted. Runs complete, digests match on the far side, completed work is not r
 
 from __future__ import annotations
 
-import json
-import os
 import threading
 import time
 from pathlib import Path
@@ -18,34 +16,17 @@ from tests.replication.support import (
     api,
     digest_of,
     dumps,
+    push_big_images,
     start,
     tags,
     wait,
 )
-from tests.support.client import OCI_MANIFEST, client, image_manifest, push_blob, sha256
+from tests.support.client import client
 from tests.support.distribution import DistributionProcess
 from tests.support.server import SeawallProcess
 
 pytestmark = pytest.mark.slow
 MiB = 1 << 20
-
-
-def _fill(c: httpx.Client, repos: int, layer_mib: int) -> dict[tuple[str, str], str]:
-    """One image per repository with a random layer of ``layer_mib`` (takes time to copy)."""
-    want = {}
-    for i in range(repos):
-        repo = f"big/r{i:02d}"
-        config = json.dumps({"architecture": "amd64", "os": "linux", "n": i}).encode()
-        layer = os.urandom(layer_mib * MiB)
-        push_blob(c, repo, config)
-        push_blob(c, repo, layer)
-        manifest = image_manifest(config, [layer])
-        r = c.put(
-            f"/v2/{repo}/manifests/v1", content=manifest, headers={"Content-Type": OCI_MANIFEST}
-        )
-        assert r.status_code == 201, r.text
-        want[(repo, "v1")] = sha256(manifest)
-    return want
 
 
 def test_destination_outage_mid_run(fresh_seawall: SeawallProcess, tmp_path: Path) -> None:
@@ -56,7 +37,7 @@ def test_destination_outage_mid_run(fresh_seawall: SeawallProcess, tmp_path: Pat
             client(local.url, "admin", local.admin_password) as c,
             api(local.url, local.admin_password) as a,
         ):
-            want = _fill(c, 6, 8)
+            want = push_big_images(c, "big", 6, 8)
             # Capped at 8 MiB/s, the 48 MiB take ~6 s: the outage lands mid-run on any machine.
             pid = add_policy(
                 a, "out", dest=add_endpoint(a, "dist", dist.url), speed_bytes_per_second=8 * MiB
@@ -89,7 +70,7 @@ def test_engine_killed_mid_run_resumes(tmp_path: Path) -> None:
             client(local.url, "admin", local.admin_password) as c,
             api(local.url, local.admin_password) as a,
         ):
-            want = _fill(c, 8, 8)
+            want = push_big_images(c, "big", 8, 8)
             # Capped at 8 MiB/s, the 64 MiB take ~8 s: the kill lands mid-run on any machine.
             pid = add_policy(
                 a, "kill", dest=add_endpoint(a, "dist", dist.url), speed_bytes_per_second=8 * MiB

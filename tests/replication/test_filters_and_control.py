@@ -4,13 +4,10 @@ following their subject, a run stopped in the middle of a blob, remote → remot
 from __future__ import annotations
 
 import json
-import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.replication.support import (
     add_endpoint,
@@ -19,6 +16,7 @@ from tests.replication.support import (
     digest_of,
     dumps,
     outcomes,
+    push_big_images,
     run,
     start,
     tags,
@@ -27,7 +25,6 @@ from tests.replication.support import (
 from tests.support.client import (
     OCI_MANIFEST,
     client,
-    image_manifest,
     push_blob,
     push_image,
     sha256,
@@ -38,18 +35,6 @@ from tests.support.server import SeawallProcess
 MiB = 1 << 20
 EMPTY = b"{}"
 SPDX = "application/spdx+json"
-
-
-@pytest.fixture
-def local(fresh_seawall: SeawallProcess) -> SeawallProcess:
-    return fresh_seawall.start()
-
-
-@pytest.fixture
-def dist(tmp_path: Path) -> Iterator[DistributionProcess]:
-    proc = DistributionProcess(tmp_path / "dist").start()
-    yield proc
-    proc.stop()
 
 
 def push_artifact(c: httpx.Client, repo: str, tag: str, artifact_type: str, payload: bytes) -> str:
@@ -150,16 +135,7 @@ def test_a_run_stops_within_seconds_mid_blob(
         client(local.url, "admin", local.admin_password) as c,
         api(local.url, local.admin_password) as a,
     ):
-        config = json.dumps({"architecture": "amd64", "os": "linux"}).encode()
-        layer = os.urandom(48 * MiB)
-        push_blob(c, "huge/one", config)
-        push_blob(c, "huge/one", layer)
-        r = c.put(
-            "/v2/huge/one/manifests/v1",
-            content=image_manifest(config, [layer]),
-            headers={"Content-Type": OCI_MANIFEST},
-        )
-        assert r.status_code == 201
+        push_big_images(c, "huge", 1, 48)
         # 48 MiB at 2 MiB/s: ~24 s for the one blob if nothing stopped it.
         pid = add_policy(
             a, "slow", dest=add_endpoint(a, "dist", dist.url), speed_bytes_per_second=2 * MiB
@@ -175,7 +151,7 @@ def test_a_run_stops_within_seconds_mid_blob(
         tasks = a.get(f"/replication/executions/{eid}/tasks").json()
         assert outcomes(tasks) == {"stopped": 1}, dumps(tasks)
     with httpx.Client(base_url=dist.url) as d:
-        assert digest_of(d, "huge/one", "v1") is None  # nothing half-done is visible
+        assert digest_of(d, "huge/r00", "v1") is None  # nothing half-done is visible
 
 
 def test_remote_to_remote(tmp_path: Path, local: SeawallProcess) -> None:

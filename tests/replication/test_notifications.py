@@ -6,7 +6,6 @@ and endless 500s end as Failed; pending deliveries survive a kill -9 and a resta
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +26,6 @@ FAST_RETRIES = {
     "SEAWALL_NOTIFY_EXTERNAL_URL": "https://seawall.example.com:5000",
 }
 ALL_EVENTS = ("run_started", "artifact_replicated", "artifact_replicated", "run_finished")
-
-
-@pytest.fixture
-def dist(tmp_path: Path) -> Iterator[DistributionProcess]:
-    with DistributionProcess(tmp_path / "dist") as d:
-        yield d
 
 
 def add_hook(a: httpx.Client, pid: int, name: str, address: str, **extra: Any) -> int:

@@ -3,11 +3,7 @@ side by digest."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import httpx
-import pytest
 
 from tests.replication.support import (
     add_endpoint,
@@ -22,17 +18,6 @@ from tests.replication.support import (
 from tests.support.client import client, push_image
 from tests.support.distribution import DistributionProcess
 from tests.support.server import SeawallProcess
-
-
-@pytest.fixture
-def dist(tmp_path: Path) -> Iterator[DistributionProcess]:
-    with DistributionProcess(tmp_path / "dist") as d:
-        yield d
-
-
-@pytest.fixture
-def local(fresh_seawall: SeawallProcess) -> SeawallProcess:
-    return fresh_seawall.start()
 
 
 def test_push_based_with_filters_and_flattening(

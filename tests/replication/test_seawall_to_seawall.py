@@ -27,11 +27,6 @@ def remote(tmp_path: Path) -> Iterator[SeawallProcess]:
     proc.kill()
 
 
-@pytest.fixture
-def local(fresh_seawall: SeawallProcess) -> SeawallProcess:
-    return fresh_seawall.start()
-
-
 def push_index(c: httpx.Client, repo: str, tag: str) -> tuple[str, list[str]]:
     children = []
     for arch in ("amd64", "arm64"):

@@ -3,20 +3,16 @@ Seawall was down runs once at start, runs of one policy never overlap (queued or
 
 from __future__ import annotations
 
-import json
-import os
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.replication.support import add_endpoint, add_policy, api, dumps
+from tests.replication.support import add_endpoint, add_policy, api, dumps, push_big_images
 from tests.schedules.test_events import eventually, executions
-from tests.support.client import OCI_MANIFEST, client, image_manifest, push_blob
+from tests.support.client import client
 from tests.support.distribution import DistributionProcess
 from tests.support.server import SeawallProcess
 
@@ -29,13 +25,6 @@ def cron(expression: str, timezone: str = "UTC") -> dict[str, Any]:
 
 def parse(ts: str) -> datetime:
     return datetime.fromisoformat(ts.replace("Z", "+00:00"))
-
-
-@pytest.fixture
-def dist(tmp_path: Path) -> Iterator[DistributionProcess]:
-    proc = DistributionProcess(tmp_path / "dist").start()
-    yield proc
-    proc.stop()
 
 
 def test_cron_fires_on_time(fresh_seawall: SeawallProcess, dist: DistributionProcess) -> None:
@@ -105,19 +94,6 @@ def test_missed_firing_runs_once_at_start(
         assert parse(runs[0]["start_time"]) > at
 
 
-def _slow_image(c: httpx.Client, repo: str, mib: int) -> None:
-    config = json.dumps({"architecture": "amd64", "os": "linux", "repo": repo}).encode()
-    layer = os.urandom(mib * MiB)
-    push_blob(c, repo, config)
-    push_blob(c, repo, layer)
-    r = c.put(
-        f"/v2/{repo}/manifests/v1",
-        content=image_manifest(config, [layer]),
-        headers={"Content-Type": OCI_MANIFEST},
-    )
-    assert r.status_code == 201, r.text
-
-
 @pytest.mark.parametrize("single_active", [True, False])
 def test_runs_of_a_policy_never_overlap(
     fresh_seawall: SeawallProcess, tmp_path: Path, single_active: bool
@@ -129,7 +105,7 @@ def test_runs_of_a_policy_never_overlap(
             client(local.url, "admin", local.admin_password) as c,
             api(local.url, local.admin_password) as a,
         ):
-            _slow_image(c, "big/one", 6)
+            push_big_images(c, "big", 1, 6)
             # 6 MiB at 1 MiB/s: the first run lasts ~6 s while the schedule fires every 2 s.
             pid = add_policy(
                 a,

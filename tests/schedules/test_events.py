@@ -4,12 +4,11 @@ referrers reach the other side on their own, runs merge and stay idempotent."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.replication.support import add_endpoint, add_policy, api, digest_of, dumps, tags
 from tests.replication.test_seawall_to_seawall import COSIGN, SPDX, push_referrer
@@ -30,18 +29,6 @@ def eventually(check: Callable[[], Any], timeout_s: float = 30.0, what: str = ""
         if time.monotonic() > deadline:
             raise AssertionError(f"not after {timeout_s}s: {what or check}")
         time.sleep(0.05)
-
-
-@pytest.fixture
-def local(fresh_seawall: SeawallProcess) -> SeawallProcess:
-    return fresh_seawall.start()
-
-
-@pytest.fixture
-def dist(tmp_path: Path) -> Iterator[DistributionProcess]:
-    proc = DistributionProcess(tmp_path / "dist").start()
-    yield proc
-    proc.stop()
 
 
 def executions(a: httpx.Client, pid: int) -> list[dict[str, Any]]:

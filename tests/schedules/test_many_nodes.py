@@ -5,7 +5,6 @@ over the nodes, and when a node dies mid-run another finishes its work."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections.abc import Iterator
@@ -15,7 +14,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.replication.support import add_endpoint, add_policy, api, digest_of, dumps, start, wait
+from tests.replication.support import (
+    add_endpoint,
+    add_policy,
+    api,
+    digest_of,
+    dumps,
+    push_big_images,
+    start,
+    wait,
+)
 from tests.schedules.test_events import eventually, executions
 from tests.support.client import OCI_MANIFEST, client, image_manifest, push_blob, sha256
 from tests.support.distribution import DistributionProcess
@@ -38,13 +46,6 @@ def nodes(tmp_path: Path, postgres_url: str) -> Iterator[list[SeawallProcess]]:
         p.kill()
 
 
-@pytest.fixture
-def dist(tmp_path: Path) -> Iterator[DistributionProcess]:
-    proc = DistributionProcess(tmp_path / "dist").start()
-    yield proc
-    proc.stop()
-
-
 def test_cron_fires_once_across_nodes(
     nodes: list[SeawallProcess], dist: DistributionProcess
 ) -> None:
@@ -64,23 +65,6 @@ def test_cron_fires_once_across_nodes(
     assert all(x["trigger"] == "scheduled" for x in runs)
 
 
-def _fill(c: httpx.Client, count: int, mib: int) -> dict[str, str]:
-    want = {}
-    for i in range(count):
-        repo = f"spread/r{i:02d}"
-        config = json.dumps({"architecture": "amd64", "os": "linux", "n": i}).encode()
-        layer = os.urandom(mib * MiB)
-        push_blob(c, repo, config)
-        push_blob(c, repo, layer)
-        manifest = image_manifest(config, [layer])
-        r = c.put(
-            f"/v2/{repo}/manifests/v1", content=manifest, headers={"Content-Type": OCI_MANIFEST}
-        )
-        assert r.status_code == 201, r.text
-        want[repo] = sha256(manifest)
-    return want
-
-
 def _nodes_of(a: httpx.Client, eid: int) -> set[str]:
     found: set[str] = set()
     for t in a.get(f"/replication/executions/{eid}/tasks", params={"page_size": 100}).json():
@@ -97,7 +81,7 @@ def test_tasks_spread_and_a_dead_nodes_work_is_finished(
         client(a_node.url, "admin", a_node.admin_password) as c,
         api(a_node.url, a_node.admin_password) as a,
     ):
-        want = _fill(c, 16, 4)
+        want = push_big_images(c, "spread", 16, 4)
         # 64 MiB, each node capped at 4 MiB/s: long enough to kill a node mid-run.
         pid = add_policy(
             a, "spread", dest=add_endpoint(a, "dist", dist.url), speed_bytes_per_second=4 * MiB
@@ -115,8 +99,8 @@ def test_tasks_spread_and_a_dead_nodes_work_is_finished(
         tasks = b.get(f"/replication/executions/{eid}/tasks", params={"page_size": 100}).json()
         assert len(tasks) == len(want) and all(t["status"] == "Succeed" for t in tasks)
     with httpx.Client(base_url=dist.url) as d:
-        for repo, digest in want.items():
-            assert digest_of(d, repo, "v1") == digest
+        for (repo, tag), digest in want.items():
+            assert digest_of(d, repo, tag) == digest
 
 
 def test_events_on_a_registry_only_node_replicate_through_another(

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.replication.support import add_policy, api, digest_of, dumps
 from tests.schedules.test_events import eventually, executions
@@ -18,11 +17,6 @@ from tests.support.server import SeawallProcess
 
 SECRET = "hook-secret-0123456789"
 EVENT = {"type": "event_based"}
-
-
-@pytest.fixture
-def local(fresh_seawall: SeawallProcess) -> SeawallProcess:
-    return fresh_seawall.start()
 
 
 def add_source(a: httpx.Client, name: str, url: str, secret: str = SECRET) -> int:
