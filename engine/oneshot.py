@@ -38,7 +38,7 @@ from adapters.oci.client import OciClient
 from adapters.oci.errors import NotFound, OciError, Transient, Unsupported
 from engine.copier import Copier
 from engine.filters import Filter, repository_matches
-from engine.listing import list_repositories, list_side
+from engine.listing import DETAIL_FILTERS, describe, list_repositories, list_side
 from engine.naming import map_repository
 from engine.plan import Listing, Plan, PolicySpec, make_plan
 
@@ -203,7 +203,10 @@ async def plan_sync(
     listings: dict[str, Listing] = {}
 
     async def source() -> None:
-        listings["src"] = await list_side(src, repos)
+        found = await list_side(src, repos)
+        if any(f.type in DETAIL_FILTERS for f in spec.filters):  # labels, artifact types
+            found = await describe(src, found)
+        listings["src"] = found
 
     async def destination() -> None:
         known = None if verify else ledger
