@@ -15,7 +15,14 @@ from adapters.oci.client import OciClient
 from adapters.oci.errors import NotFound, OciError
 from engine.plan import Listing
 
-__all__ = ["DETAIL_FILTERS", "describe", "list_repositories", "list_side"]
+__all__ = [
+    "DETAIL_FILTERS",
+    "describe",
+    "head_tags",
+    "list_repositories",
+    "list_side",
+    "merge_listings",
+]
 
 #: Filter types that need more than a tag listing: each artifact's manifest is read.
 DETAIL_FILTERS = frozenset({"label", "artifact_type", "resource"})
@@ -128,4 +135,48 @@ async def describe(client: OciClient, listing: Listing, concurrency: int = 16) -
         details=details,
         complete=listing.complete and not problems,
         problems=listing.problems + tuple(problems),
+    )
+
+
+async def head_tags(
+    client: OciClient, wanted: Mapping[str, Iterable[str]], concurrency: int = 32
+) -> Listing:
+    """Only the named tags (``{repository: tags}``): one ``HEAD`` each; a tag (or repository)
+    that does not exist is absent from the listing, any other failure makes it incomplete."""
+    tags: dict[str, dict[str, str]] = {repo: {} for repo in wanted}
+    media_types: dict[str, str] = {}
+    problems: list[str] = []
+    slots = anyio.Semaphore(concurrency)
+
+    async def one(repo: str, tag: str) -> None:
+        try:
+            async with slots:
+                ref = await client.head_manifest(repo, tag)
+        except NotFound:
+            return
+        except OciError as e:
+            problems.append(f"{repo}:{tag}: {e}")
+            return
+        if ref is not None:
+            tags[repo][tag] = ref.digest
+            media_types[ref.digest] = ref.media_type
+
+    async with anyio.create_task_group() as tg:
+        for repo, names in wanted.items():
+            for tag in sorted(set(names)):
+                tg.start_soon(one, repo, tag)
+    return Listing(tags, complete=not problems, problems=tuple(problems), media_types=media_types)
+
+
+def merge_listings(a: Listing, b: Listing) -> Listing:
+    """Both listings in one (tags of a repository listed in both are united)."""
+    tags: dict[str, dict[str, str]] = {r: dict(t) for r, t in a.tags.items()}
+    for repo, more in b.tags.items():
+        tags.setdefault(repo, {}).update(more)
+    return Listing(
+        tags,
+        complete=a.complete and b.complete,
+        problems=a.problems + b.problems,
+        media_types={**a.media_types, **b.media_types},
+        details={**a.details, **b.details},
     )

@@ -20,7 +20,14 @@ from adapters.oci.errors import NotFound, OciError, Transient, Unsupported
 from engine.bandwidth import BandwidthLimit
 from engine.copier import Copier
 from engine.filters import Filter, repository_matches
-from engine.listing import DETAIL_FILTERS, describe, list_repositories, list_side
+from engine.listing import (
+    DETAIL_FILTERS,
+    describe,
+    head_tags,
+    list_repositories,
+    list_side,
+    merge_listings,
+)
 from engine.naming import map_repository
 from engine.observers import RunObserver, notify_all
 from engine.plan import CopyAction, Listing, Plan, PolicySpec, make_plan
@@ -196,33 +203,59 @@ class Runner:
     async def plan(
         self, spec: PolicySpec, src: OciClient, dst: OciClient, scope: Scope | None = None
     ) -> Plan:
-        """The run's plan: the whole policy, or only the repositories of an event ``scope``
-        (where a repository missing at the source was deleted there, and the deletion guard's
-        fraction is taken over everything the policy has replicated)."""
-
-        def keep(repo: str) -> bool:
-            return repository_matches(list(spec.filters), repo)
-
+        """The run's plan: the whole policy, or only what an event ``scope`` names."""
         if scope:
-            repos = sorted(r for r in scope.repositories if keep(r))
-        else:
-            repos = await list_repositories(src, keep)
-        source = await list_side(src, repos, missing_ok=bool(scope))
-        if any(f.type in DETAIL_FILTERS for f in spec.filters):
-            source = await describe(src, source)
-        full_ledger = await self.store.ledger(spec.policy_id)
-        mapped = {
-            map_repository(r, spec.dest_namespace, spec.dest_namespace_replace_count) for r in repos
-        }
-        ledger = {r: t for r, t in full_ledger.items() if r in mapped} if scope else full_ledger
+            return await self._plan_scope(spec, src, dst, scope)
+        repos = await list_repositories(src, lambda r: repository_matches(list(spec.filters), r))
+        source = await self._describe(spec, src, await list_side(src, repos))
+        ledger = await self.store.ledger(spec.policy_id)
+        mapped = {_map(spec, r) for r in repos}
         destination = await list_side(
             dst, mapped | set(ledger), missing_ok=True, known=None if self.verify else ledger
         )
-        base = sum(len(t) for t in full_ledger.values()) if scope else None
-        plan = make_plan(spec, source, destination, ledger, deletion_base=base)
-        if scope:
-            plan = await _with_late_referrers(plan, src, scope, source)
+        plan = make_plan(spec, source, destination, ledger)
         return plan if source.complete else _with_problems(plan, source.problems)
+
+    async def _plan_scope(
+        self, spec: PolicySpec, src: OciClient, dst: OciClient, scope: Scope
+    ) -> Plan:
+        """An event-scoped plan. Repositories the scope names whole are listed whole (a
+        repository missing at the source was deleted there); the others are planned from the
+        scope's tags alone, one ``HEAD`` per tag on each side, with the ledger narrowed to those
+        tags so nothing else is considered for deletion. The deletion guard's fraction is taken
+        over everything the policy has replicated."""
+        names = sorted(r for r in scope.repositories if repository_matches(list(spec.filters), r))
+        whole = [r for r in names if r in scope.whole]
+        narrow = {r: scope.tags.get(r, set()) for r in names if r not in scope.whole}
+        full_ledger = await self.store.ledger(spec.policy_id)
+        ledger: dict[str, dict[str, str]] = {}
+        for r in whole:
+            ledger.setdefault(_map(spec, r), {}).update(full_ledger.get(_map(spec, r), {}))
+        for r, tags in narrow.items():
+            mine = full_ledger.get(_map(spec, r), {})
+            ledger.setdefault(_map(spec, r), {}).update({t: mine[t] for t in tags if t in mine})
+        source = merge_listings(
+            await list_side(src, whole, missing_ok=True), await head_tags(src, narrow)
+        )
+        source = await self._describe(spec, src, source)
+        destination = merge_listings(
+            await list_side(
+                dst,
+                {_map(spec, r) for r in whole},
+                missing_ok=True,
+                known=None if self.verify else ledger,
+            ),
+            await head_tags(dst, {_map(spec, r): tags for r, tags in narrow.items()}),
+        )
+        base = sum(len(t) for t in full_ledger.values())
+        plan = make_plan(spec, source, destination, ledger, deletion_base=base)
+        plan = await _with_late_referrers(plan, spec, src, dst, scope, source)
+        return plan if source.complete else _with_problems(plan, source.problems)
+
+    async def _describe(self, spec: PolicySpec, src: OciClient, listing: Listing) -> Listing:
+        if any(f.type in DETAIL_FILTERS for f in spec.filters):
+            return await describe(src, listing)
+        return listing
 
     async def help(self, execution_id: int) -> None:
         """Run some waiting tasks of a run that another node owns: a large run spreads across
@@ -409,28 +442,40 @@ class Runner:
         return "deleted"
 
 
-async def _with_late_referrers(plan: Plan, src: OciClient, scope: Scope, source: Listing) -> Plan:
+async def _with_late_referrers(
+    plan: Plan, spec: PolicySpec, src: OciClient, dst: OciClient, scope: Scope, source: Listing
+) -> Plan:
     """Carry artifacts pushed untagged into a scope's repositories — signatures, SBOMs and
     attestations pushed after their subject — by copying the subject again with its referrers
-    (a no-op for the subject itself, which is present). Only subjects the plan selected (copied
-    or identical) are carried: filters apply to referrers as to their subjects."""
+    (a no-op for the subject itself, which is present). Only subjects this policy carries are
+    followed: ones the plan selected, or already at the destination."""
     selected = {(a.src_repository, a.digest): a.dst_repository for a in plan.copies}
     selected.update({(a.src_repository, a.digest): a.dst_repository for a in plan.skips})
     copying = {(a.src_repository, a.digest) for a in plan.copies}
     extra: dict[tuple[str, str], CopyAction] = {}
-    for repo, digests in sorted(scope.repositories.items()):
+    for repo, digests in sorted(scope.digests.items()):
+        if not repository_matches(list(spec.filters), repo):
+            continue
         tagged = set(source.tags.get(repo, {}).values())
         for digest in sorted(digests - tagged):
             root = await _subject_root(src, repo, digest)
             key = (repo, root or "")
-            if root is None or key not in selected or key in copying or key in extra:
+            if root is None or key in copying or key in extra:
                 continue
-            extra[key] = CopyAction(
-                repo, selected[key], root, (), reason="referrers pushed after their subject"
-            )
+            target = selected.get(key)
+            if target is None and await dst.head_manifest(_map(spec, repo), root) is not None:
+                target = _map(spec, repo)
+            if target is not None:
+                extra[key] = CopyAction(
+                    repo, target, root, (), reason="referrers pushed after their subject"
+                )
     if not extra:
         return plan
     return replace(plan, copies=plan.copies + tuple(extra.values()))
+
+
+def _map(spec: PolicySpec, repo: str) -> str:
+    return map_repository(repo, spec.dest_namespace, spec.dest_namespace_replace_count)
 
 
 async def _subject_root(src: OciClient, repo: str, digest: str, depth: int = 4) -> str | None:

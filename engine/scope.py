@@ -29,52 +29,95 @@ DELETIONS = frozenset({"untag", "delete", "delete_repository"})
 
 @dataclass
 class Scope:
-    """``repositories``: ``{repository: {pushed digests}}`` (an empty set: the repository
-    changed — tags moved or removed, artifacts or the repository deleted)."""
+    """What events named, per repository: ``digests`` pushed, ``tags`` set or removed, and
+    ``whole`` repositories to list entirely (a repository deleted, or an event that did not
+    say which tag). A repository in ``tags`` but not in ``whole`` is planned from those tags
+    alone: one ``HEAD`` per tag on each side, whatever the size of the repository."""
 
-    repositories: dict[str, set[str]] = field(default_factory=dict)
+    digests: dict[str, set[str]] = field(default_factory=dict)
+    tags: dict[str, set[str]] = field(default_factory=dict)
+    whole: set[str] = field(default_factory=set)
 
-    def add(self, repository: str, digest: str | None = None) -> None:
-        digests = self.repositories.setdefault(repository, set())
+    @property
+    def repositories(self) -> set[str]:
+        return set(self.digests) | set(self.tags) | self.whole
+
+    def add(
+        self,
+        repository: str,
+        digest: str | None = None,
+        tag: str | None = None,
+        *,
+        whole: bool = False,
+    ) -> None:
         if digest:
-            digests.add(digest)
+            self.digests.setdefault(repository, set()).add(digest)
+        if tag:
+            self.tags.setdefault(repository, set()).add(tag)
+        if whole:
+            self.whole.add(repository)
 
     def merge(self, other: Scope) -> Scope:
-        for repo, digests in other.repositories.items():
-            self.repositories.setdefault(repo, set()).update(digests)
+        for repo, digests in other.digests.items():
+            self.digests.setdefault(repo, set()).update(digests)
+        for repo, tags in other.tags.items():
+            self.tags.setdefault(repo, set()).update(tags)
+        self.whole |= other.whole
         return self
 
     def __bool__(self) -> bool:
-        return bool(self.repositories)
+        return bool(self.digests or self.tags or self.whole)
 
     def to_json(self) -> str:
-        if not self.repositories:
+        if not self:
             return ""
-        body = {r: sorted(d) for r, d in sorted(self.repositories.items())}
-        return json.dumps({"repositories": body}, separators=(",", ":"))
+        body = {
+            "digests": {r: sorted(d) for r, d in sorted(self.digests.items())},
+            "tags": {r: sorted(t) for r, t in sorted(self.tags.items())},
+            "whole": sorted(self.whole),
+        }
+        return json.dumps(body, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str | None) -> Scope:
         if not text:
             return cls()
-        body: Mapping[str, Iterable[str]] = json.loads(text).get("repositories", {})
-        return cls({str(r): {str(d) for d in ds} for r, ds in body.items()})
+        body: Mapping[str, Any] = json.loads(text)
+        digests: Mapping[str, Iterable[str]] = body.get("digests", {})
+        tags: Mapping[str, Iterable[str]] = body.get("tags", {})
+        return cls(
+            {str(r): {str(d) for d in ds} for r, ds in digests.items()},
+            {str(r): {str(t) for t in ts} for r, ts in tags.items()},
+            {str(r) for r in body.get("whole", [])},
+        )
+
+
+#: ``(action, repository, digest, tag)``
+EventTuple = tuple[str, str, str | None, str | None]
 
 
 def scopes_for(
-    policies: Sequence[dict[str, Any]], events: Sequence[tuple[str, str, str | None]]
+    policies: Sequence[dict[str, Any]], events: Sequence[EventTuple]
 ) -> dict[int, Scope]:
-    """``{policy id: scope}`` for ``events`` (``(action, repository, digest)``): repositories
-    that match a policy's filters; deletions only for policies that replicate deletion."""
+    """``{policy id: scope}`` for ``events``: repositories that match a policy's filters;
+    deletions only for policies that replicate deletion. A push or tag event names its tag (an
+    untagged push, its digest); an untag names the tag removed; a deleted manifest or
+    repository, or an event naming neither tag nor digest, covers the whole repository."""
     out: dict[int, Scope] = {}
     for policy in policies:
         filters = [Filter.from_harbor(f) for f in json.loads(policy["filters_json"] or "[]")]
         scope = Scope()
-        for action, repository, digest in events:
+        for action, repository, digest, tag in events:
             if action in DELETIONS and not policy["deletion"]:
                 continue
-            if repository_matches(filters, repository):
-                scope.add(repository, digest if action == "push" else None)
+            if not repository_matches(filters, repository):
+                continue
+            if action in ("push", "tag"):
+                scope.add(repository, digest, tag, whole=not (digest or tag))
+            elif action == "untag" and tag:
+                scope.add(repository, tag=tag)
+            else:  # a manifest or repository deleted (its tags may be unknown): list it all
+                scope.add(repository, whole=True)
         if scope:
             out[int(policy["id"])] = scope
     return out

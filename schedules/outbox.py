@@ -128,7 +128,7 @@ class OutboxConsumer:
             position = 0
         events = (
             await c.execute(
-                select(E.c.id, E.c.action, E.c.repository, E.c.digest)
+                select(E.c.id, E.c.action, E.c.repository, E.c.digest, E.c.tag)
                 .where(E.c.id > position)
                 .order_by(E.c.id)
                 .limit(BATCH)
@@ -151,7 +151,7 @@ class OutboxConsumer:
             .mappings()
             .all()
         )
-        scopes = scopes_for([dict(p) for p in policies], [(a, r, d) for _, a, r, d in events])
+        scopes = scopes_for([dict(p) for p in policies], [(a, r, d, t) for _, a, r, d, t in events])
         now = utcnow()
         queued = [await enqueue_scoped(c, pid, "event_based", s, now) for pid, s in scopes.items()]
         moved = await c.execute(

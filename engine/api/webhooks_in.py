@@ -74,7 +74,8 @@ async def receive(ctx: ApiContext, req: Request) -> Response:
                 .all()
             )
             scopes = scopes_for(
-                [dict(p) for p in policies], [(e.action, e.repository, e.digest) for e in events]
+                [dict(p) for p in policies],
+                [(e.action, e.repository, e.digest, e.tag) for e in events],
             )
             now = utcnow()
             for pid, scope in scopes.items():
