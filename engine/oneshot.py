@@ -27,7 +27,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -35,16 +35,22 @@ from urllib.parse import urlsplit
 import anyio
 
 from adapters.oci.client import OciClient
-from adapters.oci.errors import NotFound, OciError, Transient, Unsupported
+from adapters.oci.errors import OciError, Transient
 from engine.copier import Copier
-from engine.filters import Filter, repository_matches
-from engine.listing import DETAIL_FILTERS, describe, list_repositories, list_side
-from engine.naming import map_repository
-from engine.plan import Listing, Plan, PolicySpec, make_plan
+from engine.filters import Filter
+from engine.plan import PolicySpec
+from engine.planning import plan_policy
+from engine.tasks import (
+    MAX_ATTEMPTS,
+    delete_replicated,
+    failed_listing,
+    roll_up,
+    task_tags,
+    tasks_from_plan,
+)
 
 __all__ = ["SyncResult", "SyncSide", "sync_once"]
 
-MAX_ATTEMPTS = 5  # as the engine's runner: transient failures are tried again, 5 times in all
 KEEP_RUNS = 20  # finished runs whose tasks are kept in the state file
 ACTIVE = ("Pending", "InProgress")
 
@@ -172,121 +178,16 @@ async def _plan_run(
     """List both sides, plan, and write the run with its tasks; returns the run's id."""
     status_text = ""
     try:
-        plan = await plan_sync(spec, src, dst, state.ledger(), verify=verify)
+        plan = await plan_policy(spec, src, dst, state.ledger(), verify=verify)
     except OciError as e:
-        failed = _row("list", "", "", "", (), "Failed", "failed", f"listing failed: {e}")
+        failed = failed_listing(f"listing failed: {e}")
         return state.create_run(settings, dry_run, [failed], f"listing failed: {e}")
     rows = tasks_from_plan(plan, dry_run)
     if plan.problems:
-        problems = "; ".join(plan.problems)[:2000]
-        rows.append(_row("list", "", "", "", (), "Failed", "failed", problems))
         status_text = "source listing incomplete: no deletion was done"
     if plan.deletions_blocked:
         status_text = plan.deletions_blocked
     return state.create_run(settings, dry_run, rows, status_text)
-
-
-async def plan_sync(
-    spec: PolicySpec,
-    src: OciClient,
-    dst: OciClient,
-    ledger: dict[str, dict[str, str]],
-    *,
-    verify: bool = False,
-) -> Plan:
-    """What the engine's runner plans for a policy (``Runner.plan``), with the destination
-    listed while the source is: the repositories to list there are known from the catalog."""
-    repos = await list_repositories(src, lambda r: repository_matches(list(spec.filters), r))
-    dst_repos = {
-        map_repository(r, spec.dest_namespace, spec.dest_namespace_replace_count) for r in repos
-    } | set(ledger)
-    listings: dict[str, Listing] = {}
-
-    async def source() -> None:
-        found = await list_side(src, repos)
-        if any(f.type in DETAIL_FILTERS for f in spec.filters):  # labels, artifact types
-            found = await describe(src, found)
-        listings["src"] = found
-
-    async def destination() -> None:
-        known = None if verify else ledger
-        listings["dst"] = await list_side(dst, dst_repos, missing_ok=True, known=known)
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(source)
-        tg.start_soon(destination)
-    found = listings["src"]
-    plan = make_plan(spec, found, listings["dst"], ledger)
-    return plan if found.complete else replace(plan, problems=found.problems)
-
-
-def tasks_from_plan(plan: Plan, dry_run: bool) -> list[dict[str, Any]]:
-    """Task rows for a plan, as the engine's runner writes them: skips are finished at once; a
-    dry run's copies and deletions too."""
-    rows: list[dict[str, Any]] = []
-    for c in plan.copies:
-        status, outcome = ("Succeed", "would-copy") if dry_run else ("Pending", "")
-        rows.append(
-            _row(
-                "copy",
-                c.src_repository,
-                c.dst_repository,
-                c.digest,
-                c.tags,
-                status,
-                outcome,
-                c.reason,
-            )
-        )
-    for s in plan.skips:
-        rows.append(
-            _row(
-                "copy",
-                s.src_repository,
-                s.dst_repository,
-                s.digest,
-                s.tags,
-                "Succeed",
-                s.outcome,
-                s.reason,
-            )
-        )
-    for d in plan.deletions:
-        if plan.deletions_blocked:
-            status, outcome, reason = "Failed", "blocked", plan.deletions_blocked
-        elif dry_run:
-            status, outcome, reason = "Succeed", "would-delete", d.reason
-        else:
-            status, outcome, reason = "Pending", "", d.reason
-        rows.append(
-            _row("deletion", "", d.dst_repository, d.digest, (d.tag,), status, outcome, reason)
-        )
-    return rows
-
-
-def _row(
-    op: str,
-    src_repo: str,
-    dst_repo: str,
-    digest: str,
-    tags: tuple[str, ...],
-    status: str,
-    outcome: str,
-    reason: str,
-) -> dict[str, Any]:
-    tag_text = ",".join(tags)
-    return {
-        "operation": op,
-        "src_repository": src_repo,
-        "dst_repository": dst_repo,
-        "digest": digest,
-        "tags_json": json.dumps(list(tags)),
-        "status": status,
-        "outcome": outcome,
-        "reason": reason,
-        "src_resource": f"{src_repo}:[{tag_text}]" if src_repo else "",
-        "dst_resource": f"{dst_repo}:[{tag_text}]",
-    }
 
 
 async def _work(
@@ -344,7 +245,7 @@ async def _execute(
     task: dict[str, Any],
     note: Callable[[str], None],
 ) -> tuple[str, int]:
-    tags = tuple(json.loads(task["tags_json"] or "[]"))
+    tags = task_tags(task)
     if task["operation"] == "deletion":
         outcome = await _delete(state, dst, task["dst_repository"], tags[0], task["digest"], note)
         return outcome, 0
@@ -362,43 +263,10 @@ async def _execute(
 async def _delete(
     state: SyncState, dst: OciClient, repo: str, tag: str, digest: str, note: Callable[[str], None]
 ) -> str:
-    """The engine runner's deletion: only if the tag still names what we put there; by digest
-    where the registry cannot delete a tag, unless another tag still names the artifact."""
-    current = await dst.head_manifest(repo, tag)
-    if current is None or current.digest != digest:
-        note(f"{repo}:{tag} no longer names {digest}: left alone")
+    outcome, forget = await delete_replicated(dst, repo, tag, digest, note)
+    if forget:
         state.forget_replicated(repo, tag)
-        return "skipped-differs"
-    try:
-        await dst.delete_tag(repo, tag)
-        note(f"deleted tag {repo}:{tag}")
-    except (Unsupported, NotFound):
-        others = [t for t in await dst.list_tags(repo) if t != tag]
-        sharing = [
-            t for t in others if (r := await dst.head_manifest(repo, t)) and r.digest == digest
-        ]
-        if sharing:
-            note(
-                f"{repo}:{tag}: the registry cannot delete tags and {sharing[0]} still "
-                "names the artifact: left in place"
-            )
-            return "skipped-differs"
-        await dst.delete_manifest(repo, digest)
-        note(f"deleted {repo}@{digest} (tag {tag}; the registry deletes by digest only)")
-    state.forget_replicated(repo, tag)
-    return "deleted"
-
-
-def roll_up(counts: dict[str, int]) -> str:
-    """Harbor's rule, as the engine's: Failed if any task failed, else Stopped if any stopped,
-    else Succeed (also for zero tasks); InProgress while any is unfinished."""
-    if counts.get("Pending", 0) or counts.get("InProgress", 0):
-        return "InProgress"
-    if counts.get("Failed", 0):
-        return "Failed"
-    if counts.get("Stopped", 0):
-        return "Stopped"
-    return "Succeed"
+    return outcome
 
 
 _SCHEMA = """

@@ -10,34 +10,27 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
 from adapters.oci.client import OciClient
-from adapters.oci.errors import NotFound, OciError, Transient, Unsupported
+from adapters.oci.errors import OciError, Transient
 from engine.bandwidth import BandwidthLimit
 from engine.copier import Copier
-from engine.filters import Filter, repository_matches
-from engine.listing import (
-    DETAIL_FILTERS,
-    describe,
-    head_tags,
-    list_repositories,
-    list_side,
-    merge_listings,
-)
-from engine.naming import map_repository
+from engine.filters import Filter
 from engine.observers import RunObserver, notify_all
-from engine.plan import CopyAction, Listing, Plan, PolicySpec, make_plan
+from engine.plan import Plan, PolicySpec
+from engine.planning import plan_policy, plan_scope
 from engine.scope import Scope
-from engine.state.runs import RunStore, task_tags
+from engine.tasks import MAX_ATTEMPTS, delete_replicated, failed_listing, task_tags, tasks_from_plan
 
-__all__ = ["ClientFactory", "Runner", "policy_spec", "tasks_from_plan"]
+if TYPE_CHECKING:  # seawall sync shares this module's neighbours without SQLAlchemy
+    from engine.state.runs import RunStore
+
+__all__ = ["ClientFactory", "Runner", "policy_spec"]
 
 log = logging.getLogger("seawall.engine")
-MAX_ATTEMPTS = 5
 
 
 class ClientFactory(Protocol):
@@ -58,74 +51,6 @@ def policy_spec(policy: dict[str, Any]) -> PolicySpec:
         max_deletions=int(policy.get("max_deletions", 100)),
         max_deletion_fraction=float(policy.get("max_deletion_fraction", 0.25)),
     )
-
-
-def tasks_from_plan(plan: Plan, dry_run: bool) -> list[dict[str, Any]]:
-    """Task rows for a plan. Skips are finished at once; a dry run's copies and deletions too."""
-    rows: list[dict[str, Any]] = []
-    for c in plan.copies:
-        rows.append(
-            _row(
-                "copy",
-                c.src_repository,
-                c.dst_repository,
-                c.digest,
-                c.tags,
-                "Succeed" if dry_run else "Pending",
-                "would-copy" if dry_run else "",
-                c.reason,
-            )
-        )
-    for s in plan.skips:
-        rows.append(
-            _row(
-                "copy",
-                s.src_repository,
-                s.dst_repository,
-                s.digest,
-                s.tags,
-                "Succeed",
-                s.outcome,
-                s.reason,
-            )
-        )
-    for d in plan.deletions:
-        if plan.deletions_blocked:
-            status, outcome, reason = "Failed", "blocked", plan.deletions_blocked
-        elif dry_run:
-            status, outcome, reason = "Succeed", "would-delete", d.reason
-        else:
-            status, outcome, reason = "Pending", "", d.reason
-        rows.append(
-            _row("deletion", "", d.dst_repository, d.digest, (d.tag,), status, outcome, reason)
-        )
-    return rows
-
-
-def _row(
-    op: str,
-    src_repo: str,
-    dst_repo: str,
-    digest: str,
-    tags: tuple[str, ...],
-    status: str,
-    outcome: str,
-    reason: str,
-) -> dict[str, Any]:
-    tag_text = ",".join(tags)
-    return {
-        "operation": op,
-        "src_repository": src_repo,
-        "dst_repository": dst_repo,
-        "digest": digest,
-        "tags_json": json.dumps(list(tags)),
-        "status": status,
-        "outcome": outcome,
-        "reason": reason,
-        "resource_type": "artifact",
-        "src_resource": f"{src_repo}:[{tag_text}]" if src_repo else "",
-        "dst_resource": f"{dst_repo}:[{tag_text}]",
-    }
 
 
 class Runner:
@@ -175,17 +100,10 @@ class Runner:
             try:
                 plan = await self.plan(spec, src, dst, Scope.from_json(execution["scope_json"]))
             except OciError as e:
-                await self.store.add_tasks(
-                    eid, [_row("list", "", "", "", (), "Failed", "failed", f"listing failed: {e}")]
-                )
+                await self.store.add_tasks(eid, [failed_listing(f"listing failed: {e}")])
                 return await self.store.finalize(eid, f"listing failed: {e}")
             rows = tasks_from_plan(plan, bool(execution["dry_run"]))
             if plan.problems:
-                rows.append(
-                    _row(
-                        "list", "", "", "", (), "Failed", "failed", "; ".join(plan.problems)[:2000]
-                    )
-                )
                 status_text = "source listing incomplete: no deletion was done"
             if plan.deletions_blocked:
                 status_text = plan.deletions_blocked
@@ -204,58 +122,10 @@ class Runner:
         self, spec: PolicySpec, src: OciClient, dst: OciClient, scope: Scope | None = None
     ) -> Plan:
         """The run's plan: the whole policy, or only what an event ``scope`` names."""
-        if scope:
-            return await self._plan_scope(spec, src, dst, scope)
-        repos = await list_repositories(src, lambda r: repository_matches(list(spec.filters), r))
-        source = await self._describe(spec, src, await list_side(src, repos))
         ledger = await self.store.ledger(spec.policy_id)
-        mapped = {_map(spec, r) for r in repos}
-        destination = await list_side(
-            dst, mapped | set(ledger), missing_ok=True, known=None if self.verify else ledger
-        )
-        plan = make_plan(spec, source, destination, ledger)
-        return plan if source.complete else _with_problems(plan, source.problems)
-
-    async def _plan_scope(
-        self, spec: PolicySpec, src: OciClient, dst: OciClient, scope: Scope
-    ) -> Plan:
-        """An event-scoped plan. Repositories the scope names whole are listed whole (a
-        repository missing at the source was deleted there); the others are planned from the
-        scope's tags alone, one ``HEAD`` per tag on each side, with the ledger narrowed to those
-        tags so nothing else is considered for deletion. The deletion guard's fraction is taken
-        over everything the policy has replicated."""
-        names = sorted(r for r in scope.repositories if repository_matches(list(spec.filters), r))
-        whole = [r for r in names if r in scope.whole]
-        narrow = {r: scope.tags.get(r, set()) for r in names if r not in scope.whole}
-        full_ledger = await self.store.ledger(spec.policy_id)
-        ledger: dict[str, dict[str, str]] = {}
-        for r in whole:
-            ledger.setdefault(_map(spec, r), {}).update(full_ledger.get(_map(spec, r), {}))
-        for r, tags in narrow.items():
-            mine = full_ledger.get(_map(spec, r), {})
-            ledger.setdefault(_map(spec, r), {}).update({t: mine[t] for t in tags if t in mine})
-        source = merge_listings(
-            await list_side(src, whole, missing_ok=True), await head_tags(src, narrow)
-        )
-        source = await self._describe(spec, src, source)
-        destination = merge_listings(
-            await list_side(
-                dst,
-                {_map(spec, r) for r in whole},
-                missing_ok=True,
-                known=None if self.verify else ledger,
-            ),
-            await head_tags(dst, {_map(spec, r): tags for r, tags in narrow.items()}),
-        )
-        base = sum(len(t) for t in full_ledger.values())
-        plan = make_plan(spec, source, destination, ledger, deletion_base=base)
-        plan = await _with_late_referrers(plan, spec, src, dst, scope, source)
-        return plan if source.complete else _with_problems(plan, source.problems)
-
-    async def _describe(self, spec: PolicySpec, src: OciClient, listing: Listing) -> Listing:
-        if any(f.type in DETAIL_FILTERS for f in spec.filters):
-            return await describe(src, listing)
-        return listing
+        if scope:
+            return await plan_scope(spec, src, dst, scope, ledger, verify=self.verify)
+        return await plan_policy(spec, src, dst, ledger, verify=self.verify)
 
     async def help(self, execution_id: int) -> None:
         """Run some waiting tasks of a run that another node owns: a large run spreads across
@@ -417,80 +287,10 @@ class Runner:
         digest: str,
         note: Callable[[str], None],
     ) -> str:
-        current = await dst.head_manifest(repo, tag)
-        if current is None or current.digest != digest:
-            note(f"{repo}:{tag} no longer names {digest}: left alone")
+        outcome, forget = await delete_replicated(dst, repo, tag, digest, note)
+        if forget:
             await self.store.forget_replicated(spec.policy_id, repo, tag)
-            return "skipped-differs"
-        try:
-            await dst.delete_tag(repo, tag)
-            note(f"deleted tag {repo}:{tag}")
-        except (Unsupported, NotFound):
-            others = [t for t in await dst.list_tags(repo) if t != tag]
-            sharing = [
-                t for t in others if (r := await dst.head_manifest(repo, t)) and r.digest == digest
-            ]
-            if sharing:
-                note(
-                    f"{repo}:{tag}: the registry cannot delete tags and {sharing[0]} still "
-                    "names the artifact: left in place"
-                )
-                return "skipped-differs"
-            await dst.delete_manifest(repo, digest)
-            note(f"deleted {repo}@{digest} (tag {tag}; the registry deletes by digest only)")
-        await self.store.forget_replicated(spec.policy_id, repo, tag)
-        return "deleted"
-
-
-async def _with_late_referrers(
-    plan: Plan, spec: PolicySpec, src: OciClient, dst: OciClient, scope: Scope, source: Listing
-) -> Plan:
-    """Carry artifacts pushed untagged into a scope's repositories — signatures, SBOMs and
-    attestations pushed after their subject — by copying the subject again with its referrers
-    (a no-op for the subject itself, which is present). Only subjects this policy carries are
-    followed: ones the plan selected, or already at the destination."""
-    selected = {(a.src_repository, a.digest): a.dst_repository for a in plan.copies}
-    selected.update({(a.src_repository, a.digest): a.dst_repository for a in plan.skips})
-    copying = {(a.src_repository, a.digest) for a in plan.copies}
-    extra: dict[tuple[str, str], CopyAction] = {}
-    for repo, digests in sorted(scope.digests.items()):
-        if not repository_matches(list(spec.filters), repo):
-            continue
-        tagged = set(source.tags.get(repo, {}).values())
-        for digest in sorted(digests - tagged):
-            root = await _subject_root(src, repo, digest)
-            key = (repo, root or "")
-            if root is None or key in copying or key in extra:
-                continue
-            target = selected.get(key)
-            if target is None and await dst.head_manifest(_map(spec, repo), root) is not None:
-                target = _map(spec, repo)
-            if target is not None:
-                extra[key] = CopyAction(
-                    repo, target, root, (), reason="referrers pushed after their subject"
-                )
-    if not extra:
-        return plan
-    return replace(plan, copies=plan.copies + tuple(extra.values()))
-
-
-def _map(spec: PolicySpec, repo: str) -> str:
-    return map_repository(repo, spec.dest_namespace, spec.dest_namespace_replace_count)
-
-
-async def _subject_root(src: OciClient, repo: str, digest: str, depth: int = 4) -> str | None:
-    """The artifact at the root of ``digest``'s subject chain (a signature of an SBOM of an
-    image: the image), or None when ``digest`` has no subject or is gone."""
-    current, root = digest, None
-    for _ in range(depth):
-        try:
-            subject = (await src.get_manifest(repo, current)).json().get("subject") or {}
-        except (OciError, ValueError):
-            return root  # gone, or not a manifest (a registry announced a blob)
-        if not isinstance(subject, dict) or not subject.get("digest"):
-            return root
-        current = root = str(subject["digest"])
-    return root
+        return outcome
 
 
 def _copier(policy: dict[str, Any], src: OciClient, dst: OciClient, blobs: int) -> Copier:
@@ -508,7 +308,3 @@ def _finished(
     task: dict[str, Any], status: str, outcome: str, reason: str, nbytes: int
 ) -> dict[str, Any]:
     return {**task, "status": status, "outcome": outcome, "reason": reason, "bytes_copied": nbytes}
-
-
-def _with_problems(plan: Plan, problems: tuple[str, ...]) -> Plan:
-    return replace(plan, problems=problems)

@@ -8,7 +8,6 @@ run again, finished ones never are.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,10 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from engine.scope import Scope
 from engine.state.models import Execution, Policy, Replicated, Task
+from engine.tasks import roll_up
 from registry.meta.db import Database
 from registry.meta.models import utcnow
 
-__all__ = ["SKIPPED_TEXT", "RunStore", "enqueue_scoped", "roll_up"]
+__all__ = ["SKIPPED_TEXT", "RunStore", "enqueue_scoped"]
 
 X = Execution.__table__  # type: ignore[attr-defined]
 T = Task.__table__  # type: ignore[attr-defined]
@@ -33,18 +33,6 @@ LEASE = timedelta(seconds=30)
 #: tools filter on it.
 SKIPPED_TEXT = "Execution skipped: active replication still in progress."
 ACTIVE = ("Pending", "InProgress")
-
-
-def roll_up(counts: dict[str, int]) -> str:
-    """Harbor's rule: InProgress while any task is pending or running; else Failed if any failed;
-    else Stopped if any stopped; else Succeed (also for zero tasks)."""
-    if counts.get("Pending", 0) or counts.get("InProgress", 0):
-        return "InProgress"
-    if counts.get("Failed", 0):
-        return "Failed"
-    if counts.get("Stopped", 0):
-        return "Stopped"
-    return "Succeed"
 
 
 class RunStore:
@@ -467,7 +455,3 @@ async def enqueue_scoped(
         )
     )
     return int(res.inserted_primary_key[0])  # type: ignore[index]
-
-
-def task_tags(row: dict[str, Any]) -> tuple[str, ...]:
-    return tuple(json.loads(row.get("tags_json") or "[]"))

@@ -1,0 +1,151 @@
+"""Plans from listings: a whole policy, or what an event scope names.
+
+Shared by the service's runner and ``seawall sync``; no database here (the ledger of what the
+policy replicated comes in as a mapping).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import anyio
+
+from adapters.oci.client import OciClient
+from adapters.oci.errors import OciError
+from engine.filters import repository_matches
+from engine.listing import (
+    DETAIL_FILTERS,
+    describe,
+    head_tags,
+    list_repositories,
+    list_side,
+    merge_listings,
+)
+from engine.naming import map_repository
+from engine.plan import CopyAction, Listing, Plan, PolicySpec, make_plan
+from engine.scope import Scope
+
+__all__ = ["plan_policy", "plan_scope"]
+
+Ledger = dict[str, dict[str, str]]
+
+
+def _map(spec: PolicySpec, repo: str) -> str:
+    return map_repository(repo, spec.dest_namespace, spec.dest_namespace_replace_count)
+
+
+async def _describe(spec: PolicySpec, src: OciClient, listing: Listing) -> Listing:
+    if any(f.type in DETAIL_FILTERS for f in spec.filters):  # labels, artifact types
+        return await describe(src, listing)
+    return listing
+
+
+async def plan_policy(
+    spec: PolicySpec, src: OciClient, dst: OciClient, ledger: Ledger, *, verify: bool = False
+) -> Plan:
+    """The whole policy: the source's catalog (name filters first), both sides listed at once
+    (the destination's repositories follow from the catalog). ``verify``: trust no ledger
+    entry, check every destination tag."""
+    repos = await list_repositories(src, lambda r: repository_matches(list(spec.filters), r))
+    dst_repos = {_map(spec, r) for r in repos} | set(ledger)
+    listings: dict[str, Listing] = {}
+
+    async def source() -> None:
+        listings["src"] = await _describe(spec, src, await list_side(src, repos))
+
+    async def destination() -> None:
+        known = None if verify else ledger
+        listings["dst"] = await list_side(dst, dst_repos, missing_ok=True, known=known)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(source)
+        tg.start_soon(destination)
+    found = listings["src"]
+    plan = make_plan(spec, found, listings["dst"], ledger)
+    return plan if found.complete else replace(plan, problems=found.problems)
+
+
+async def plan_scope(
+    spec: PolicySpec,
+    src: OciClient,
+    dst: OciClient,
+    scope: Scope,
+    ledger: Ledger,
+    *,
+    verify: bool = False,
+) -> Plan:
+    """An event-scoped plan. Repositories the scope names whole are listed whole (a
+    repository missing at the source was deleted there); the others are planned from the
+    scope's tags alone, one ``HEAD`` per tag on each side, with the ledger narrowed to those
+    tags so nothing else is considered for deletion. The deletion guard's fraction is taken
+    over everything the policy has replicated."""
+    names = sorted(r for r in scope.repositories if repository_matches(list(spec.filters), r))
+    whole = [r for r in names if r in scope.whole]
+    narrow = {r: scope.tags.get(r, set()) for r in names if r not in scope.whole}
+    mine: Ledger = {}
+    for r in whole:
+        mine.setdefault(_map(spec, r), {}).update(ledger.get(_map(spec, r), {}))
+    for r, tags in narrow.items():
+        held = ledger.get(_map(spec, r), {})
+        mine.setdefault(_map(spec, r), {}).update({t: held[t] for t in tags if t in held})
+    source = merge_listings(
+        await list_side(src, whole, missing_ok=True), await head_tags(src, narrow)
+    )
+    source = await _describe(spec, src, source)
+    destination = merge_listings(
+        await list_side(
+            dst, {_map(spec, r) for r in whole}, missing_ok=True, known=None if verify else mine
+        ),
+        await head_tags(dst, {_map(spec, r): tags for r, tags in narrow.items()}),
+    )
+    base = sum(len(t) for t in ledger.values())
+    plan = make_plan(spec, source, destination, mine, deletion_base=base)
+    plan = await _with_late_referrers(plan, spec, src, dst, scope, source)
+    return plan if source.complete else replace(plan, problems=source.problems)
+
+
+async def _with_late_referrers(
+    plan: Plan, spec: PolicySpec, src: OciClient, dst: OciClient, scope: Scope, source: Listing
+) -> Plan:
+    """Carry artifacts pushed untagged into a scope's repositories — signatures, SBOMs and
+    attestations pushed after their subject — by copying the subject again with its referrers
+    (a no-op for the subject itself, which is present). Only subjects this policy carries are
+    followed: ones the plan selected, or already at the destination."""
+    selected = {(a.src_repository, a.digest): a.dst_repository for a in plan.copies}
+    selected.update({(a.src_repository, a.digest): a.dst_repository for a in plan.skips})
+    copying = {(a.src_repository, a.digest) for a in plan.copies}
+    extra: dict[tuple[str, str], CopyAction] = {}
+    for repo, digests in sorted(scope.digests.items()):
+        if not repository_matches(list(spec.filters), repo):
+            continue
+        tagged = set(source.tags.get(repo, {}).values())
+        for digest in sorted(digests - tagged):
+            root = await _subject_root(src, repo, digest)
+            key = (repo, root or "")
+            if root is None or key in copying or key in extra:
+                continue
+            target = selected.get(key)
+            if target is None and await dst.head_manifest(_map(spec, repo), root) is not None:
+                target = _map(spec, repo)
+            if target is not None:
+                extra[key] = CopyAction(
+                    repo, target, root, (), reason="referrers pushed after their subject"
+                )
+    if not extra:
+        return plan
+    return replace(plan, copies=plan.copies + tuple(extra.values()))
+
+
+async def _subject_root(src: OciClient, repo: str, digest: str, depth: int = 4) -> str | None:
+    """The artifact at the root of ``digest``'s subject chain (a signature of an SBOM of an
+    image: the image), or None when ``digest`` has no subject or is gone."""
+    current, root = digest, None
+    for _ in range(depth):
+        try:
+            subject = (await src.get_manifest(repo, current)).json().get("subject") or {}
+        except (OciError, ValueError):
+            return root  # gone, or not a manifest (a registry announced a blob)
+        if not isinstance(subject, dict) or not subject.get("digest"):
+            return root
+        current = root = str(subject["digest"])
+    return root

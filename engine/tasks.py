@@ -1,0 +1,149 @@
+"""What a run's tasks are and how one ends, shared by the service's runner and ``seawall sync``.
+
+No database here (``seawall sync`` keeps its own state file and must not import SQLAlchemy):
+task rows from a plan, Harbor's roll-up rule, and the guarded deletion of a replicated tag.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from adapters.oci.client import OciClient
+from adapters.oci.errors import NotFound, Unsupported
+from engine.plan import Plan
+
+__all__ = [
+    "MAX_ATTEMPTS",
+    "delete_replicated",
+    "failed_listing",
+    "roll_up",
+    "task_row",
+    "task_tags",
+    "tasks_from_plan",
+]
+
+#: Attempts a task gets in all when it fails transiently (a network error, a 5xx, a 429).
+MAX_ATTEMPTS = 5
+
+
+def task_row(
+    op: str,
+    src_repo: str,
+    dst_repo: str,
+    digest: str,
+    tags: tuple[str, ...],
+    status: str,
+    outcome: str,
+    reason: str,
+) -> dict[str, Any]:
+    tag_text = ",".join(tags)
+    return {
+        "operation": op,
+        "src_repository": src_repo,
+        "dst_repository": dst_repo,
+        "digest": digest,
+        "tags_json": json.dumps(list(tags)),
+        "status": status,
+        "outcome": outcome,
+        "reason": reason,
+        "resource_type": "artifact",
+        "src_resource": f"{src_repo}:[{tag_text}]" if src_repo else "",
+        "dst_resource": f"{dst_repo}:[{tag_text}]",
+    }
+
+
+def failed_listing(reason: str) -> dict[str, Any]:
+    """The task row that records a listing failure (the run then fails, deleting nothing)."""
+    return task_row("list", "", "", "", (), "Failed", "failed", reason[:2000])
+
+
+def tasks_from_plan(plan: Plan, dry_run: bool) -> list[dict[str, Any]]:
+    """Task rows for a plan. Skips are finished at once; a dry run's copies and deletions too."""
+    rows: list[dict[str, Any]] = []
+    copy_status, copy_outcome = ("Succeed", "would-copy") if dry_run else ("Pending", "")
+    for c in plan.copies:
+        rows.append(
+            task_row(
+                "copy",
+                c.src_repository,
+                c.dst_repository,
+                c.digest,
+                c.tags,
+                copy_status,
+                copy_outcome,
+                c.reason,
+            )
+        )
+    for s in plan.skips:
+        rows.append(
+            task_row(
+                "copy",
+                s.src_repository,
+                s.dst_repository,
+                s.digest,
+                s.tags,
+                "Succeed",
+                s.outcome,
+                s.reason,
+            )
+        )
+    for d in plan.deletions:
+        if plan.deletions_blocked:
+            status, outcome, reason = "Failed", "blocked", plan.deletions_blocked
+        elif dry_run:
+            status, outcome, reason = "Succeed", "would-delete", d.reason
+        else:
+            status, outcome, reason = "Pending", "", d.reason
+        rows.append(
+            task_row("deletion", "", d.dst_repository, d.digest, (d.tag,), status, outcome, reason)
+        )
+    if plan.problems:
+        rows.append(failed_listing("; ".join(plan.problems)))
+    return rows
+
+
+def roll_up(counts: dict[str, int]) -> str:
+    """Harbor's rule: InProgress while any task is pending or running; else Failed if any failed;
+    else Stopped if any stopped; else Succeed (also for zero tasks)."""
+    if counts.get("Pending", 0) or counts.get("InProgress", 0):
+        return "InProgress"
+    if counts.get("Failed", 0):
+        return "Failed"
+    if counts.get("Stopped", 0):
+        return "Stopped"
+    return "Succeed"
+
+
+def task_tags(row: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(json.loads(row.get("tags_json") or "[]"))
+
+
+async def delete_replicated(
+    dst: OciClient, repo: str, tag: str, digest: str, note: Callable[[str], None]
+) -> tuple[str, bool]:
+    """Delete ``repo:tag`` at the destination only if it still names ``digest`` (what Seawall
+    put there); by digest where the registry cannot delete a tag, unless another tag still
+    names the artifact. Returns the outcome and whether the ledger entry should go."""
+    current = await dst.head_manifest(repo, tag)
+    if current is None or current.digest != digest:
+        note(f"{repo}:{tag} no longer names {digest}: left alone")
+        return "skipped-differs", True
+    try:
+        await dst.delete_tag(repo, tag)
+        note(f"deleted tag {repo}:{tag}")
+    except (Unsupported, NotFound):
+        others = [t for t in await dst.list_tags(repo) if t != tag]
+        sharing = [
+            t for t in others if (r := await dst.head_manifest(repo, t)) and r.digest == digest
+        ]
+        if sharing:
+            note(
+                f"{repo}:{tag}: the registry cannot delete tags and {sharing[0]} still "
+                "names the artifact: left in place"
+            )
+            return "skipped-differs", False
+        await dst.delete_manifest(repo, digest)
+        note(f"deleted {repo}@{digest} (tag {tag}; the registry deletes by digest only)")
+    return "deleted", True
