@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
-from sqlalchemy import event, text
+from sqlalchemy import Connection, event, inspect, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlmodel import SQLModel
 
@@ -87,9 +87,38 @@ async def init_schema(engine: AsyncEngine) -> None:
         if conn.dialect.name == "postgresql":
             await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SCHEMA_LOCK_KEY})
         await conn.run_sync(SQLModel.metadata.create_all)
+        await conn.run_sync(_add_missing_columns)
         if conn.dialect.name == "postgresql":
             for ddl in _POSTGRES_INDEXES:
                 await conn.execute(text(ddl))
+
+
+def _add_missing_columns(conn: Connection) -> None:
+    """Columns added to a table since the database was created (``create_all`` makes missing
+    tables only): ``ALTER TABLE … ADD COLUMN`` with the column's default, so a data directory
+    from an earlier version keeps working. Columns are only ever added, never changed."""
+    inspector = inspect(conn)
+    for table in SQLModel.metadata.sorted_tables:
+        if not inspector.has_table(table.name):
+            continue
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present:
+                continue
+            kind = column.type.compile(dialect=conn.dialect)
+            ddl = f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'
+            default = column.default.arg if column.default is not None else None
+            if default is not None and not callable(default):
+                ddl += f" NOT NULL DEFAULT {_literal(default)}"
+            conn.execute(text(ddl))
+
+
+def _literal(value: object) -> str:
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int | float):
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"
 
 
 class Database:
