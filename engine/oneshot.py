@@ -393,7 +393,8 @@ class SyncState:
         """The last run, if it never ended and had the same settings; a run that never ended
         with other settings is closed as Stopped (its plan no longer applies)."""
         row = self.db.execute(
-            "SELECT id, settings FROM run WHERE ended_at IS NULL ORDER BY id DESC LIMIT 1"
+            "SELECT id, settings FROM run WHERE ended_at IS NULL AND dry_run = 0 "
+            "ORDER BY id DESC LIMIT 1"
         ).fetchone()
         if row is None:
             return None

@@ -173,7 +173,7 @@ class Runner:
                     if not batch:
                         return
                     running.add(int(batch[0]["id"]))
-                    await self._one(spec, copier, dst, batch[0], slots, running, report)
+                    await self._one(spec, copier, dst, batch[0], slots, running, report, stop)
 
             while not stop.is_set():
                 async with anyio.create_task_group() as tg:
@@ -219,6 +219,7 @@ class Runner:
         slots: anyio.Semaphore,
         running: set[int],
         report: Callable[[dict[str, Any]], Awaitable[None]],
+        stop: anyio.Event,
     ) -> None:
         tid = int(task["id"])
         lines: list[str] = [task.get("log") or ""] if task.get("log") else []
@@ -233,11 +234,14 @@ class Runner:
             await self.store.finish_task(tid, "Succeed", outcome, "", "\n".join(lines), nbytes)
             await report(_finished(task, "Succeed", outcome, "", nbytes))
         except anyio.get_cancelled_exc_class():
-            note("stopped")
-            with anyio.CancelScope(shield=True):
-                await self.store.finish_task(
-                    tid, "Stopped", "stopped", "run stopped", "\n".join(lines), 0
-                )
+            if stop.is_set():  # a user stopped the run
+                note("stopped")
+                with anyio.CancelScope(shield=True):
+                    await self.store.finish_task(
+                        tid, "Stopped", "stopped", "run stopped", "\n".join(lines), 0
+                    )
+            # else this node is shutting down or lost the run's lease: the task stays leased
+            # until its lease expires, then the run's (new) owner runs it again
             raise
         except (OciError, OSError) as e:
             note(f"error: {e}")

@@ -129,6 +129,8 @@ class ReplicationService:
         execution = await self.store.execution(eid)
         if not execution or not execution["scope_json"] or execution["stop_requested"]:
             return
+        if "deletion guard" in (execution["status_text"] or ""):
+            return  # waits for a person (raise the limit, run by hand), not for time
         key = f"{execution['policy_id']}:{execution['scope_json']}"
         attempt = self._event_retries.get(key, 0) + 1
         if attempt > len(EVENT_RETRY_SECONDS):

@@ -13,7 +13,8 @@ on the position read, so two nodes reading the same events cannot both commit th
 On PostgreSQL, ids are taken before commit, so an event can become visible after one with a
 higher id: the consumer reads only the unbroken run of ids after its cursor and waits up to
 ``gap_seconds`` for a missing id (a transaction still committing) before passing it (its
-transaction rolled back).
+transaction rolled back, or is slow: the ids passed over are looked for again, as holes, for
+``hole_seconds``, and events that appear there are acted on then).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
@@ -41,6 +43,7 @@ C = OutboxCursor.__table__  # type: ignore[attr-defined]
 P = Policy.__table__  # type: ignore[attr-defined]
 CURSOR = "replication"
 BATCH = 500
+MAX_HOLES = 1000  # ids of one gap kept as holes (a larger gap is a sequence jump, not commits)
 
 
 class _Raced(Exception):
@@ -56,14 +59,16 @@ class OutboxConsumer:
         poll_seconds: float = 0.5,
         keep_events: timedelta = timedelta(days=7),
         gap_seconds: float = 5.0,
+        hole_seconds: float = 600.0,
     ) -> None:
         """``poll_seconds``: how often to look for events written by other nodes (this node's
         registry wakes the consumer at once). Consumed events older than ``keep_events`` are
         pruned."""
         self.db, self.wake_runs = db, wake_runs
         self.poll_seconds, self.keep_events = poll_seconds, keep_events
-        self.gap_seconds = gap_seconds
+        self.gap_seconds, self.hole_seconds = gap_seconds, hole_seconds
         self._gap: tuple[int, float] | None = None  # (cursor position, when the gap was seen)
+        self._holes: dict[int, float] = {}  # ids passed over -> when
         self._wake = anyio.Event()
 
     def outbox_changed(self) -> None:
@@ -101,9 +106,10 @@ class OutboxConsumer:
             return more
         return True
 
-    def _unbroken(self, position: int, ids: list[int]) -> int:
-        """How many of ``ids`` (ascending, all > position) follow the cursor without a gap;
-        a gap older than ``gap_seconds`` is passed over."""
+    def _unbroken(self, position: int, ids: list[int]) -> tuple[int, list[int]]:
+        """How many of ``ids`` (ascending, all > position) follow the cursor without a gap, and
+        the ids passed over: a gap older than ``gap_seconds`` is passed over (and its ids kept
+        as holes, looked for again until ``hole_seconds``: a transaction that was only slow)."""
         expected, n = position + 1, 0
         for i in ids:
             if i != expected:
@@ -111,15 +117,39 @@ class OutboxConsumer:
             expected, n = i + 1, n + 1
         if n or not ids:
             self._gap = None
-            return n
+            return n, []
         now = anyio.current_time()
         if self._gap is None or self._gap[0] != position:
             self._gap = (position, now)
         if now - self._gap[1] < self.gap_seconds:
-            return 0
-        log.warning("outbox: events %d..%d never appeared; passing over", position + 1, ids[0] - 1)
+            return 0, []
+        log.warning(
+            "outbox: events %d..%d not committed yet; passing over", position + 1, ids[0] - 1
+        )
         self._gap = None
-        return self._unbroken(ids[0] - 1, ids)
+        n, _ = self._unbroken(ids[0] - 1, ids)
+        return n, list(range(position + 1, ids[0]))[-MAX_HOLES:]
+
+    async def _late(self, c: AsyncConnection) -> list[Any]:
+        """Events that appeared in holes passed over earlier (their transactions were slow)."""
+        now = anyio.current_time()
+        for hole, seen in list(self._holes.items()):
+            if now - seen > self.hole_seconds:
+                del self._holes[hole]
+        if not self._holes:
+            return []
+        rows = (
+            await c.execute(
+                select(E.c.id, E.c.action, E.c.repository, E.c.digest, E.c.tag).where(
+                    E.c.id.in_(sorted(self._holes))
+                )
+            )
+        ).all()
+        for row in rows:
+            self._holes.pop(int(row[0]), None)
+        if rows:
+            log.info("outbox: %d late events found in holes", len(rows))
+        return list(rows)
 
     async def _consume(self, c: AsyncConnection) -> tuple[bool, list[int]]:
         position = (await c.execute(select(C.c.position).where(C.c.name == CURSOR))).scalar()
@@ -134,10 +164,11 @@ class OutboxConsumer:
                 .limit(BATCH)
             )
         ).all()
-        n = self._unbroken(position, [int(e[0]) for e in events])
-        if n == 0:
-            return False, []
+        n, passed = self._unbroken(position, [int(e[0]) for e in events])
         events = events[:n]
+        late = await self._late(c)
+        if not events and not late:
+            return False, []
         policies = (
             (
                 await c.execute(
@@ -151,18 +182,22 @@ class OutboxConsumer:
             .mappings()
             .all()
         )
-        scopes = scopes_for([dict(p) for p in policies], [(a, r, d, t) for _, a, r, d, t in events])
+        found = [(a, r, d, t) for _, a, r, d, t in [*late, *events]]
+        scopes = scopes_for([dict(p) for p in policies], found)
         now = utcnow()
         queued = [await enqueue_scoped(c, pid, "event_based", s, now) for pid, s in scopes.items()]
-        moved = await c.execute(
-            update(C)
-            .where(C.c.name == CURSOR, C.c.position == position)
-            .values(position=events[-1][0], updated_at=now)
-        )
-        if not moved.rowcount:
-            raise _Raced
+        if events:
+            moved = await c.execute(
+                update(C)
+                .where(C.c.name == CURSOR, C.c.position == position)
+                .values(position=events[-1][0], updated_at=now)
+            )
+            if not moved.rowcount:
+                raise _Raced
+            stamp = anyio.current_time()
+            self._holes.update({hole: stamp for hole in passed})
         if queued:
-            log.debug("%d events queued runs %s", len(events), queued)
+            log.debug("%d events queued runs %s", len(found), queued)
         return len(events) == BATCH, queued
 
     async def prune(self) -> None:

@@ -2,7 +2,8 @@
 
 Access: ``GET /ping`` and ``GET /systeminfo`` are public, and ``POST /registries/{id}/webhook``
 checks the endpoint's own secret; every other route needs HTTP Basic for
-an active account. Reads (GET/HEAD) are open to any account; everything else needs an admin.
+an active account. Reads (GET/HEAD) are open to any account, except outgoing webhooks and their
+deliveries (addresses often carry a secret); everything else needs an admin.
 """
 
 from __future__ import annotations
@@ -40,11 +41,12 @@ class Route:
     pattern: re.Pattern[str]
     methods: dict[str, Handler]
     public: bool = False
+    admin_only: bool = False  # reads too (webhook addresses often carry a secret)
 
 
-def _route(path: str, public: bool = False, **methods: Handler) -> Route:
+def _route(path: str, public: bool = False, admin_only: bool = False, **methods: Handler) -> Route:
     regex = re.sub(r"\{(\w+)\}", r"(?P<\1>\\d+)", path)
-    return Route(re.compile(f"^{regex}$"), methods, public)
+    return Route(re.compile(f"^{regex}$"), methods, public, admin_only)
 
 
 def _named(regex: str, **methods: Handler) -> Route:
@@ -73,25 +75,37 @@ ROUTES = (
     ),
     _route(
         "/replication/policies/{id}/webhooks",
+        admin_only=True,
         GET=notifications.list_webhooks,
         POST=notifications.create,
     ),
     _route(
         "/replication/policies/{id}/webhooks/{webhook_id}",
+        admin_only=True,
         GET=notifications.get,
         PUT=notifications.update,
         DELETE=notifications.delete,
     ),
-    _route("/replication/policies/{id}/webhooks/{webhook_id}/test", POST=notifications.send_test),
+    _route(
+        "/replication/policies/{id}/webhooks/{webhook_id}/test",
+        admin_only=True,
+        POST=notifications.send_test,
+    ),
     _route(
         "/replication/policies/{id}/webhooks/{webhook_id}/deliveries",
+        admin_only=True,
         GET=notifications.deliveries,
     ),
     _route(
         "/replication/policies/{id}/webhooks/{webhook_id}/deliveries/{delivery_id}",
+        admin_only=True,
         GET=notifications.delivery,
     ),
-    _route("/replication/policies/{id}/deliveries", GET=notifications.policy_deliveries),
+    _route(
+        "/replication/policies/{id}/deliveries",
+        admin_only=True,
+        GET=notifications.policy_deliveries,
+    ),
     _route("/replication/executions", GET=executions.list_executions, POST=executions.start),
     _route("/replication/executions/{id}", GET=executions.get, PUT=executions.stop),
     _route("/replication/executions/{id}/tasks", GET=executions.tasks),
@@ -136,7 +150,7 @@ class ManagementApi:
                     headers={"Allow": allowed},
                 )
             if not route.public:
-                await self.authorize(req, admin=method not in READS)
+                await self.authorize(req, admin=route.admin_only or method not in READS)
             req.params = m.groupdict()
             return await handler(self.ctx, req)
         raise not_found(f"no such path: {req.path[:200]}")

@@ -200,9 +200,13 @@ async def stop(ctx: ApiContext, req: Request) -> Response:
     execution_id = int(req.params["id"])
     async with ctx.db.read() as c:
         await _load(c, execution_id)
-    await RunStore(ctx.db, "api").request_stop(execution_id)
-    async with ctx.db.write() as c:  # nobody holds it yet: nobody else will stop it
+    async with ctx.db.write() as c:  # one transaction: no event merges into a run being stopped
         await c.execute(
+            update(X)
+            .where(X.c.id == execution_id, X.c.status.in_(ACTIVE))
+            .values(stop_requested=True)
+        )
+        await c.execute(  # nobody holds it yet: nobody else will stop it
             update(X)
             .where(X.c.id == execution_id, X.c.status == "Pending", X.c.lease_owner.is_(None))
             .values(status="Stopped", status_text="stopped before it started", end_time=utcnow())

@@ -39,7 +39,7 @@ from typing import Any
 import anyio
 import httpx
 from anyio.abc import TaskGroup
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, case, func, insert, or_, select, update
 
 from engine.notify.models import EVENT_TYPES, Delivery, Webhook
 from engine.notify.payloads import (
@@ -310,10 +310,19 @@ class Notifier:
         return _Clients(timeout, self._transport)
 
     async def _seconds_to_next_due(self) -> float:
+        now = utcnow()
         async with self.db.read() as c:
             due = (
                 await c.execute(
-                    select(func.min(D.c.next_attempt_at)).where(D.c.status == "Pending")
+                    # a row leased by another process is due again when its lease ends
+                    select(
+                        func.min(
+                            case(
+                                (D.c.lease_expires > now, D.c.lease_expires),
+                                else_=D.c.next_attempt_at,
+                            )
+                        )
+                    ).where(D.c.status == "Pending")
                 )
             ).scalar()
         if due is None:
@@ -358,7 +367,12 @@ class Notifier:
         free = or_(D.c.lease_expires.is_(None), D.c.lease_expires < now)
         due = and_(D.c.status == "Pending", D.c.next_attempt_at <= now, free)
         async with self.db.read() as c:  # idle polls never take the write lock
-            found = await c.execute(select(D.c.id).where(due).order_by(D.c.id).limit(BATCH))
+            # the oldest due delivery of each webhook: one at a time per receiver, in order, so
+            # a slow receiver holds one lease, never a batch that outlives it
+            oldest = func.min(D.c.id)
+            found = await c.execute(
+                select(oldest).where(due).group_by(D.c.webhook_id).order_by(oldest).limit(BATCH)
+            )
             ids = [int(r[0]) for r in found.all()]
         if not ids:
             return []
@@ -427,9 +441,11 @@ class Notifier:
         status: int | None = None
         retry_after: float | None = None
         try:
-            response = await client.post(
-                row["address"], content=row["payload_json"].encode(), headers=headers
-            )
+            # the whole request, not each phase of it, stays within the timeout (and the lease)
+            with anyio.fail_after(self.settings.timeout_seconds):
+                response = await client.post(
+                    row["address"], content=row["payload_json"].encode(), headers=headers
+                )
             status = response.status_code
             await response.aclose()
             if 200 <= status < 300:
@@ -438,9 +454,12 @@ class Notifier:
                 error = f"HTTP {status} {response.reason_phrase}".strip()
                 retry_after = _retry_after(response.headers.get("Retry-After"))
             final = status < 500 and status != 429
+        except TimeoutError:
+            error = f"no answer within {self.settings.timeout_seconds:g} s"
+            final = False
         except httpx.HTTPError as e:
             error = f"{type(e).__name__}: {e}".strip().rstrip(":")[:500] or type(e).__name__
-            final = isinstance(e, httpx.UnsupportedProtocol | httpx.InvalidURL)
+            final = isinstance(e, httpx.UnsupportedProtocol)
         except Exception as e:  # a bad address, say: recorded, never raised into the loop
             error = f"{type(e).__name__}: {e}"[:500]
             final = True

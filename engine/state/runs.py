@@ -430,16 +430,25 @@ async def enqueue_scoped(
                 X.c.lease_owner.is_(None),
                 X.c.scope_json != "",
                 X.c.dry_run.is_(False),
+                X.c.stop_requested.is_(False),
             )
             .order_by(X.c.id)
             .limit(1)
+            # PostgreSQL: a concurrent merge into the same run waits here and then reads the
+            # merged scope (read-merge-write would otherwise lose one of them)
+            .with_for_update()
         )
     ).first()
     if row is not None:
         merged = Scope.from_json(row[1]).merge(scope).to_json()
         res = await c.execute(
             update(X)
-            .where(X.c.id == row[0], X.c.status == "Pending", X.c.lease_owner.is_(None))
+            .where(
+                X.c.id == row[0],
+                X.c.status == "Pending",
+                X.c.lease_owner.is_(None),
+                X.c.stop_requested.is_(False),
+            )
             .values(scope_json=merged)
         )
         if res.rowcount:

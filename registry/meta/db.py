@@ -107,9 +107,11 @@ def _add_missing_columns(conn: Connection) -> None:
                 continue
             kind = column.type.compile(dialect=conn.dialect)
             ddl = f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'
-            default = column.default.arg if column.default is not None else None
+            default = getattr(column.default, "arg", None)
             if default is not None and not callable(default):
-                ddl += f" NOT NULL DEFAULT {_literal(default)}"
+                ddl += f" DEFAULT {_literal(default)}"
+                if not column.nullable:
+                    ddl += " NOT NULL"
             conn.execute(text(ddl))
 
 
