@@ -3,7 +3,6 @@ following their subject, a run stopped in the middle of a blob, remote → remot
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -22,49 +21,12 @@ from tests.replication.support import (
     tags,
     wait,
 )
-from tests.support.client import (
-    OCI_MANIFEST,
-    client,
-    push_blob,
-    push_image,
-    sha256,
-)
+from tests.support.client import client, push_artifact, push_image
 from tests.support.distribution import DistributionProcess
 from tests.support.server import SeawallProcess
 
 MiB = 1 << 20
-EMPTY = b"{}"
 SPDX = "application/spdx+json"
-
-
-def push_artifact(c: httpx.Client, repo: str, tag: str, artifact_type: str, payload: bytes) -> str:
-    """A tagged non-image artifact (an SBOM, say), as oras pushes one."""
-    push_blob(c, repo, EMPTY)
-    push_blob(c, repo, payload)
-    manifest = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "artifactType": artifact_type,
-            "config": {
-                "mediaType": "application/vnd.oci.empty.v1+json",
-                "digest": sha256(EMPTY),
-                "size": 2,
-            },
-            "layers": [
-                {
-                    "mediaType": "application/octet-stream",
-                    "digest": sha256(payload),
-                    "size": len(payload),
-                }
-            ],
-        }
-    ).encode()
-    r = c.put(
-        f"/v2/{repo}/manifests/{tag}", content=manifest, headers={"Content-Type": OCI_MANIFEST}
-    )
-    assert r.status_code == 201, r.text
-    return r.headers["Docker-Content-Digest"]
 
 
 def test_tag_filters_keep_fallback_signatures_and_type_filters_apply(
@@ -82,7 +44,7 @@ def test_tag_filters_keep_fallback_signatures_and_type_filters_apply(
         for subject in (v1, dev):
             sig_tag = subject.replace(":", "-") + ".sig"
             push_image(d, "apps/web", sig_tag, seed=f"sig-{subject}")
-        push_artifact(d, "apps/web", "v1-sbom", SPDX, b'{"spdxVersion": "SPDX-2.3"}')
+        push_artifact(d, "apps/web", SPDX, b'{"spdxVersion": "SPDX-2.3"}', tag="v1-sbom")
         labelled, _ = push_image(d, "apps/web", "x1", seed="x1", annotations={"team": "web"})
         src = add_endpoint(a, "dist", dist.url)
         pid = add_policy(

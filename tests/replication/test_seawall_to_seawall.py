@@ -11,13 +11,12 @@ import httpx
 import pytest
 
 from tests.replication.support import add_endpoint, add_policy, api, digest_of, dumps, run, tags
-from tests.support.client import OCI_INDEX, OCI_MANIFEST, client, push_blob, push_image, sha256
+from tests.support.client import OCI_INDEX, OCI_MANIFEST, client, push_artifact, push_image, sha256
 from tests.support.distribution import DistributionProcess
 from tests.support.server import SeawallProcess
 
 COSIGN = "application/vnd.dev.cosign.artifact.sig.v1+json"
 SPDX = "application/spdx+json"
-EMPTY = b"{}"
 
 
 @pytest.fixture
@@ -45,35 +44,6 @@ def push_index(c: httpx.Client, repo: str, tag: str) -> tuple[str, list[str]]:
     return sha256(index), [ch["digest"] for ch in children]
 
 
-def push_referrer(
-    c: httpx.Client, repo: str, subject: str, subject_size: int, artifact_type: str, payload: bytes
-) -> str:
-    push_blob(c, repo, EMPTY)
-    layer = push_blob(c, repo, payload)
-    manifest = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "artifactType": artifact_type,
-            "config": {
-                "mediaType": "application/vnd.oci.empty.v1+json",
-                "digest": sha256(EMPTY),
-                "size": 2,
-            },
-            "layers": [
-                {"mediaType": "application/octet-stream", "digest": layer, "size": len(payload)}
-            ],
-            "subject": {"mediaType": OCI_MANIFEST, "digest": subject, "size": subject_size},
-        }
-    ).encode()
-    digest = sha256(manifest)
-    r = c.put(
-        f"/v2/{repo}/manifests/{digest}", content=manifest, headers={"Content-Type": OCI_MANIFEST}
-    )
-    assert r.status_code == 201, r.text
-    return digest
-
-
 def test_index_and_referrers_follow_their_subject(
     local: SeawallProcess, remote: SeawallProcess
 ) -> None:
@@ -83,8 +53,8 @@ def test_index_and_referrers_follow_their_subject(
     ):
         index, children = push_index(c, "apps/multi", "1.0")
         image, data = push_image(c, "apps/signed", "v1", seed="signed")
-        sig = push_referrer(c, "apps/signed", image, len(data), COSIGN, b"signature")
-        sbom = push_referrer(c, "apps/signed", image, len(data), SPDX, b'{"spdx": 1}')
+        sig = push_artifact(c, "apps/signed", COSIGN, b"signature", subject=(image, len(data)))
+        sbom = push_artifact(c, "apps/signed", SPDX, b'{"spdx": 1}', subject=(image, len(data)))
         dest = add_endpoint(
             a,
             "remote",

@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 
 from tests.replication.support import add_endpoint, add_policy, api, digest_of, dumps, tags
-from tests.replication.test_seawall_to_seawall import COSIGN, SPDX, push_referrer
-from tests.support.client import ACCEPT, OCI_MANIFEST, client, push_image
+from tests.replication.test_seawall_to_seawall import COSIGN, SPDX
+from tests.support.client import ACCEPT, OCI_MANIFEST, client, push_artifact, push_image
 from tests.support.distribution import DistributionProcess
 from tests.support.server import SeawallProcess
 
@@ -119,8 +119,8 @@ def test_late_referrers_follow_their_subject(local: SeawallProcess, tmp_path: Pa
             image, data = push_image(c, "apps/signed", "v1", seed="signed")
             eventually(lambda: digest_of(r, "apps/signed", "v1") == image, what="subject")
             # Signed and SBOM'd after the subject was replicated: untagged, found by events.
-            sig = push_referrer(c, "apps/signed", image, len(data), COSIGN, b"signature")
-            sbom = push_referrer(c, "apps/signed", image, len(data), SPDX, b'{"spdx": 1}')
+            sig = push_artifact(c, "apps/signed", COSIGN, b"signature", subject=(image, len(data)))
+            sbom = push_artifact(c, "apps/signed", SPDX, b'{"spdx": 1}', subject=(image, len(data)))
 
             def listed() -> set[tuple[str, str]]:
                 got = r.get(f"/v2/apps/signed/referrers/{image}", headers={"Accept": ACCEPT})

@@ -123,3 +123,49 @@ def push_image(
     )
     assert r.status_code == 201, (r.status_code, r.text)
     return sha256(manifest), manifest
+
+
+EMPTY_CONFIG = b"{}"
+
+
+def push_artifact(
+    c: httpx.Client,
+    repo: str,
+    artifact_type: str,
+    payload: bytes,
+    *,
+    tag: str | None = None,
+    subject: tuple[str, int] | None = None,
+) -> str:
+    """Push an OCI 1.1 artifact (an SBOM, a signature: empty config, one layer), by ``tag`` or
+    else by digest, with an optional ``subject`` (digest, size); returns its digest."""
+    push_blob(c, repo, EMPTY_CONFIG)
+    push_blob(c, repo, payload)
+    doc: dict[str, Any] = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": artifact_type,
+        "config": {
+            "mediaType": "application/vnd.oci.empty.v1+json",
+            "digest": sha256(EMPTY_CONFIG),
+            "size": len(EMPTY_CONFIG),
+        },
+        "layers": [
+            {
+                "mediaType": "application/octet-stream",
+                "digest": sha256(payload),
+                "size": len(payload),
+            }
+        ],
+    }
+    if subject is not None:
+        doc["subject"] = {"mediaType": OCI_MANIFEST, "digest": subject[0], "size": subject[1]}
+    manifest = json.dumps(doc).encode()
+    digest = sha256(manifest)
+    r = c.put(
+        f"/v2/{repo}/manifests/{tag or digest}",
+        content=manifest,
+        headers={"Content-Type": OCI_MANIFEST},
+    )
+    assert r.status_code == 201, r.text
+    return digest
