@@ -73,13 +73,17 @@ class ReplicationService:
         self._wake.set()
         self.schedules.wake()
 
+    def _poke(self) -> None:
+        """Look for a run to claim now (the current event: the loop replaces it each round)."""
+        self._wake.set()
+
     def outbox_changed(self) -> None:
         """The registry wrote events: the outbox consumer turns them into runs."""
         self.outbox.outbox_changed()
 
     async def start(self, tg: TaskGroup) -> None:
         self._tg = tg
-        install(Runtime(self.store, self._wake.set))
+        install(Runtime(self.store, self._poke))
         tg.start_soon(self._loop, name="replication-service")
         await self.notifier.start(tg)
         await self.outbox.start(tg)
