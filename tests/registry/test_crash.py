@@ -27,9 +27,15 @@ def _blob(seed: int, size: int) -> bytes:
 
 
 def _push_chunked(
-    base: str, password: str, repo: str, data: bytes, results: dict[str, str]
+    base: str,
+    password: str,
+    repo: str,
+    data: bytes,
+    results: dict[str, str],
+    under_way: threading.Event,
 ) -> None:
-    """Push one blob in 4 MiB PATCH chunks; record 'done' or the exception."""
+    """Push one blob in 4 MiB PATCH chunks; record 'done' or the exception. ``under_way`` is
+    set once a chunk is stored (the push is mid-way)."""
     digest = sha256(data)
     try:
         with client(base, "admin", password) as c:
@@ -46,6 +52,7 @@ def _push_chunked(
                     },
                 )
                 loc = r.headers["Location"]
+                under_way.set()
             r = c.put(loc, params={"digest": digest})
             results[digest] = "done" if r.status_code == 201 else f"status {r.status_code}"
     except httpx.HTTPError as e:
@@ -71,16 +78,19 @@ def test_kill_during_pushes_leaves_nothing_partial(fresh_seawall: SeawallProcess
     results: dict[str, str] = {}
     interrupted = 0
     repo = "crash/test"
-    for round_no, delay in enumerate((0.6, 1.2, 2.0)):
+    for round_no, delay in enumerate((0.0, 0.3, 0.8)):  # after the first chunk is stored
         results.clear()
+        under_way = threading.Event()
         threads = [
             threading.Thread(
-                target=_push_chunked, args=(server.url, server.admin_password, repo, b, results)
+                target=_push_chunked,
+                args=(server.url, server.admin_password, repo, b, results, under_way),
             )
             for b in blobs
         ]
         for t in threads:
             t.start()
+        assert under_way.wait(60), f"round {round_no}: no chunk was stored"
         time.sleep(delay)
         server.kill()  # kill -9, the whole process group
         for t in threads:
@@ -105,7 +115,9 @@ def test_kill_during_pushes_leaves_nothing_partial(fresh_seawall: SeawallProcess
     with client(server.url, "admin", server.admin_password) as c:
         for b in blobs:
             threads_results: dict[str, str] = {}
-            _push_chunked(server.url, server.admin_password, repo, b, threads_results)
+            _push_chunked(
+                server.url, server.admin_password, repo, b, threads_results, threading.Event()
+            )
             assert set(threads_results.values()) == {"done"}
             assert sha256(c.get(f"/v2/{repo}/blobs/{sha256(b)}").content) == sha256(b)
         digest, _ = push_image(c, repo, "after-crash")

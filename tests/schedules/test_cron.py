@@ -30,26 +30,26 @@ def parse(ts: str) -> datetime:
 def test_cron_fires_on_time(fresh_seawall: SeawallProcess, dist: DistributionProcess) -> None:
     local = fresh_seawall.start()
     with api(local.url, local.admin_password) as a:
-        # Every 3 seconds in Harbor's six-field form, in a zone far from UTC.
-        pid = add_policy(
-            a,
-            "tick",
-            dest=add_endpoint(a, "dist", dist.url),
-            trigger=cron("*/3 * * * * *", "Asia/Kathmandu"),
-        )
-        runs = eventually(lambda: len(executions(a, pid)) >= 3 and executions(a, pid), 30, "3 runs")
+        # Every 5 seconds in Harbor's six-field form, in a zone far from UTC.
+        every5 = cron("*/5 * * * * *", "Asia/Kathmandu")
+        pid = add_policy(a, "tick", dest=add_endpoint(a, "dist", dist.url), trigger=every5)
+        runs = eventually(lambda: len(executions(a, pid)) >= 3 and executions(a, pid), 40, "runs")
+        fired = set()
         for x in runs:
             assert x["trigger"] == "scheduled", dumps(x)
-            # created at its fire time (seconds divisible by 3), give or take scheduling delay
+            # created just after a fire time (seconds divisible by 5): a loaded machine may
+            # take a moment, never a whole period
             started = parse(x["start_time"])
-            late = (started.second % 3) + started.microsecond / 1e6
-            assert late < 1.5, dumps(runs)
+            late = (started.second % 5) + started.microsecond / 1e6
+            assert late < 4, dumps(runs)
+            fired.add(int(started.timestamp() - late))
+        assert len(fired) == len(runs), dumps(runs)  # one run per fire time
         # Disabling the policy stops its schedule.
         r = a.put(f"/replication/policies/{pid}", json={"enabled": False})
         assert r.status_code == 200, r.text
         time.sleep(0.5)
         count = len(executions(a, pid))
-        time.sleep(4)
+        time.sleep(6)
         assert len(executions(a, pid)) == count
 
 
@@ -77,11 +77,11 @@ def test_missed_firing_runs_once_at_start(
     fresh_seawall: SeawallProcess, dist: DistributionProcess
 ) -> None:
     local = fresh_seawall.start()
-    at = datetime.now(UTC) + timedelta(seconds=6)
+    at = datetime.now(UTC) + timedelta(seconds=8)
     with api(local.url, local.admin_password) as a:
-        daily = f"{at.second} {at.minute} {at.hour} * * *"  # once a day, 6 s from now
+        daily = f"{at.second} {at.minute} {at.hour} * * *"  # once a day, 8 s from now
         pid = add_policy(a, "nightly", dest=add_endpoint(a, "dist", dist.url), trigger=cron(daily))
-        time.sleep(1.0)  # the schedule is stored
+        time.sleep(3.0)  # the schedule is stored (at once; this leaves room for a slow machine)
     local.kill()  # down across the fire time
     time.sleep(max(0.0, (at - datetime.now(UTC)).total_seconds()) + 3)
     local.start()
