@@ -34,6 +34,12 @@ class CopyResult:
     manifests_put: int = 0
     referrers: int = 0
 
+    def summary(self) -> str:
+        return (
+            f"done: {self.blobs_copied} blobs copied, {self.blobs_skipped} present, "
+            f"{self.blobs_mounted} mounted, {self.bytes_copied} bytes"
+        )
+
 
 @dataclass
 class _Flight:

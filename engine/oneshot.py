@@ -253,10 +253,7 @@ async def _execute(
         task["src_repository"], task["dst_repository"], task["digest"], tags, note
     )
     state.record_replicated(task["dst_repository"], tags, task["digest"])
-    note(
-        f"done: {result.blobs_copied} blobs copied, {result.blobs_skipped} present, "
-        f"{result.blobs_mounted} mounted, {result.bytes_copied} bytes"
-    )
+    note(result.summary())
     return "copied", result.bytes_copied
 
 

@@ -276,10 +276,7 @@ class Runner:
         await self.store.record_replicated(
             spec.policy_id, task["dst_repository"], tags, task["digest"]
         )
-        note(
-            f"done: {result.blobs_copied} blobs copied, {result.blobs_skipped} present, "
-            f"{result.blobs_mounted} mounted, {result.bytes_copied} bytes"
-        )
+        note(result.summary())
         return "copied", result.bytes_copied
 
     async def _delete(

@@ -33,7 +33,6 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import anyio
@@ -41,6 +40,7 @@ import httpx
 from anyio.abc import TaskGroup
 from sqlalchemy import and_, case, func, insert, or_, select, update
 
+from adapters.oci.limits import parse_retry_after_seconds
 from engine.notify.models import EVENT_TYPES, Delivery, Webhook
 from engine.notify.payloads import (
     ARTIFACT_LIST_LIMIT,
@@ -452,7 +452,7 @@ class Notifier:
                 error = ""
             else:
                 error = f"HTTP {status} {response.reason_phrase}".strip()
-                retry_after = _retry_after(response.headers.get("Retry-After"))
+                retry_after = parse_retry_after_seconds(response.headers.get("Retry-After"))
             final = status < 500 and status != 429
         except TimeoutError:
             error = f"no answer within {self.settings.timeout_seconds:g} s"
@@ -522,22 +522,6 @@ class Notifier:
                     updated_at=now,
                 )
             )
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 class _Clients:
