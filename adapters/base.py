@@ -156,7 +156,7 @@ class RegistryAdapter(ABC):
     probe_repository: ClassVar[str] = "seawall/capability-probe"  # default probe target
     health_timeout_seconds: ClassVar[float] = 10.0
     # event_based: the remote calls POST /api/v2.0/registries/{id}/webhook on its pushes
-    supported_triggers: ClassVar[tuple[str, ...]] = ("manual", "scheduled", "event_based")
+    supported_triggers: ClassVar[tuple[str, ...]] = TRIGGERS
     supported_resource_filters: ClassVar[tuple[dict[str, Any], ...]] = _INPUT_FILTERS
     endpoint_pattern: ClassVar[dict[str, Any] | None] = None  # Harbor's, for fixed-URL clouds
     credential_pattern: ClassVar[dict[str, Any] | None] = None

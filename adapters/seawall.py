@@ -24,4 +24,3 @@ class SeawallAdapter(RegistryAdapter):
         delete_manifest=True,
         create_namespace=False,
     )
-    supported_triggers: ClassVar[tuple[str, ...]] = ("manual", "scheduled", "event_based")

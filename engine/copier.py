@@ -77,7 +77,10 @@ class Copier:
         manifest = await self._manifest_tree(src_repo, dst_repo, digest, result, log, set())
         if self.follow_referrers:
             await self._referrers(src_repo, dst_repo, digest, result, log, {digest})
+        if tags and manifest is None:  # already there: its bytes are needed only to tag it
+            manifest = await self.src.get_manifest(src_repo, digest)
         for tag in tags:
+            assert manifest is not None
             await self.dst.put_manifest(dst_repo, tag, manifest.data, manifest.media_type)
             result.manifests_put += 1
             log(f"tagged {dst_repo}:{tag} -> {digest}")
@@ -91,15 +94,16 @@ class Copier:
         result: CopyResult,
         log: Log,
         seen: set[str],
-    ) -> Manifest:
-        manifest = await self.src.get_manifest(src_repo, digest)
+    ) -> Manifest | None:
+        """Copy ``digest`` and what it references; its bytes, or None when there was nothing
+        to copy (already copied in this tree, or present at the destination: no GET then)."""
         if digest in seen:
-            return manifest
+            return None
         seen.add(digest)
-        existing = await self.dst.head_manifest(dst_repo, digest)
-        if existing is not None:
+        if await self.dst.head_manifest(dst_repo, digest) is not None:
             log(f"manifest {digest} already at destination")
-            return manifest
+            return None
+        manifest = await self.src.get_manifest(src_repo, digest)
         doc: dict[str, Any] = manifest.json()
         if manifest.media_type in mt.INDEX_TYPES or "manifests" in doc:
             async with anyio.create_task_group() as tg:

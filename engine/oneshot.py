@@ -41,9 +41,9 @@ from engine.filters import Filter
 from engine.plan import PolicySpec
 from engine.planning import plan_policy
 from engine.tasks import (
-    MAX_ATTEMPTS,
     delete_replicated,
     failed_listing,
+    retry_delay,
     roll_up,
     task_tags,
     tasks_from_plan,
@@ -52,7 +52,6 @@ from engine.tasks import (
 __all__ = ["SyncResult", "SyncSide", "sync_once"]
 
 KEEP_RUNS = 20  # finished runs whose tasks are kept in the state file
-ACTIVE = ("Pending", "InProgress")
 
 
 @dataclass(frozen=True)
@@ -230,8 +229,9 @@ async def _one(
             return
         except (OciError, OSError) as e:
             note(f"error: {e}")
-            if isinstance(e, Transient) and attempts < MAX_ATTEMPTS:
-                await anyio.sleep(min(2**attempts, 30))
+            delay = retry_delay(attempts) if isinstance(e, Transient) else None
+            if delay is not None:
+                await anyio.sleep(delay)
                 continue
             state.finish_task(tid, "Failed", "failed", str(e), "\n".join(lines), 0)
             return

@@ -15,6 +15,7 @@ from engine.filters import Candidate, Filter, apply_filters
 from engine.naming import map_repository
 
 __all__ = [
+    "GUARD",
     "CopyAction",
     "DeleteAction",
     "Listing",
@@ -24,6 +25,9 @@ __all__ = [
     "make_plan",
 ]
 
+#: How a plan's ``deletions_blocked`` (and the run's status text) begins when a per-run
+#: deletion limit stopped it: the run then waits for a person, not for a retry.
+GUARD = "deletion guard"
 _REFERRER_TAG = re.compile(r"^(sha256)-([a-f0-9]{64})(\..+)?$")
 
 
@@ -249,12 +253,12 @@ def _deletions(
     total = (base if base is not None else sum(len(t) for t in destination.tags.values())) or 1
     if len(candidates) > policy.max_deletions:
         return tuple(candidates), (
-            f"deletion guard: {len(candidates)} deletions exceed max_deletions="
+            f"{GUARD}: {len(candidates)} deletions exceed max_deletions="
             f"{policy.max_deletions}; review them with a dry run, then raise the limit"
         )
     if len(candidates) / total > policy.max_deletion_fraction:
         return tuple(candidates), (
-            f"deletion guard: {len(candidates)} of {total} destination tags "
+            f"{GUARD}: {len(candidates)} of {total} destination tags "
             f"({len(candidates) / total:.0%}) exceed max_deletion_fraction="
             f"{policy.max_deletion_fraction:g}; review them with a dry run, then raise the limit"
         )

@@ -6,6 +6,7 @@ policy replicated comes in as a mapping).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import replace
 
 import anyio
@@ -88,20 +89,42 @@ async def plan_scope(
     for r, tags in narrow.items():
         held = ledger.get(_map(spec, r), {})
         mine.setdefault(_map(spec, r), {}).update({t: held[t] for t in tags if t in held})
-    source = merge_listings(
-        await list_side(src, whole, missing_ok=True), await head_tags(src, narrow)
-    )
-    source = await _describe(spec, src, source)
-    destination = merge_listings(
-        await list_side(
-            dst, {_map(spec, r) for r in whole}, missing_ok=True, known=None if verify else mine
-        ),
-        await head_tags(dst, {_map(spec, r): tags for r, tags in narrow.items()}),
-    )
+    listings: dict[str, Listing] = {}
+
+    async def source() -> None:
+        found = await _both(list_side(src, whole, missing_ok=True), head_tags(src, narrow))
+        listings["src"] = await _describe(spec, src, found)
+
+    async def destination() -> None:
+        known = None if verify else mine
+        listings["dst"] = await _both(
+            list_side(dst, {_map(spec, r) for r in whole}, missing_ok=True, known=known),
+            head_tags(dst, {_map(spec, r): tags for r, tags in narrow.items()}),
+        )
+
+    async with anyio.create_task_group() as tg:  # both sides at once
+        tg.start_soon(source)
+        tg.start_soon(destination)
+    source_listing, destination_listing = listings["src"], listings["dst"]
     base = sum(len(t) for t in ledger.values())
-    plan = make_plan(spec, source, destination, mine, deletion_base=base)
-    plan = await _with_late_referrers(plan, spec, src, dst, scope, source)
-    return plan if source.complete else replace(plan, problems=source.problems)
+    plan = make_plan(spec, source_listing, destination_listing, mine, deletion_base=base)
+    plan = await _with_late_referrers(plan, spec, src, dst, scope, source_listing)
+    if source_listing.complete:
+        return plan
+    return replace(plan, problems=source_listing.problems)
+
+
+async def _both(whole: Awaitable[Listing], narrow: Awaitable[Listing]) -> Listing:
+    """The whole-repository and the by-tag listing of one side, made at once, in one."""
+    found: list[Listing] = []
+
+    async def one(listing: Awaitable[Listing]) -> None:
+        found.append(await listing)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(one, whole)
+        tg.start_soon(one, narrow)
+    return merge_listings(*found)
 
 
 async def _with_late_referrers(

@@ -23,7 +23,7 @@ from engine.observers import RunObserver, notify_all
 from engine.plan import Plan, PolicySpec
 from engine.planning import plan_policy, plan_scope
 from engine.scope import Scope
-from engine.tasks import MAX_ATTEMPTS, delete_replicated, failed_listing, task_tags, tasks_from_plan
+from engine.tasks import delete_replicated, failed_listing, retry_delay, task_tags, tasks_from_plan
 
 if TYPE_CHECKING:  # seawall sync shares this module's neighbours without SQLAlchemy
     from engine.state.runs import RunStore
@@ -245,10 +245,11 @@ class Runner:
             raise
         except (OciError, OSError) as e:
             note(f"error: {e}")
-            again = isinstance(e, Transient) and int(task["attempts"]) < MAX_ATTEMPTS
+            delay = retry_delay(int(task["attempts"]) + 1) if isinstance(e, Transient) else None
+            again = delay is not None
             status = "Pending" if again else "Failed"
-            if again:
-                await anyio.sleep(min(2 ** int(task["attempts"]), 30))
+            if delay is not None:
+                await anyio.sleep(delay)
             await self.store.finish_task(
                 tid, status, "" if again else "failed", str(e), "\n".join(lines), 0
             )

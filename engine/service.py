@@ -19,6 +19,7 @@ from anyio.abc import TaskGroup
 
 from engine.notify import Notifier
 from engine.observers import RunObserver
+from engine.plan import GUARD
 from engine.runner import ClientFactory, Runner
 from engine.scope import Scope
 from engine.state.runs import RunStore
@@ -133,7 +134,7 @@ class ReplicationService:
         execution = await self.store.execution(eid)
         if not execution or not execution["scope_json"] or execution["stop_requested"]:
             return
-        if "deletion guard" in (execution["status_text"] or ""):
+        if (execution["status_text"] or "").startswith(GUARD):
             return  # waits for a person (raise the limit, run by hand), not for time
         key = f"{execution['policy_id']}:{execution['scope_json']}"
         attempt = self._event_retries.get(key, 0) + 1

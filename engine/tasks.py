@@ -15,9 +15,11 @@ from adapters.oci.errors import NotFound, Unsupported
 from engine.plan import Plan
 
 __all__ = [
+    "ACTIVE",
     "MAX_ATTEMPTS",
     "delete_replicated",
     "failed_listing",
+    "retry_delay",
     "roll_up",
     "task_row",
     "task_tags",
@@ -26,6 +28,14 @@ __all__ = [
 
 #: Attempts a task gets in all when it fails transiently (a network error, a 5xx, a 429).
 MAX_ATTEMPTS = 5
+#: Statuses of a run or task that has not ended.
+ACTIVE = ("Pending", "InProgress")
+
+
+def retry_delay(attempt: int) -> float | None:
+    """Seconds to wait before trying a transiently failed task again after its ``attempt``-th
+    attempt (1 for the first), or None when it has had all of them."""
+    return min(2.0**attempt, 30.0) if attempt < MAX_ATTEMPTS else None
 
 
 def task_row(

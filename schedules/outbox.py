@@ -26,12 +26,11 @@ from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from engine.scope import scopes_for
-from engine.state.models import OutboxCursor, Policy
-from engine.state.runs import enqueue_scoped
+from engine.state.models import OutboxCursor
+from engine.state.runs import enqueue_events
 from registry.meta.db import Database
 from registry.meta.models import Event, utcnow
 
@@ -40,7 +39,6 @@ __all__ = ["OutboxConsumer"]
 log = logging.getLogger("seawall.schedules")
 E = Event.__table__  # type: ignore[attr-defined]
 C = OutboxCursor.__table__  # type: ignore[attr-defined]
-P = Policy.__table__  # type: ignore[attr-defined]
 CURSOR = "replication"
 BATCH = 500
 MAX_HOLES = 1000  # ids of one gap kept as holes (a larger gap is a sequence jump, not commits)
@@ -93,8 +91,22 @@ class OutboxConsumer:
             with anyio.move_on_after(self.poll_seconds):
                 await self._wake.wait()
 
+    async def _anything_new(self) -> bool:
+        """Whether there are events after the cursor (or holes to look in): a read, so an idle
+        poll never takes the write lock that the registry's pushes need."""
+        if self._holes:
+            return True
+        async with self.db.read() as c:
+            position = (
+                await c.execute(select(C.c.position).where(C.c.name == CURSOR))
+            ).scalar() or 0
+            newer = await c.execute(select(E.c.id).where(E.c.id > position).limit(1))
+            return newer.first() is not None
+
     async def consume_once(self) -> bool:
         """Turn the next batch of events into runs; True if there may be more."""
+        if not await self._anything_new():
+            return False
         for _ in range(5):
             try:
                 async with self.db.write() as c:
@@ -169,23 +181,9 @@ class OutboxConsumer:
         late = await self._late(c)
         if not events and not late:
             return False, []
-        policies = (
-            (
-                await c.execute(
-                    select(P.c.id, P.c.filters_json, P.c.deletion).where(
-                        P.c.enabled.is_(True),
-                        P.c.trigger_type == "event_based",
-                        P.c.src_registry_id.is_(None),
-                    )
-                )
-            )
-            .mappings()
-            .all()
-        )
         found = [(a, r, d, t) for _, a, r, d, t in [*late, *events]]
-        scopes = scopes_for([dict(p) for p in policies], found)
+        queued = await enqueue_events(c, None, found)
         now = utcnow()
-        queued = [await enqueue_scoped(c, pid, "event_based", s, now) for pid, s in scopes.items()]
         if events:
             moved = await c.execute(
                 update(C)
@@ -209,13 +207,3 @@ class OutboxConsumer:
                 return
             cutoff = utcnow() - self.keep_events
             await c.execute(delete(E).where(E.c.id < position, E.c.created_at < cutoff))
-
-    async def backlog(self) -> int:
-        """Events not consumed yet."""
-        async with self.db.read() as c:
-            position = (
-                await c.execute(select(C.c.position).where(C.c.name == CURSOR))
-            ).scalar() or 0
-            return int(
-                (await c.execute(select(func.count()).where(E.c.id > position))).scalar_one()
-            )

@@ -49,7 +49,7 @@ class ScheduleService:
             SQLAlchemyDataStore(db.engine),
             # Local even with several nodes: APScheduler 4.0.0a6's asyncpg broker fails under
             # anyio 4.x (its LISTEN callback calls start_soon outside a task). Nodes learn of
-            # schedule changes made elsewhere through their own sync loop (nudge below).
+            # schedule changes made elsewhere through their own sync loop (see sync).
             LocalEventBroker(),
             identity=identity,
             cleanup_interval=timedelta(minutes=15),
@@ -77,7 +77,6 @@ class ScheduleService:
                 self._wake = anyio.Event()
                 try:
                     await self.sync()
-                    await self._nudge()
                 except Exception:
                     log.exception("syncing schedules with policies failed; retrying")
 
@@ -99,7 +98,9 @@ class ScheduleService:
         return wanted
 
     async def sync(self) -> None:
-        """Make the scheduler's schedules match the enabled policies' triggers."""
+        """Make the scheduler's schedules match the enabled policies' triggers, and wake this
+        node's schedule loop for the earliest fire time in the shared store (a schedule another
+        node added, or one a dead node held: the local event broker does not hear of them)."""
         async with self.db.read() as c:
             rows = (
                 await c.execute(
@@ -109,11 +110,13 @@ class ScheduleService:
                 )
             ).all()
         wanted = self._wanted(list(rows))
-        existing = {
-            s.id: s
-            for s in await self.scheduler.get_schedules()
-            if s.id.startswith(("policy-", "reconcile-"))
-        }
+        stored = await self.scheduler.get_schedules()
+        times = [s.next_fire_time for s in stored if s.next_fire_time]
+        if times:
+            await self.scheduler.event_broker.publish_local(
+                ScheduleUpdated(schedule_id="*", task_id=FIRE_TASK, next_fire_time=min(times))
+            )
+        existing = {s.id: s for s in stored if s.id.startswith(("policy-", "reconcile-"))}
         for sid in existing:
             if sid not in wanted:
                 await self.scheduler.remove_schedule(sid)
@@ -133,20 +136,3 @@ class ScheduleService:
                 conflict_policy=ConflictPolicy.replace,
             )
             log.info("schedule %s set: %s", sid, meta)
-
-    async def _nudge(self) -> None:
-        """Wake this node's schedule loop for the earliest fire time in the shared store (a
-        schedule another node added; a node that died holding one)."""
-        times = [s.next_fire_time for s in await self.scheduler.get_schedules() if s.next_fire_time]
-        if times:
-            await self.scheduler.event_broker.publish_local(
-                ScheduleUpdated(schedule_id="*", task_id=FIRE_TASK, next_fire_time=min(times))
-            )
-
-    async def next_fire_times(self) -> dict[int, str]:
-        """``{policy id: next fire time (ISO 8601)}`` of the cron schedules."""
-        out: dict[int, str] = {}
-        for s in await self.scheduler.get_schedules():
-            if s.id.startswith("policy-") and s.next_fire_time is not None:
-                out[int(s.id.removeprefix("policy-"))] = s.next_fire_time.isoformat()
-        return out

@@ -28,6 +28,7 @@ from engine.api.policies import load as load_policy
 from engine.api.wire import read_body, rfc3339
 from engine.state.models import Execution, Task
 from engine.state.runs import SKIPPED_TEXT, RunStore
+from engine.tasks import ACTIVE
 from registry.http.asgi import Request, Response, json_response
 from registry.meta.models import utcnow
 
@@ -35,7 +36,6 @@ __all__ = ["get", "list_executions", "start", "stop", "task_log", "tasks"]
 
 X = Execution.__table__  # type: ignore[attr-defined]
 T = Task.__table__  # type: ignore[attr-defined]
-ACTIVE = ("Pending", "InProgress")
 TRIGGERS = ("manual", "scheduled", "event_based")
 STATUSES = ("InProgress", "Succeed", "Failed", "Stopped")
 TASK_STATUSES = ("Pending", "InProgress", "Succeed", "Failed", "Stopped")

@@ -44,6 +44,7 @@ from engine.api.policy_fields import (
 from engine.api.registries import local_registry, registry_json
 from engine.api.wire import Body, read_body, rfc3339
 from engine.state.models import Execution, Policy, RegistryEndpoint, Replicated, Task
+from engine.tasks import ACTIVE
 from registry.http.asgi import Request, Response, json_response
 from registry.meta.models import utcnow
 
@@ -54,7 +55,6 @@ R = RegistryEndpoint.__table__  # type: ignore[attr-defined]
 X = Execution.__table__  # type: ignore[attr-defined]
 T = Task.__table__  # type: ignore[attr-defined]
 L = Replicated.__table__  # type: ignore[attr-defined]
-ACTIVE = ("Pending", "InProgress")
 BYTES_PER_SPEED_UNIT = 125  # one kilobit per second
 SEARCHABLE = {"name": P.c.name, "enabled": P.c.enabled, "trigger": P.c.trigger_type}
 SORTABLE = {

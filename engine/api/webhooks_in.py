@@ -14,22 +14,16 @@ import hmac
 import json
 import logging
 
-from sqlalchemy import select
-
 from engine.api.context import ApiContext
 from engine.api.errors import ApiError, bad_request
 from engine.api.registries import load
-from engine.scope import scopes_for
-from engine.state.models import Policy
-from engine.state.runs import enqueue_scoped
+from engine.state.runs import enqueue_events
 from engine.webhook_payloads import PayloadError, parse_payload
 from registry.http.asgi import Request, Response, json_response
-from registry.meta.models import utcnow
 
 __all__ = ["receive"]
 
 log = logging.getLogger("seawall.api")
-P = Policy.__table__  # type: ignore[attr-defined]
 
 
 def _authorized(header: str, secret: str) -> bool:
@@ -60,26 +54,8 @@ async def receive(ctx: ApiContext, req: Request) -> Response:
     executions: list[int] = []
     if events:
         async with ctx.db.write() as c:
-            policies = (
-                (
-                    await c.execute(
-                        select(P.c.id, P.c.filters_json, P.c.deletion).where(
-                            P.c.enabled.is_(True),
-                            P.c.trigger_type == "event_based",
-                            P.c.src_registry_id == registry_id,
-                        )
-                    )
-                )
-                .mappings()
-                .all()
-            )
-            scopes = scopes_for(
-                [dict(p) for p in policies],
-                [(e.action, e.repository, e.digest, e.tag) for e in events],
-            )
-            now = utcnow()
-            for pid, scope in scopes.items():
-                executions.append(await enqueue_scoped(c, pid, "event_based", scope, now))
+            found = [(e.action, e.repository, e.digest, e.tag) for e in events]
+            executions = await enqueue_events(c, registry_id, found)
     if executions:
         ctx.wake()
     log.info(

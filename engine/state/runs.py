@@ -15,13 +15,13 @@ from typing import Any
 from sqlalchemy import case, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from engine.scope import Scope
+from engine.scope import EventTuple, Scope, scopes_for
 from engine.state.models import Execution, Policy, Replicated, Task
-from engine.tasks import roll_up
+from engine.tasks import ACTIVE, roll_up
 from registry.meta.db import Database
 from registry.meta.models import utcnow
 
-__all__ = ["SKIPPED_TEXT", "RunStore", "enqueue_scoped"]
+__all__ = ["SKIPPED_TEXT", "RunStore", "enqueue_events", "enqueue_scoped"]
 
 X = Execution.__table__  # type: ignore[attr-defined]
 T = Task.__table__  # type: ignore[attr-defined]
@@ -32,7 +32,6 @@ LEASE = timedelta(seconds=30)
 #: Harbor 2.14's text for a run skipped by ``single_active_replication`` (recorded ``Failed``);
 #: tools filter on it.
 SKIPPED_TEXT = "Execution skipped: active replication still in progress."
-ACTIVE = ("Pending", "InProgress")
 
 
 class RunStore:
@@ -208,15 +207,6 @@ class RunStore:
             row = (await c.execute(select(P).where(P.c.id == policy_id))).mappings().first()
             return dict(row) if row else None
 
-    async def request_stop(self, execution_id: int) -> bool:
-        async with self.db.write() as c:
-            res = await c.execute(
-                update(X)
-                .where(X.c.id == execution_id, X.c.status.in_(ACTIVE))
-                .values(stop_requested=True)
-            )
-            return bool(res.rowcount)
-
     async def stop_requested(self, execution_id: int) -> bool:
         async with self.db.read() as c:
             return bool(
@@ -359,19 +349,6 @@ class RunStore:
             await c.execute(update(X).where(X.c.id == execution_id).values(**values))
             return status
 
-    async def tasks(self, execution_id: int) -> list[dict[str, Any]]:
-        async with self.db.read() as c:
-            rows = (
-                (
-                    await c.execute(
-                        select(T).where(T.c.execution_id == execution_id).order_by(T.c.id)
-                    )
-                )
-                .mappings()
-                .all()
-            )
-            return [dict(r) for r in rows]
-
     # ------------------------------------------------------------------ ledger
     async def ledger(self, policy_id: int) -> dict[str, dict[str, str]]:
         async with self.db.read() as c:
@@ -414,6 +391,31 @@ class RunStore:
                     L.c.policy_id == policy_id, L.c.dst_repository == dst_repo, L.c.tag == tag
                 )
             )
+
+
+async def enqueue_events(
+    c: AsyncConnection, source_registry_id: int | None, events: Sequence[EventTuple]
+) -> list[int]:
+    """Queue event-scoped runs of the enabled ``event_based`` policies whose source is
+    ``source_registry_id`` (None: the local registry) for ``events``, inside the caller's
+    transaction; returns the runs' ids."""
+    source = (
+        P.c.src_registry_id.is_(None)
+        if source_registry_id is None
+        else P.c.src_registry_id == source_registry_id
+    )
+    policies = (
+        await c.execute(
+            select(P.c.id, P.c.filters_json, P.c.deletion).where(
+                P.c.enabled.is_(True), P.c.trigger_type == "event_based", source
+            )
+        )
+    ).mappings()
+    now = utcnow()
+    return [
+        await enqueue_scoped(c, pid, "event_based", scope, now)
+        for pid, scope in scopes_for([dict(p) for p in policies], events).items()
+    ]
 
 
 async def enqueue_scoped(

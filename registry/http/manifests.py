@@ -9,7 +9,7 @@ from __future__ import annotations
 from registry.http.asgi import BodyTooLarge, Request, Response
 from registry.http.blobs import parse_digest
 from registry.http.context import RegistryContext
-from registry.oci.digest import Digest, DigestError
+from registry.oci.digest import Digest, DigestError, sha256_of
 from registry.oci.errors import RegistryError
 from registry.oci.manifest import parse_manifest
 from registry.oci.reference import is_valid_tag
@@ -80,9 +80,7 @@ async def put_manifest(ctx: RegistryContext, req: Request) -> Response:
     else:
         if not is_valid_tag(reference):
             raise RegistryError("TAG_INVALID", {"tag": reference[:200]})
-        hasher = Digest("sha256", "0" * 64).hasher()
-        hasher.update(data)
-        digest, tag = str(hasher.digest()), reference
+        digest, tag = sha256_of(data), reference
     parsed = parse_manifest(data, req.headers.get("content-type"))
     await ctx.content.put_manifest(name, digest, data, parsed, tag, req.user)
     ctx.notify()

@@ -3,11 +3,10 @@ filtering."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from registry.http.asgi import Request, Response, json_response
 from registry.http.blobs import parse_digest
 from registry.http.context import RegistryContext
+from registry.oci.manifest import Descriptor
 from registry.oci.mediatypes import OCI_INDEX
 
 __all__ = ["referrers"]
@@ -18,14 +17,10 @@ async def referrers(ctx: RegistryContext, req: Request) -> Response:
     subject = str(parse_digest(req.params["digest"]))
     artifact_type = req.q("artifactType") or None
     rows = await ctx.content.referrers(name, subject, artifact_type)
-    manifests: list[dict[str, Any]] = []
-    for r in rows:
-        d: dict[str, Any] = {"mediaType": r.media_type, "digest": r.digest, "size": r.size}
-        if r.artifact_type:
-            d["artifactType"] = r.artifact_type
-        if r.annotations:
-            d["annotations"] = r.annotations
-        manifests.append(d)
+    manifests = [
+        Descriptor(r.media_type, r.digest, r.size, r.artifact_type, r.annotations).to_json()
+        for r in rows
+    ]
     headers = {"Content-Type": OCI_INDEX}
     if artifact_type is not None:
         headers["OCI-Filters-Applied"] = "artifactType"

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from registry.meta.cache import TTLCache
@@ -23,15 +22,10 @@ from registry.meta.sql import SqlBackend, Tx
 from registry.oci.errors import RegistryError
 from registry.oci.manifest import ParsedManifest
 
-__all__ = ["CONTENT_CHANNEL", "ContentStore", "ManifestRecord", "ReferrerRecord", "db_now"]
+__all__ = ["CONTENT_CHANNEL", "ContentStore", "ManifestRecord", "ReferrerRecord"]
 
 #: The notification channel of content changes; the payload is the repository id.
 CONTENT_CHANNEL = "seawall_content"
-
-
-def db_now() -> str:
-    """A timestamp in the form SQLAlchemy uses for SQLite DATETIME columns (UTC)."""
-    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,9 +212,11 @@ class ContentStore:
         return [r[0] for r in rows]
 
     async def link_blob(self, repo: str, digest: str, size: int) -> None:
+        known = self._repo_ids.get(repo)  # ids never change: repository rows are never deleted
+
         def tx(t: Tx) -> int:
             now = self.sql.now()
-            rid = _ensure_repository(t, repo, now)
+            rid = known if known is not None else _ensure_repository(t, repo, now)
             t.execute(
                 "INSERT INTO blob (digest, size, created_at) VALUES (:d, :s, :now) "
                 "ON CONFLICT DO NOTHING",
@@ -287,9 +283,11 @@ class ContentStore:
         refs = [{"d": digest, "r": d.digest, "k": "blob"} for d in parsed.blobs]
         refs += [{"d": digest, "r": d.digest, "k": "manifest"} for d in parsed.children]
 
+        known = self._repo_ids.get(repo)
+
         def tx(t: Tx) -> int:
             now = self.sql.now()
-            rid = _ensure_repository(t, repo, now)
+            rid = known if known is not None else _ensure_repository(t, repo, now)
             missing = self._missing_refs(t, rid, parsed)
             if missing:
                 raise RegistryError(
