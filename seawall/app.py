@@ -113,51 +113,41 @@ async def bootstrap(settings: Settings) -> str | None:
     services = build_services(settings)
     try:
         await init_schema(services.engine)
-        await _ensure_replicator(services)
         accounts = services.context.accounts
-        admin = await accounts.get("admin")
+        await _ensure_admin(
+            accounts,
+            REPLICATOR,
+            replicator_password(services.token_key),
+            "internal: the replication engine",
+        )
         wanted = settings.admin_password
-        if admin is None:
-            password = wanted or generate_secret()
-            try:
-                await accounts.create(
-                    "admin",
-                    "admin",
-                    hash_password(password),
-                    [],
-                    description="built-in administrator",
-                )
-                return None if wanted else password
-            except ValueError:  # another node sharing the database created it just now
-                admin = await accounts.get("admin")
-                assert admin is not None
-        if wanted and not verify_password(wanted, admin.password_hash):
-            await accounts.set_password("admin", hash_password(wanted))
-        return None
+        password = wanted or generate_secret()
+        created = await _ensure_admin(
+            accounts, "admin", password, "built-in administrator", reset=bool(wanted)
+        )
+        return password if created and not wanted else None
     finally:
         await services.close()
 
 
-async def _ensure_replicator(services: Services) -> None:
-    """The internal admin account the replication engine uses on this registry."""
-    password = replicator_password(services.token_key)
-    accounts = services.context.accounts
-    account = await accounts.get(REPLICATOR)
+async def _ensure_admin(
+    accounts: AccountStore, name: str, password: str, description: str, *, reset: bool = True
+) -> bool:
+    """An admin account ``name`` with ``password`` (an existing one gets the password only with
+    ``reset``); True when this call created it."""
+    account = await accounts.get(name)
     if account is None:
         try:
             await accounts.create(
-                REPLICATOR,
-                "admin",
-                hash_password(password),
-                [],
-                description="internal: the replication engine",
+                name, "admin", hash_password(password), [], description=description
             )
-            return
+            return True
         except ValueError:  # another node sharing the database created it just now
-            account = await accounts.get(REPLICATOR)
+            account = await accounts.get(name)
             assert account is not None
-    if not verify_password(password, account.password_hash):
-        await accounts.set_password(REPLICATOR, hash_password(password))
+    if reset and not verify_password(password, account.password_hash):
+        await accounts.set_password(name, hash_password(password))
+    return False
 
 
 def build_app(settings: Settings) -> RegistryApp:

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlmodel import SQLModel
 
 from registry.meta import models  # noqa: F401 - registers the tables
-from registry.meta.sql import postgres_dsn
+from registry.meta.sql import PG_SERVER_SETTINGS, SQLITE_PRAGMAS, postgres_dsn
 
 __all__ = ["Database", "create_engine", "init_schema", "is_postgres", "sqlalchemy_url"]
 
@@ -63,10 +63,8 @@ def create_engine(url: str) -> AsyncEngine:
         @event.listens_for(engine.sync_engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
+            for pragma in SQLITE_PRAGMAS:
+                cur.execute(pragma)
             cur.close()
 
         return engine
@@ -75,7 +73,7 @@ def create_engine(url: str) -> AsyncEngine:
         pool_size=5,
         max_overflow=10,
         pool_pre_ping=True,
-        connect_args={"server_settings": {"application_name": "seawall", "timezone": "UTC"}},
+        connect_args={"server_settings": dict(PG_SERVER_SETTINGS)},
     )
 
 

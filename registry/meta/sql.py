@@ -45,6 +45,8 @@ if TYPE_CHECKING:
     import asyncpg
 
 __all__ = [
+    "PG_SERVER_SETTINGS",
+    "SQLITE_PRAGMAS",
     "PostgresBackend",
     "SqlBackend",
     "SqliteBackend",
@@ -52,6 +54,16 @@ __all__ = [
     "postgres_dsn",
     "sqlite_path",
 ]
+
+#: Every SQLite connection, ours and SQLAlchemy's (see :func:`registry.meta.db.create_engine`).
+SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA busy_timeout=30000",
+)
+#: Every PostgreSQL connection, ours and SQLAlchemy's.
+PG_SERVER_SETTINGS = {"application_name": "seawall", "timezone": "UTC"}
 
 T = TypeVar("T")
 Row = tuple[Any, ...]
@@ -121,10 +133,8 @@ def sqlite_path(url: str) -> str | None:
 
 def _connect(path: str) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA foreign_keys=ON")
-    conn.execute("PRAGMA busy_timeout=30000")
+    for pragma in SQLITE_PRAGMAS:
+        conn.execute(pragma)
     return conn
 
 
@@ -369,7 +379,7 @@ class PostgresBackend(SqlBackend):
             self.dsn,
             timeout=30,
             command_timeout=300,
-            server_settings={"application_name": "seawall", "timezone": "UTC"},
+            server_settings=dict(PG_SERVER_SETTINGS),
         )
 
     def _release(self, conn: asyncpg.Connection, *, discard: bool = False) -> None:
