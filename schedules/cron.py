@@ -7,6 +7,7 @@ the usual crontab has five (``0 2 * * *``). Both are accepted. Day-of-week numbe
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
@@ -20,7 +21,14 @@ class CronError(ValueError):
     """A cron expression or time zone that cannot be scheduled (the message says why)."""
 
 
-def cron_trigger(expression: str, timezone: str = "UTC") -> CronTrigger:
+def cron_trigger(
+    expression: str, timezone: str = "UTC", *, after: datetime | None = None
+) -> CronTrigger:
+    """The trigger of ``expression`` in ``timezone``; its first fire time is the first whole
+    second matching it after ``after`` (now by default). APScheduler 4.0.0a6's default start
+    time would fire at once, mid-second, when a schedule is set during a matching second, and
+    it reads a start time's fields as if they were in the trigger's zone (so the start time is
+    given in that zone)."""
     values = expression.split()
     if len(values) == 5:
         values = ["0", *values]
@@ -34,7 +42,12 @@ def cron_trigger(expression: str, timezone: str = "UTC") -> CronTrigger:
     except (ZoneInfoNotFoundError, ValueError) as e:
         raise CronError(f"time zone {timezone!r} is not an IANA time zone name") from e
     try:
-        return CronTrigger(**dict(zip(FIELDS, values, strict=True)), timezone=zone)
+        start = (after or datetime.now(UTC)).replace(microsecond=0) + timedelta(seconds=1)
+        return CronTrigger(
+            **dict(zip(FIELDS, values, strict=True)),
+            timezone=zone,
+            start_time=start.astimezone(zone),
+        )
     except ValueError as e:
         raise CronError(f"cron {expression!r}: {e}") from e
 

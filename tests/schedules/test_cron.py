@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from schedules.cron import cron_trigger
 from tests.replication.support import add_endpoint, add_policy, api, dumps, push_big_images
 from tests.schedules.test_events import eventually, executions
 from tests.support.client import client
@@ -32,7 +33,9 @@ def test_cron_fires_on_time(fresh_seawall: SeawallProcess, dist: DistributionPro
     with api(local.url, local.admin_password) as a:
         # Every 5 seconds in Harbor's six-field form, in a zone far from UTC.
         every5 = cron("*/5 * * * * *", "Asia/Kathmandu")
-        pid = add_policy(a, "tick", dest=add_endpoint(a, "dist", dist.url), trigger=every5)
+        dest = add_endpoint(a, "dist", dist.url)
+        created = time.time()
+        pid = add_policy(a, "tick", dest=dest, trigger=every5)
         runs = eventually(lambda: len(executions(a, pid)) >= 3 and executions(a, pid), 40, "runs")
         fired = set()
         for x in runs:
@@ -42,7 +45,9 @@ def test_cron_fires_on_time(fresh_seawall: SeawallProcess, dist: DistributionPro
             started = parse(x["start_time"])
             late = (started.second % 5) + started.microsecond / 1e6
             assert late < 4, dumps(runs)
-            fired.add(int(started.timestamp() - late))
+            fire_time = started.timestamp() - late
+            assert fire_time > created, ("a run at creation, not at a fire time", dumps(runs))
+            fired.add(int(fire_time))
         assert len(fired) == len(runs), dumps(runs)  # one run per fire time
         # Disabling the policy stops its schedule.
         r = a.put(f"/replication/policies/{pid}", json={"enabled": False})
@@ -51,6 +56,21 @@ def test_cron_fires_on_time(fresh_seawall: SeawallProcess, dist: DistributionPro
         count = len(executions(a, pid))
         time.sleep(6)
         assert len(executions(a, pid)) == count
+
+
+def test_first_fire_time_is_the_next_matching_whole_second_in_the_policy_zone() -> None:
+    # Set at 10.3 s, "*/5" fires at 15 s, not at once at 10.3 s (APScheduler's default start).
+    at = datetime(2026, 1, 1, 0, 0, 10, 300000, tzinfo=UTC)
+    for zone in ("UTC", "Asia/Kathmandu", "America/New_York"):
+        first = cron_trigger("*/5 * * * * *", zone, after=at).next()
+        assert first == at.replace(second=15, microsecond=0), (zone, first)
+    # 02:00 in Kathmandu (UTC+05:45) is 20:15 UTC the day before: APScheduler a6 read a UTC
+    # start time's fields as Kathmandu's and put the first fire hours in the past (a run at once).
+    midnight = datetime(2026, 1, 1, 0, 0, 0, 300000, tzinfo=UTC)
+    first = cron_trigger("0 2 * * *", "Asia/Kathmandu", after=midnight).next()
+    assert first == datetime(2026, 1, 1, 20, 15, tzinfo=UTC), first
+    first = cron_trigger("0 2 * * *", after=midnight.replace(hour=2)).next()
+    assert first == datetime(2026, 1, 2, 2, 0, tzinfo=UTC), first
 
 
 def test_bad_cron_is_refused_clearly(seawall: SeawallProcess) -> None:
