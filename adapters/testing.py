@@ -104,6 +104,7 @@ class AdapterConformance:
     pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.anyio]
     expect_registered: ClassVar[bool] = True  # discoverable by adapters.registry.get(type)
     repository_prefix: ClassVar[str] = "conformance"
+    lists_tag_digests: ClassVar[bool] = False  # its tag list carries digests (Seawall's does)
 
     @pytest.fixture
     def anyio_backend(self) -> str:
@@ -257,6 +258,14 @@ class AdapterConformance:
         _, data = await push_image(adapter, repository, "v1")
         await client.put_manifest(repository, "v2", data, mt.OCI_MANIFEST)
         assert sorted(await client.list_tags(repository)) == ["v1", "v2"]
+        tags, refs = await client.list_tag_refs(repository)
+        assert sorted(tags) == ["v1", "v2"]
+        if self.lists_tag_digests:
+            assert sorted(refs) == ["v1", "v2"]
+            for tag, ref in refs.items():
+                assert ref == await client.head_manifest(repository, tag)
+        else:
+            assert refs == {}
 
     async def test_catalog(self, adapter: RegistryAdapter, repository: str) -> None:
         await push_image(adapter, repository, "v1")

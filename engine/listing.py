@@ -44,9 +44,11 @@ async def list_side(
     """Tags and digests of ``repositories``. With ``missing_ok`` an unknown repository is an
     empty one (a destination not yet created); otherwise it makes the listing incomplete.
 
-    ``known`` (``{repo: {tag: digest}}``, the ledger of what Seawall itself wrote there) is
-    trusted for tags the registry still lists: no ``HEAD`` for them. Deletions re-check the
-    digest before they act, so trusting it can delay a repair, never cause a wrong delete.
+    A registry whose tag list carries digests (a Seawall) costs one request per repository.
+    Elsewhere ``known`` (``{repo: {tag: digest}}``, the ledger of what Seawall itself wrote
+    there) is trusted for tags the registry still lists: no ``HEAD`` for them. Deletions
+    re-check the digest before they act, so trusting it can delay a repair, never cause a
+    wrong delete.
     """
     known = known or {}
     tags: dict[str, dict[str, str]] = {}
@@ -64,7 +66,7 @@ async def list_side(
     async def one_repo(repo: str) -> None:
         try:
             async with slots:
-                names = await client.list_tags(repo)
+                names, listed = await client.list_tag_refs(repo)
         except NotFound:
             if not missing_ok:
                 problems.append(f"{repo}: repository not found")
@@ -74,7 +76,10 @@ async def list_side(
         trusted = known.get(repo, {})
         async with anyio.create_task_group() as tg:
             for tag in names:
-                if tag in trusted:
+                if (ref := listed.get(tag)) is not None:
+                    tags[repo][tag] = ref.digest
+                    media_types[ref.digest] = ref.media_type
+                elif tag in trusted:
                     tags[repo][tag] = trusted[tag]
                 else:
                     tg.start_soon(one_tag, repo, tag)

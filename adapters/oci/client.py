@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import TracebackType
+from typing import Any
 
 from adapters.oci.auth import Credentials, RegistryAuth
 from adapters.oci.blobs import BlobStream
@@ -151,17 +152,42 @@ class OciClient:
         """All tags of ``repo`` (NotFound if the repository is unknown), following ``Link``."""
         return await self._paged(self.endpoint.tags(repo, page_size), pull_scope(repo), "tags")
 
+    async def list_tag_refs(
+        self, repo: str, page_size: int = 1000
+    ) -> tuple[list[str], dict[str, ManifestRef]]:
+        """All tags of ``repo`` and, where the listing says (a Seawall registry answers
+        :data:`~registry.oci.mediatypes.SEAWALL_TAG_LIST`), the manifest each names; a tag
+        without one needs :meth:`head_manifest`. Other registries: :meth:`list_tags`, same
+        requests."""
+        tags: list[str] = []
+        refs: dict[str, ManifestRef] = {}
+        url = self.endpoint.tags(repo, page_size)
+        accept = f"{mt.SEAWALL_TAG_LIST}, application/json"
+        async for page, media_type in self._pages(url, pull_scope(repo), accept):
+            tags.extend(str(t) for t in page.get("tags") or [])
+            if media_type == mt.SEAWALL_TAG_LIST:
+                refs.update(_tag_refs(page.get("manifests")))
+        return tags, refs
+
     async def _paged(self, url: str | None, scope: str, key: str) -> list[str]:
         out: list[str] = []
+        async for page, _ in self._pages(url, scope, "application/json"):
+            out.extend(str(item) for item in page.get(key) or [])
+        return out
+
+    async def _pages(
+        self, url: str | None, scope: str, accept: str
+    ) -> AsyncIterator[tuple[dict[str, Any], str | None]]:
+        """Each page's JSON object and media type, following ``Link: rel="next"``."""
         seen: set[str] = set()
         while url is not None and url not in seen and len(seen) < _PAGE_LIMIT:
             seen.add(url)
-            request = Request("GET", url, headers={"Accept": "application/json"}, scope=scope)
+            request = Request("GET", url, headers={"Accept": accept}, scope=scope)
             async with self.session.request(request, expect=(200,)) as response:
                 page = json_object(await response.read(), url)
+                media_type = media_type_of(response.headers.get("Content-Type"))
                 url = _next_link(response)
-            out.extend(str(item) for item in page.get(key) or [])
-        return out
+            yield page, media_type
 
     # -- manifests ---------------------------------------------------------------------------
 
@@ -362,6 +388,26 @@ class OciClient:
                 await self._uploader.chunked(repo, digest, source, chunk_bytes or self.chunk_bytes)
         finally:
             await source.close()
+
+
+def _tag_refs(manifests: object) -> dict[str, ManifestRef]:
+    """``{tag: ManifestRef}`` from a Seawall tag list's ``manifests``; malformed entries are
+    left out (those tags are then asked for one by one)."""
+    if not isinstance(manifests, dict):
+        return {}
+    out: dict[str, ManifestRef] = {}
+    for tag, m in manifests.items():
+        if not isinstance(m, dict):
+            continue
+        digest, media_type, size = m.get("digest"), m.get("mediaType"), m.get("size")
+        if (
+            isinstance(digest, str)
+            and is_digest(digest)
+            and isinstance(media_type, str)
+            and isinstance(size, int)
+        ):
+            out[str(tag)] = ManifestRef(digest, media_type, size)
+    return out
 
 
 def _next_link(response: Response) -> str | None:

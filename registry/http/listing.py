@@ -1,5 +1,6 @@
 """``/v2/<name>/tags/list`` and ``/v2/_catalog``: lexical order, ``n``/``last`` pagination with
-``Link: <…>; rel="next"``."""
+``Link: <…>; rel="next"``. A tag list asked for as :data:`SEAWALL_TAG_LIST` also carries each
+tag's digest, media type and size."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from urllib.parse import urlencode
 from registry.http.asgi import Request, Response, json_response
 from registry.http.context import RegistryContext
 from registry.oci.errors import RegistryError
+from registry.oci.mediatypes import SEAWALL_TAG_LIST
 
 __all__ = ["catalog", "tags_list"]
 
@@ -33,10 +35,26 @@ def _link(path: str, n: int | None, items: list[str]) -> dict[str, str]:
 async def tags_list(ctx: RegistryContext, req: Request) -> Response:
     name = req.params["name"]
     n, last = _page_args(req)
+    if SEAWALL_TAG_LIST in req.headers.get("accept", ""):
+        return await _tag_records(ctx, req, name, n, last)
     tags = [] if n == 0 else await ctx.content.list_tags(name, n, last)
     if tags is None or (n == 0 and await ctx.content.repository_id(name) is None):
         raise RegistryError("NAME_UNKNOWN", {"name": name})
     return json_response({"name": name, "tags": tags}, headers=_link(req.path, n, tags))
+
+
+async def _tag_records(
+    ctx: RegistryContext, req: Request, name: str, n: int | None, last: str | None
+) -> Response:
+    records = [] if n == 0 else await ctx.content.list_tag_records(name, n, last)
+    if records is None or (n == 0 and await ctx.content.repository_id(name) is None):
+        raise RegistryError("NAME_UNKNOWN", {"name": name})
+    tags = [r.name for r in records]
+    manifests = {
+        r.name: {"digest": r.digest, "mediaType": r.media_type, "size": r.size} for r in records
+    }
+    headers = {"Content-Type": SEAWALL_TAG_LIST, **_link(req.path, n, tags)}
+    return json_response({"name": name, "tags": tags, "manifests": manifests}, headers=headers)
 
 
 async def catalog(ctx: RegistryContext, req: Request) -> Response:

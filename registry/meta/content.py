@@ -22,7 +22,7 @@ from registry.meta.sql import SqlBackend, Tx
 from registry.oci.errors import RegistryError
 from registry.oci.manifest import ParsedManifest
 
-__all__ = ["CONTENT_CHANNEL", "ContentStore", "ManifestRecord", "ReferrerRecord"]
+__all__ = ["CONTENT_CHANNEL", "ContentStore", "ManifestRecord", "ReferrerRecord", "TagRecord"]
 
 #: The notification channel of content changes; the payload is the repository id.
 CONTENT_CHANNEL = "seawall_content"
@@ -47,6 +47,14 @@ class ManifestRecord:
     media_type: str
     size: int
     data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class TagRecord:
+    name: str
+    digest: str
+    media_type: str
+    size: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +138,11 @@ class ContentStore:
         self._q_tags = (
             f"SELECT name FROM tag WHERE repository_id = :rid AND name{d.collate} > :last "
             f"ORDER BY name{d.collate} LIMIT :n"
+        )
+        self._q_tag_records = (
+            "SELECT t.name, t.digest, m.media_type, m.size FROM tag t "
+            f"JOIN manifest m ON m.digest = t.digest WHERE t.repository_id = :rid "
+            f"AND t.name{d.collate} > :last ORDER BY t.name{d.collate} LIMIT :n"
         )
         self._q_tags_of_digest = (
             "SELECT name FROM tag WHERE repository_id = :rid AND digest = :d "
@@ -455,6 +468,18 @@ class ContentStore:
             self._q_tags, rid=rid, last=last or "", n=self._d.no_limit if n is None else n
         )
         return [r[0] for r in rows]
+
+    async def list_tag_records(
+        self, repo: str, n: int | None, last: str | None
+    ) -> list[TagRecord] | None:
+        """:meth:`list_tags` with the digest, media type and size each tag names."""
+        rid = await self.repository_id(repo)
+        if rid is None:
+            return None
+        rows = await self.sql.all(
+            self._q_tag_records, rid=rid, last=last or "", n=self._d.no_limit if n is None else n
+        )
+        return [TagRecord(r[0], r[1], r[2], int(r[3])) for r in rows]
 
     async def referrers(
         self, repo: str, subject: str, artifact_type: str | None

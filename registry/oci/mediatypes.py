@@ -11,6 +11,7 @@ __all__ = [
     "OCI_EMPTY",
     "OCI_INDEX",
     "OCI_MANIFEST",
+    "SEAWALL_TAG_LIST",
 ]
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -24,3 +25,9 @@ DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 IMAGE_TYPES = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
 INDEX_TYPES = frozenset({OCI_INDEX, DOCKER_MANIFEST_LIST})
 MANIFEST_TYPES = IMAGE_TYPES | INDEX_TYPES
+
+#: Seawall's tag list: the OCI ``{"name", "tags"}`` body plus ``"manifests": {tag: {"digest",
+#: "mediaType", "size"}}``, sent when a client's ``Accept`` names it (a replicator lists tags and
+#: their digests in one request instead of a ``HEAD`` per tag). Other registries ignore the
+#: ``Accept`` and answer plain ``application/json``.
+SEAWALL_TAG_LIST = "application/vnd.seawall.tag-list.v1+json"

@@ -36,6 +36,8 @@ class TestDockerRegistryOnDistribution(AdapterConformance):
 
 
 class TestSeawallOnSeawall(AdapterConformance):
+    lists_tag_digests = True
+
     @pytest.fixture
     async def adapter(self, oci_seawall: Remote) -> AsyncIterator[RegistryAdapter]:
         config = EndpointConfig(oci_seawall.url, username="admin", password=oci_seawall.password)

@@ -127,6 +127,46 @@ def catalog_repos(admin: httpx.Client) -> tuple[str, list[str]]:
     return prefix, sorted(names)
 
 
+SEAWALL_TAG_LIST = "application/vnd.seawall.tag-list.v1+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+
+
+def test_tags_list_with_digests(admin: httpx.Client, repo: str) -> None:
+    """Asked for by ``Accept``, Seawall's tag list also names each tag's manifest (a replicator
+    lists a repository in one request instead of a ``HEAD`` per tag); it pages like the plain
+    one, and a plain request is untouched."""
+    d1, b1 = push_image(admin, repo, "v1")
+    d2, b2 = push_image(admin, repo, "v2", media_type=DOCKER_MANIFEST, layers=2)
+    assert put_manifest(admin, repo, "latest", b2, DOCKER_MANIFEST).status_code == 201
+    accept = {"Accept": f"{SEAWALL_TAG_LIST}, application/json"}
+    r = admin.get(f"/v2/{repo}/tags/list", headers=accept)
+    assert r.status_code == 200, r.text
+    assert r.headers["Content-Type"].split(";")[0] == SEAWALL_TAG_LIST
+    second = {"digest": d2, "mediaType": DOCKER_MANIFEST, "size": len(b2)}
+    expected = {
+        "latest": second,
+        "v1": {"digest": d1, "mediaType": OCI_MANIFEST, "size": len(b1)},
+        "v2": second,
+    }
+    assert r.json() == {"name": repo, "tags": ["latest", "v1", "v2"], "manifests": expected}
+    # the same pages as the plain list, each with its own tags' manifests
+    r = admin.get(f"/v2/{repo}/tags/list?n=2", headers=accept)
+    assert r.json()["manifests"] == {t: expected[t] for t in ("latest", "v1")}, r.text
+    url = next_link(r)
+    assert url is not None
+    r = admin.get(url, headers=accept)
+    assert r.json() == {"name": repo, "tags": ["v2"], "manifests": {"v2": second}}, r.text
+    assert next_link(r) is None
+    plain = admin.get(f"/v2/{repo}/tags/list")
+    assert plain.headers["Content-Type"].split(";")[0] == "application/json"
+    assert plain.json() == {"name": repo, "tags": ["latest", "v1", "v2"]}
+    assert_error(admin.get(f"/v2/{repo}-x/tags/list", headers=accept), 404, "NAME_UNKNOWN")
+    # a deleted tag leaves both lists at once
+    assert admin.delete(f"/v2/{repo}/manifests/v1").status_code == 202
+    r = admin.get(f"/v2/{repo}/tags/list", headers=accept)
+    assert r.json()["manifests"] == {"latest": second, "v2": second}, r.text
+
+
 def test_catalog_lists_sorted(admin: httpx.Client, catalog_repos: tuple[str, list[str]]) -> None:
     prefix, names = catalog_repos
     repos = all_pages(admin, "/v2/_catalog", "repositories")
