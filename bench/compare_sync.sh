@@ -1,27 +1,45 @@
 #!/bin/bash
 # Side-by-side sync benchmark: skopeo sync (JOBS=1 and JOBS=4) and `seawall sync`, each on a
-# fresh pair of CNCF distribution registries (A :5101 -> B :5102) filled with the same corpus, in
-# one run, REPEAT times (the order alternates). Appends bench_sync.sh's JSON lines, stamped with
-# the commit and the date, to results/sync-PRESET.jsonl.
+# fresh pair of registries (A :5101 -> B :5102) filled with the same corpus, in one run, REPEAT
+# times (the order alternates). Appends bench_sync.sh's JSON lines, stamped with the commit and the
+# date, to results/sync-PRESET.jsonl.
 #   bench/compare_sync.sh PRESET [REPEAT]
+#   REGISTRY=distribution (default): CNCF distribution registries (registry.sh), no auth.
+#   REGISTRY=seawall: Seawall registries (seawall_registry.sh), auth on (admin / $PW, bearer tokens
+#     only, the Docker token flow); every client is given the credentials. Lines are stamped
+#     "registry": "seawall" and go to results/sync-PRESET-seawall.jsonl.
 set -euo pipefail
 cd "$(dirname "$0")"
-preset=${1:?PRESET} n=${2:-1} corpus=corpus/$1 out=results/sync-$1.jsonl
+preset=${1:?PRESET} n=${2:-1} corpus=corpus/$1
 PY=${PY:-../.venv/bin/python}
 SEAWALL=${SEAWALL:-$(cd .. && pwd)/.venv/bin/seawall}
 A=http://127.0.0.1:5101 B=http://127.0.0.1:5102
+REGISTRY=${REGISTRY:-distribution}
+case $REGISTRY in
+distribution)
+  reg=./registry.sh out=results/sync-$1.jsonl tag=""
+  push_auth=() sync_auth="" ;;
+seawall)
+  PW=benchpw; export SEAWALL SEAWALL_BENCH_PASSWORD=$PW
+  reg=./seawall_registry.sh out=results/sync-$1-seawall.jsonl tag='"registry": "seawall", '
+  push_auth=(--user admin --password "$PW")
+  sync_auth="--src-creds admin:$PW --dest-creds admin:$PW"
+  export SRC_CREDS=admin:$PW DEST_CREDS=admin:$PW ;;  # bench_sync.sh: skopeo, verify, increment push
+*) echo "REGISTRY must be distribution or seawall" >&2; exit 2 ;;
+esac
 mkdir -p results run
 [ -f "$corpus/corpus.json" ] || $PY make_corpus.py "$preset" "$corpus"
-trap './registry.sh stop A; ./registry.sh stop B' EXIT
+trap '$reg stop A; $reg stop B' EXIT
+trap 'exit 130' INT; trap 'exit 143' TERM  # so the EXIT trap runs (after the current step)
 
 fresh() {  # empty A and B, the corpus pushed to A
-  ./registry.sh start B 5102 >/dev/null
-  ./registry.sh start A 5101 >/dev/null
-  $PY bench_registry.py $A --corpus "$corpus" --phases push >/dev/null
+  $reg start B 5102 >/dev/null
+  $reg start A 5101 >/dev/null
+  $PY bench_registry.py $A --corpus "$corpus" --phases push "${push_auth[@]}" >/dev/null
 }
 
 commit=$(git -C .. rev-parse --short HEAD 2>/dev/null || echo unknown)
-stamp() { sed "s/^{/{\"commit\": \"$commit\", \"date\": \"$(date -u +%FT%TZ)\", /"; }
+stamp() { sed "s/^{/{\"commit\": \"$commit\", \"date\": \"$(date -u +%FT%TZ)\", $tag/"; }
 
 skopeo_runs() {
   for jobs in 1 4; do
@@ -33,7 +51,7 @@ skopeo_runs() {
 seawall_run() {
   fresh
   local state; state=$(mktemp -d)
-  SYNC_CMD="$SEAWALL sync \$SRC_URL/\$PREFIX \$DST_URL/\$DEST_NS --quiet --state-dir $state" \
+  SYNC_CMD="$SEAWALL sync \$SRC_URL/\$PREFIX \$DST_URL/\$DEST_NS --quiet --state-dir $state $sync_auth" \
     TOOL=seawall PY=$PY CORPUS=$corpus ./bench_sync.sh $A $B | stamp | tee -a "$out"
   rm -rf "$state"
 }
