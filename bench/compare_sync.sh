@@ -7,7 +7,10 @@
 #   REGISTRY=distribution (default): CNCF distribution registries (registry.sh), no auth.
 #   REGISTRY=seawall: Seawall registries (seawall_registry.sh), auth on (admin / $PW, bearer tokens
 #     only, the Docker token flow); every client is given the credentials. Lines are stamped
-#     "registry": "seawall" and go to results/sync-PRESET-seawall.jsonl.
+#     "registry": "seawall" and go to results/sync-PRESET-seawall.jsonl. A third Seawall figure is
+#     taken here: TOOL=seawall-server, a manual push policy on A run by A's own engine through the
+#     management API (policy_setup.py makes the policy, untimed; run_policy.sh starts an execution
+#     with curl and waits for its end), as a deployment replicates; no process start-up in it.
 set -euo pipefail
 cd "$(dirname "$0")"
 preset=${1:?PRESET} n=${2:-1} corpus=corpus/$1
@@ -56,6 +59,18 @@ seawall_run() {
   rm -rf "$state"
 }
 
+server_run() {  # Seawall registries only: A's engine replicates A -> B
+  [ "$REGISTRY" = seawall ] || return 0
+  fresh
+  local policy; policy=$($PY policy_setup.py $A $B --password "$PW")  # not timed: configuration
+  SYNC_CMD="./run_policy.sh $A admin:$PW $policy" \
+    TOOL=seawall-server PY=$PY CORPUS=$corpus ./bench_sync.sh $A $B | stamp | tee -a "$out"
+}
+
 for i in $(seq "$n"); do  # alternate which tool goes first: load drifts on a shared machine
-  if [ $((i % 2)) = 1 ]; then skopeo_runs; seawall_run; else seawall_run; skopeo_runs; fi
+  if [ $((i % 2)) = 1 ]; then
+    skopeo_runs; seawall_run; server_run
+  else
+    server_run; seawall_run; skopeo_runs
+  fi
 done

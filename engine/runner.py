@@ -10,6 +10,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
@@ -34,9 +35,10 @@ log = logging.getLogger("seawall.engine")
 
 
 class ClientFactory(Protocol):
-    """Opens the OCI client for a registry endpoint id (None: the local registry)."""
+    """The OCI client for a registry endpoint id (None: the local registry), for the length of
+    an ``async with``."""
 
-    def __call__(self, registry_id: int | None) -> Awaitable[OciClient]: ...
+    def __call__(self, registry_id: int | None) -> AbstractAsyncContextManager[OciClient]: ...
 
 
 def policy_spec(policy: dict[str, Any]) -> PolicySpec:
@@ -79,13 +81,11 @@ class Runner:
             await self.store.finalize(execution_id, "its policy was deleted")
             return "Failed"
         await notify_all(self.observers, "run_started", execution, policy)
-        src = await self.clients(policy["src_registry_id"])
-        dst = await self.clients(policy["dest_registry_id"])
-        try:
+        async with (
+            self.clients(policy["src_registry_id"]) as src,
+            self.clients(policy["dest_registry_id"]) as dst,
+        ):
             status = await self._run(execution, policy, src, dst)
-        finally:
-            await src.close()
-            await dst.close()
         final = await self.store.execution(execution_id)
         await notify_all(self.observers, "run_finished", final or execution, policy, status)
         return status
@@ -134,18 +134,16 @@ class Runner:
         policy = await self.store.policy(int(execution["policy_id"])) if execution else None
         if execution is None or policy is None:
             return
-        src = await self.clients(policy["src_registry_id"])
-        dst = await self.clients(policy["dest_registry_id"])
-        try:
 
-            async def report(task: dict[str, Any]) -> None:
-                await notify_all(self.observers, "task_finished", execution, policy, task)
+        async def report(task: dict[str, Any]) -> None:
+            await notify_all(self.observers, "task_finished", execution, policy, task)
 
+        async with (
+            self.clients(policy["src_registry_id"]) as src,
+            self.clients(policy["dest_registry_id"]) as dst,
+        ):
             copier = _copier(policy, src, dst, self.blob_concurrency)
             await self._work(execution_id, policy_spec(policy), copier, dst, report, owner=False)
-        finally:
-            await src.close()
-            await dst.close()
 
     async def _work(
         self,

@@ -189,6 +189,7 @@ def build_app(settings: Settings) -> RegistryApp:
             while (await receive())["type"] != "lifespan.shutdown":
                 pass
             tg.cancel_scope.cancel()
+        await clients.aclose()
         await services.close()
         await send({"type": "lifespan.shutdown.complete"})
 

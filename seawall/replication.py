@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +40,26 @@ def local_url(settings: Settings) -> str:
     return f"http://{host}:{settings.port}"
 
 
+#: An endpoint's client unused this long is closed (its tokens would mostly have expired).
+IDLE_SECONDS = 120.0
+
+
+@dataclass
+class _Shared:
+    adapter: RegistryAdapter
+    users: int = 0
+    idle_since: float = field(default_factory=time.monotonic)
+
+
 class EndpointClients:
     """Opens the adapter (and its one OCI client) for a registry endpoint id (``None`` or 0:
-    this registry)."""
+    this registry).
+
+    The engine's clients are shared: runs using one endpoint at once use one client (its
+    concurrency and rate limits hold for the endpoint, not per run), and the next run finds
+    its tokens and connections ready. A client is kept while its endpoint's type, URL and
+    credentials stay the same, and closed once idle for :data:`IDLE_SECONDS` or replaced.
+    """
 
     def __init__(
         self, settings: Settings, db: Database, secrets: SecretBox, token_key: bytes
@@ -46,6 +67,8 @@ class EndpointClients:
         self.settings, self.db, self.secrets = settings, db, secrets
         self._local_password = replicator_password(token_key)
         self._ca_dir = settings.data_path / "ca"
+        self._shared: dict[tuple[int, str, EndpointConfig], _Shared] = {}
+        self._current: dict[int, tuple[int, str, EndpointConfig]] = {}
 
     async def adapter(self, registry_id: int | None) -> RegistryAdapter:
         if registry_id is None or registry_id == 0:
@@ -73,9 +96,36 @@ class EndpointClients:
             }
         )
 
-    async def __call__(self, registry_id: int | None) -> OciClient:
-        """The engine's client factory (closing the client releases everything)."""
-        return (await self.adapter(registry_id)).client()
+    @asynccontextmanager
+    async def __call__(self, registry_id: int | None) -> AsyncIterator[OciClient]:
+        """The engine's client factory: the endpoint's shared client while in the block."""
+        adapter = await self.adapter(registry_id)
+        key = (registry_id or 0, adapter.type, adapter.config)
+        shared = self._shared.get(key)
+        if shared is None:
+            shared = self._shared[key] = _Shared(adapter)
+        self._current[key[0]] = key
+        shared.users += 1
+        try:
+            yield shared.adapter.client()
+        finally:
+            shared.users -= 1
+            shared.idle_since = time.monotonic()
+            await self._close_unused()
+
+    async def _close_unused(self) -> None:
+        now = time.monotonic()
+        for key, shared in list(self._shared.items()):
+            replaced = self._current.get(key[0]) != key
+            if not shared.users and (replaced or now - shared.idle_since > IDLE_SECONDS):
+                del self._shared[key]
+                await shared.adapter.close()
+
+    async def aclose(self) -> None:
+        """Close every client (the server is stopping)."""
+        shared, self._shared = list(self._shared.values()), {}
+        for s in shared:
+            await s.adapter.close()
 
     def _ca_file(self, pem: str) -> str | None:
         if not pem:

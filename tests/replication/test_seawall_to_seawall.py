@@ -135,3 +135,35 @@ def test_failed_source_listing_deletes_nothing(local: SeawallProcess, tmp_path: 
             assert tags(c, "lib/x") == ["1", "2"]
     finally:
         dist.stop()
+
+
+def test_a_changed_endpoint_password_takes_effect_on_the_next_run(
+    local: SeawallProcess, remote: SeawallProcess
+) -> None:
+    """Runs share an endpoint's client (tokens, connections); a credential change gives the
+    next run a new one, so a wrong password fails clearly and the corrected one works."""
+    with (
+        client(local.url, "admin", local.admin_password) as c,
+        api(local.url, local.admin_password) as a,
+    ):
+        image, _ = push_image(c, "creds/app", "v1", seed="creds")
+        dest = add_endpoint(
+            a, "remote-creds", remote.url, type_="seawall", username="admin", password="wrong"
+        )
+        pid = add_policy(a, "creds", dest=dest, filters=[{"type": "name", "value": "creds/**"}])
+        ex, tasks = run(a, pid)
+        assert ex["status"] == "Failed", dumps([ex, tasks])
+        assert "401" in dumps(tasks) or "unauthorized" in dumps([ex, tasks]).lower()
+        r = a.put(f"/registries/{dest}", json={"access_secret": remote.admin_password})
+        assert r.status_code == 200, r.text
+        ex, tasks = run(a, pid)
+        assert ex["status"] == "Succeed", dumps([ex, tasks])
+        # and the other way: a password that stops working fails the next run
+        r = a.put(f"/registries/{dest}", json={"access_secret": "wrong-again"})
+        assert r.status_code == 200, r.text
+        push_image(c, "creds/app", "v2", seed="creds2")
+        ex, tasks = run(a, pid)
+        assert ex["status"] == "Failed", dumps([ex, tasks])
+    with client(remote.url, "admin", remote.admin_password) as r:
+        assert digest_of(r, "creds/app", "v1") == image
+        assert tags(r, "creds/app") == ["v1"]
