@@ -268,9 +268,17 @@ class AdapterConformance:
             assert refs == {}
 
     async def test_catalog(self, adapter: RegistryAdapter, repository: str) -> None:
-        await push_image(adapter, repository, "v1")
+        digest, _ = await push_image(adapter, repository, "v1")
         if adapter.capabilities.catalog:
             assert repository in await adapter.client().catalog()
+            names, listings = await adapter.client().catalog_listings(repository)
+            assert repository in names
+            if self.lists_tag_digests:
+                assert listings is not None and names == [repository]  # only the prefix's
+                tags, refs = listings[repository]
+                assert tags == ["v1"] and refs["v1"].digest == digest
+            else:
+                assert listings is None
         else:
             with pytest.raises(OciError):
                 await adapter.client().catalog()

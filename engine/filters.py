@@ -38,6 +38,7 @@ __all__ = [
     "FilterError",
     "apply_filters",
     "classify",
+    "name_prefix",
     "repository_matches",
 ]
 
@@ -278,6 +279,26 @@ def repository_matches(filters: Iterable[Filter], repository: str) -> bool:
     """Whether every name filter keeps ``repository``: decides which repositories are listed
     at all, before any tag is fetched."""
     return all(f.passes(repository) for f in filters if f.type == "name")
+
+
+_GLOB_SPECIAL = frozenset("*?[]{}\\")
+
+
+def name_prefix(filters: Iterable[Filter]) -> str:
+    """A literal start every repository the name filters keep has ("" if none is certain),
+    so that a registry can be asked for those names only: the longest text before the first
+    special character of a matching glob, without a trailing ``/`` (``team/**`` also keeps
+    ``team`` itself)."""
+    best = ""
+    for f in filters:
+        if f.type != "name" or f.decoration != "matches" or f.syntax != "glob" or not f.value:
+            continue
+        pattern = cast(str, f.value)
+        end = next((i for i, ch in enumerate(pattern) if ch in _GLOB_SPECIAL), len(pattern))
+        literal = pattern[:end].rstrip("/")
+        if len(literal) > len(best):
+            best = literal
+    return best
 
 
 def apply_filters(filters: Sequence[Filter], candidates: Iterable[Candidate]) -> list[Candidate]:

@@ -13,10 +13,12 @@ import anyio
 
 from adapters.oci.client import OciClient
 from adapters.oci.errors import NotFound, OciError
+from adapters.oci.types import ManifestRef
 from engine.plan import Listing
 
 __all__ = [
     "DETAIL_FILTERS",
+    "Preloaded",
     "describe",
     "head_tags",
     "list_repositories",
@@ -28,9 +30,22 @@ __all__ = [
 DETAIL_FILTERS = frozenset({"label", "artifact_type", "resource"})
 
 
-async def list_repositories(client: OciClient, keep: Callable[[str], bool]) -> list[str]:
-    """The catalog, filtered by ``keep`` (name filters, applied before any tag listing)."""
-    return [r for r in await client.catalog() if keep(r)]
+#: ``{repository: (tags, {tag: manifest})}`` listed with the catalog (see list_repositories).
+Preloaded = Mapping[str, tuple[list[str], Mapping[str, ManifestRef]]]
+
+
+async def list_repositories(
+    client: OciClient, keep: Callable[[str], bool], prefix: str = ""
+) -> tuple[list[str], Preloaded]:
+    """The catalog, filtered by ``keep`` (name filters, applied before any tag listing), and
+    the tags of those repositories where the registry lists them with the catalog (a Seawall:
+    the whole listing in a request per 100 repositories; only names starting with ``prefix``,
+    which every name ``keep`` keeps must have)."""
+    names, listings = await client.catalog_listings(prefix)
+    repos = [r for r in names if keep(r)]
+    if listings is None:
+        return repos, {}
+    return repos, {r: listings[r] for r in repos if r in listings}
 
 
 async def list_side(
@@ -40,6 +55,7 @@ async def list_side(
     missing_ok: bool = False,
     concurrency: int = 32,
     known: Mapping[str, Mapping[str, str]] | None = None,
+    preloaded: Preloaded | None = None,
 ) -> Listing:
     """Tags and digests of ``repositories``. With ``missing_ok`` an unknown repository is an
     empty one (a destination not yet created); otherwise it makes the listing incomplete.
@@ -48,9 +64,10 @@ async def list_side(
     Elsewhere ``known`` (``{repo: {tag: digest}}``, the ledger of what Seawall itself wrote
     there) is trusted for tags the registry still lists: no ``HEAD`` for them. Deletions
     re-check the digest before they act, so trusting it can delay a repair, never cause a
-    wrong delete.
+    wrong delete. ``preloaded`` repositories are not listed again.
     """
     known = known or {}
+    preloaded = preloaded or {}
     tags: dict[str, dict[str, str]] = {}
     media_types: dict[str, str] = {}
     problems: list[str] = []
@@ -65,8 +82,11 @@ async def list_side(
 
     async def one_repo(repo: str) -> None:
         try:
-            async with slots:
-                names, listed = await client.list_tag_refs(repo)
+            if repo in preloaded:
+                names, listed = preloaded[repo]
+            else:
+                async with slots:
+                    names, listed = await client.list_tag_refs(repo)
         except NotFound:
             if not missing_ok:
                 problems.append(f"{repo}: repository not found")

@@ -13,7 +13,7 @@ import anyio
 
 from adapters.oci.client import OciClient
 from adapters.oci.errors import OciError
-from engine.filters import repository_matches
+from engine.filters import name_prefix, repository_matches
 from engine.listing import (
     DETAIL_FILTERS,
     describe,
@@ -47,12 +47,16 @@ async def plan_policy(
     """The whole policy: the source's catalog (name filters first), both sides listed at once
     (the destination's repositories follow from the catalog). ``verify``: trust no ledger
     entry, check every destination tag."""
-    repos = await list_repositories(src, lambda r: repository_matches(list(spec.filters), r))
+    filters = list(spec.filters)
+    repos, preloaded = await list_repositories(
+        src, lambda r: repository_matches(filters, r), name_prefix(filters)
+    )
     dst_repos = {_map(spec, r) for r in repos} | set(ledger)
     listings: dict[str, Listing] = {}
 
     async def source() -> None:
-        listings["src"] = await _describe(spec, src, await list_side(src, repos))
+        found = await list_side(src, repos, preloaded=preloaded)
+        listings["src"] = await _describe(spec, src, found)
 
     async def destination() -> None:
         known = None if verify else ledger

@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlencode
 
 from adapters.oci.auth import Credentials, RegistryAuth
 from adapters.oci.blobs import BlobStream
@@ -147,6 +148,32 @@ class OciClient:
     async def catalog(self, page_size: int = 1000) -> list[str]:
         """All repository names, following ``Link: rel="next"``."""
         return await self._paged(self.endpoint.catalog(page_size), CATALOG_SCOPE, "repositories")
+
+    async def catalog_listings(
+        self, prefix: str = "", page_size: int = 100
+    ) -> tuple[list[str], dict[str, tuple[list[str], dict[str, ManifestRef]]] | None]:
+        """The catalog and, where the registry lists tags with it (a Seawall answers
+        :data:`~registry.oci.mediatypes.SEAWALL_CATALOG`), each repository's tags and the
+        manifests they name, as :meth:`list_tag_refs` would return them; None otherwise.
+        ``prefix``: only names starting with it are wanted (a Seawall then lists only those;
+        other registries list all, as :meth:`catalog` does)."""
+        url = self.endpoint.catalog(page_size)
+        if prefix:
+            url += "&" + urlencode({"prefix": prefix})
+        accept = f"{mt.SEAWALL_CATALOG}, application/json"
+        repos: list[str] = []
+        listings: dict[str, tuple[list[str], dict[str, ManifestRef]]] | None = {}
+        async for page, media_type in self._pages(url, CATALOG_SCOPE, accept):
+            repos.extend(str(r) for r in page.get("repositories") or [])
+            found = page.get("listings")
+            if listings is None or media_type != mt.SEAWALL_CATALOG or not isinstance(found, dict):
+                listings = None
+                continue
+            for repo, one in found.items():
+                if isinstance(one, dict) and isinstance(one.get("tags"), list):
+                    names = [str(t) for t in one["tags"]]
+                    listings[str(repo)] = (names, _tag_refs(one.get("manifests")))
+        return repos, listings
 
     async def list_tags(self, repo: str, page_size: int = 1000) -> list[str]:
         """All tags of ``repo`` (NotFound if the repository is unknown), following ``Link``."""

@@ -1,6 +1,7 @@
 """``/v2/<name>/tags/list`` and ``/v2/_catalog``: lexical order, ``n``/``last`` pagination with
 ``Link: <…>; rel="next"``. A tag list asked for as :data:`SEAWALL_TAG_LIST` also carries each
-tag's digest, media type and size."""
+tag's digest, media type and size; a catalog asked for as :data:`SEAWALL_CATALOG` carries each
+repository's tag list so (and takes ``prefix=``)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ from urllib.parse import urlencode
 
 from registry.http.asgi import Request, Response, json_response
 from registry.http.context import RegistryContext
+from registry.meta.content import TagRecord
 from registry.oci.errors import RegistryError
-from registry.oci.mediatypes import SEAWALL_TAG_LIST
+from registry.oci.mediatypes import SEAWALL_CATALOG, SEAWALL_TAG_LIST
 
 __all__ = ["catalog", "tags_list"]
 
 MAX_PAGE = 10_000
+CATALOG_WITH_TAGS_PAGE = 100  # repositories per page of SEAWALL_CATALOG
 
 
 def _page_args(req: Request) -> tuple[int | None, str | None]:
@@ -26,10 +29,17 @@ def _page_args(req: Request) -> tuple[int | None, str | None]:
     return n, req.q("last") or None
 
 
-def _link(path: str, n: int | None, items: list[str]) -> dict[str, str]:
+def _link(path: str, n: int | None, items: list[str], **more: str) -> dict[str, str]:
     if n is None or n == 0 or len(items) < n:
         return {}
-    return {"Link": f'<{path}?{urlencode({"n": n, "last": items[-1]})}>; rel="next"'}
+    query = urlencode({"n": n, "last": items[-1], **{k: v for k, v in more.items() if v}})
+    return {"Link": f'<{path}?{query}>; rel="next"'}
+
+
+def _manifests(records: list[TagRecord]) -> dict[str, dict[str, object]]:
+    return {
+        r.name: {"digest": r.digest, "mediaType": r.media_type, "size": r.size} for r in records
+    }
 
 
 async def tags_list(ctx: RegistryContext, req: Request) -> Response:
@@ -50,14 +60,29 @@ async def _tag_records(
     if records is None or (n == 0 and await ctx.content.repository_id(name) is None):
         raise RegistryError("NAME_UNKNOWN", {"name": name})
     tags = [r.name for r in records]
-    manifests = {
-        r.name: {"digest": r.digest, "mediaType": r.media_type, "size": r.size} for r in records
-    }
     headers = {"Content-Type": SEAWALL_TAG_LIST, **_link(req.path, n, tags)}
-    return json_response({"name": name, "tags": tags, "manifests": manifests}, headers=headers)
+    body = {"name": name, "tags": tags, "manifests": _manifests(records)}
+    return json_response(body, headers=headers)
 
 
 async def catalog(ctx: RegistryContext, req: Request) -> Response:
     n, last = _page_args(req)
+    if SEAWALL_CATALOG in req.headers.get("accept", ""):
+        return await _catalog_with_tags(ctx, req, n, last)
     repos = [] if n == 0 else await ctx.content.list_repositories(n, last)
     return json_response({"repositories": repos}, headers=_link(req.path, n, repos))
+
+
+async def _catalog_with_tags(
+    ctx: RegistryContext, req: Request, n: int | None, last: str | None
+) -> Response:
+    n = CATALOG_WITH_TAGS_PAGE if n is None else min(n, CATALOG_WITH_TAGS_PAGE)
+    prefix = req.q("prefix") or ""
+    repos = [] if n == 0 else await ctx.content.list_repositories(n, last, prefix)
+    records = await ctx.content.tag_records_of(repos)
+    listings = {
+        repo: {"tags": [r.name for r in records[repo]], "manifests": _manifests(records[repo])}
+        for repo in repos
+    }
+    headers = {"Content-Type": SEAWALL_CATALOG, **_link(req.path, n, repos, prefix=prefix)}
+    return json_response({"repositories": repos, "listings": listings}, headers=headers)

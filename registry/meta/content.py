@@ -131,6 +131,18 @@ class ContentStore:
             "(SELECT 1 FROM repo_blob rb WHERE rb.repository_id = repository.id) "
             f"ORDER BY name{d.collate} LIMIT :n"
         )
+        self._q_repositories_in = (  # names in [lo, hi), hi exclusive (a prefix's range)
+            f"SELECT name FROM repository WHERE name{d.collate} > :last "
+            f"AND name{d.collate} >= :lo AND name{d.collate} < :hi AND EXISTS "
+            "(SELECT 1 FROM repo_blob rb WHERE rb.repository_id = repository.id) "
+            f"ORDER BY name{d.collate} LIMIT :n"
+        )
+        self._q_tag_records_between = (
+            "SELECT r.name, t.name, t.digest, m.media_type, m.size FROM repository r "
+            "JOIN tag t ON t.repository_id = r.id JOIN manifest m ON m.digest = t.digest "
+            f"WHERE r.name{d.collate} >= :first AND r.name{d.collate} <= :upto "
+            f"ORDER BY r.name{d.collate}, t.name{d.collate}"
+        )
         self._q_repositories_with_blob = (
             "SELECT r.name FROM repo_blob rb JOIN repository r ON r.id = rb.repository_id "
             f"WHERE rb.digest = :digest ORDER BY r.name{d.collate} LIMIT :n"
@@ -186,11 +198,32 @@ class ContentStore:
         self._repo_ids[name] = rid = int(row[0])
         return rid
 
-    async def list_repositories(self, n: int | None, last: str | None) -> list[str]:
-        rows = await self.sql.all(
-            self._q_repositories, last=last or "", n=self._d.no_limit if n is None else n
-        )
+    async def list_repositories(
+        self, n: int | None, last: str | None, prefix: str = ""
+    ) -> list[str]:
+        """Repository names in lexical order after ``last``; only those starting with
+        ``prefix`` if one is given."""
+        limit = self._d.no_limit if n is None else n
+        if not prefix:
+            rows = await self.sql.all(self._q_repositories, last=last or "", n=limit)
+        else:
+            hi = prefix[:-1] + chr(ord(prefix[-1]) + 1)  # the first name past the prefix
+            rows = await self.sql.all(
+                self._q_repositories_in, last=last or "", lo=prefix, hi=hi, n=limit
+            )
         return [r[0] for r in rows]
+
+    async def tag_records_of(self, repos: list[str]) -> dict[str, list[TagRecord]]:
+        """The tags (with their manifests) of ``repos``, a page of :meth:`list_repositories`
+        (in its order: one range query)."""
+        if not repos:
+            return {}
+        out: dict[str, list[TagRecord]] = {repo: [] for repo in repos}
+        rows = await self.sql.all(self._q_tag_records_between, first=repos[0], upto=repos[-1])
+        for repo, tag, digest, media_type, size in rows:
+            if repo in out:
+                out[repo].append(TagRecord(tag, digest, media_type, int(size)))
+        return out
 
     # ------------------------------------------------------------------ blobs
     async def blob_size(self, repo: str, digest: str) -> int | None:

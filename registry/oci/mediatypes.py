@@ -11,6 +11,7 @@ __all__ = [
     "OCI_EMPTY",
     "OCI_INDEX",
     "OCI_MANIFEST",
+    "SEAWALL_CATALOG",
     "SEAWALL_TAG_LIST",
 ]
 
@@ -31,3 +32,9 @@ MANIFEST_TYPES = IMAGE_TYPES | INDEX_TYPES
 #: their digests in one request instead of a ``HEAD`` per tag). Other registries ignore the
 #: ``Accept`` and answer plain ``application/json``.
 SEAWALL_TAG_LIST = "application/vnd.seawall.tag-list.v1+json"
+
+#: Seawall's catalog: the OCI ``{"repositories"}`` body plus ``"listings": {repository:
+#: {"tags", "manifests"}}`` (each as in :data:`SEAWALL_TAG_LIST`), at most 100 repositories a
+#: page, optionally only names starting with ``prefix=``: a replicator lists a whole source in
+#: a request or two.
+SEAWALL_CATALOG = "application/vnd.seawall.catalog.v1+json"

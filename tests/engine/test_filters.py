@@ -13,6 +13,7 @@ from engine.filters import (
     FilterError,
     apply_filters,
     classify,
+    name_prefix,
     repository_matches,
 )
 
@@ -213,6 +214,30 @@ TAG_CASES: list[tuple[list[Filter], tuple[str, ...], tuple[str, ...] | None]] = 
     ([Filter("tag", "v1*"), Filter("tag", "v2*")], ("v1", "v2"), None),
     ([Filter("tag", "*"), Filter("tag", "v*", "excludes")], (), ()),
 ]
+
+
+@pytest.mark.parametrize(
+    ("filters", "prefix"),
+    [
+        ([], ""),
+        ([Filter("name", "library/**")], "library"),
+        ([Filter("name", "team/app-*")], "team/app-"),
+        ([Filter("name", "team/{a,b}")], "team"),
+        ([Filter("name", "exact/name")], "exact/name"),
+        ([Filter("name", "**/x")], ""),
+        ([Filter("name", "team/**"), Filter("name", "team/web/*")], "team/web"),  # both hold
+        ([Filter("name", "team/**", "excludes")], ""),
+        ([Filter("name", "team/.*", syntax="regex")], ""),
+        ([Filter("tag", "v1"), Filter("name", "")], ""),
+    ],
+)
+def test_name_prefix_is_a_start_every_kept_name_has(filters: list[Filter], prefix: str) -> None:
+    assert name_prefix(filters) == prefix
+    names = ["library", "library/nginx", "team", "team/app-1", "team/a", "team/web/x", "a/x"]
+    names += ["exact/name", "exact/names", "x", "team/b"]
+    for name in names:
+        if repository_matches(filters, name):
+            assert name.startswith(prefix), (name, prefix)
 
 
 @pytest.mark.parametrize(("filters", "tags", "expected"), TAG_CASES)

@@ -167,6 +167,50 @@ def test_tags_list_with_digests(admin: httpx.Client, repo: str) -> None:
     assert r.json()["manifests"] == {"latest": second, "v2": second}, r.text
 
 
+SEAWALL_CATALOG = "application/vnd.seawall.catalog.v1+json"
+
+
+def test_catalog_with_tags(admin: httpx.Client, catalog_repos: tuple[str, list[str]]) -> None:
+    """Asked for by ``Accept``, Seawall's catalog carries each repository's tag list with
+    digests (as the tag list gives it), takes ``prefix=`` and pages like the plain one."""
+    prefix, names = catalog_repos
+    accept = {"Accept": f"{SEAWALL_CATALOG}, application/json"}
+    tag_lists = {}
+    for name in names:
+        r = admin.get(f"/v2/{name}/tags/list", headers={"Accept": SEAWALL_TAG_LIST})
+        tag_lists[name] = {k: r.json()[k] for k in ("tags", "manifests")}
+    assert admin.put(  # a second tag on one of them, a repository outside the prefix
+        f"/v2/{names[0]}/manifests/v2",
+        content=admin.get(f"/v2/{names[0]}/manifests/v1", headers={"Accept": OCI_MANIFEST}).content,
+        headers={"Content-Type": OCI_MANIFEST},
+    ).is_success
+    push_image(admin, f"{prefix}-other/x", "v1")
+    tag_lists[names[0]]["tags"].append("v2")
+    tag_lists[names[0]]["manifests"]["v2"] = tag_lists[names[0]]["manifests"]["v1"]
+    r = admin.get(f"/v2/_catalog?prefix={prefix}/", headers=accept)
+    assert r.status_code == 200, r.text
+    assert r.headers["Content-Type"].split(";")[0] == SEAWALL_CATALOG
+    assert r.json() == {"repositories": names, "listings": tag_lists}, r.text
+    # pages of n, the prefix carried by Link
+    seen: dict[str, object] = {}
+    url: str | None = f"/v2/_catalog?n=2&prefix={prefix}/"
+    while url is not None:
+        r = admin.get(url, headers=accept)
+        page = r.json()
+        assert list(page["listings"]) == page["repositories"], r.text
+        seen.update(page["listings"])
+        url = next_link(r)
+        if url is not None:
+            assert len(page["repositories"]) == 2
+            assert parse_qs(urlsplit(url).query)["prefix"] == [f"{prefix}/"], url
+    assert seen == tag_lists
+    # without the Accept: the spec's catalog, the prefix ignored
+    plain = admin.get(f"/v2/_catalog?prefix={prefix}/")
+    assert plain.headers["Content-Type"].split(";")[0] == "application/json"
+    assert f"{prefix}-other/x" in plain.json()["repositories"]
+    assert "listings" not in plain.json()
+
+
 def test_catalog_lists_sorted(admin: httpx.Client, catalog_repos: tuple[str, list[str]]) -> None:
     prefix, names = catalog_repos
     repos = all_pages(admin, "/v2/_catalog", "repositories")
