@@ -11,7 +11,9 @@ import logging
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-__all__ = ["RunObserver", "notify_all"]
+import anyio
+
+__all__ = ["RunEnded", "RunObserver", "notify_all"]
 
 log = logging.getLogger("seawall.engine")
 
@@ -40,3 +42,31 @@ async def notify_all(observers: Sequence[RunObserver], method: str, *args: Any) 
             await getattr(observer, method)(*args)
         except Exception:
             log.exception("run observer %r failed in %s", observer, method)
+
+
+class RunEnded:
+    """An observer that wakes whoever waits for a run of this node to end (the API's
+    ``GET /replication/executions/{id}?wait=``). Runs that end on another node are not heard
+    here: waiters also re-read on their own, every fraction of a second."""
+
+    def __init__(self) -> None:
+        self._event = anyio.Event()
+
+    async def run_started(self, execution: dict[str, Any], policy: dict[str, Any]) -> None:
+        pass
+
+    async def task_finished(
+        self, execution: dict[str, Any], policy: dict[str, Any], task: dict[str, Any]
+    ) -> None:
+        pass
+
+    async def run_finished(
+        self, execution: dict[str, Any], policy: dict[str, Any], status: str
+    ) -> None:
+        self._event.set()
+        self._event = anyio.Event()
+
+    async def wait(self, seconds: float) -> None:
+        """Return when a run of this node ends, or after ``seconds``."""
+        with anyio.move_on_after(seconds):
+            await self._event.wait()

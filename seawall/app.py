@@ -17,6 +17,7 @@ import engine.state.models  # noqa: F401 - registers the replication tables for 
 from adapters import registry as adapters
 from engine.api.app import create_api
 from engine.api.context import ApiContext
+from engine.observers import RunEnded
 from engine.service import ReplicationService
 from engine.state.secrets import SecretBox, load_or_create_secret_key
 from registry.auth.passwords import VerifiedCache, generate_secret, hash_password, verify_password
@@ -155,9 +156,11 @@ def build_app(settings: Settings) -> RegistryApp:
     services = build_services(settings)
     secrets = SecretBox(load_or_create_secret_key(settings.data_path / "secrets.key"))
     clients = EndpointClients(settings, services.db, secrets, services.token_key)
+    run_ended = RunEnded()  # ?wait= on an execution returns when a run of this node ends
     replication = ReplicationService(
         services.db,
         clients,
+        observers=[run_ended],
         lease_seconds=settings.engine_lease_seconds,
         reconcile_seconds=settings.reconcile_seconds,
     )
@@ -171,6 +174,7 @@ def build_app(settings: Settings) -> RegistryApp:
             ping_endpoint=clients.ping,
             adapter_types=adapters.types,
             adapter_info=adapter_info,
+            run_ended=run_ended.wait,
         )
     )
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -384,11 +383,15 @@ def _replicate(api: ApiClient, args: argparse.Namespace) -> int:
     return 0 if execution["status"] == "Succeed" else 1
 
 
-def _follow(api: ApiClient, eid: int, poll_seconds: float = 1.0) -> dict[str, Any]:
+def _follow(api: ApiClient, eid: int, refresh_seconds: float = 1.0) -> dict[str, Any]:
+    """Show the run's progress until it ends: each GET answers at the end of the run or after
+    ``refresh_seconds`` (the API's ``?wait=``), so the end is seen at once."""
     tty = sys.stdout.isatty()
     last = ""
+    wait = 0.0  # the first line at once
     while True:
-        execution: dict[str, Any] = api.get(f"{EXECUTIONS}/{eid}")
+        execution: dict[str, Any] = api.get(f"{EXECUTIONS}/{eid}", wait=wait)
+        wait = refresh_seconds
         line = progress_line(execution)
         if tty:
             print(f"\r\x1b[2K{line}", end="", flush=True)
@@ -399,7 +402,6 @@ def _follow(api: ApiClient, eid: int, poll_seconds: float = 1.0) -> dict[str, An
             if tty:
                 print()
             return execution
-        time.sleep(poll_seconds)
 
 
 def _execution_list(api: ApiClient, args: argparse.Namespace) -> int:

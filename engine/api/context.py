@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
+import anyio
+
 from engine.state.secrets import SecretBox
 from registry.http.context import RegistryContext
 from registry.meta.db import Database
@@ -76,6 +78,8 @@ class ApiContext:
     :param adapter_types: the registry types that endpoints may have.
     :param adapter_info: Harbor's ``RegistryInfo`` dict for a type; may add ``endpoint_pattern``
         and ``credential_pattern`` (returned by ``/replication/adapterinfos``).
+    :param run_ended: waits at most the given seconds for a run of this node to end (an
+        execution's ``?wait=``); by default it just sleeps.
     """
 
     db: Database
@@ -85,4 +89,5 @@ class ApiContext:
     ping_endpoint: PingEndpoint
     adapter_types: Callable[[], list[str]] = default_adapter_types
     adapter_info: Callable[[str], dict[str, Any]] = default_adapter_info
+    run_ended: Callable[[float], Awaitable[None]] = anyio.sleep
     max_body_bytes: int = field(default=1 << 20)

@@ -8,6 +8,9 @@
   that text keep working.
 * ``PUT /{id}`` stops a run: a running one stops at its next heartbeat (about a second); one no
   node has picked up yet is stopped at once. Stopping a finished run changes nothing (200).
+* ``GET /{id}?wait=S`` (Seawall's, seconds, at most 60) answers once the execution has ended or
+  S seconds have passed, whichever is first: a script or CI job waits for a run without
+  polling.
 * A run not yet picked up reports ``InProgress`` (Harbor has no ``Pending`` execution status);
   its tasks report ``Pending``. The counts of an active run are live from its tasks.
 
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 from sqlalchemy import case, func, insert, select, update
 
 from engine.api.context import ApiContext
@@ -47,6 +51,8 @@ EXECUTION_SORT = {
     "end_time": X.c.end_time,
 }
 TASK_SORT = {"id": T.c.id, "status": T.c.status, "start_time": T.c.start_time}
+MAX_WAIT_SECONDS = 60.0
+WAIT_RECHECK_SECONDS = 0.25  # a run ending on another node is seen this late at most
 
 
 def execution_json(row: dict[str, Any], live: dict[str, int] | None = None) -> dict[str, Any]:
@@ -189,11 +195,30 @@ async def list_executions(ctx: ApiContext, req: Request) -> Response:
     return list_response(req, items, page, total)
 
 
+def _wait_seconds(req: Request) -> float:
+    raw = req.q("wait")
+    if raw is None:
+        return 0.0
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= MAX_WAIT_SECONDS:
+        raise bad_request(f"wait must be a number of seconds from 0 to {MAX_WAIT_SECONDS:g}")
+    return seconds
+
+
 async def get(ctx: ApiContext, req: Request) -> Response:
-    async with ctx.db.read() as c:
-        row = await _load(c, int(req.params["id"]))
-        live = await _live_counts(c, [row["id"]] if row["status"] in ACTIVE else [])
-    return json_response(execution_json(row, live.get(row["id"])))
+    execution_id = int(req.params["id"])
+    deadline = anyio.current_time() + _wait_seconds(req)
+    while True:
+        async with ctx.db.read() as c:
+            row = await _load(c, execution_id)
+            live = await _live_counts(c, [row["id"]] if row["status"] in ACTIVE else [])
+        left = deadline - anyio.current_time()
+        if row["status"] not in ACTIVE or left <= 0:
+            return json_response(execution_json(row, live.get(row["id"])))
+        await ctx.run_ended(min(left, WAIT_RECHECK_SECONDS))
 
 
 async def stop(ctx: ApiContext, req: Request) -> Response:

@@ -4,6 +4,7 @@ following their subject, a run stopped in the middle of a blob, remote → remot
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -114,6 +115,33 @@ def test_a_run_stops_within_seconds_mid_blob(
         assert outcomes(tasks) == {"stopped": 1}, dumps(tasks)
     with httpx.Client(base_url=dist.url) as d:
         assert digest_of(d, "huge/r00", "v1") is None  # nothing half-done is visible
+
+
+def test_waiting_for_the_end_of_a_run(local: SeawallProcess, dist: DistributionProcess) -> None:
+    """``GET …/executions/{id}?wait=S`` answers when the run ends, or after S seconds."""
+    with (
+        client(local.url, "admin", local.admin_password) as c,
+        api(local.url, local.admin_password) as a,
+    ):
+        push_big_images(c, "waited", 1, 8)
+        # 8 MiB at 4 MiB/s: about 2 s of run
+        dest = add_endpoint(a, "dist-wait", dist.url)
+        pid = add_policy(a, "waited", dest=dest, speed_bytes_per_second=4 * MiB)
+        eid = start(a, pid)
+        asked = time.monotonic()
+        r = a.get(f"/replication/executions/{eid}", params={"wait": 0.3})
+        assert r.status_code == 200 and r.json()["status"] == "InProgress", r.text
+        assert 0.3 <= time.monotonic() - asked < 10
+        r = a.get(f"/replication/executions/{eid}", params={"wait": 60})
+        answered = time.time()
+        ex = r.json()
+        assert ex["status"] == "Succeed", dumps(ex)
+        ended = datetime.fromisoformat(ex["end_time"].replace("Z", "+00:00")).timestamp()
+        assert answered - ended < 2, (answered, dumps(ex))  # at the end, not after 60 s
+        for bad in ("soon", "61", "-1"):
+            r = a.get(f"/replication/executions/{eid}", params={"wait": bad})
+            assert r.status_code == 400, r.text
+            assert "wait must be" in r.text, r.text
 
 
 def test_remote_to_remote(tmp_path: Path, local: SeawallProcess) -> None:
