@@ -9,8 +9,9 @@ blob wanted by two tasks at once is copied once (single flight).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import anyio
@@ -45,6 +46,27 @@ class CopyResult:
 class _Flight:
     done: anyio.Event = field(default_factory=anyio.Event)
     error: BaseException | None = None
+
+
+async def _all(calls: Iterable[Callable[[], Coroutine[Any, Any, Any]]]) -> None:
+    """Run ``calls`` at once. If one fails the others are cancelled and its error is raised as
+    itself, not inside an exception group: callers (the runner) tell errors apart by type."""
+    try:
+        async with anyio.create_task_group() as tg:
+            for call in calls:
+                tg.start_soon(call)
+    except BaseExceptionGroup as group:
+        raise _first_error(group) from None
+
+
+def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first error in ``group`` (nested groups searched) that is not a cancellation."""
+    for error in group.exceptions:
+        if isinstance(error, BaseExceptionGroup):
+            error = _first_error(error)
+        if not isinstance(error, (anyio.get_cancelled_exc_class(), BaseExceptionGroup)):
+            return error
+    return group
 
 
 class Copier:
@@ -106,18 +128,17 @@ class Copier:
         manifest = await self.src.get_manifest(src_repo, digest)
         doc: dict[str, Any] = manifest.json()
         if manifest.media_type in mt.INDEX_TYPES or "manifests" in doc:
-            async with anyio.create_task_group() as tg:
-                for child in doc.get("manifests", []):
-                    tg.start_soon(
-                        self._manifest_tree, src_repo, dst_repo, child["digest"], result, log, seen
-                    )
+            await _all(
+                partial(self._manifest_tree, src_repo, dst_repo, child["digest"], result, log, seen)
+                for child in doc.get("manifests", [])
+            )
         else:
             blobs = [doc["config"], *doc.get("layers", [])] if "config" in doc else []
-            async with anyio.create_task_group() as tg:
-                for desc in blobs:
-                    if desc.get("urls"):  # foreign layer: lives elsewhere
-                        continue
-                    tg.start_soon(self._blob, src_repo, dst_repo, desc, result, log)
+            await _all(
+                partial(self._blob, src_repo, dst_repo, desc, result, log)
+                for desc in blobs
+                if not desc.get("urls")  # a foreign layer lives elsewhere
+            )
         await self.dst.put_manifest(dst_repo, digest, manifest.data, manifest.media_type)
         result.manifests_put += 1
         log(f"put manifest {digest} ({manifest.media_type}, {manifest.size} bytes)")

@@ -3,6 +3,8 @@ side by digest."""
 
 from __future__ import annotations
 
+import json
+
 import httpx
 
 from tests.replication.support import (
@@ -118,3 +120,27 @@ def test_dry_run_changes_nothing(local: SeawallProcess, dist: DistributionProces
         assert outcomes(tasks) == {"would-copy": 1}, dumps(tasks)
     with httpx.Client(base_url=dist.url) as d:
         assert tags(d, "dry/app") == []
+
+
+def test_a_blob_missing_from_local_storage_fails_its_task_clearly(
+    fresh_seawall: SeawallProcess, dist: DistributionProcess
+) -> None:
+    """A push run reads blob bytes straight from the local storage: a blob the database links
+    but the storage lost fails that artifact with a message saying so; nothing of it lands."""
+    local = fresh_seawall.start()
+    with (
+        client(local.url, "admin", local.admin_password) as c,
+        api(local.url, local.admin_password) as a,
+    ):
+        digest, data = push_image(c, "lost/app", "v1", seed="lost-layer")
+        layer = json.loads(data)["layers"][0]["digest"].split(":", 1)[1]
+        blob = local.data_dir / "storage" / "blobs" / "sha256" / layer[:2] / layer / "data"
+        blob.unlink()
+        pid = add_policy(a, "lost", dest=add_endpoint(a, "dist-lost", dist.url))
+        ex, tasks = run(a, pid)
+        assert ex["status"] == "Failed", dumps([ex, tasks])
+        assert outcomes(tasks) == {"failed": 1}, dumps(tasks)
+        assert "storage" in dumps(tasks), dumps(tasks)
+    with httpx.Client(base_url=dist.url) as d:
+        assert digest_of(d, "lost/app", "v1") is None
+        assert digest_of(d, "lost/app", digest) is None
