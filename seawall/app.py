@@ -155,7 +155,9 @@ def build_app(settings: Settings) -> RegistryApp:
     """The ASGI app of one worker: registry, management API and the replication service."""
     services = build_services(settings)
     secrets = SecretBox(load_or_create_secret_key(settings.data_path / "secrets.key"))
-    clients = EndpointClients(settings, services.db, secrets, services.token_key)
+    clients = EndpointClients(
+        settings, services.db, secrets, services.token_key, registry=services.context
+    )
     run_ended = RunEnded()  # ?wait= on an execution returns when a run of this node ends
     replication = ReplicationService(
         services.db,

@@ -21,8 +21,10 @@ from adapters.seawall import SeawallAdapter
 from engine.api.context import EndpointSpec, default_adapter_info
 from engine.state.models import RegistryEndpoint
 from engine.state.secrets import SecretBox
+from registry.http.context import RegistryContext
 from registry.meta.db import Database
 from seawall.config import Settings
+from seawall.local_registry import ThisRegistryAdapter
 
 __all__ = ["REPLICATOR", "EndpointClients", "adapter_info", "replicator_password"]
 
@@ -62,9 +64,17 @@ class EndpointClients:
     """
 
     def __init__(
-        self, settings: Settings, db: Database, secrets: SecretBox, token_key: bytes
+        self,
+        settings: Settings,
+        db: Database,
+        secrets: SecretBox,
+        token_key: bytes,
+        registry: RegistryContext | None = None,
     ) -> None:
+        """``registry``: this registry's context, to read blobs from its storage when it is
+        a run's source (see :mod:`seawall.local_registry`); None: over HTTP like the rest."""
         self.settings, self.db, self.secrets = settings, db, secrets
+        self.registry = registry
         self._local_password = replicator_password(token_key)
         self._ca_dir = settings.data_path / "ca"
         self._shared: dict[tuple[int, str, EndpointConfig], _Shared] = {}
@@ -72,11 +82,12 @@ class EndpointClients:
 
     async def adapter(self, registry_id: int | None) -> RegistryAdapter:
         if registry_id is None or registry_id == 0:
-            return SeawallAdapter(
-                EndpointConfig(
-                    local_url(self.settings), username=REPLICATOR, password=self._local_password
-                )
+            config = EndpointConfig(
+                local_url(self.settings), username=REPLICATOR, password=self._local_password
             )
+            if self.registry is not None:
+                return ThisRegistryAdapter(config, self.registry)
+            return SeawallAdapter(config)
         async with self.db.read() as c:
             row = (await c.execute(select(E).where(E.c.id == registry_id))).mappings().first()
         if row is None:

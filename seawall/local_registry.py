@@ -1,0 +1,94 @@
+"""The replication engine's client for the registry it runs in.
+
+Everything goes through HTTP like for any other registry (the registry's own checks, events and
+listings apply to what the engine lists and writes there), except the bytes of the blobs it
+copies out: those are read from the storage the registry serves them from. A push-based run
+otherwise fetched every blob from itself over loopback HTTP: the registry's request handling,
+the HTTP framing and the client's reading, all in the one process that also sends the bytes on.
+Whether the blob belongs to the repository is checked as a ``GET`` would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from adapters.base import EndpointConfig
+from adapters.oci.blobs import DEFAULT_CHUNK_BYTES
+from adapters.oci.client import OciClient
+from adapters.oci.errors import NotFound, OciError
+from adapters.seawall import SeawallAdapter
+from registry.http.context import RegistryContext
+from registry.oci.digest import Digest, DigestError
+from registry.storage.base import StorageError
+
+__all__ = ["LocalBlobStream", "LocalRegistryClient", "ThisRegistryAdapter"]
+
+
+class LocalBlobStream:
+    """What :class:`adapters.oci.blobs.BlobStream` offers a reader, from local storage."""
+
+    def __init__(self, source: AsyncIterator[bytes], size_bytes: int, offset_bytes: int) -> None:
+        self._source = source
+        self.size_bytes = size_bytes
+        self.offset_bytes = self.position_bytes = offset_bytes
+
+    async def iter_chunks(self, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._source:
+                for start in range(0, len(chunk), chunk_bytes):
+                    piece = chunk[start : start + chunk_bytes]
+                    self.position_bytes += len(piece)
+                    yield piece
+        except StorageError as e:
+            raise OciError(f"reading a blob from this registry's storage: {e}") from e
+        if self.position_bytes != self.size_bytes:
+            raise OciError(
+                f"this registry's storage holds {self.position_bytes} of the blob's "
+                f"{self.size_bytes} bytes"
+            )
+
+
+class LocalRegistryClient(OciClient):
+    """:class:`OciClient` for this registry, reading blob bytes from its storage."""
+
+    def __init__(self, registry: RegistryContext, base_url: str, **kwargs: Any) -> None:
+        super().__init__(base_url, **kwargs)
+        self.registry = registry
+
+    @asynccontextmanager
+    async def blob_stream(  # type: ignore[override]  # reads like a BlobStream
+        self, repo: str, digest: str, offset: int = 0
+    ) -> AsyncIterator[LocalBlobStream]:
+        where = f"blob {digest} in {repo}"
+        try:
+            parsed = Digest.parse(digest)
+        except DigestError as e:
+            raise NotFound(f"{where}: {e}", status=404) from None
+        size = await self.registry.content.blob_size(repo, str(parsed))
+        if size is None:
+            raise NotFound(f"{where} does not exist", status=404, code="BLOB_UNKNOWN")
+        source = self.registry.blobs.read(parsed, offset)  # opens on the first read
+        stream = LocalBlobStream(source, size, offset)
+        try:
+            yield stream
+        finally:
+            closer = getattr(source, "aclose", None)
+            if closer is not None:
+                await closer()
+
+
+class ThisRegistryAdapter(SeawallAdapter):
+    """The ``seawall`` adapter for the registry the engine runs in."""
+
+    def __init__(self, config: EndpointConfig, registry: RegistryContext) -> None:
+        super().__init__(config)
+        self._registry = registry
+
+    def client(self) -> OciClient:
+        if self._client is None:
+            self._client = LocalRegistryClient(
+                self._registry, self.registry_url(), **self.client_kwargs()
+            )
+        return self._client
