@@ -1,7 +1,8 @@
 """Blob uploads that resume from the registry's offset instead of restarting from byte 0.
 
-Small blobs go monolithically (``POST`` a session, ``PUT ?digest=`` the bytes). Large ones, or
-any when ``chunk_bytes`` is set, go in chunks::
+Small blobs go in one request, the OCI spec's single ``POST ?digest=`` with the bytes (``201``);
+a registry that answers ``202`` took no body and gets ``PUT ?digest=`` on that session, and
+``POST`` + ``PUT`` from then on. Large ones, or any when ``chunk_bytes`` is set, go in chunks::
 
     POST /v2/<repo>/blobs/uploads/                      -> 202 Location: L
     PATCH L  Content-Range: 0-(n-1)   (n bytes)          -> 202 Location: L', Range: 0-(n-1)
@@ -141,20 +142,29 @@ class Uploader:
         self._session = session
         self._endpoint = endpoint
         self._blob_exists = blob_exists
+        self._single_post = True  # until the registry shows it does not take one
 
     async def monolithic(self, repo: str, digest: str, source: _Source) -> None:
-        """POST + PUT with the whole (small) blob in memory; a new session per attempt."""
+        """The whole (small) blob from memory: one POST, or POST + PUT; a new session per
+        attempt."""
         await source.seek(0)
         data = await source.read_all()
         failures = 0
         while True:
             try:
-                location = await self._start(repo)
-                await self._finish(repo, location, digest, data)
+                if self._single_post:
+                    location = await self._post_whole(repo, digest, data)
+                else:
+                    location = await self._start(repo)
+                if location is not None:
+                    await self._finish(repo, location, digest, data)
                 return
             except OciError as error:
                 if error.status == 401:  # the bytes body was already re-sent with new creds
                     raise
+                if self._single_post and error.status in (400, 405, 411, 413, 415, 501):
+                    self._single_post = False  # refused the form, maybe not the blob: retry
+                    continue
                 failures = await self._after_failure(error, failures)
                 if await self._blob_exists(repo, digest) is not None:
                     return
@@ -187,6 +197,18 @@ class Uploader:
         if not isinstance(error, Transient) or error.retry_after_seconds is None:
             await asyncio.sleep(self._session.policy.backoff_seconds(failures))
         return failures + 1
+
+    async def _post_whole(self, repo: str, digest: str, data: bytes) -> str | None:
+        """Single-POST upload: None when stored (201); on 202 the registry ignored the body
+        and this is its session's Location (later blobs go POST + PUT)."""
+        url = self._endpoint.uploads(repo, digest=digest)
+        headers = {"Content-Type": _OCTETS, "Content-Length": str(len(data))}
+        request = Request("POST", url, headers, content=data, scope=push(repo), retry=False)
+        async with self._session.request(request, expect=(201, 202)) as response:
+            if response.status == 201:
+                return None
+            self._single_post = False
+            return self._location(response.headers.get("Location"), url)
 
     async def _start(self, repo: str) -> str:
         url = self._endpoint.uploads(repo)

@@ -55,6 +55,27 @@ async def test_monolithic_blob_round_trip(remote: Remote, repo: str) -> None:
     assert stats.bytes_received >= len(source.data)
 
 
+async def test_small_blobs_go_in_one_post_where_the_registry_takes_it(
+    remote: Remote, repo: str
+) -> None:
+    """OCI's single-POST upload: one request a blob where the registry stores the body
+    (Seawall answers 201); distribution answers 202 (it ignores the body), so that blob is PUT
+    on the session and the client goes POST + PUT from then on."""
+    sources = [random_source(1000 + i) for i in range(4)]
+    async with remote.client() as oci:
+        await oci.upload_blob(repo, sources[0].digest, len(sources[0].data), sources[0])
+        per_blob = []
+        for source in sources[1:]:
+            before = oci.stats().requests
+            await oci.upload_blob(repo, source.digest, len(source.data), source)
+            per_blob.append(oci.stats().requests - before)
+        for source in sources:
+            assert await oci.head_blob(repo, source.digest) == len(source.data)
+            async with oci.blob_stream(repo, source.digest) as blob:
+                assert b"".join([c async for c in blob.iter_chunks(MiB)]) == source.data
+    assert per_blob == ([2, 2, 2] if remote.is_distribution else [1, 1, 1])
+
+
 async def test_chunked_blob_round_trip(remote: Remote, repo: str) -> None:
     source = random_source(5 * MiB + 3, piece_bytes=300_000)  # pieces straddle chunk edges
     async with remote.client() as oci:
