@@ -61,7 +61,7 @@ class Runner:
         store: RunStore,
         clients: ClientFactory,
         *,
-        artifact_concurrency: int = 4,
+        artifact_concurrency: int = 8,
         blob_concurrency: int = 8,
         verify: bool = False,
         observers: Sequence[RunObserver] = (),

@@ -88,6 +88,9 @@ def _writev_all(fd: int, views: list[memoryview]) -> None:
             pending[0] = pending[0][written:]
 
 
+_INSIDE_CACHE_SIZE = 65_536
+
+
 def _fsync_dir(directory: str) -> None:
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
@@ -110,20 +113,37 @@ class FilesystemDriver(StorageDriver):
         os.makedirs(root, exist_ok=True)
         self.root = os.path.realpath(root)
         self._root_prefix = os.path.join(self.root, "")
+        self._inside: set[str] = set()  # directories known to resolve inside the root
 
     def __repr__(self) -> str:
         return f"FilesystemDriver({self.root!r})"
 
     # ------------------------------------------------------------------ paths
     def _resolve(self, path: str) -> str:
-        """The OS path of ``path``. Blocking: resolving symlinks stats each component.
+        """The OS path of ``path``. Blocking: may stat its components.
+
+        A directory found to resolve inside the root is remembered (blob shards and upload
+        directories are used over and over; resolving stats every component of the path, the
+        root's own included): then only the last component is looked at, and resolved in full
+        if it is a symlink. A directory replaced by a symlink after it was remembered is
+        not noticed: whoever can do that can write the storage anyway.
 
         :raises InvalidPath: when the path is malformed or resolves outside the root
         """
         full = os.path.join(self.root, check_path(path)[1:])
-        if not os.path.realpath(full).startswith(self._root_prefix):
+        parent = os.path.dirname(full)
+        if parent not in self._inside:
+            if not self._is_inside(os.path.realpath(parent)):
+                raise InvalidPath("path resolves outside the storage root", driver=NAME, path=path)
+            if len(self._inside) >= _INSIDE_CACHE_SIZE:
+                self._inside.clear()
+            self._inside.add(parent)
+        if os.path.islink(full) and not self._is_inside(os.path.realpath(full)):
             raise InvalidPath("path resolves outside the storage root", driver=NAME, path=path)
         return full
+
+    def _is_inside(self, real: str) -> bool:
+        return real == self.root or real.startswith(self._root_prefix)
 
     def _prune(self, directory: str) -> None:
         """Remove ``directory`` and its ancestors while they are empty, stopping at the root."""
