@@ -150,7 +150,7 @@ class OciClient:
         return await self._paged(self.endpoint.catalog(page_size), CATALOG_SCOPE, "repositories")
 
     async def catalog_listings(
-        self, prefix: str = "", page_size: int = 100
+        self, prefix: str = "", page_size: int = 1000
     ) -> tuple[list[str], dict[str, tuple[list[str], dict[str, ManifestRef]]] | None]:
         """The catalog and, where the registry lists tags with it (a Seawall answers
         :data:`~registry.oci.mediatypes.SEAWALL_CATALOG`), each repository's tags and the

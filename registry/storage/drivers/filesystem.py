@@ -113,7 +113,7 @@ class FilesystemDriver(StorageDriver):
         os.makedirs(root, exist_ok=True)
         self.root = os.path.realpath(root)
         self._root_prefix = os.path.join(self.root, "")
-        self._inside: set[str] = set()  # directories known to resolve inside the root
+        self._inside = {self.root}  # directories known to resolve inside the root
 
     def __repr__(self) -> str:
         return f"FilesystemDriver({self.root!r})"
@@ -122,25 +122,40 @@ class FilesystemDriver(StorageDriver):
     def _resolve(self, path: str) -> str:
         """The OS path of ``path``. Blocking: may stat its components.
 
-        A directory found to resolve inside the root is remembered (blob shards and upload
-        directories are used over and over; resolving stats every component of the path, the
-        root's own included): then only the last component is looked at, and resolved in full
-        if it is a symlink. A directory replaced by a symlink after it was remembered is
-        not noticed: whoever can do that can write the storage anyway.
+        Directories found to resolve inside the root are remembered (resolving in full stats
+        every component of the path, the root's own included): a path under a known directory,
+        or under a new one whose parent (or grandparent) is known, costs a ``lstat`` or two, and
+        its last component is resolved in full if it is a symlink. A directory replaced by a
+        symlink after it was remembered is not noticed: whoever can do that can write the
+        storage anyway.
 
         :raises InvalidPath: when the path is malformed or resolves outside the root
         """
         full = os.path.join(self.root, check_path(path)[1:])
         parent = os.path.dirname(full)
-        if parent not in self._inside:
-            if not self._is_inside(os.path.realpath(parent)):
-                raise InvalidPath("path resolves outside the storage root", driver=NAME, path=path)
-            if len(self._inside) >= _INSIDE_CACHE_SIZE:
-                self._inside.clear()
-            self._inside.add(parent)
-        if os.path.islink(full) and not self._is_inside(os.path.realpath(full)):
+        if not self._dir_inside(parent) or (
+            os.path.islink(full) and not self._is_inside(os.path.realpath(full))
+        ):
             raise InvalidPath("path resolves outside the storage root", driver=NAME, path=path)
         return full
+
+    def _dir_inside(self, directory: str) -> bool:
+        """Whether ``directory`` resolves inside the root: it, or an ancestor a few levels up
+        with no symlink between them, is known to; else resolved in full."""
+        walked: list[str] = []
+        known = directory
+        while known not in self._inside and len(walked) < 3:
+            walked.append(known)
+            known = os.path.dirname(known)
+        if known in self._inside and not any(os.path.islink(d) for d in walked):
+            inside = True
+        else:
+            inside = self._is_inside(os.path.realpath(directory))
+        if inside and walked:
+            if len(self._inside) >= _INSIDE_CACHE_SIZE:
+                self._inside = {self.root}
+            self._inside.update(walked)
+        return inside
 
     def _is_inside(self, real: str) -> bool:
         return real == self.root or real.startswith(self._root_prefix)
