@@ -45,6 +45,7 @@ class CopyResult:
 @dataclass
 class _Flight:
     done: anyio.Event = field(default_factory=anyio.Event)
+    ok: bool = False
     error: BaseException | None = None
 
 
@@ -169,19 +170,22 @@ class Copier:
     ) -> None:
         digest, size = desc["digest"], int(desc["size"])
         key = (dst_repo, digest)
-        flight = self._flights.get(key)
-        if flight is not None:  # someone is copying it right now: wait for them
+        while (flight := self._flights.get(key)) is not None:  # someone is copying it: wait
             await flight.done.wait()
             if flight.error is not None:
                 raise flight.error
-            return
+            if flight.ok:
+                return
+            # its copier was cancelled (its own task failed or stopped): copy it here
         flight = self._flights[key] = _Flight()
         try:
             async with self._blob_slots:
                 await self._blob_cheapest(src_repo, dst_repo, digest, size, result, log)
             self._at_destination.setdefault(digest, dst_repo)
+            flight.ok = True
         except BaseException as e:
-            flight.error = e
+            if not isinstance(e, anyio.get_cancelled_exc_class()):
+                flight.error = e  # a cancellation is this task's, not the blob's
             self._flights.pop(key, None)
             raise
         finally:
