@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import anyio
 from sqlalchemy import select
 
 from adapters import registry as adapters
@@ -129,14 +130,18 @@ class EndpointClients:
         for key, shared in list(self._shared.items()):
             replaced = self._current.get(key[0]) != key
             if not shared.users and (replaced or now - shared.idle_since > IDLE_SECONDS):
+                if self._shared.get(key) is not shared:
+                    continue  # another run closed it while this loop awaited
                 del self._shared[key]
-                await shared.adapter.close()
+                with anyio.CancelScope(shield=True):  # also when the run was cancelled
+                    await shared.adapter.close()
 
     async def aclose(self) -> None:
         """Close every client (the server is stopping)."""
         shared, self._shared = list(self._shared.values()), {}
-        for s in shared:
-            await s.adapter.close()
+        with anyio.CancelScope(shield=True):
+            for s in shared:
+                await s.adapter.close()
 
     def _ca_file(self, pem: str) -> str | None:
         if not pem:
