@@ -63,6 +63,17 @@ def received_bytes(range_header: str | None) -> int | None:
     return last + 1 if last > 0 else 0
 
 
+def _refuses_single_post(error: OciError) -> bool:
+    """The registry says it does not take a blob in the POST itself."""
+    return error.status in (405, 411, 413, 415, 501) or error.code == "UNSUPPORTED"
+
+
+def _may_refuse_single_post(error: OciError) -> bool:
+    """Perhaps the form was refused (a proxy, an unusual registry): not a bad blob, not auth."""
+    bad_blob = error.code in ("DIGEST_INVALID", "SIZE_INVALID", "BLOB_UPLOAD_INVALID")
+    return error.status is not None and 400 <= error.status < 500 and not bad_blob
+
+
 class _Source:
     """The caller's byte source, consumed across chunks and reopened at an offset on resume."""
 
@@ -150,20 +161,26 @@ class Uploader:
         await source.seek(0)
         data = await source.read_all()
         failures = 0
+        single = self._single_post
         while True:
             try:
-                if self._single_post:
+                if single:
                     location = await self._post_whole(repo, digest, data)
                 else:
                     location = await self._start(repo)
                 if location is not None:
                     await self._finish(repo, location, digest, data)
+                if single != self._single_post:  # POST + PUT worked where one POST did not
+                    self._single_post = False
                 return
             except OciError as error:
                 if error.status == 401:  # the bytes body was already re-sent with new creds
                     raise
-                if self._single_post and error.status in (400, 405, 411, 413, 415, 501):
-                    self._single_post = False  # refused the form, maybe not the blob: retry
+                if single and _refuses_single_post(error):
+                    self._single_post = single = False  # the form, not the blob: POST + PUT
+                    continue
+                if single and _may_refuse_single_post(error):
+                    single = False  # try POST + PUT once; switch for good if that works
                     continue
                 failures = await self._after_failure(error, failures)
                 if await self._blob_exists(repo, digest) is not None:
