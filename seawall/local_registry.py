@@ -5,7 +5,8 @@ listings apply to what the engine lists and writes there), except the bytes of t
 copies out: those are read from the storage the registry serves them from. A push-based run
 otherwise fetched every blob from itself over loopback HTTP: the registry's request handling,
 the HTTP framing and the client's reading, all in the one process that also sends the bytes on.
-Whether the blob belongs to the repository is checked as a ``GET`` would.
+Whether the blob belongs to the repository is checked as a ``GET`` would; anything else (a
+digest the repository holds as a manifest, an unknown one) is asked for over HTTP.
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from adapters.base import EndpointConfig
-from adapters.oci.blobs import DEFAULT_CHUNK_BYTES
+from adapters.oci.blobs import DEFAULT_CHUNK_BYTES, BlobStream
 from adapters.oci.client import OciClient
-from adapters.oci.errors import NotFound, OciError
+from adapters.oci.errors import NotFound, OciError, Transient
 from adapters.seawall import SeawallAdapter
 from registry.http.context import RegistryContext
 from registry.oci.digest import Digest, DigestError
-from registry.storage.base import StorageError
+from registry.storage.base import PathNotFound, StorageError
 
 __all__ = ["LocalBlobStream", "LocalRegistryClient", "ThisRegistryAdapter"]
 
@@ -41,8 +42,10 @@ class LocalBlobStream:
                     piece = chunk[start : start + chunk_bytes]
                     self.position_bytes += len(piece)
                     yield piece
-        except StorageError as e:
+        except PathNotFound as e:
             raise OciError(f"reading a blob from this registry's storage: {e}") from e
+        except StorageError as e:  # I/O trouble: worth another try later
+            raise Transient(f"reading a blob from this registry's storage: {e}") from e
         if self.position_bytes != self.size_bytes:
             raise OciError(
                 f"this registry's storage holds {self.position_bytes} of the blob's "
@@ -60,19 +63,20 @@ class LocalRegistryClient(OciClient):
     @asynccontextmanager
     async def blob_stream(  # type: ignore[override]  # reads like a BlobStream
         self, repo: str, digest: str, offset: int = 0
-    ) -> AsyncIterator[LocalBlobStream]:
+    ) -> AsyncIterator[LocalBlobStream | BlobStream]:
         where = f"blob {digest} in {repo}"
         try:
             parsed = Digest.parse(digest)
         except DigestError as e:
             raise NotFound(f"{where}: {e}", status=404) from None
         size = await self.registry.content.blob_size(repo, str(parsed))
-        if size is None:
-            raise NotFound(f"{where} does not exist", status=404, code="BLOB_UNKNOWN")
+        if size is None:  # not a linked blob: whatever a GET answers (a manifest, a 404)
+            async with super().blob_stream(repo, digest, offset) as remote:
+                yield remote
+            return
         source = self.registry.blobs.read(parsed, offset)  # opens on the first read
-        stream = LocalBlobStream(source, size, offset)
         try:
-            yield stream
+            yield LocalBlobStream(source, size, offset)
         finally:
             closer = getattr(source, "aclose", None)
             if closer is not None:
