@@ -12,7 +12,7 @@ import anyio
 import anyio.to_thread
 import pytest
 
-from registry.storage.base import InvalidPath, StorageDriver, StorageError
+from registry.storage.base import InvalidPath, PathNotFound, StorageDriver, StorageError
 from registry.storage.drivers import filesystem
 from registry.storage.drivers.filesystem import FilesystemDriver
 from registry.storage.testing import MiB, Scope, StorageDriverSuite, payload, read_all
@@ -77,6 +77,30 @@ class TestFilesystemDriver(StorageDriverSuite):
                 await call()
         with pytest.raises(InvalidPath):
             driver.local_file(bad)
+
+    async def test_a_symlink_planted_where_a_path_was_used_before_is_refused(
+        self, driver: FilesystemDriver, scope: Scope, tmp_path: Path
+    ) -> None:
+        """The driver remembers directories it found inside the root: not ones that did not
+        exist yet, nor ones it removed since."""
+        outside = tmp_path / "elsewhere"
+        outside.mkdir()
+        base = Path(driver.root) / scope.prefix[1:]
+        with pytest.raises(PathNotFound):
+            await driver.stat(f"{scope.prefix}/n1/n2/file")  # n1, n2 not there yet
+        await driver.put_content(scope.path("d1", "d2", "file"), b"inside")
+        await driver.delete(scope.path("d1"))  # the driver removes d1 (and d2) itself
+        base.mkdir(parents=True, exist_ok=True)  # (and the emptied folders above them)
+        for name in ("n1", "d1"):
+            (base / name).symlink_to(outside)
+        try:
+            for bad in (f"{scope.prefix}/n1/n2/file", f"{scope.prefix}/d1/d2/file"):
+                with pytest.raises(InvalidPath, match="outside the storage root"):
+                    await driver.put_content(bad, b"escaped")
+        finally:
+            (base / "n1").unlink()
+            (base / "d1").unlink()
+        assert _on_disk(outside) == []
 
     async def test_symlink_inside_root_is_followed(
         self, driver: FilesystemDriver, scope: Scope

@@ -91,6 +91,15 @@ def _writev_all(fd: int, views: list[memoryview]) -> None:
 _INSIDE_CACHE_SIZE = 65_536
 
 
+def _kind(path: str) -> str:
+    """``dir`` (a real directory), ``missing`` or ``other`` (a symlink, a file…)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return "missing"
+    return "dir" if stat.S_ISDIR(mode) else "other"
+
+
 def _fsync_dir(directory: str) -> None:
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
@@ -122,11 +131,12 @@ class FilesystemDriver(StorageDriver):
     def _resolve(self, path: str) -> str:
         """The OS path of ``path``. Blocking: may stat its components.
 
-        Directories found to resolve inside the root are remembered (resolving in full stats
-        every component of the path, the root's own included): a path under a known directory,
-        or under a new one whose parent (or grandparent) is known, costs a ``lstat`` or two, and
-        its last component is resolved in full if it is a symlink. A directory replaced by a
-        symlink after it was remembered is not noticed: whoever can do that can write the
+        Real directories found to resolve inside the root are remembered (resolving in full
+        stats every component of the path, the root's own included): a path under a known
+        directory, or under new ones (real or not there yet) up to three levels below a known
+        one, costs an ``lstat`` or two, and its last component is resolved in full if it is a
+        symlink. Directories this driver removes are forgotten. A remembered directory that
+        someone else replaces by a symlink is not noticed: whoever can do that can write the
         storage anyway.
 
         :raises InvalidPath: when the path is malformed or resolves outside the root
@@ -147,15 +157,23 @@ class FilesystemDriver(StorageDriver):
         while known not in self._inside and len(walked) < 3:
             walked.append(known)
             known = os.path.dirname(known)
-        if known in self._inside and not any(os.path.islink(d) for d in walked):
-            inside = True
+        if not walked:
+            return True
+        kinds = [_kind(d) for d in walked]
+        if known in self._inside and all(k != "other" for k in kinds):
+            inside = True  # real directories (or none yet) below a known one
         else:
             inside = self._is_inside(os.path.realpath(directory))
-        if inside and walked:
+        if inside:
             if len(self._inside) >= _INSIDE_CACHE_SIZE:
                 self._inside = {self.root}
-            self._inside.update(walked)
+            self._inside.update(d for d, k in zip(walked, kinds, strict=True) if k == "dir")
         return inside
+
+    def _forget_inside(self, directory: str) -> None:
+        """``directory`` (and what is below it) was removed: check it afresh if it returns."""
+        below = os.path.join(directory, "")
+        self._inside = {d for d in self._inside if d != directory and not d.startswith(below)}
 
     def _is_inside(self, real: str) -> bool:
         return real == self.root or real.startswith(self._root_prefix)
@@ -167,6 +185,7 @@ class FilesystemDriver(StorageDriver):
                 os.rmdir(directory)
             except OSError:
                 return
+            self._inside.discard(directory)
             directory = os.path.dirname(directory)
 
     @staticmethod
@@ -325,6 +344,7 @@ class FilesystemDriver(StorageDriver):
         with _translated(path, reading=True):
             if stat.S_ISDIR(os.lstat(full).st_mode):
                 shutil.rmtree(full)
+                self._forget_inside(full)
             else:
                 os.unlink(full)
         self._prune(os.path.dirname(full))
