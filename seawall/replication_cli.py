@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -390,8 +391,8 @@ def _follow(api: ApiClient, eid: int, refresh_seconds: float = 1.0) -> dict[str,
     last = ""
     wait = 0.0  # the first line at once
     while True:
+        asked = time.monotonic()
         execution: dict[str, Any] = api.get(f"{EXECUTIONS}/{eid}", wait=wait)
-        wait = refresh_seconds
         line = progress_line(execution)
         if tty:
             print(f"\r\x1b[2K{line}", end="", flush=True)
@@ -402,6 +403,9 @@ def _follow(api: ApiClient, eid: int, refresh_seconds: float = 1.0) -> dict[str,
             if tty:
                 print()
             return execution
+        # a server without ?wait= (an older Seawall) answers at once: pace the loop anyway
+        time.sleep(max(0.0, wait - (time.monotonic() - asked)))
+        wait = refresh_seconds
 
 
 def _execution_list(api: ApiClient, args: argparse.Namespace) -> int:

@@ -17,6 +17,7 @@ __all__ = ["catalog", "tags_list"]
 
 MAX_PAGE = 10_000
 CATALOG_WITH_TAGS_PAGE = 100  # repositories per page of SEAWALL_CATALOG
+VARY = {"Vary": "Accept"}  # the same URL answers two ways (a cache must keep them apart)
 
 
 def _page_args(req: Request) -> tuple[int | None, str | None]:
@@ -50,7 +51,8 @@ async def tags_list(ctx: RegistryContext, req: Request) -> Response:
     tags = [] if n == 0 else await ctx.content.list_tags(name, n, last)
     if tags is None or (n == 0 and await ctx.content.repository_id(name) is None):
         raise RegistryError("NAME_UNKNOWN", {"name": name})
-    return json_response({"name": name, "tags": tags}, headers=_link(req.path, n, tags))
+    headers = {**_link(req.path, n, tags), **VARY}
+    return json_response({"name": name, "tags": tags}, headers=headers)
 
 
 async def _tag_records(
@@ -60,7 +62,7 @@ async def _tag_records(
     if records is None or (n == 0 and await ctx.content.repository_id(name) is None):
         raise RegistryError("NAME_UNKNOWN", {"name": name})
     tags = [r.name for r in records]
-    headers = {"Content-Type": SEAWALL_TAG_LIST, **_link(req.path, n, tags)}
+    headers = {"Content-Type": SEAWALL_TAG_LIST, **_link(req.path, n, tags), **VARY}
     body = {"name": name, "tags": tags, "manifests": _manifests(records)}
     return json_response(body, headers=headers)
 
@@ -70,7 +72,7 @@ async def catalog(ctx: RegistryContext, req: Request) -> Response:
     if SEAWALL_CATALOG in req.headers.get("accept", ""):
         return await _catalog_with_tags(ctx, req, n, last)
     repos = [] if n == 0 else await ctx.content.list_repositories(n, last)
-    return json_response({"repositories": repos}, headers=_link(req.path, n, repos))
+    return json_response({"repositories": repos}, headers={**_link(req.path, n, repos), **VARY})
 
 
 async def _catalog_with_tags(
@@ -84,5 +86,5 @@ async def _catalog_with_tags(
         repo: {"tags": [r.name for r in records[repo]], "manifests": _manifests(records[repo])}
         for repo in repos
     }
-    headers = {"Content-Type": SEAWALL_CATALOG, **_link(req.path, n, repos, prefix=prefix)}
+    headers = {"Content-Type": SEAWALL_CATALOG, **_link(req.path, n, repos, prefix=prefix), **VARY}
     return json_response({"repositories": repos, "listings": listings}, headers=headers)

@@ -204,6 +204,8 @@ class ContentStore:
         """Repository names in lexical order after ``last``; only those starting with
         ``prefix`` if one is given."""
         limit = self._d.no_limit if n is None else n
+        if not prefix.isascii():  # repository names are ASCII
+            return []
         if not prefix:
             rows = await self.sql.all(self._q_repositories, last=last or "", n=limit)
         else:

@@ -142,6 +142,7 @@ def test_tags_list_with_digests(admin: httpx.Client, repo: str) -> None:
     r = admin.get(f"/v2/{repo}/tags/list", headers=accept)
     assert r.status_code == 200, r.text
     assert r.headers["Content-Type"].split(";")[0] == SEAWALL_TAG_LIST
+    assert r.headers["Vary"] == "Accept"  # one URL, two answers: caches keep them apart
     second = {"digest": d2, "mediaType": DOCKER_MANIFEST, "size": len(b2)}
     expected = {
         "latest": second,
@@ -160,6 +161,7 @@ def test_tags_list_with_digests(admin: httpx.Client, repo: str) -> None:
     plain = admin.get(f"/v2/{repo}/tags/list")
     assert plain.headers["Content-Type"].split(";")[0] == "application/json"
     assert plain.json() == {"name": repo, "tags": ["latest", "v1", "v2"]}
+    assert plain.headers["Vary"] == "Accept"
     assert_error(admin.get(f"/v2/{repo}-x/tags/list", headers=accept), 404, "NAME_UNKNOWN")
     # a deleted tag leaves both lists at once
     assert admin.delete(f"/v2/{repo}/manifests/v1").status_code == 202
