@@ -168,10 +168,9 @@ class Uploader:
                     location = await self._post_whole(repo, digest, data)
                 else:
                     location = await self._start(repo)
-                if location is not None:
+                if location is not None:  # a session to PUT into: two requests from now on
+                    single = self._single_post = False
                     await self._finish(repo, location, digest, data)
-                if single != self._single_post:  # POST + PUT worked where one POST did not
-                    self._single_post = False
                 return
             except OciError as error:
                 if error.status == 401:  # the bytes body was already re-sent with new creds
@@ -180,7 +179,7 @@ class Uploader:
                     self._single_post = single = False  # the form, not the blob: POST + PUT
                     continue
                 if single and _may_refuse_single_post(error):
-                    single = False  # try POST + PUT once; switch for good if that works
+                    single = False  # POST + PUT for this blob (and for good once it starts)
                     continue
                 failures = await self._after_failure(error, failures)
                 if await self._blob_exists(repo, digest) is not None:
@@ -224,7 +223,6 @@ class Uploader:
         async with self._session.request(request, expect=(201, 202)) as response:
             if response.status == 201:
                 return None
-            self._single_post = False
             return self._location(response.headers.get("Location"), url)
 
     async def _start(self, repo: str) -> str:
