@@ -10,7 +10,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 
-from registry.http.asgi import Request, Response
+from registry.http.asgi import BodyTooLarge, Request, Response
 from registry.http.auth import may_pull_somewhere
 from registry.http.blobs import parse_digest
 from registry.http.context import RegistryContext
@@ -20,6 +20,11 @@ from registry.storage.base import PathNotFound
 from registry.storage.blobs import DigestMismatch
 
 __all__ = ["cancel_upload", "patch_upload", "put_upload", "start_upload", "upload_status"]
+
+#: A monolithic ``POST ?digest=`` body up to this size (by its Content-Length) is read into
+#: memory and stored in one storage call (:meth:`BlobStore.store`); larger ones stream through
+#: an upload. The same size as the write buffer a streamed upload holds anyway.
+SMALL_BLOB_BYTES = 1 << 20
 
 _CONTENT_RANGE_RE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(\d+|\*))?$")
 
@@ -77,10 +82,32 @@ async def _publish(
     try:
         await ctx.blobs.publish(upload_id, digest, size)
     except DigestMismatch as e:
-        raise RegistryError(
-            "DIGEST_INVALID", {"expected": str(e.expected), "actual": str(e.actual)}
-        ) from None
+        raise _mismatch(e) from None
     await ctx.content.link_blob(name, str(digest), size)
+    return _created(name, str(digest))
+
+
+def _mismatch(e: DigestMismatch) -> RegistryError:
+    return RegistryError("DIGEST_INVALID", {"expected": str(e.expected), "actual": str(e.actual)})
+
+
+def _small_body(req: Request) -> bool:
+    """Whether the request announces a body of at most :data:`SMALL_BLOB_BYTES`."""
+    length = req.headers.get("content-length", "")
+    return length.isdigit() and int(length) <= SMALL_BLOB_BYTES
+
+
+async def _store_small(ctx: RegistryContext, req: Request, name: str, digest: Digest) -> Response:
+    """A small monolithic upload: the body in memory, verified, stored in one call."""
+    try:
+        data = await req.body(SMALL_BLOB_BYTES)
+    except BodyTooLarge:  # more than its Content-Length said: the server cuts that off first
+        raise RegistryError("SIZE_INVALID", {"limit": SMALL_BLOB_BYTES}) from None
+    try:
+        await ctx.blobs.store(digest, data)
+    except DigestMismatch as e:
+        raise _mismatch(e) from None
+    await ctx.content.link_blob(name, str(digest), len(data))
     return _created(name, str(digest))
 
 
@@ -101,6 +128,8 @@ async def start_upload(ctx: RegistryContext, req: Request) -> Response:
         # not mountable: fall back to a normal upload session (spec: 202)
     monolithic = req.q("digest")
     expected = parse_digest(monolithic) if monolithic is not None else None  # before any write
+    if expected is not None and _small_body(req):
+        return await _store_small(ctx, req, name, expected)
     upload_id = new_upload_id(ctx, name)
     await ctx.blobs.create(upload_id)
     if expected is not None:

@@ -5,6 +5,10 @@ Publication is a recipe, so that nothing partial is ever visible::
     append chunks to /uploads/<id>/data  →  commit (fsync)  →  verify the digest
         →  move atomically to /blobs/…/data  →  (caller) write the repository link row
 
+A small blob sent whole (a monolithic upload whose body the registry holds in memory anyway)
+skips the upload folder: verified in memory, then written to /blobs/…/data by the driver's
+atomic ``put_content`` — one storage call instead of five, and no folder made and removed.
+
 An upload survives a restart: its bytes are in storage and the hash is rebuilt from them when
 the in-memory hash state is missing or stale (another process, or after a crash).
 """
@@ -56,6 +60,18 @@ class BlobStore:
         self, digest: Digest, offset: int = 0, length: int | None = None
     ) -> AsyncIterator[bytes]:
         return self.driver.reader(paths.blob_data(digest), offset, length)
+
+    async def store(self, expected: Digest, data: bytes) -> None:
+        """Store a whole blob held in memory, if it has digest ``expected``.
+
+        :raises DigestMismatch: (nothing is written) when the content does not match.
+        """
+        hasher = expected.hasher()
+        hasher.update(data)
+        actual = hasher.digest()
+        if actual != expected:
+            raise DigestMismatch(expected, actual)
+        await self.driver.put_content(paths.blob_data(expected), data)
 
     # ------------------------------------------------------------------ uploads
     def lock(self, upload_id: str) -> anyio.Lock:

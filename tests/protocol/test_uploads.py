@@ -60,13 +60,36 @@ def assert_invisible(c: httpx.Client, repo: str, *digests: str) -> None:
 # --------------------------------------------------------------------------- monolithic
 
 
-def test_monolithic_single_post(admin: httpx.Client, repo: str) -> None:
-    data = blob_data(1000)
+SMALL = 1 << 20  # bodies up to this size are held in memory; larger or unsized ones stream
+
+
+@pytest.mark.parametrize("size", [1000, SMALL, SMALL + 1, 3 * SMALL + 17])
+def test_monolithic_single_post(admin: httpx.Client, repo: str, size: int) -> None:
+    data = blob_data(size)
     r = admin.post(
         f"/v2/{repo}/blobs/uploads/", params={"digest": sha256(data)}, content=data, headers=OCTET
     )
     assert_pullable(admin, repo, r, data)
     assert r.headers["Location"].endswith(f"/v2/{repo}/blobs/{sha256(data)}")
+
+
+def _pieces(data: bytes, size: int = 64 * 1024) -> list[bytes]:
+    """A body httpx sends with chunked transfer encoding (no Content-Length); a list, not a
+    generator, so that it can be sent again after an auth challenge."""
+    return [data[start : start + size] for start in range(0, len(data), size)]
+
+
+def test_monolithic_single_post_without_length(admin: httpx.Client, repo: str) -> None:
+    """A body sent with chunked transfer encoding (no Content-Length) streams to storage."""
+    data = blob_data(200_000)
+    r = admin.post(
+        f"/v2/{repo}/blobs/uploads/",
+        params={"digest": sha256(data)},
+        content=_pieces(data),
+        headers=OCTET,
+    )
+    assert "content-length" not in r.request.headers
+    assert_pullable(admin, repo, r, data)
 
 
 def test_post_response_headers(admin: httpx.Client, repo: str) -> None:
@@ -299,8 +322,24 @@ def _finish_chunked(c: httpx.Client, repo: str, data: bytes, digest: str) -> htt
     return c.put(with_params(loc, digest=digest))
 
 
+def _finish_monolithic_large(
+    c: httpx.Client, repo: str, data: bytes, digest: str
+) -> httpx.Response:
+    return _finish_monolithic(c, repo, data + blob_data(SMALL), digest)
+
+
+def _finish_monolithic_unsized(
+    c: httpx.Client, repo: str, data: bytes, digest: str
+) -> httpx.Response:
+    return c.post(
+        f"/v2/{repo}/blobs/uploads/", params={"digest": digest}, content=_pieces(data, 100)
+    )
+
+
 FINISHERS = {
     "single-post": _finish_monolithic,
+    "single-post-large": _finish_monolithic_large,
+    "single-post-unsized": _finish_monolithic_unsized,
     "post-put": _finish_post_put,
     "chunked": _finish_chunked,
 }
