@@ -17,7 +17,7 @@ from typing import Any
 import anyio
 
 from adapters.oci.client import OciClient
-from adapters.oci.types import Manifest
+from adapters.oci.types import Descriptor, Manifest
 from engine.bandwidth import BandwidthLimit
 from registry.oci import mediatypes as mt
 
@@ -95,11 +95,23 @@ class Copier:
     async def copy(
         self, src_repo: str, dst_repo: str, digest: str, tags: tuple[str, ...], log: Log
     ) -> CopyResult:
-        """Copy the artifact ``digest`` (with children and referrers), then set ``tags``."""
+        """Copy the artifact ``digest`` (with children and referrers), then set ``tags``.
+
+        With no referrers to carry, the artifact's own manifest goes up by its first tag (one
+        ``PUT`` stores the manifest and moves the tag, after its blobs and children); with
+        referrers it goes up by digest, the referrers follow it, and the tags come last.
+        """
         result = CopyResult()
-        manifest = await self._manifest_tree(src_repo, dst_repo, digest, result, log, set())
-        if self.follow_referrers:
-            await self._referrers(src_repo, dst_repo, digest, result, log, {digest})
+        found = await self.src.referrers(src_repo, digest) if self.follow_referrers else None
+        by_tag = tags[0] if tags and not found else None
+        manifest = await self._manifest_tree(
+            src_repo, dst_repo, digest, result, log, set(), reference=by_tag
+        )
+        if manifest is not None and by_tag is not None:
+            log(f"tagged {dst_repo}:{by_tag} -> {digest}")
+            tags = tags[1:]
+        if found:
+            await self._referrers(src_repo, dst_repo, digest, result, log, {digest}, found)
         if tags and manifest is None:  # already there: its bytes are needed only to tag it
             manifest = await self.src.get_manifest(src_repo, digest)
         for tag in tags:
@@ -117,9 +129,11 @@ class Copier:
         result: CopyResult,
         log: Log,
         seen: set[str],
+        reference: str | None = None,
     ) -> Manifest | None:
-        """Copy ``digest`` and what it references; its bytes, or None when there was nothing
-        to copy (already copied in this tree, or present at the destination: no GET then)."""
+        """Copy ``digest`` and what it references, putting it last, by ``reference`` (a tag)
+        when given, else by digest; its bytes, or None when there was nothing to copy (already
+        copied in this tree, or present at the destination: no GET then)."""
         if digest in seen:
             return None
         seen.add(digest)
@@ -140,7 +154,9 @@ class Copier:
                 for desc in blobs
                 if not desc.get("urls")  # a foreign layer lives elsewhere
             )
-        await self.dst.put_manifest(dst_repo, digest, manifest.data, manifest.media_type)
+        await self.dst.put_manifest(
+            dst_repo, reference or digest, manifest.data, manifest.media_type
+        )
         result.manifests_put += 1
         log(f"put manifest {digest} ({manifest.media_type}, {manifest.size} bytes)")
         return manifest
@@ -153,8 +169,11 @@ class Copier:
         result: CopyResult,
         log: Log,
         seen: set[str],
+        found: list[Descriptor] | None = None,
     ) -> None:
-        found = await self.src.referrers(src_repo, subject)
+        """Copy the referrers of ``subject`` (``found``, when already listed), and theirs."""
+        if found is None:
+            found = await self.src.referrers(src_repo, subject)
         for desc in found or []:
             ref = desc.digest
             if ref in seen:
