@@ -1,12 +1,14 @@
 """The replication engine's client for the registry it runs in.
 
-Everything goes through HTTP like for any other registry (the registry's own checks, events and
-listings apply to what the engine lists and writes there), except the bytes of the blobs it
-copies out: those are read from the storage the registry serves them from. A push-based run
-otherwise fetched every blob from itself over loopback HTTP: the registry's request handling,
-the HTTP framing and the client's reading, all in the one process that also sends the bytes on.
-Whether the blob belongs to the repository is checked as a ``GET`` would; anything else (a
-digest the repository holds as a manifest, an unknown one) is asked for over HTTP.
+Writes and listings go through HTTP like for any other registry (the registry's own checks and
+events apply to what the engine writes there). What a push-based run reads of each artifact —
+its manifests, its referrers and the bytes of its blobs — is read from the registry's database
+and storage instead: over loopback HTTP each of those reads cost the registry's request
+handling, the HTTP framing and the client's parsing, all in the one process that also sends the
+artifact on. A read finds what a ``GET`` would (a blob only when linked to the repository, a
+manifest by tag or digest in it); anything it does not find (a digest the repository holds as a
+manifest, an unknown one, a malformed reference) is asked for over HTTP, so errors are the
+registry's own.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from adapters.base import EndpointConfig
 from adapters.oci.blobs import DEFAULT_CHUNK_BYTES, BlobStream
 from adapters.oci.client import OciClient
 from adapters.oci.errors import NotFound, OciError, Transient
+from adapters.oci.types import Descriptor, Manifest
 from adapters.seawall import SeawallAdapter
 from registry.http.context import RegistryContext
 from registry.oci.digest import Digest, DigestError
@@ -59,6 +62,24 @@ class LocalRegistryClient(OciClient):
     def __init__(self, registry: RegistryContext, base_url: str, **kwargs: Any) -> None:
         super().__init__(base_url, **kwargs)
         self.registry = registry
+
+    async def get_manifest(self, repo: str, reference: str) -> Manifest:
+        record = await self.registry.content.get_manifest(repo, reference)
+        if record is None:
+            return await super().get_manifest(repo, reference)
+        return Manifest(record.data, record.media_type, record.digest)
+
+    async def referrers(
+        self, repo: str, digest: str, artifact_type: str | None = None
+    ) -> list[Descriptor] | None:
+        try:
+            subject = str(Digest.parse(digest))
+        except DigestError:
+            return await super().referrers(repo, digest, artifact_type)
+        rows = await self.registry.content.referrers(repo, subject, artifact_type)
+        return [
+            Descriptor(r.media_type, r.digest, r.size, r.artifact_type, r.annotations) for r in rows
+        ]
 
     @asynccontextmanager
     async def blob_stream(  # type: ignore[override]  # reads like a BlobStream
