@@ -24,7 +24,14 @@ from engine.observers import RunObserver, notify_all
 from engine.plan import Plan, PolicySpec
 from engine.planning import plan_policy, plan_scope
 from engine.scope import Scope
-from engine.tasks import delete_replicated, failed_listing, retry_delay, task_tags, tasks_from_plan
+from engine.tasks import (
+    LedgerEntry,
+    delete_replicated,
+    failed_listing,
+    retry_delay,
+    task_tags,
+    tasks_from_plan,
+)
 
 if TYPE_CHECKING:  # seawall sync shares this module's neighbours without SQLAlchemy
     from engine.state.runs import RunStore
@@ -228,8 +235,10 @@ class Runner:
         note(f"attempt {int(task['attempts']) + 1} on node {self.store.node_id}")
         try:
             async with slots:
-                outcome, nbytes = await self._execute(spec, copier, dst, task, note)
-            await self.store.finish_task(tid, "Succeed", outcome, "", "\n".join(lines), nbytes)
+                outcome, nbytes, ledger = await self._execute(spec, copier, dst, task, note)
+            await self.store.finish_task(
+                tid, "Succeed", outcome, "", "\n".join(lines), nbytes, ledger
+            )
             await report(_finished(task, "Succeed", outcome, "", nbytes))
         except anyio.get_cancelled_exc_class():
             if stop.is_set():  # a user stopped the run
@@ -263,20 +272,20 @@ class Runner:
         dst: OciClient,
         task: dict[str, Any],
         note: Callable[[str], None],
-    ) -> tuple[str, int]:
+    ) -> tuple[str, int, LedgerEntry | None]:
+        """The task's outcome, bytes copied, and what to add to the policy's ledger."""
         tags = task_tags(task)
         if task["operation"] == "deletion":
-            return await self._delete(
+            outcome = await self._delete(
                 spec, dst, task["dst_repository"], tags[0], task["digest"], note
-            ), 0
+            )
+            return outcome, 0, None
         result = await copier.copy(
             task["src_repository"], task["dst_repository"], task["digest"], tags, note
         )
-        await self.store.record_replicated(
-            spec.policy_id, task["dst_repository"], tags, task["digest"]
-        )
         note(result.summary())
-        return "copied", result.bytes_copied
+        ledger = LedgerEntry(spec.policy_id, task["dst_repository"], tags, task["digest"])
+        return "copied", result.bytes_copied, ledger
 
     async def _delete(
         self,

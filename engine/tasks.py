@@ -7,7 +7,8 @@ task rows from a plan, Harbor's roll-up rule, and the guarded deletion of a repl
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from adapters.oci.client import OciClient
@@ -17,6 +18,7 @@ from engine.plan import Plan
 __all__ = [
     "ACTIVE",
     "MAX_ATTEMPTS",
+    "LedgerEntry",
     "delete_replicated",
     "failed_listing",
     "retry_delay",
@@ -30,6 +32,17 @@ __all__ = [
 MAX_ATTEMPTS = 5
 #: Statuses of a run or task that has not ended.
 ACTIVE = ("Pending", "InProgress")
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """Tags a policy's run put at the destination, for the ledger (what deletion sync may
+    delete)."""
+
+    policy_id: int
+    dst_repository: str
+    tags: Sequence[str]
+    digest: str
 
 
 def retry_delay(attempt: int) -> float | None:

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from engine.scope import EventTuple, Scope, scopes_for
 from engine.state.models import Execution, Policy, Replicated, Task
-from engine.tasks import ACTIVE, roll_up
+from engine.tasks import ACTIVE, LedgerEntry, roll_up
 from registry.meta.db import Database
 from registry.meta.models import utcnow
 
@@ -277,8 +277,17 @@ class RunStore:
             )
 
     async def finish_task(
-        self, task_id: int, status: str, outcome: str, reason: str, log: str, bytes_copied: int
+        self,
+        task_id: int,
+        status: str,
+        outcome: str,
+        reason: str,
+        log: str,
+        bytes_copied: int,
+        replicated: LedgerEntry | None = None,
     ) -> None:
+        """End a task; ``replicated`` (what it put at the destination) goes into the ledger in
+        the same transaction."""
         async with self.db.write() as c:
             await c.execute(
                 update(T)
@@ -294,6 +303,8 @@ class RunStore:
                     lease_expires=None,
                 )
             )
+            if replicated is not None:
+                await _record_replicated(c, replicated)
 
     async def stop_pending(self, execution_id: int) -> None:
         async with self.db.write() as c:
@@ -364,26 +375,6 @@ class RunStore:
             out.setdefault(repo, {})[tag] = digest
         return out
 
-    async def record_replicated(
-        self, policy_id: int, dst_repo: str, tags: Sequence[str], digest: str
-    ) -> None:
-        async with self.db.write() as c:
-            for tag in tags:
-                await c.execute(
-                    delete(L).where(
-                        L.c.policy_id == policy_id, L.c.dst_repository == dst_repo, L.c.tag == tag
-                    )
-                )
-                await c.execute(
-                    insert(L).values(
-                        policy_id=policy_id,
-                        dst_repository=dst_repo,
-                        tag=tag,
-                        digest=digest,
-                        updated_at=utcnow(),
-                    )
-                )
-
     async def forget_replicated(self, policy_id: int, dst_repo: str, tag: str) -> None:
         async with self.db.write() as c:
             await c.execute(
@@ -391,6 +382,24 @@ class RunStore:
                     L.c.policy_id == policy_id, L.c.dst_repository == dst_repo, L.c.tag == tag
                 )
             )
+
+
+async def _record_replicated(c: AsyncConnection, r: LedgerEntry) -> None:
+    for tag in r.tags:
+        await c.execute(
+            delete(L).where(
+                L.c.policy_id == r.policy_id, L.c.dst_repository == r.dst_repository, L.c.tag == tag
+            )
+        )
+        await c.execute(
+            insert(L).values(
+                policy_id=r.policy_id,
+                dst_repository=r.dst_repository,
+                tag=tag,
+                digest=r.digest,
+                updated_at=utcnow(),
+            )
+        )
 
 
 async def enqueue_events(
