@@ -27,7 +27,11 @@ from registry.http.context import RegistryContext
 from registry.oci.digest import Digest, DigestError
 from registry.storage.base import PathNotFound, StorageError
 
-__all__ = ["LocalBlobStream", "LocalRegistryClient", "ThisRegistryAdapter"]
+__all__ = ["WHOLE_READ_BYTES", "LocalBlobStream", "LocalRegistryClient", "ThisRegistryAdapter"]
+
+#: A blob up to this size is read whole, in one storage call (most blobs are small: configs,
+#: signatures, thin layers); larger ones stream in chunks.
+WHOLE_READ_BYTES = 1 << 20
 
 
 class LocalBlobStream:
@@ -95,13 +99,19 @@ class LocalRegistryClient(OciClient):
             async with super().blob_stream(repo, digest, offset) as remote:
                 yield remote
             return
-        source = self.registry.blobs.read(parsed, offset)  # opens on the first read
+        if offset == 0 and size <= WHOLE_READ_BYTES:
+            source = self._whole(parsed)
+        else:
+            source = self.registry.blobs.read(parsed, offset)  # opens on the first read
         try:
             yield LocalBlobStream(source, size, offset)
         finally:
             closer = getattr(source, "aclose", None)
             if closer is not None:
                 await closer()
+
+    async def _whole(self, digest: Digest) -> AsyncIterator[bytes]:
+        yield await self.registry.blobs.content(digest)
 
 
 class ThisRegistryAdapter(SeawallAdapter):
