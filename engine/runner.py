@@ -174,11 +174,11 @@ class Runner:
                 # One task leased at a time: what this node is not running yet stays
                 # Pending, so other nodes sharing the database can take it.
                 while not stop.is_set():
-                    batch = await self.store.lease_tasks(eid, 1)
-                    if not batch:
+                    task = await self.store.lease_task(eid)
+                    if task is None:
                         return
-                    running.add(int(batch[0]["id"]))
-                    await self._one(spec, copier, dst, batch[0], slots, running, report, stop)
+                    running.add(int(task["id"]))
+                    await self._one(spec, copier, dst, task, slots, running, report, stop)
 
             while not stop.is_set():
                 async with anyio.create_task_group() as tg:
@@ -232,7 +232,7 @@ class Runner:
         def note(msg: str) -> None:
             lines.append(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {msg}")
 
-        note(f"attempt {int(task['attempts']) + 1} on node {self.store.node_id}")
+        note(f"attempt {int(task['attempts'])} on node {self.store.node_id}")  # this one counted
         try:
             async with slots:
                 outcome, nbytes, ledger = await self._execute(spec, copier, dst, task, note)
@@ -252,7 +252,7 @@ class Runner:
             raise
         except (OciError, OSError) as e:
             note(f"error: {e}")
-            delay = retry_delay(int(task["attempts"]) + 1) if isinstance(e, Transient) else None
+            delay = retry_delay(int(task["attempts"])) if isinstance(e, Transient) else None
             again = delay is not None
             status = "Pending" if again else "Failed"
             if delay is not None:

@@ -8,11 +8,12 @@ run again, finished ones never are.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, delete, func, insert, or_, select, update
+from sqlalchemy import bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from engine.scope import EventTuple, Scope, scopes_for
@@ -32,6 +33,56 @@ LEASE = timedelta(seconds=30)
 #: Harbor 2.14's text for a run skipped by ``single_active_replication`` (recorded ``Failed``);
 #: tools filter on it.
 SKIPPED_TEXT = "Execution skipped: active replication still in progress."
+
+
+def _leasable() -> Any:
+    return (T.c.status == "Pending") | (
+        (T.c.status == "InProgress") & (T.c.lease_expires < bindparam("now"))
+    )
+
+
+def _lease_statement() -> Any:
+    """Lease the first leasable task of a run in one ``UPDATE … RETURNING`` (built once:
+    SQLAlchemy then reuses its compiled form). The task is picked by an uncorrelated scalar
+    subquery, which PostgreSQL runs once; ``IN (SELECT … LIMIT 1 FOR UPDATE SKIP LOCKED)``
+    would be re-run per row there and lease every task."""
+    first = (
+        select(T.c.id)
+        .where(T.c.execution_id == bindparam("eid"), _leasable())
+        .order_by(T.c.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)  # PostgreSQL: nodes leasing at once take different rows
+        .scalar_subquery()
+    )
+    return (
+        update(T)
+        .where(T.c.id == first, _leasable())
+        .values(
+            status="InProgress",
+            lease_owner=bindparam("owner"),
+            lease_expires=bindparam("expires"),
+            attempts=T.c.attempts + 1,
+            start_time=func.coalesce(T.c.start_time, bindparam("now")),
+        )
+        .returning(*T.c)
+    )
+
+
+_LEASE = _lease_statement()
+_FINISH = (
+    update(T)
+    .where(T.c.id == bindparam("tid"))
+    .values(
+        status=bindparam("b_status"),
+        outcome=bindparam("b_outcome"),
+        reason=bindparam("b_reason"),
+        log=bindparam("b_log"),
+        bytes_copied=bindparam("b_bytes"),
+        end_time=bindparam("b_end"),
+        lease_owner=None,
+        lease_expires=None,
+    )
+)
 
 
 class RunStore:
@@ -221,50 +272,19 @@ class RunStore:
                 await c.execute(insert(T), [{"execution_id": execution_id, **t} for t in tasks])
             await c.execute(update(X).where(X.c.id == execution_id).values(planned=True))
 
-    async def lease_tasks(self, execution_id: int, limit: int) -> list[dict[str, Any]]:
-        """Pending tasks, and in-progress ones whose lease expired (their worker died)."""
+    async def lease_task(self, execution_id: int) -> dict[str, Any] | None:
+        """Lease a pending task, or an in-progress one whose lease expired (its worker died);
+        the row as leased (``attempts`` counts the attempt just started), or None."""
         now = utcnow()
+        params = {
+            "eid": execution_id,
+            "now": now,
+            "owner": self.node_id,
+            "expires": now + self.lease,
+        }
         async with self.db.write() as c:
-            rows = (
-                (
-                    await c.execute(
-                        select(T)
-                        .where(
-                            T.c.execution_id == execution_id,
-                            or_(
-                                T.c.status == "Pending",
-                                (T.c.status == "InProgress") & (T.c.lease_expires < now),
-                            ),
-                        )
-                        .order_by(T.c.id)
-                        .limit(limit)
-                        # PostgreSQL: nodes leasing at once take different rows
-                        .with_for_update(skip_locked=True)
-                    )
-                )
-                .mappings()
-                .all()
-            )
-            ids = [r["id"] for r in rows]
-            if ids:
-                await c.execute(
-                    update(T)
-                    .where(
-                        T.c.id.in_(ids),
-                        or_(
-                            T.c.status == "Pending",
-                            (T.c.status == "InProgress") & (T.c.lease_expires < now),
-                        ),
-                    )
-                    .values(
-                        status="InProgress",
-                        lease_owner=self.node_id,
-                        lease_expires=now + self.lease,
-                        attempts=T.c.attempts + 1,
-                        start_time=func.coalesce(T.c.start_time, now),
-                    )
-                )
-            return [dict(r) for r in rows]
+            row = (await c.execute(_LEASE, params)).mappings().first()
+            return dict(row) if row else None
 
     async def renew_tasks(self, task_ids: Sequence[int]) -> None:
         if not task_ids:
@@ -290,18 +310,16 @@ class RunStore:
         the same transaction."""
         async with self.db.write() as c:
             await c.execute(
-                update(T)
-                .where(T.c.id == task_id)
-                .values(
-                    status=status,
-                    outcome=outcome,
-                    reason=reason[:2000],
-                    log=log,
-                    bytes_copied=bytes_copied,
-                    end_time=utcnow(),
-                    lease_owner=None,
-                    lease_expires=None,
-                )
+                _FINISH,
+                {
+                    "tid": task_id,
+                    "b_status": status,
+                    "b_outcome": outcome,
+                    "b_reason": reason[:2000],
+                    "b_log": log,
+                    "b_bytes": bytes_copied,
+                    "b_end": utcnow(),
+                },
             )
             if replicated is not None:
                 await _record_replicated(c, replicated)
@@ -384,22 +402,42 @@ class RunStore:
             )
 
 
+@functools.cache
+def _record_statement(dialect: str) -> Any:
+    """Upsert of a ledger row (SQLite and PostgreSQL share the ``ON CONFLICT`` form)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    insert_of = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert_of(L).values(
+        policy_id=bindparam("b_policy"),
+        dst_repository=bindparam("b_repo"),
+        tag=bindparam("b_tag"),
+        digest=bindparam("b_digest"),
+        updated_at=bindparam("b_at"),
+    )
+    return stmt.on_conflict_do_update(
+        index_elements=[L.c.policy_id, L.c.dst_repository, L.c.tag],
+        set_={"digest": stmt.excluded.digest, "updated_at": stmt.excluded.updated_at},
+    )
+
+
 async def _record_replicated(c: AsyncConnection, r: LedgerEntry) -> None:
-    for tag in r.tags:
-        await c.execute(
-            delete(L).where(
-                L.c.policy_id == r.policy_id, L.c.dst_repository == r.dst_repository, L.c.tag == tag
-            )
-        )
-        await c.execute(
-            insert(L).values(
-                policy_id=r.policy_id,
-                dst_repository=r.dst_repository,
-                tag=tag,
-                digest=r.digest,
-                updated_at=utcnow(),
-            )
-        )
+    if not r.tags:
+        return
+    now = utcnow()
+    await c.execute(
+        _record_statement(c.dialect.name),
+        [
+            {
+                "b_policy": r.policy_id,
+                "b_repo": r.dst_repository,
+                "b_tag": t,
+                "b_digest": r.digest,
+                "b_at": now,
+            }
+            for t in r.tags
+        ],
+    )
 
 
 async def enqueue_events(
