@@ -17,6 +17,9 @@ How each promise of the contract is kept here:
   the event loop peaks ~2x higher but stalls every task whenever the kernel throttles dirty
   pages (single 64 KiB writes took up to 13 ms), so uploads pay one hop per MiB instead.
 * ``move``: ``os.replace`` (atomic on one filesystem), then fsync of the destination directory.
+* Directories made on the way (by ``put_content``, ``writer`` or ``move``) have their parent
+  fsynced as they are made, so a new file's whole path survives a power cut, not only its own
+  directory entry.
 * ``delete`` and ``move`` remove directories they leave empty, up to (not including) the root,
   as object stores have no empty directories. A concurrent create retries if its freshly made
   parent directory is removed underneath it.
@@ -106,6 +109,24 @@ def _fsync_dir(directory: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _make_directories(directory: str) -> None:
+    """Create ``directory`` and its missing ancestors, fsyncing the parent of each one made: a
+    file later fsynced below a new directory must not lose its path to a power cut."""
+    missing: list[str] = []
+    while not os.path.isdir(directory):
+        missing.append(directory)
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            break
+        directory = parent
+    for new in reversed(missing):
+        try:
+            os.mkdir(new)
+        except FileExistsError:
+            continue  # made meanwhile (or a file: the next mkdir, or the open, says so)
+        _fsync_dir(os.path.dirname(new))
 
 
 def _close_quietly(fd: int) -> None:
@@ -198,7 +219,7 @@ class FilesystemDriver(StorageDriver):
                 if attempt >= _CREATE_ATTEMPTS:
                     raise
             with contextlib.suppress(FileNotFoundError):
-                os.makedirs(os.path.dirname(full), exist_ok=True)
+                _make_directories(os.path.dirname(full))
         raise AssertionError("unreachable")
 
     # ------------------------------------------------------------------ small files
@@ -331,7 +352,7 @@ class FilesystemDriver(StorageDriver):
                     if attempt >= _CREATE_ATTEMPTS:
                         raise
                 with contextlib.suppress(FileNotFoundError):
-                    os.makedirs(os.path.dirname(dst), exist_ok=True)
+                    _make_directories(os.path.dirname(dst))
             _fsync_dir(os.path.dirname(dst))
         self._prune(os.path.dirname(src))
 
