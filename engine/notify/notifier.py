@@ -2,9 +2,10 @@
 
 As a :class:`~engine.observers.RunObserver` it only writes rows (one per matching enabled
 webhook of the policy, in one transaction) and wakes the delivery loop, so a run never waits on
-a receiver. The delivery loop (one per process) leases due rows with a conditional UPDATE — with
-several nodes on one database each delivery is sent by one node — POSTs them with httpx, and
-records every attempt.
+a receiver; a run's events reuse the webhooks read for it for up to a second (each of its tasks
+ends with an event). The delivery loop (one per process) leases due rows with a conditional
+UPDATE — with several nodes on one database each delivery is sent by one node — POSTs them
+with httpx, and records every attempt.
 
 Retries: network errors, timeouts, ``5xx`` and ``429`` are retried after
 ``backoff · 2^(attempt-1)`` seconds (1 s, 2 s, 4 s, 8 s, 16 s by default), capped at
