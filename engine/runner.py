@@ -232,7 +232,7 @@ class Runner:
         def note(msg: str) -> None:
             lines.append(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {msg}")
 
-        note(f"attempt {int(task['attempts'])} on node {self.store.node_id}")  # this one counted
+        note(f"attempt {int(task['attempts'])} on node {self.store.node_id}")  # counts this one
         try:
             async with slots:
                 outcome, nbytes, ledger = await self._execute(spec, copier, dst, task, note)

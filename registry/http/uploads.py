@@ -94,7 +94,7 @@ def _mismatch(e: DigestMismatch) -> RegistryError:
 def _small_body(req: Request) -> bool:
     """Whether the request announces a body of at most :data:`SMALL_BLOB_BYTES`."""
     length = req.headers.get("content-length", "")
-    return length.isdigit() and int(length) <= SMALL_BLOB_BYTES
+    return length.isascii() and length.isdigit() and int(length) <= SMALL_BLOB_BYTES
 
 
 async def _store_small(ctx: RegistryContext, req: Request, name: str, digest: Digest) -> Response:
