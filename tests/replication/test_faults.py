@@ -3,6 +3,8 @@ restarted. Runs complete, digests match on the far side, completed work is not r
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -21,7 +23,7 @@ from tests.replication.support import (
     tags,
     wait,
 )
-from tests.support.client import client
+from tests.support.client import OCI_MANIFEST, client, image_manifest, push_blob, sha256
 from tests.support.distribution import DistributionProcess
 from tests.support.server import SeawallProcess
 
@@ -104,4 +106,60 @@ def test_engine_killed_mid_run_resumes(tmp_path: Path) -> None:
                 assert tags(d, repo) == ["v1"]
     finally:
         local.kill()
+        dist.stop()
+
+
+def test_a_failed_task_does_not_break_a_blob_it_shared(
+    fresh_seawall: SeawallProcess, tmp_path: Path
+) -> None:
+    """Two artifacts share a big layer; the first also has a layer the source has lost. Its
+    failure cancels its copy of the shared layer mid-flight: the second, waiting on that copy,
+    copies the layer itself and lands whole (it once PUT its manifest without the layer). Whether
+    the second is already waiting when the first fails is a matter of milliseconds, so four such
+    pairs run at once."""
+    local = fresh_seawall.start()
+    dist = DistributionProcess(tmp_path / "dist").start()
+    want: dict[str, str] = {}  # manifest digest -> the task status it must end with
+    shared_layers: dict[str, str] = {}  # repository -> its shared layer's digest
+    try:
+        with (
+            client(local.url, "admin", local.admin_password) as c,
+            api(local.url, local.admin_password) as a,
+        ):
+            for n in range(4):
+                repo = f"shared/app{n}"
+                shared, lost = os.urandom(2 * MiB), os.urandom(1000)
+                configs = [
+                    json.dumps({"architecture": "amd64", "os": "linux", "n": n, "i": i}).encode()
+                    for i in (1, 2)
+                ]
+                for blob in (shared, lost, *configs):
+                    push_blob(c, repo, blob)
+                first = image_manifest(configs[0], [shared, lost])
+                second = image_manifest(configs[1], [shared])
+                for tag, manifest in (("a", first), ("b", second)):
+                    r = c.put(
+                        f"/v2/{repo}/manifests/{tag}",
+                        content=manifest,
+                        headers={"Content-Type": OCI_MANIFEST},
+                    )
+                    assert r.status_code == 201, r.text
+                # the source loses a layer of "a" (unlinked from the repository): it fails
+                assert c.delete(f"/v2/{repo}/blobs/{sha256(lost)}").status_code == 202
+                want[sha256(first)], want[sha256(second)] = "Failed", "Succeed"
+                shared_layers[repo] = sha256(shared)
+            # capped at 1 MiB/s the shared layers take ~8 s: in flight when the "a"s fail
+            pid = add_policy(
+                a, "shared", dest=add_endpoint(a, "dist", dist.url), speed_bytes_per_second=MiB
+            )
+            ex = wait(a, start(a, pid), 120)
+            assert ex["status"] == "Failed", dumps(ex)
+            tasks = a.get(f"/replication/executions/{ex['id']}/tasks").json()
+            assert {t["digest"]: t["status"] for t in tasks} == want, dumps(tasks)
+        with httpx.Client(base_url=dist.url) as d:
+            for repo, layer in shared_layers.items():
+                assert d.head(f"/v2/{repo}/blobs/{layer}").status_code == 200
+                assert digest_of(d, repo, "b") is not None
+                assert digest_of(d, repo, "a") is None
+    finally:
         dist.stop()
