@@ -1,17 +1,22 @@
 """The registry adapter contract: what a kind of registry (a *type*) can do, as data, and how to
 reach one registry of that type through the one OCI client.
 
-An adapter is a small class: a type name, a description, :class:`Capabilities` and, only where
-the provider needs them, overrides of the hooks below (namespace creation, name rules, probes).
-Every byte still moves through :class:`~adapters.oci.client.OciClient`; an adapter configures
-it, never wraps it. A new provider is one module with one subclass, one entry point in the
-``seawall.adapters`` group and one test module that subclasses
-:class:`adapters.testing.AdapterConformance`.
+An adapter is a small class: a type name, a description, :class:`Capabilities`, the provider's
+own settings (:class:`AdapterOption`) and, only where the provider needs them, overrides of the
+hooks below (credentials that expire, namespace creation, name rules, listings, probes). The
+engine holds the adapter: it checks and prepares each destination repository through it, plans
+from its :meth:`~RegistryAdapter.current_capabilities`, lists through it, and moves bytes through
+its :meth:`~RegistryAdapter.client` (an :class:`~adapters.oci.client.OciClient` for every HTTP
+registry; any :class:`~adapters.protocol.RegistryClient` for one that is not).
+
+A new provider is one module with one subclass, one entry point in the ``seawall.adapters``
+group and one test module that subclasses :class:`adapters.testing.AdapterConformance`.
 
 Error tree::
 
     AdapterError                anything an adapter refuses before talking to a registry
     ├── InvalidRepositoryName   the name breaks the OCI grammar or the type's path-depth rules
+    ├── InvalidEndpoint         the endpoint's URL, options or credentials cannot work
     └── AdapterUnavailable      the adapter cannot work here (missing dependency, bad plugin)
 
 What the registry itself answers is :mod:`adapters.oci.errors`.
@@ -20,23 +25,30 @@ What the registry itself answers is :mod:`adapters.oci.errors`.
 from __future__ import annotations
 
 import copy
+import re
 import time
 from abc import ABC
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, ClassVar, Self
 
 import anyio
 
 from adapters.oci.client import OciClient
+from adapters.oci.credentials import CredentialProvider
 from adapters.oci.errors import OciError
+from adapters.oci.types import ManifestRef
+from adapters.protocol import CatalogListings
 from registry.oci.reference import MAX_NAME_LENGTH, is_valid_name
 
 __all__ = [
     "TRIGGERS",
     "AdapterError",
+    "AdapterOption",
     "AdapterUnavailable",
     "Capabilities",
     "EndpointConfig",
+    "InvalidEndpoint",
     "InvalidRepositoryName",
     "RegistryAdapter",
     "check_declared",
@@ -57,8 +69,60 @@ class InvalidRepositoryName(AdapterError, ValueError):
     """A repository name the registry type cannot hold; the message says which rule and why."""
 
 
+class InvalidEndpoint(AdapterError, ValueError):
+    """The endpoint's URL, options or credentials cannot work for this type (checked before
+    anything is sent); the message says which and what to give instead."""
+
+
 class AdapterUnavailable(AdapterError, ImportError):
     """The adapter cannot be used in this installation; the message says how to fix it."""
+
+
+_OPTION_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+MAX_OPTION_CHARS = 4096
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AdapterOption:
+    """One provider setting of an endpoint (``region``, ``role_arn``, ``location``, …).
+
+    Stored with the endpoint (API field ``options``), given on the CLI as ``--<name>`` with
+    ``_`` written ``-``. Values are strings; :attr:`choices` and :attr:`pattern` bound them, and
+    :meth:`RegistryAdapter.check_config` checks the rest, before anything is sent.
+    """
+
+    name: str
+    help: str
+    required: bool = False
+    choices: tuple[str, ...] = ()
+    pattern: str | None = None  # a full-match regular expression the value must meet
+    example: str = ""
+
+    def __post_init__(self) -> None:
+        if not _OPTION_NAME.match(self.name):
+            raise ValueError(f"option name {self.name!r}: use [a-z][a-z0-9_]*")
+
+    def check(self, value: str, adapter_type: str) -> None:
+        """:raises InvalidEndpoint: the value breaks :attr:`choices` or :attr:`pattern`."""
+        flag = "--" + self.name.replace("_", "-")
+        if len(value) > MAX_OPTION_CHARS:
+            raise InvalidEndpoint(f"{adapter_type} {flag}: longer than {MAX_OPTION_CHARS} chars")
+        if self.choices and value not in self.choices:
+            raise InvalidEndpoint(
+                f"{adapter_type} {flag} {value[:100]!r}: use one of {', '.join(self.choices)}"
+            )
+        if self.pattern is not None and not re.fullmatch(self.pattern, value):
+            hint = f" (e.g. {self.example})" if self.example else ""
+            raise InvalidEndpoint(f"{adapter_type} {flag} {value[:100]!r} is not valid{hint}")
+
+    def describe(self) -> dict[str, Any]:
+        """The option as data (``GET /replication/adapterinfos``)."""
+        out: dict[str, Any] = {"name": self.name, "help": self.help, "required": self.required}
+        if self.choices:
+            out["choices"] = list(self.choices)
+        if self.example:
+            out["example"] = self.example
+        return out
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -73,7 +137,7 @@ class Capabilities:
     :meth:`RegistryAdapter.current_capabilities` has the measured one.
     """
 
-    catalog: bool  # GET /v2/_catalog lists repositories
+    catalog: bool  # catalog_listings() finds repositories (GET /v2/_catalog or the provider's API)
     referrers_api: bool  # GET /v2/<name>/referrers/<digest> (OCI 1.1); else the tag schema
     blob_mount: bool  # POST ...?mount=&from= links an existing blob (201)
     chunked_upload: bool  # PATCH uploads in several chunks (Harbor's copy_by_chunk)
@@ -108,6 +172,19 @@ class EndpointConfig:
     token: str | None = field(default=None, repr=False)  # a bearer token instead of a login
     insecure: bool = False  # skip TLS verification (test registries only)
     ca_file: str | None = None  # PEM bundle to trust for this registry
+    #: the provider's settings, sorted ``(name, value)`` pairs (hashable: configs key caches)
+    options: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        if isinstance(self.options, Mapping):
+            object.__setattr__(self, "options", tuple(sorted(self.options.items())))
+
+    def option(self, name: str, default: str = "") -> str:
+        """The value of option ``name`` (``default`` when not set or empty)."""
+        for key, value in self.options:
+            if key == name:
+                return value or default
+        return default
 
     @classmethod
     def from_harbor_credential(
@@ -119,19 +196,24 @@ class EndpointConfig:
         access_secret: str,
         insecure: bool = False,
         ca_file: str | None = None,
+        options: Mapping[str, str] | None = None,
     ) -> EndpointConfig:
         """From Harbor's ``credential``: ``basic`` is a login; ``oauth`` with an empty
         ``access_key`` is a bearer token; an empty ``access_key`` and secret is anonymous."""
         if credential_type not in ("basic", "oauth"):
             raise AdapterError(f"credential type {credential_type!r}: use basic or oauth")
+        opts = tuple(sorted((options or {}).items()))
         if credential_type == "oauth" and not access_key:
-            return cls(url, token=access_secret or None, insecure=insecure, ca_file=ca_file)
+            return cls(
+                url, token=access_secret or None, insecure=insecure, ca_file=ca_file, options=opts
+            )
         return cls(
             url,
             username=access_key or None,
             password=access_secret or None,
             insecure=insecure,
             ca_file=ca_file,
+            options=opts,
         )
 
 
@@ -160,6 +242,10 @@ class RegistryAdapter(ABC):
     supported_resource_filters: ClassVar[tuple[dict[str, Any], ...]] = _INPUT_FILTERS
     endpoint_pattern: ClassVar[dict[str, Any] | None] = None  # Harbor's, for fixed-URL clouds
     credential_pattern: ClassVar[dict[str, Any] | None] = None
+    #: the provider's own settings (``EndpointConfig.options``); unknown names are refused
+    options_spec: ClassVar[tuple[AdapterOption, ...]] = ()
+    #: URL schemes the type takes (``oci-layout``: ``file``)
+    url_schemes: ClassVar[tuple[str, ...]] = ("http", "https")
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -170,6 +256,7 @@ class RegistryAdapter(ABC):
 
     def __init__(self, config: EndpointConfig, **client_options: Any) -> None:
         check_declared(type(self))
+        self.check_config(config)
         self.config = config
         self._client_options = client_options
         self._client: OciClient | None = None
@@ -182,6 +269,34 @@ class RegistryAdapter(ABC):
     def check_available(cls) -> None:
         """Raise :class:`AdapterUnavailable` (saying how to fix it) if this adapter cannot
         work in this installation, e.g. an optional SDK is missing. Default: always works."""
+
+    @classmethod
+    def check_config(cls, config: EndpointConfig) -> None:
+        """Refuse an endpoint that cannot work, before anything is sent: the URL's scheme,
+        unknown or missing options, values outside their choices or pattern. Subclasses
+        extend it with the provider's rules (call ``super()`` first). No I/O.
+
+        :raises InvalidEndpoint: says what is wrong and what to give instead.
+        """
+        scheme = config.url.partition("://")[0].lower() if "://" in config.url else ""
+        if scheme not in cls.url_schemes:
+            want = " or ".join(f"{s}://" for s in cls.url_schemes)
+            raise InvalidEndpoint(f"{cls.type} endpoint URL {config.url[:200]!r}: use {want}")
+        known = {o.name: o for o in cls.options_spec}
+        given = dict(config.options)
+        for name, value in given.items():
+            option = known.get(name)
+            if option is None:
+                names = ", ".join(sorted(known)) or "none"
+                raise InvalidEndpoint(
+                    f"{cls.type} endpoints have no option {name!r} (options: {names})"
+                )
+            if value:
+                option.check(value, cls.type)
+        for option in cls.options_spec:
+            if option.required and not given.get(option.name):
+                flag = "--" + option.name.replace("_", "-")
+                raise InvalidEndpoint(f"{cls.type} endpoints need {flag}: {option.help}")
 
     # -- the client ------------------------------------------------------------------------
 
@@ -201,7 +316,17 @@ class RegistryAdapter(ABC):
         if caps.monolithic_max_bytes is not None:
             kwargs["monolithic_max_bytes"] = caps.monolithic_max_bytes
             kwargs["chunk_bytes"] = min(64 << 20, caps.monolithic_max_bytes)
+        provider = self.credential_provider()
+        if provider is not None:
+            kwargs["credential_provider"] = provider
         return kwargs | self._client_options
+
+    def credential_provider(self) -> CredentialProvider | None:
+        """Where credentials that expire come from (ECR's authorization token, ACR's AAD
+        exchange, Google's access tokens): the client fetches them before the first request,
+        before they expire and once after a 401. None (the default): the config's static
+        login is used as it is."""
+        return None
 
     def client(self) -> OciClient:
         """The one OCI client for this registry (created on first call, then the same one)."""
@@ -225,6 +350,24 @@ class RegistryAdapter(ABC):
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
+
+    # -- listings --------------------------------------------------------------------------
+
+    async def catalog_listings(self, prefix: str = "") -> CatalogListings:
+        """The repositories (only names starting with ``prefix`` are wanted) and, where the
+        provider lists them in the same requests, each one's tags and the manifests they
+        name (else None). Default: the registry's catalog (``GET /v2/_catalog``); providers
+        with a listing API of their own (ECR, ACR, Artifact Registry) override it."""
+        return await self.client().catalog_listings(prefix)
+
+    async def list_tag_refs(self, repo: str) -> tuple[list[str], dict[str, ManifestRef]]:
+        """Tags of ``repo`` and the manifests those it can (cheaply) resolve name: the engine
+        sends a ``HEAD`` only for a tag missing from the mapping. Default: the registry's tag
+        list; providers whose API lists digests with tags override it.
+
+        :raises adapters.oci.errors.NotFound: no such repository.
+        """
+        return await self.client().list_tag_refs(repo)
 
     # -- names and namespaces --------------------------------------------------------------
 
@@ -317,6 +460,8 @@ class RegistryAdapter(ABC):
             out["endpoint_pattern"] = copy.deepcopy(cls.endpoint_pattern)
         if cls.credential_pattern is not None:
             out["credential_pattern"] = copy.deepcopy(cls.credential_pattern)
+        if cls.options_spec:
+            out["options"] = [o.describe() for o in cls.options_spec]
         return out
 
 

@@ -32,7 +32,13 @@ from typing import Any, ClassVar
 
 import pytest
 
-from adapters.base import TRIGGERS, Capabilities, InvalidRepositoryName, RegistryAdapter
+from adapters.base import (
+    TRIGGERS,
+    Capabilities,
+    InvalidEndpoint,
+    InvalidRepositoryName,
+    RegistryAdapter,
+)
 from adapters.oci.errors import OciError, Unsupported
 from adapters.oci.uploads import OpenStream
 from adapters.registry import available
@@ -104,7 +110,10 @@ class AdapterConformance:
     pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.anyio]
     expect_registered: ClassVar[bool] = True  # discoverable by adapters.registry.get(type)
     repository_prefix: ClassVar[str] = "conformance"
-    lists_tag_digests: ClassVar[bool] = False  # its tag list carries digests (Seawall's does)
+    #: the adapter's tag listing carries digests (Seawall's, and the cloud providers' APIs)
+    lists_tag_digests: ClassVar[bool] = False
+    #: its repository listing carries each repository's tags with digests (Seawall's does)
+    catalog_lists_tags: ClassVar[bool] = False
 
     @pytest.fixture
     def anyio_backend(self) -> str:
@@ -159,6 +168,21 @@ class AdapterConformance:
         if limit is not None:
             assert client.monolithic_max_bytes <= limit
             assert client.chunk_bytes <= limit
+
+    async def test_config_is_checked_before_anything_is_sent(
+        self, adapter: RegistryAdapter
+    ) -> None:
+        cls = type(adapter)
+        cls.check_config(adapter.config)
+        with pytest.raises(InvalidEndpoint):
+            cls.check_config(dataclasses.replace(adapter.config, url="gopher://nowhere"))
+        with pytest.raises(InvalidEndpoint):
+            cls.check_config(dataclasses.replace(adapter.config, options=(("no_such", "x"),)))
+        for option in cls.options_spec:
+            if option.required:
+                left = tuple((k, v) for k, v in adapter.config.options if k != option.name)
+                with pytest.raises(InvalidEndpoint):
+                    cls.check_config(dataclasses.replace(adapter.config, options=left))
 
     async def test_check_name_applies_the_rules(
         self, adapter: RegistryAdapter, repository: str
@@ -258,7 +282,7 @@ class AdapterConformance:
         _, data = await push_image(adapter, repository, "v1")
         await client.put_manifest(repository, "v2", data, mt.OCI_MANIFEST)
         assert sorted(await client.list_tags(repository)) == ["v1", "v2"]
-        tags, refs = await client.list_tag_refs(repository)
+        tags, refs = await adapter.list_tag_refs(repository)
         assert sorted(tags) == ["v1", "v2"]
         if self.lists_tag_digests:
             assert sorted(refs) == ["v1", "v2"]
@@ -270,10 +294,9 @@ class AdapterConformance:
     async def test_catalog(self, adapter: RegistryAdapter, repository: str) -> None:
         digest, _ = await push_image(adapter, repository, "v1")
         if adapter.capabilities.catalog:
-            assert repository in await adapter.client().catalog()
-            names, listings = await adapter.client().catalog_listings(repository)
+            names, listings = await adapter.catalog_listings(repository)
             assert repository in names
-            if self.lists_tag_digests:
+            if self.catalog_lists_tags:
                 assert listings is not None and names == [repository]  # only the prefix's
                 tags, refs = listings[repository]
                 assert tags == ["v1"] and refs["v1"].digest == digest
@@ -281,7 +304,7 @@ class AdapterConformance:
                 assert listings is None
         else:
             with pytest.raises(OciError):
-                await adapter.client().catalog()
+                await adapter.catalog_listings(repository)
 
     async def test_delete_manifest(self, adapter: RegistryAdapter, repository: str) -> None:
         client = adapter.client()

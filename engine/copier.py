@@ -16,8 +16,8 @@ from typing import Any
 
 import anyio
 
-from adapters.oci.client import OciClient
 from adapters.oci.types import Descriptor, Manifest
+from adapters.protocol import RegistryClient
 from engine.bandwidth import BandwidthLimit
 from registry.oci import mediatypes as mt
 
@@ -76,15 +76,20 @@ class Copier:
 
     def __init__(
         self,
-        src: OciClient,
-        dst: OciClient,
+        src: RegistryClient,
+        dst: RegistryClient,
         *,
         blob_concurrency: int = 8,
         chunk_bytes: int | None = None,
         bandwidth: BandwidthLimit | None = None,
         follow_referrers: bool = True,
+        mount: bool = True,
     ) -> None:
+        """``mount``: the destination mounts blobs across repositories (its capability);
+        False: never tried. ``chunk_bytes``: upload in chunks of this size (only where the
+        destination takes chunked uploads)."""
         self.src, self.dst = src, dst
+        self.mount = mount
         self.chunk_bytes = chunk_bytes
         self.bandwidth = bandwidth
         self.follow_referrers = follow_referrers
@@ -216,7 +221,7 @@ class Copier:
         if await self.dst.head_blob(dst_repo, digest) is not None:
             result.blobs_skipped += 1
             return
-        other = self._at_destination.get(digest)
+        other = self._at_destination.get(digest) if self.mount else None
         if other and other != dst_repo and await self.dst.mount_blob(dst_repo, digest, other):
             result.blobs_mounted += 1
             log(f"mounted {digest} from {other}")

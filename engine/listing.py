@@ -11,9 +11,10 @@ from dataclasses import replace
 
 import anyio
 
-from adapters.oci.client import OciClient
+from adapters.base import RegistryAdapter
 from adapters.oci.errors import NotFound, OciError
 from adapters.oci.types import ManifestRef
+from adapters.protocol import RegistryClient
 from engine.plan import Listing
 
 __all__ = [
@@ -35,13 +36,13 @@ Preloaded = Mapping[str, tuple[list[str], Mapping[str, ManifestRef]]]
 
 
 async def list_repositories(
-    client: OciClient, keep: Callable[[str], bool], prefix: str = ""
+    adapter: RegistryAdapter, keep: Callable[[str], bool], prefix: str = ""
 ) -> tuple[list[str], Preloaded]:
-    """The catalog, filtered by ``keep`` (name filters, applied before any tag listing), and
-    the tags of those repositories where the registry lists them with the catalog (a Seawall:
-    the whole listing in a request per 100 repositories; only names starting with ``prefix``,
-    which every name ``keep`` keeps must have)."""
-    names, listings = await client.catalog_listings(prefix)
+    """The adapter's catalog, filtered by ``keep`` (name filters, applied before any tag
+    listing), and the tags of those repositories where the provider lists them with the
+    catalog (a Seawall: the whole listing in a request per 100 repositories; only names
+    starting with ``prefix``, which every name ``keep`` keeps must have)."""
+    names, listings = await adapter.catalog_listings(prefix)
     repos = [r for r in names if keep(r)]
     if listings is None:
         return repos, {}
@@ -49,7 +50,7 @@ async def list_repositories(
 
 
 async def list_side(
-    client: OciClient,
+    adapter: RegistryAdapter,
     repositories: Iterable[str],
     *,
     missing_ok: bool = False,
@@ -60,12 +61,14 @@ async def list_side(
     """Tags and digests of ``repositories``. With ``missing_ok`` an unknown repository is an
     empty one (a destination not yet created); otherwise it makes the listing incomplete.
 
-    A registry whose tag list carries digests (a Seawall) costs one request per repository.
+    Tags are listed through the adapter: where its listing carries digests (a Seawall, a
+    cloud provider's API) a repository costs one request (a page).
     Elsewhere ``known`` (``{repo: {tag: digest}}``, the ledger of what Seawall itself wrote
     there) is trusted for tags the registry still lists: no ``HEAD`` for them. Deletions
     re-check the digest before they act, so trusting it can delay a repair, never cause a
     wrong delete. ``preloaded`` repositories are not listed again.
     """
+    client = adapter.client()
     known = known or {}
     preloaded = preloaded or {}
     tags: dict[str, dict[str, str]] = {}
@@ -86,7 +89,7 @@ async def list_side(
                 names, listed = preloaded[repo]
             else:
                 async with slots:
-                    names, listed = await client.list_tag_refs(repo)
+                    names, listed = await adapter.list_tag_refs(repo)
         except NotFound:
             if not missing_ok:
                 problems.append(f"{repo}: repository not found")
@@ -126,7 +129,7 @@ def _labels(annotations: object) -> frozenset[str]:
     return frozenset(out)
 
 
-async def describe(client: OciClient, listing: Listing, concurrency: int = 16) -> Listing:
+async def describe(client: RegistryClient, listing: Listing, concurrency: int = 16) -> Listing:
     """``listing`` with each artifact's type and labels, read from its manifest: the
     ``artifactType`` (else the config's media type, as the referrers API reports it)
     and the manifest's annotations as labels (``key`` and ``key=value``). A manifest that
@@ -164,7 +167,7 @@ async def describe(client: OciClient, listing: Listing, concurrency: int = 16) -
 
 
 async def head_tags(
-    client: OciClient, wanted: Mapping[str, Iterable[str]], concurrency: int = 32
+    client: RegistryClient, wanted: Mapping[str, Iterable[str]], concurrency: int = 32
 ) -> Listing:
     """Only the named tags (``{repository: tags}``): one ``HEAD`` each; a tag (or repository)
     that does not exist is absent from the listing, any other failure makes it incomplete."""

@@ -34,9 +34,11 @@ from urllib.parse import urlsplit
 
 import anyio
 
-from adapters.oci.client import OciClient
+from adapters.base import AdapterError, EndpointConfig, RegistryAdapter
+from adapters.generic import DockerRegistryAdapter
 from adapters.oci.errors import OciError, Transient
 from engine.copier import Copier
+from engine.destination import Destination
 from engine.filters import Filter
 from engine.plan import PolicySpec
 from engine.planning import plan_policy
@@ -72,10 +74,12 @@ class SyncSide:
     def prefix(self) -> str:
         return urlsplit(self.url).path.strip("/")
 
-    def client(self) -> OciClient:
-        return OciClient(
+    def adapter(self) -> RegistryAdapter:
+        """Any OCI registry (the ``docker-registry`` type: what it can do is probed)."""
+        config = EndpointConfig(
             self.base, username=self.username, password=self.password, insecure=self.insecure
         )
+        return DockerRegistryAdapter(config)
 
 
 @dataclass(frozen=True)
@@ -119,18 +123,22 @@ async def sync_once(
     with SyncState.open(state_dir) as state:
         run_id = None if dry_run else state.interrupted_run(settings)
         resumed = run_id is not None
-        src_client, dst_client = src.client(), dst.client()
+        source, target = src.adapter(), dst.adapter()
         try:
             if run_id is None:
-                run_id = await _plan_run(
-                    state, spec, src_client, dst_client, settings, dry_run, verify
-                )
-            copier = Copier(src_client, dst_client, blob_concurrency=blob_concurrency)
-            await _work(state, run_id, spec, copier, dst_client, artifact_concurrency)
+                run_id = await _plan_run(state, spec, source, target, settings, dry_run, verify)
+            destination = await Destination.open(target)
+            copier = Copier(
+                source.client(),
+                destination.client,
+                blob_concurrency=blob_concurrency,
+                mount=destination.capabilities.blob_mount,
+            )
+            await _work(state, run_id, spec, copier, destination, artifact_concurrency)
         finally:
             with anyio.CancelScope(shield=True):
-                await src_client.close()
-                await dst_client.close()
+                await source.close()
+                await target.close()
         status, status_text = state.finish_run(run_id)
         tasks = state.tasks(run_id)
         state.prune(KEEP_RUNS)
@@ -168,8 +176,8 @@ def _spec(
 async def _plan_run(
     state: SyncState,
     spec: PolicySpec,
-    src: OciClient,
-    dst: OciClient,
+    src: RegistryAdapter,
+    dst: RegistryAdapter,
     settings: str,
     dry_run: bool,
     verify: bool,
@@ -194,7 +202,7 @@ async def _work(
     run_id: int,
     spec: PolicySpec,
     copier: Copier,
-    dst: OciClient,
+    dst: Destination,
     concurrency: int,
 ) -> None:
     """Carry out the run's unfinished tasks, ``concurrency`` at a time. On cancellation the
@@ -209,7 +217,7 @@ async def _one(
     state: SyncState,
     spec: PolicySpec,
     copier: Copier,
-    dst: OciClient,
+    dst: Destination,
     task: dict[str, Any],
     slots: anyio.Semaphore,
 ) -> None:
@@ -227,7 +235,7 @@ async def _one(
                 outcome, nbytes = await _execute(state, spec, copier, dst, task, note)
             state.finish_task(tid, "Succeed", outcome, "", "\n".join(lines), nbytes)
             return
-        except (OciError, OSError) as e:
+        except (OciError, AdapterError, OSError) as e:
             note(f"error: {e}")
             delay = retry_delay(attempts) if isinstance(e, Transient) else None
             if delay is not None:
@@ -241,7 +249,7 @@ async def _execute(
     state: SyncState,
     spec: PolicySpec,
     copier: Copier,
-    dst: OciClient,
+    dst: Destination,
     task: dict[str, Any],
     note: Callable[[str], None],
 ) -> tuple[str, int]:
@@ -249,6 +257,7 @@ async def _execute(
     if task["operation"] == "deletion":
         outcome = await _delete(state, dst, task["dst_repository"], tags[0], task["digest"], note)
         return outcome, 0
+    await dst.prepare(task["dst_repository"])
     result = await copier.copy(
         task["src_repository"], task["dst_repository"], task["digest"], tags, note
     )
@@ -258,9 +267,15 @@ async def _execute(
 
 
 async def _delete(
-    state: SyncState, dst: OciClient, repo: str, tag: str, digest: str, note: Callable[[str], None]
+    state: SyncState,
+    dst: Destination,
+    repo: str,
+    tag: str,
+    digest: str,
+    note: Callable[[str], None],
 ) -> str:
-    outcome, forget = await delete_replicated(dst, repo, tag, digest, note)
+    # A plain URL's registry type is unknown: try the tag delete, fall back by digest.
+    outcome, forget = await delete_replicated(dst.client, repo, tag, digest, note)
     if forget:
         state.forget_replicated(repo, tag)
     return outcome

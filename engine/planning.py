@@ -11,8 +11,9 @@ from dataclasses import replace
 
 import anyio
 
-from adapters.oci.client import OciClient
+from adapters.base import RegistryAdapter
 from adapters.oci.errors import OciError
+from adapters.protocol import RegistryClient
 from engine.filters import name_prefix, repository_matches
 from engine.listing import (
     DETAIL_FILTERS,
@@ -35,14 +36,19 @@ def _map(spec: PolicySpec, repo: str) -> str:
     return map_repository(repo, spec.dest_namespace, spec.dest_namespace_replace_count)
 
 
-async def _describe(spec: PolicySpec, src: OciClient, listing: Listing) -> Listing:
+async def _describe(spec: PolicySpec, src: RegistryAdapter, listing: Listing) -> Listing:
     if any(f.type in DETAIL_FILTERS for f in spec.filters):  # labels, artifact types
-        return await describe(src, listing)
+        return await describe(src.client(), listing)
     return listing
 
 
 async def plan_policy(
-    spec: PolicySpec, src: OciClient, dst: OciClient, ledger: Ledger, *, verify: bool = False
+    spec: PolicySpec,
+    src: RegistryAdapter,
+    dst: RegistryAdapter,
+    ledger: Ledger,
+    *,
+    verify: bool = False,
 ) -> Plan:
     """The whole policy: the source's catalog (name filters first), both sides listed at once
     (the destination's repositories follow from the catalog). ``verify``: trust no ledger
@@ -72,8 +78,8 @@ async def plan_policy(
 
 async def plan_scope(
     spec: PolicySpec,
-    src: OciClient,
-    dst: OciClient,
+    src: RegistryAdapter,
+    dst: RegistryAdapter,
     scope: Scope,
     ledger: Ledger,
     *,
@@ -96,14 +102,14 @@ async def plan_scope(
     listings: dict[str, Listing] = {}
 
     async def source() -> None:
-        found = await _both(list_side(src, whole, missing_ok=True), head_tags(src, narrow))
+        found = await _both(list_side(src, whole, missing_ok=True), head_tags(src.client(), narrow))
         listings["src"] = await _describe(spec, src, found)
 
     async def destination() -> None:
         known = None if verify else mine
         listings["dst"] = await _both(
             list_side(dst, {_map(spec, r) for r in whole}, missing_ok=True, known=known),
-            head_tags(dst, {_map(spec, r): tags for r, tags in narrow.items()}),
+            head_tags(dst.client(), {_map(spec, r): tags for r, tags in narrow.items()}),
         )
 
     async with anyio.create_task_group() as tg:  # both sides at once
@@ -112,7 +118,7 @@ async def plan_scope(
     source_listing, destination_listing = listings["src"], listings["dst"]
     base = sum(len(t) for t in ledger.values())
     plan = make_plan(spec, source_listing, destination_listing, mine, deletion_base=base)
-    plan = await _with_late_referrers(plan, spec, src, dst, scope, source_listing)
+    plan = await _with_late_referrers(plan, spec, src.client(), dst.client(), scope, source_listing)
     if source_listing.complete:
         return plan
     return replace(plan, problems=source_listing.problems)
@@ -132,7 +138,12 @@ async def _both(whole: Awaitable[Listing], narrow: Awaitable[Listing]) -> Listin
 
 
 async def _with_late_referrers(
-    plan: Plan, spec: PolicySpec, src: OciClient, dst: OciClient, scope: Scope, source: Listing
+    plan: Plan,
+    spec: PolicySpec,
+    src: RegistryClient,
+    dst: RegistryClient,
+    scope: Scope,
+    source: Listing,
 ) -> Plan:
     """Carry artifacts pushed untagged into a scope's repositories — signatures, SBOMs and
     attestations pushed after their subject — by copying the subject again with its referrers
@@ -163,7 +174,7 @@ async def _with_late_referrers(
     return replace(plan, copies=plan.copies + tuple(extra.values()))
 
 
-async def _subject_root(src: OciClient, repo: str, digest: str, depth: int = 4) -> str | None:
+async def _subject_root(src: RegistryClient, repo: str, digest: str, depth: int = 4) -> str | None:
     """The artifact at the root of ``digest``'s subject chain (a signature of an SBOM of an
     image: the image), or None when ``digest`` has no subject or is gone."""
     current, root = digest, None

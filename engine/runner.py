@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
-from adapters.oci.client import OciClient
+from adapters.base import AdapterError, RegistryAdapter
 from adapters.oci.errors import OciError, Transient
 from engine.bandwidth import BandwidthLimit
 from engine.copier import Copier
+from engine.destination import Destination
 from engine.filters import Filter
 from engine.observers import RunObserver, notify_all
 from engine.plan import Plan, PolicySpec
@@ -36,16 +37,17 @@ from engine.tasks import (
 if TYPE_CHECKING:  # seawall sync shares this module's neighbours without SQLAlchemy
     from engine.state.runs import RunStore
 
-__all__ = ["ClientFactory", "Runner", "policy_spec"]
+__all__ = ["AdapterFactory", "Runner", "policy_spec"]
 
 log = logging.getLogger("seawall.engine")
 
 
-class ClientFactory(Protocol):
-    """The OCI client for a registry endpoint id (None: the local registry), for the length of
-    an ``async with``."""
+class AdapterFactory(Protocol):
+    """The adapter of a registry endpoint id (None: the local registry), for the length of an
+    ``async with``. The engine works through it: names, repository preparation, capabilities
+    and listings from the adapter, bytes through its client."""
 
-    def __call__(self, registry_id: int | None) -> AbstractAsyncContextManager[OciClient]: ...
+    def __call__(self, registry_id: int | None) -> AbstractAsyncContextManager[RegistryAdapter]: ...
 
 
 def policy_spec(policy: dict[str, Any]) -> PolicySpec:
@@ -66,7 +68,7 @@ class Runner:
     def __init__(
         self,
         store: RunStore,
-        clients: ClientFactory,
+        adapters: AdapterFactory,
         *,
         artifact_concurrency: int = 8,
         blob_concurrency: int = 8,
@@ -75,7 +77,7 @@ class Runner:
     ) -> None:
         """``verify``: check every destination tag's digest, trusting no ledger entry.
         ``observers`` hear of the run's start, each finished task and its end."""
-        self.store, self.clients, self.verify = store, clients, verify
+        self.store, self.adapters, self.verify = store, adapters, verify
         self.observers = list(observers)
         self.artifact_concurrency, self.blob_concurrency = artifact_concurrency, blob_concurrency
 
@@ -89,23 +91,28 @@ class Runner:
             return "Failed"
         await notify_all(self.observers, "run_started", execution, policy)
         async with (
-            self.clients(policy["src_registry_id"]) as src,
-            self.clients(policy["dest_registry_id"]) as dst,
+            self.adapters(policy["src_registry_id"]) as src,
+            self.adapters(policy["dest_registry_id"]) as dst,
         ):
-            status = await self._run(execution, policy, src, dst)
+            status = await self._run(execution, policy, src, await Destination.open(dst))
         final = await self.store.execution(execution_id)
         await notify_all(self.observers, "run_finished", final or execution, policy, status)
         return status
 
     async def _run(
-        self, execution: dict[str, Any], policy: dict[str, Any], src: OciClient, dst: OciClient
+        self,
+        execution: dict[str, Any],
+        policy: dict[str, Any],
+        src: RegistryAdapter,
+        dst: Destination,
     ) -> str:
         eid = int(execution["id"])
         spec = policy_spec(policy)
         status_text: str | None = None
         if not execution["planned"]:
             try:
-                plan = await self.plan(spec, src, dst, Scope.from_json(execution["scope_json"]))
+                scope = Scope.from_json(execution["scope_json"])
+                plan = await self.plan(spec, src, dst.adapter, scope)
             except OciError as e:
                 await self.store.add_tasks(eid, [failed_listing(f"listing failed: {e}")])
                 return await self.store.finalize(eid, f"listing failed: {e}")
@@ -126,7 +133,11 @@ class Runner:
         return await self.store.finalize(eid, status_text)
 
     async def plan(
-        self, spec: PolicySpec, src: OciClient, dst: OciClient, scope: Scope | None = None
+        self,
+        spec: PolicySpec,
+        src: RegistryAdapter,
+        dst: RegistryAdapter,
+        scope: Scope | None = None,
     ) -> Plan:
         """The run's plan: the whole policy, or only what an event ``scope`` names."""
         ledger = await self.store.ledger(spec.policy_id)
@@ -146,9 +157,10 @@ class Runner:
             await notify_all(self.observers, "task_finished", execution, policy, task)
 
         async with (
-            self.clients(policy["src_registry_id"]) as src,
-            self.clients(policy["dest_registry_id"]) as dst,
+            self.adapters(policy["src_registry_id"]) as src,
+            self.adapters(policy["dest_registry_id"]) as dst_adapter,
         ):
+            dst = await Destination.open(dst_adapter)
             copier = _copier(policy, src, dst, self.blob_concurrency)
             await self._work(execution_id, policy_spec(policy), copier, dst, report, owner=False)
 
@@ -157,7 +169,7 @@ class Runner:
         eid: int,
         spec: PolicySpec,
         copier: Copier,
-        dst: OciClient,
+        dst: Destination,
         report: Callable[[dict[str, Any]], Awaitable[None]],
         *,
         owner: bool = True,
@@ -219,7 +231,7 @@ class Runner:
         self,
         spec: PolicySpec,
         copier: Copier,
-        dst: OciClient,
+        dst: Destination,
         task: dict[str, Any],
         slots: anyio.Semaphore,
         running: set[int],
@@ -250,7 +262,7 @@ class Runner:
             # else this node is shutting down or lost the run's lease: the task stays leased
             # until its lease expires, then the run's (new) owner runs it again
             raise
-        except (OciError, OSError) as e:
+        except (OciError, AdapterError, OSError) as e:
             note(f"error: {e}")
             delay = retry_delay(int(task["attempts"])) if isinstance(e, Transient) else None
             again = delay is not None
@@ -269,7 +281,7 @@ class Runner:
         self,
         spec: PolicySpec,
         copier: Copier,
-        dst: OciClient,
+        dst: Destination,
         task: dict[str, Any],
         note: Callable[[str], None],
     ) -> tuple[str, int, LedgerEntry | None]:
@@ -280,6 +292,7 @@ class Runner:
                 spec, dst, task["dst_repository"], tags[0], task["digest"], note
             )
             return outcome, 0, None
+        await dst.prepare(task["dst_repository"])
         result = await copier.copy(
             task["src_repository"], task["dst_repository"], task["digest"], tags, note
         )
@@ -290,26 +303,30 @@ class Runner:
     async def _delete(
         self,
         spec: PolicySpec,
-        dst: OciClient,
+        dst: Destination,
         repo: str,
         tag: str,
         digest: str,
         note: Callable[[str], None],
     ) -> str:
-        outcome, forget = await delete_replicated(dst, repo, tag, digest, note)
+        outcome, forget = await delete_replicated(
+            dst.client, repo, tag, digest, note, delete_tag=dst.capabilities.delete_tag
+        )
         if forget:
             await self.store.forget_replicated(spec.policy_id, repo, tag)
         return outcome
 
 
-def _copier(policy: dict[str, Any], src: OciClient, dst: OciClient, blobs: int) -> Copier:
+def _copier(policy: dict[str, Any], src: RegistryAdapter, dst: Destination, blobs: int) -> Copier:
     speed = int(policy.get("speed_bytes_per_second") or -1)
+    chunked = bool(policy.get("copy_by_chunk")) and dst.capabilities.chunked_upload
     return Copier(
-        src,
-        dst,
+        src.client(),
+        dst.client,
         blob_concurrency=blobs,
-        chunk_bytes=(16 << 20) if policy.get("copy_by_chunk") else None,
+        chunk_bytes=(16 << 20) if chunked else None,
         bandwidth=BandwidthLimit(speed) if speed > 0 else None,
+        mount=dst.capabilities.blob_mount,
     )
 
 

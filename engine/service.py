@@ -20,7 +20,7 @@ from anyio.abc import TaskGroup
 from engine.notify import Notifier
 from engine.observers import RunObserver
 from engine.plan import GUARD
-from engine.runner import ClientFactory, Runner
+from engine.runner import AdapterFactory, Runner
 from engine.scope import Scope
 from engine.state.runs import RunStore
 from registry.meta.db import Database
@@ -44,7 +44,7 @@ class ReplicationService:
     def __init__(
         self,
         db: Database,
-        clients: ClientFactory,
+        adapters: AdapterFactory,
         *,
         max_parallel_runs: int = 4,
         poll_seconds: float = 2.0,
@@ -62,7 +62,7 @@ class ReplicationService:
         self.help_other_nodes = help_other_nodes
         self._event_retries: dict[str, int] = {}
         self.notifier = Notifier(db)
-        self.runner = Runner(self.store, clients, observers=[*observers, self.notifier])
+        self.runner = Runner(self.store, adapters, observers=[*observers, self.notifier])
         self.max_parallel_runs = max_parallel_runs
         self.poll_seconds = poll_seconds
         self._wake = anyio.Event()

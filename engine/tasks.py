@@ -11,8 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from adapters.oci.client import OciClient
 from adapters.oci.errors import NotFound, Unsupported
+from adapters.protocol import RegistryClient
 from engine.plan import Plan
 
 __all__ = [
@@ -144,16 +144,25 @@ def task_tags(row: dict[str, Any]) -> tuple[str, ...]:
 
 
 async def delete_replicated(
-    dst: OciClient, repo: str, tag: str, digest: str, note: Callable[[str], None]
+    dst: RegistryClient,
+    repo: str,
+    tag: str,
+    digest: str,
+    note: Callable[[str], None],
+    *,
+    delete_tag: bool = True,
 ) -> tuple[str, bool]:
     """Delete ``repo:tag`` at the destination only if it still names ``digest`` (what Seawall
-    put there); by digest where the registry cannot delete a tag, unless another tag still
-    names the artifact. Returns the outcome and whether the ledger entry should go."""
+    put there); by digest where the registry cannot delete a tag (``delete_tag`` False, its
+    declared capability, or it says so), unless another tag still names the artifact. Returns
+    the outcome and whether the ledger entry should go."""
     current = await dst.head_manifest(repo, tag)
     if current is None or current.digest != digest:
         note(f"{repo}:{tag} no longer names {digest}: left alone")
         return "skipped-differs", True
     try:
+        if not delete_tag:
+            raise Unsupported("the registry deletes manifests by digest only")
         await dst.delete_tag(repo, tag)
         note(f"deleted tag {repo}:{tag}")
     except (Unsupported, NotFound):

@@ -17,7 +17,6 @@ from sqlalchemy import select
 
 from adapters import registry as adapters
 from adapters.base import AdapterError, EndpointConfig, RegistryAdapter
-from adapters.oci.client import OciClient
 from adapters.seawall import SeawallAdapter
 from engine.api.context import EndpointSpec, default_adapter_info
 from engine.state.models import RegistryEndpoint
@@ -109,8 +108,9 @@ class EndpointClients:
         )
 
     @asynccontextmanager
-    async def __call__(self, registry_id: int | None) -> AsyncIterator[OciClient]:
-        """The engine's client factory: the endpoint's shared client while in the block."""
+    async def __call__(self, registry_id: int | None) -> AsyncIterator[RegistryAdapter]:
+        """The engine's adapter factory: the endpoint's shared adapter (and its one client)
+        while in the block."""
         adapter = await self.adapter(registry_id)
         key = (registry_id or 0, adapter.type, adapter.config)
         shared = self._shared.get(key)
@@ -119,7 +119,7 @@ class EndpointClients:
         self._current[key[0]] = key
         shared.users += 1
         try:
-            yield shared.adapter.client()
+            yield shared.adapter
         finally:
             shared.users -= 1
             shared.idle_since = time.monotonic()

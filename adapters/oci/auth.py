@@ -108,6 +108,13 @@ class RegistryAuth:
         self.bearer: Challenge | None = None  # the last Bearer challenge seen
         self.basic_seen = False
 
+    def use(self, credentials: Credentials) -> None:
+        """Log in with ``credentials`` from now on (a refreshed set): tokens fetched with
+        other credentials are forgotten."""
+        if credentials != self.credentials:
+            self.credentials = credentials
+            self._tokens.clear()
+
     @property
     def scheme(self) -> str | None:
         if self.bearer is not None:

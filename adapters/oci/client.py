@@ -31,6 +31,7 @@ from adapters.oci.content import (
     media_type_of,
     sniff_media_type,
 )
+from adapters.oci.credentials import CredentialProvider, RefreshingCredentials
 from adapters.oci.errors import DigestMismatch, ProtocolError, RequestRejected, Unsupported
 from adapters.oci.limits import RetryPolicy
 from adapters.oci.session import RegistrySession
@@ -80,7 +81,13 @@ class OciClient:
         max_manifest_bytes: int = 8 * MiB,
         user_agent: str = "seawall/0.1",
         transport: Transport | None = None,
+        credential_provider: CredentialProvider | None = None,
+        refresh_before_seconds: float = 300.0,
     ) -> None:
+        """``credential_provider``: where credentials that expire come from (a cloud
+        registry's token exchange); they replace ``username``/``password``/``token``, are
+        fetched before the first request, ``refresh_before_seconds`` before they expire, and
+        once more after a 401 (see :mod:`adapters.oci.credentials`)."""
         self.base_url = normalize_base_url(base_url)
         self.endpoint = Endpoint(self.base_url)
         self.auth = RegistryAuth(Credentials(username, password, token))
@@ -103,6 +110,13 @@ class OciClient:
             max_in_flight=max_in_flight,
             requests_per_second=requests_per_second,
             policy=policy,
+            credentials=(
+                RefreshingCredentials(
+                    credential_provider, refresh_before_seconds=refresh_before_seconds
+                )
+                if credential_provider is not None
+                else None
+            ),
         )
         self.monolithic_max_bytes = monolithic_max_bytes
         self.chunk_bytes = chunk_bytes

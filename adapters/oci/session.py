@@ -3,7 +3,9 @@
 For every logical request::
 
     retry loop (5xx, connection errors, timeouts: backoff + jitter; 429: Retry-After)
-      └── auth flow (RegistryAuth.auth_flow: credentials, challenge, token, resend)
+      └── credentials (RefreshingCredentials, when the client has a provider: fresh before
+        │             expiry; fetched once more and the request resent after a 401)
+        └── auth flow (RegistryAuth.auth_flow: credentials, challenge, token, resend)
             └── exchange (endpoint limiter slot + rate token, byte counters) -> Transport.send
 
 A ``429`` pauses the whole endpoint (every request to that host waits) for its
@@ -22,6 +24,7 @@ from dataclasses import asdict, dataclass, replace
 from urllib.parse import urlsplit
 
 from adapters.oci.auth import RegistryAuth
+from adapters.oci.credentials import RefreshingCredentials
 from adapters.oci.errors import OciError, RateLimited, Transient, error_from_response
 from adapters.oci.limits import EndpointLimiter, RetryPolicy, parse_retry_after_seconds
 from adapters.oci.transport import BodyFactory, Request, Response, Transport
@@ -58,9 +61,11 @@ class RegistrySession:
         max_in_flight: int = 16,
         requests_per_second: float | None = None,
         policy: RetryPolicy | None = None,
+        credentials: RefreshingCredentials | None = None,
     ) -> None:
         self.transport = transport
         self.auth = auth
+        self.credentials = credentials
         self.policy = policy or RetryPolicy()
         self.counters = _Counters()
         self._max_in_flight = max_in_flight
@@ -162,6 +167,21 @@ class RegistrySession:
             self.limiter(error.url or "").pause(seconds)
 
     async def _authenticated(self, request: Request) -> Response:
+        if self.credentials is None:
+            return await self._auth_flow(request)
+        used = await self.credentials.get()
+        self.auth.use(used)
+        response = await self._auth_flow(request)
+        if response.status != 401:
+            return response
+        fresh = await self.credentials.refresh(used)
+        self.auth.use(fresh)
+        if fresh == used or not request.replayable:
+            return response  # nothing new to offer, or a streamed body: its caller resumes
+        response.close()
+        return await self._auth_flow(request)
+
+    async def _auth_flow(self, request: Request) -> Response:
         flow = self.auth.auth_flow(request)
         outgoing = next(flow)
         while True:

@@ -37,6 +37,7 @@ class TestDockerRegistryOnDistribution(AdapterConformance):
 
 class TestSeawallOnSeawall(AdapterConformance):
     lists_tag_digests = True
+    catalog_lists_tags = True
 
     @pytest.fixture
     async def adapter(self, oci_seawall: Remote) -> AsyncIterator[RegistryAdapter]:
