@@ -174,6 +174,7 @@ def build_app(settings: Settings) -> RegistryApp:
             secrets=secrets,
             wake=replication.wake,
             ping_endpoint=clients.ping,
+            check_endpoint=clients.check_endpoint,
             adapter_types=adapters.types,
             adapter_info=adapter_info,
             run_ended=run_ended.wait,

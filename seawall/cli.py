@@ -192,7 +192,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["sync"]:
         return sync_cli.run(_sync_parser().parse_args(argv))
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # only registry add takes flags it does not know: the provider's settings
+        if (args.command, getattr(args, "action", None)) != ("registry", "add"):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        from seawall import replication_cli
+
+        try:
+            args.provider_options = replication_cli.provider_options(extra)
+        except replication_cli.CliError as e:
+            parser.error(str(e))
     if args.command == "serve":
         return _serve(args)
     if args.command in ("user", "robot"):

@@ -19,7 +19,7 @@ from adapters import registry as adapters
 from adapters.base import AdapterError, EndpointConfig, RegistryAdapter
 from adapters.seawall import SeawallAdapter
 from engine.api.context import EndpointSpec, default_adapter_info
-from engine.state.models import RegistryEndpoint
+from engine.state.models import RegistryEndpoint, endpoint_options
 from engine.state.secrets import SecretBox
 from registry.http.context import RegistryContext
 from registry.meta.db import Database
@@ -104,6 +104,7 @@ class EndpointClients:
                 "access_secret": self.secrets.decrypt(sealed) if sealed else "",
                 "insecure": row["insecure"],
                 "ca_certificate": row["ca_certificate"],
+                "options": endpoint_options(row["options_json"]),
             }
         )
 
@@ -153,15 +154,29 @@ class EndpointClients:
         return str(path)
 
     def _adapter(self, spec: EndpointSpec) -> RegistryAdapter:
-        config = EndpointConfig.from_harbor_credential(
+        return adapters.create(spec["type"], self._config(spec))
+
+    def _config(self, spec: EndpointSpec, *, ca_file: bool = True) -> EndpointConfig:
+        return EndpointConfig.from_harbor_credential(
             spec["url"],
             credential_type=spec["credential_type"],
             access_key=spec["access_key"],
             access_secret=spec["access_secret"],
             insecure=spec["insecure"],
-            ca_file=self._ca_file(spec["ca_certificate"]),
+            ca_file=self._ca_file(spec["ca_certificate"]) if ca_file else None,
+            options=spec["options"],
         )
-        return adapters.create(spec["type"], config)
+
+    def check_endpoint(self, spec: EndpointSpec) -> None:
+        """The management API's check before an endpoint is stored or pinged: the type's
+        adapter refuses what cannot work (URL scheme, options, credentials); no I/O.
+
+        :raises ValueError: what is wrong and what to give instead.
+        """
+        try:
+            adapters.get(spec["type"]).check_config(self._config(spec, ca_file=False))
+        except AdapterError as e:
+            raise ValueError(str(e)) from None
 
     async def ping(self, spec: EndpointSpec) -> tuple[bool, str]:
         """Health of an endpoint, bounded in time by the adapter; never raises."""

@@ -21,6 +21,7 @@ import argparse
 import re
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -89,9 +90,17 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         return sub.add_parser(name, help=help_text).add_subparsers(dest="action", required=True)
 
     reg = group("registry", "manage the registry endpoints replication talks to")
-    add = reg.add_parser("add", parents=[conn], help="add a registry endpoint")
+    add = reg.add_parser(
+        "add",
+        parents=[conn],
+        help="add a registry endpoint",
+        epilog="Provider settings go as their own flags, e.g. --region eu-west-1 --role-arn ARN "
+        "for aws-ecr (or --option NAME=VALUE); 'seawall registry types' lists each type's.",
+    )
     add.add_argument("name")
-    add.add_argument("--type", required=True, help="adapter, e.g. docker-registry, harbor, quay")
+    add.add_argument(
+        "--type", required=True, help="adapter, e.g. docker-registry, aws-ecr, azure-acr"
+    )
     add.add_argument("--registry-url", dest="endpoint", required=True, help="the registry's URL")
     add.add_argument("--access-key", "--registry-username", dest="access_key", default="")
     add.add_argument(
@@ -111,7 +120,15 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "pull policies at POST /api/v2.0/registries/ID/webhook",
     )
     add.add_argument("--no-ping", action="store_true", help="do not check it after adding")
+    add.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a provider setting (repeatable); same as --NAME VALUE",
+    )
     reg.add_parser("list", parents=[conn], help="list registry endpoints")
+    reg.add_parser("types", parents=[conn], help="list registry types and their settings")
     for action, text in (("ping", "check an endpoint's health"), ("delete", "delete an endpoint")):
         reg.add_parser(action, parents=[conn], help=text).add_argument("name")
 
@@ -234,6 +251,14 @@ def _registry_add(api: ApiClient, args: argparse.Namespace) -> int:
     }
     if args.webhook_secret:
         body["webhook_secret"] = args.webhook_secret
+    options = dict(getattr(args, "provider_options", {}))
+    for item in args.option:
+        name, eq, value = item.partition("=")
+        if not eq:
+            raise CliError(f"--option {item!r}: write NAME=VALUE", exit_code=2)
+        options[name.strip().replace("-", "_")] = value
+    if options:
+        body["options"] = options
     new_id = api.create(REGISTRIES, body)
     print(f"added registry {args.name} (id {new_id})")
     if args.webhook_secret:
@@ -241,6 +266,40 @@ def _registry_add(api: ApiClient, args: argparse.Namespace) -> int:
     if args.no_ping:
         return 0
     return _ping(api, args.name, new_id)
+
+
+def provider_options(extra: Sequence[str]) -> dict[str, str]:
+    """Flags ``registry add`` does not know, as provider settings: ``--role-arn ARN`` and
+    ``--role-arn=ARN`` give ``role_arn``; a flag with no value (``--scan-on-push``) is
+    ``"true"``. The server checks them against the type's settings.
+
+    :raises CliError: (exit 2) a word that is not such a flag.
+    """
+    out: dict[str, str] = {}
+    words = list(extra)
+    while words:
+        word = words.pop(0)
+        flag, eq, value = word.partition("=")
+        name = flag[2:]
+        if not flag.startswith("--") or not re.fullmatch(r"[a-z][a-z0-9-]{0,39}", name):
+            raise CliError(f"unrecognized argument {word!r}", exit_code=2)
+        if not eq:
+            value = words.pop(0) if words and not words[0].startswith("--") else "true"
+        out[name.replace("-", "_")] = value
+    return out
+
+
+def _registry_types(api: ApiClient, args: argparse.Namespace) -> int:
+    types = api.request("GET", "/replication/adapters").json()
+    infos = api.request("GET", "/replication/adapterinfos").json()
+    for name in types:
+        print(name)
+        for option in (infos.get(name) or {}).get("options") or []:
+            flag = "--" + option["name"].replace("_", "-")
+            need = " (required)" if option.get("required") else ""
+            choices = f" [{'|'.join(option['choices'])}]" if option.get("choices") else ""
+            print(f"  {flag}{choices}{need}: {option['help']}")
+    return 0
 
 
 def _ping(api: ApiClient, name: str, registry_id: int) -> int:
@@ -549,6 +608,7 @@ _WEBHOOK_HANDLERS = {
 _HANDLERS = {
     ("registry", "add"): _registry_add,
     ("registry", "list"): _registry_list,
+    ("registry", "types"): _registry_types,
     ("registry", "ping"): _registry_ping,
     ("registry", "delete"): _registry_delete,
     ("policy", "add"): _policy_add,

@@ -20,6 +20,7 @@ __all__ = [
     "ApiContext",
     "EndpointSpec",
     "PingEndpoint",
+    "accept_endpoint",
     "default_adapter_info",
     "default_adapter_types",
 ]
@@ -41,6 +42,11 @@ class EndpointSpec(TypedDict):
     access_secret: str
     insecure: bool
     ca_certificate: str
+    options: dict[str, str]  # the adapter's provider settings
+
+
+def accept_endpoint(spec: EndpointSpec) -> None:
+    """The default :attr:`ApiContext.check_endpoint`: every endpoint is accepted as given."""
 
 
 PingEndpoint = Callable[[EndpointSpec], Awaitable[tuple[bool, str]]]
@@ -80,6 +86,9 @@ class ApiContext:
         and ``credential_pattern`` (returned by ``/replication/adapterinfos``).
     :param run_ended: waits at most the given seconds for a run of this node to end (an
         execution's ``?wait=``); by default it just sleeps.
+    :param check_endpoint: refuses an endpoint its adapter cannot work with (URL scheme,
+        provider options, credentials), before it is stored or pinged: raises ``ValueError``
+        with the message the caller sees (a 400). No I/O.
     """
 
     db: Database
@@ -90,4 +99,5 @@ class ApiContext:
     adapter_types: Callable[[], list[str]] = default_adapter_types
     adapter_info: Callable[[str], dict[str, Any]] = default_adapter_info
     run_ended: Callable[[float], Awaitable[None]] = anyio.sleep
+    check_endpoint: Callable[[EndpointSpec], None] = accept_endpoint
     max_body_bytes: int = field(default=1 << 20)

@@ -6,6 +6,13 @@ Secrets are sealed before they are stored and never returned: a response carries
 Sending ``"*****"`` back (a GET → PUT round trip) keeps the stored secret, where Harbor would
 store the five asterisks.
 
+Provider settings travel as ``options`` (``{"region": "eu-west-1"}``); the adapter checks them,
+with the URL and credentials, before anything is stored or sent (``400`` saying what to fix).
+
+A stored secret stays bound to the URL it was stored for: changing an endpoint's URL (with
+``PUT``, or for a ``POST /registries/ping`` of a stored endpoint) needs the secret again, so a
+stored secret is never sent to a URL its owner did not give it for.
+
 Health (``status``) is ``unknown`` until ``POST /registries/ping`` with the endpoint's ``id``
 records ``healthy`` or ``unhealthy``; changing the URL or the credentials makes it ``unknown``
 again.
@@ -13,6 +20,8 @@ again.
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,7 +34,7 @@ from engine.api.context import ApiContext, EndpointSpec
 from engine.api.errors import ApiError, bad_request, not_found
 from engine.api.paging import fetch_page, list_response, page_of, query_terms, sort_order
 from engine.api.wire import Body, read_body, rfc3339
-from engine.state.models import Policy, RegistryEndpoint
+from engine.state.models import Policy, RegistryEndpoint, endpoint_options
 from registry.http.asgi import Request, Response, json_response
 from registry.meta.models import utcnow
 
@@ -67,6 +76,7 @@ def registry_json(row: dict[str, Any]) -> dict[str, Any]:
         },
         "insecure": row["insecure"],
         "ca_certificate": row["ca_certificate"],
+        "options": endpoint_options(row.get("options_json")),
         "webhook_secret": MASK if row.get("webhook_secret_encrypted") else "",
         "status": row["status"],
         "creation_time": rfc3339(row["creation_time"]),
@@ -126,17 +136,32 @@ async def create(ctx: ApiContext, req: Request) -> Response:
     _check_type(ctx, adapter)
     url = _url(body.text("url"), required=True)
     cred = body.obj("credential") or Body({}, "credential.")
-    secret = cred.text("access_secret") or ""
+    secret = cred.text("access_secret", max_length=65536) or ""
+    options = _options(body) or {}
+    spec = EndpointSpec(
+        id=None,
+        name=name,
+        type=adapter,
+        url=url,
+        credential_type=cred.choice("type", CREDENTIAL_TYPES) or "basic",
+        access_key=cred.text("access_key", max_length=1024) or "",
+        access_secret=secret,
+        insecure=bool(body.flag("insecure")),
+        ca_certificate=_ca(body.text("ca_certificate", max_length=65536)),
+        options=options,
+    )
+    _check_endpoint(ctx, spec)
     values = {
         "name": name,
         "type": adapter,
         "url": url,
         "description": body.text("description") or "",
-        "credential_type": cred.choice("type", CREDENTIAL_TYPES) or "basic",
-        "access_key": cred.text("access_key", max_length=1024) or "",
+        "credential_type": spec["credential_type"],
+        "access_key": spec["access_key"],
         "access_secret_encrypted": ctx.secrets.encrypt(secret),
-        "insecure": bool(body.flag("insecure")),
-        "ca_certificate": _ca(body.text("ca_certificate", max_length=65536)),
+        "insecure": spec["insecure"],
+        "ca_certificate": spec["ca_certificate"],
+        "options_json": json.dumps(options, sort_keys=True),
         "webhook_secret_encrypted": _webhook_secret(ctx, body.text("webhook_secret")) or "",
         "status": "unknown",
         "creation_time": utcnow(),
@@ -168,10 +193,12 @@ async def update(ctx: ApiContext, req: Request) -> Response:
     key = body.text("access_key", max_length=1024)
     if (key := key if key is not None else cred.text("access_key", max_length=1024)) is not None:
         values["access_key"] = key
-    secret = body.text("access_secret")
-    secret = secret if secret is not None else cred.text("access_secret")
+    secret = body.text("access_secret", max_length=65536)
+    secret = secret if secret is not None else cred.text("access_secret", max_length=65536)
     if secret is not None and secret != MASK:
         values["access_secret_encrypted"] = ctx.secrets.encrypt(secret)
+    if (options := _options(body)) is not None:
+        values["options_json"] = json.dumps(options, sort_keys=True)
     if (insecure := body.flag("insecure")) is not None:
         values["insecure"] = insecure
     if (ca := body.text("ca_certificate", max_length=65536)) is not None:
@@ -184,6 +211,13 @@ async def update(ctx: ApiContext, req: Request) -> Response:
             raise not_found(f"registry {registry_id} does not exist")
         if "name" in values and values["name"] != row["name"]:
             await _check_unique(c, values["name"])
+        moved = "url" in values and values["url"] != row["url"]
+        if moved and row["access_secret_encrypted"] and "access_secret_encrypted" not in values:
+            raise bad_request(
+                "changing the url needs the credential's access_secret again: the stored "
+                "secret is only ever sent to the URL it was stored for"
+            )
+        _check_endpoint(ctx, endpoint_spec(ctx, {**row, **values}))
         if any(k in values and values[k] != row[k] for k in _HEALTH_INPUTS):
             values["status"] = "unknown"
         if values:
@@ -204,6 +238,7 @@ def _webhook_secret(ctx: ApiContext, secret: str | None) -> str | None:
 
 _HEALTH_INPUTS = (
     "url",
+    "options_json",
     "credential_type",
     "access_key",
     "access_secret_encrypted",
@@ -244,7 +279,8 @@ async def delete(ctx: ApiContext, req: Request) -> Response:
 async def ping(ctx: ApiContext, req: Request) -> Response:
     """Check an endpoint: a stored one (``id``), optionally with fields overridden, or a new one
     (``type`` and ``url`` at least). Healthy → 200; unhealthy → 400 saying why. The stored
-    ``status`` is updated only when the stored endpoint was checked as it is."""
+    ``status`` is updated only when the stored endpoint was checked as it is. A stored
+    endpoint checked at another URL needs its secret in the request (see the module)."""
     body = await read_body(req, ctx.max_body_bytes)
     stored: EndpointSpec | None = None
     spec = EndpointSpec(
@@ -257,6 +293,7 @@ async def ping(ctx: ApiContext, req: Request) -> Response:
         access_secret="",
         insecure=False,
         ca_certificate="",
+        options={},
     )
     if (registry_id := body.integer("id", minimum=1)) is not None:
         stored = endpoint_spec(ctx, await load(ctx, registry_id))
@@ -269,15 +306,20 @@ async def ping(ctx: ApiContext, req: Request) -> Response:
         spec["credential_type"] = kind
     if (key := body.text("access_key", max_length=1024)) is not None:
         spec["access_key"] = key
-    if (secret := body.text("access_secret")) is not None and secret != MASK:
+    if (secret := body.text("access_secret", max_length=65536)) is not None and secret != MASK:
         spec["access_secret"] = secret
+    elif stored is not None and spec["url"] != stored["url"]:
+        spec["access_secret"] = ""  # the stored secret is bound to the stored URL
     if (insecure := body.flag("insecure")) is not None:
         spec["insecure"] = insecure
     if (ca := body.text("ca_certificate", max_length=65536)) is not None:
         spec["ca_certificate"] = _ca(ca)
+    if (options := _options(body)) is not None:
+        spec["options"] = options
     if not spec["type"] or not spec["url"]:
         raise bad_request("type or url cannot be empty (or give the id of a stored registry)")
     _check_type(ctx, spec["type"])
+    _check_endpoint(ctx, spec)
     try:
         healthy, detail = await ctx.ping_endpoint(spec)
     except Exception as e:  # the checker's failure is the endpoint's answer
@@ -305,6 +347,7 @@ def endpoint_spec(ctx: ApiContext, row: dict[str, Any]) -> EndpointSpec:
         access_secret=ctx.secrets.decrypt(row["access_secret_encrypted"]),
         insecure=row["insecure"],
         ca_certificate=row["ca_certificate"],
+        options=endpoint_options(row.get("options_json")),
     )
 
 
@@ -325,7 +368,8 @@ async def adapter_infos(ctx: ApiContext, req: Request) -> Response:
     out: dict[str, Any] = {}
     for adapter in ctx.adapter_types():
         data = ctx.adapter_info(adapter)
-        out[adapter] = {k: data[k] for k in ("endpoint_pattern", "credential_pattern") if k in data}
+        keys = ("endpoint_pattern", "credential_pattern", "options")
+        out[adapter] = {k: data[k] for k in keys if k in data}
     return json_response(out)
 
 
@@ -348,16 +392,65 @@ def _check_type(ctx: ApiContext, adapter: str) -> None:
         raise bad_request(f"unknown registry type {adapter!r}; known types: {', '.join(known)}")
 
 
+_URL_CHARS = re.compile(r"^[\x21-\x7e]+$")  # printable ASCII, no spaces
+MAX_URL_CHARS = 2048
+MAX_OPTIONS = 32
+
+
 def _url(url: str | None, required: bool) -> str:
+    """An endpoint URL: ``http(s)://host[:port][/path]`` or, for file-based types,
+    ``file:///absolute/path`` (the type's adapter checks which it takes)."""
     url = (url or "").strip()
     if not url and required:
         raise bad_request("url is required")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise bad_request(f"url must be an http:// or https:// URL with a host, not {url[:200]!r}")
+    if len(url) > MAX_URL_CHARS or not _URL_CHARS.match(url):
+        raise bad_request(
+            f"url must be at most {MAX_URL_CHARS} printable characters without spaces"
+        )
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # ValueError when out of 0-65535 or not a number
+    except ValueError as e:
+        raise bad_request(f"url {url[:200]!r} is not valid: {e}") from None
     if parts.query or parts.fragment:
         raise bad_request("url must not have a query or a fragment")
+    if parts.username is not None or parts.password is not None:
+        raise bad_request("url must not hold credentials: give them as the endpoint's credential")
+    if parts.scheme == "file":
+        if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
+            raise bad_request(f"a file url is file:///absolute/path, not {url[:200]!r}")
+        return url.rstrip("/") if parts.path != "/" else url
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise bad_request(f"url must be an http:// or https:// URL with a host, not {url[:200]!r}")
+    if port == 0:
+        raise bad_request(f"url {url[:200]!r}: port 0 is not a port")
     return url.rstrip("/")
+
+
+def _options(body: Body) -> dict[str, str] | None:
+    """The request's ``options`` (provider settings): string values by short names."""
+    raw = body.obj("options")
+    if raw is None:
+        return None
+    if len(raw.data) > MAX_OPTIONS:
+        raise bad_request(f"options: at most {MAX_OPTIONS} settings")
+    out: dict[str, str] = {}
+    for name, value in raw.data.items():
+        if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9_]{0,39}", name):
+            raise bad_request(f"options: {str(name)[:60]!r} is not an option name")
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        if not isinstance(value, str | int) or len(str(value)) > 4096:
+            raise bad_request(f"options.{name} must be a string of at most 4096 characters")
+        out[name] = str(value)
+    return out
+
+
+def _check_endpoint(ctx: ApiContext, spec: EndpointSpec) -> None:
+    try:
+        ctx.check_endpoint(spec)
+    except ValueError as e:
+        raise bad_request(str(e)) from None
 
 
 def _ca(pem: str | None) -> str:

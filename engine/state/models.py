@@ -12,6 +12,7 @@ dead worker is picked up again instead of staying ``InProgress`` forever.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 from sqlalchemy import BigInteger, Column, Index, String, Text
@@ -27,6 +28,7 @@ __all__ = [
     "RegistryEndpoint",
     "Replicated",
     "Task",
+    "endpoint_options",
 ]
 
 EXECUTION_STATUSES = ("Pending", "InProgress", "Succeed", "Failed", "Stopped")
@@ -46,6 +48,9 @@ class RegistryEndpoint(SQLModel, table=True):
     access_secret_encrypted: str = ""
     insecure: bool = False
     ca_certificate: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    #: the adapter's provider settings (``{"region": "eu-west-1", ...}``), checked by the
+    #: adapter's ``check_config`` before they are stored
+    options_json: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
     #: The shared secret a remote registry sends with its webhook calls (sealed like the
     #: credentials; empty: incoming webhooks are refused for this endpoint).
     webhook_secret_encrypted: str = ""
@@ -53,6 +58,15 @@ class RegistryEndpoint(SQLModel, table=True):
     status_detail: str = ""
     creation_time: datetime = Field(default_factory=utcnow)
     update_time: datetime = Field(default_factory=utcnow)
+
+
+def endpoint_options(options_json: str | None) -> dict[str, str]:
+    """A stored ``registry_endpoint.options_json`` as settings (``{}`` when empty or broken)."""
+    try:
+        found = json.loads(options_json or "{}")
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
 
 
 class Policy(SQLModel, table=True):

@@ -114,8 +114,57 @@ def test_ping_records_health_and_says_why(api: InProcessApi) -> None:
         assert c.post("/registries/ping", json={"url": "https://n.io"}).status_code == 400
         assert c.post("/registries/ping", json={"id": 999}).status_code == 404
         # a changed URL makes the recorded health unknown again
-        c.put(f"/registries/{rid}", json={"url": "https://moved.example.com"})
+        r = c.put(
+            f"/registries/{rid}",
+            json={"url": "https://moved.example.com", "access_secret": "hunter3"},
+        )
+        assert r.status_code == 200, r.text
         assert c.get(f"/registries/{rid}").json()["status"] == "unknown"
+
+
+def test_a_stored_secret_is_only_ever_sent_to_its_own_url(api: InProcessApi) -> None:
+    """Issue 12's leak: ping or PUT with another URL must not carry the stored secret there."""
+    with api.client() as c:
+        rid = make_registry(c, "bound")
+        r = c.post("/registries/ping", json={"id": rid, "url": "http://attacker.example"})
+        assert r.status_code == 200
+        assert api.fakes.pinged[-1]["url"] == "http://attacker.example"
+        assert api.fakes.pinged[-1]["access_secret"] == ""  # not "hunter2"
+        r = c.put(f"/registries/{rid}", json={"url": "http://attacker.example"})
+        assert r.status_code == 400 and "access_secret again" in r.text
+        assert c.get(f"/registries/{rid}").json()["url"] == "https://bound.example.com"
+        r = c.put(f"/registries/{rid}", json={"url": "https://b2.example.com", "access_secret": "n"})
+        assert r.status_code == 200
+        assert api.ctx.secrets.decrypt(stored_secret(api, rid)) == "n"
+        # the same URL again with the mask keeps the secret
+        r = c.put(f"/registries/{rid}", json={"url": "https://b2.example.com"})
+        assert r.status_code == 200
+
+
+def test_urls_and_options_are_bounded_and_checked(api: InProcessApi) -> None:
+    with api.client() as c:
+        base = {"name": "u", "type": "docker-registry"}
+        for url in (
+            "http://h:99999",
+            "http://h:0",
+            "http://a b",
+            "http://user:pw@h",
+            "ftp://h",
+            "file://host/x",
+            "file:relative",
+            "http://[::1/",
+            "http://h/" + "x" * 3000,
+        ):
+            r = c.post("/registries", json={**base, "url": url})
+            assert r.status_code == 400, (url, r.text)
+            assert r.json()["errors"][0]["code"] == "BAD_REQUEST"
+        for options in ({"Bad": "x"}, {"a": ["x"]}, {"a": "x" * 5000}, "nope"):
+            r = c.post("/registries", json={**base, "url": "http://h", "options": options})
+            assert r.status_code == 400, (options, r.text)
+        r = c.post("/registries", json={**base, "url": "http://h", "options": {"region": "x"}})
+        assert r.status_code == 201, r.text
+        rid = int(r.headers["Location"].rsplit("/", 1)[1])
+        assert c.get(f"/registries/{rid}").json()["options"] == {"region": "x"}
 
 
 def test_delete_is_refused_while_a_policy_uses_the_endpoint(api: InProcessApi) -> None:
