@@ -25,7 +25,13 @@ from urllib.parse import urlsplit
 
 from adapters.oci.auth import RegistryAuth
 from adapters.oci.credentials import RefreshingCredentials
-from adapters.oci.errors import OciError, RateLimited, Transient, error_from_response
+from adapters.oci.errors import (
+    OciError,
+    RateLimited,
+    Transient,
+    Unauthorized,
+    error_from_response,
+)
 from adapters.oci.limits import EndpointLimiter, RetryPolicy, parse_retry_after_seconds
 from adapters.oci.transport import BodyFactory, Request, Response, Transport
 from adapters.oci.types import ClientStats
@@ -171,7 +177,14 @@ class RegistrySession:
             return await self._auth_flow(request)
         used = await self.credentials.get()
         self.auth.use(used)
-        response = await self._auth_flow(request)
+        try:
+            response = await self._auth_flow(request)
+        except Unauthorized:  # the token realm refused them: fetch once more, then it stands
+            fresh = await self.credentials.refresh(used)
+            if fresh == used:
+                raise
+            self.auth.use(fresh)
+            return await self._auth_flow(request)
         if response.status != 401:
             return response
         fresh = await self.credentials.refresh(used)
