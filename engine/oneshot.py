@@ -27,7 +27,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -64,22 +64,42 @@ class SyncSide:
     username: str | None = None
     password: str | None = None
     insecure: bool = False
+    #: the registry's adapter type; "" = ``oci-layout`` for a ``file://`` URL, else any OCI
+    #: registry (``docker-registry``, whose tag deletes are tried, not assumed away)
+    type: str = ""
+
+    @property
+    def is_layout(self) -> bool:
+        return self.url.startswith("file:")
 
     @property
     def base(self) -> str:
+        """Where the registry is: scheme and host (a layout: its whole root directory)."""
+        if self.is_layout:
+            return self.url.rstrip("/")
         parts = urlsplit(self.url)
         return f"{parts.scheme}://{parts.netloc}"
 
     @property
     def prefix(self) -> str:
-        return urlsplit(self.url).path.strip("/")
+        """The repository namespace the URL names (none for a layout root)."""
+        return "" if self.is_layout else urlsplit(self.url).path.strip("/")
 
     def adapter(self) -> RegistryAdapter:
-        """Any OCI registry (the ``docker-registry`` type: what it can do is probed)."""
+        """The side's adapter: its ``type``, else ``oci-layout`` for a ``file://`` URL, else
+        any OCI registry (``docker-registry``).
+
+        :raises AdapterError: unknown type, or a URL or settings the type cannot work with.
+        """
         config = EndpointConfig(
             self.base, username=self.username, password=self.password, insecure=self.insecure
         )
-        return DockerRegistryAdapter(config)
+        kind = self.type or ("oci-layout" if self.is_layout else "")
+        if not kind:
+            return DockerRegistryAdapter(config)
+        from adapters import registry  # loads the plugins only when a type is asked for
+
+        return registry.create(kind, config)
 
 
 @dataclass(frozen=True)
@@ -124,6 +144,8 @@ async def sync_once(
         run_id = None if dry_run else state.interrupted_run(settings)
         resumed = run_id is not None
         source, target = src.adapter(), dst.adapter()
+        # a plain URL's registry type is unknown: its tag deletes are tried, not assumed away
+        try_tag_delete = not (dst.type or dst.is_layout)
         try:
             if run_id is None:
                 run_id = await _plan_run(state, spec, source, target, settings, dry_run, verify)
@@ -134,6 +156,8 @@ async def sync_once(
                 blob_concurrency=blob_concurrency,
                 mount=destination.capabilities.blob_mount,
             )
+            if try_tag_delete:
+                destination.capabilities = replace(destination.capabilities, delete_tag=True)
             await _work(state, run_id, spec, copier, destination, artifact_concurrency)
         finally:
             with anyio.CancelScope(shield=True):
@@ -274,8 +298,9 @@ async def _delete(
     digest: str,
     note: Callable[[str], None],
 ) -> str:
-    # A plain URL's registry type is unknown: try the tag delete, fall back by digest.
-    outcome, forget = await delete_replicated(dst.client, repo, tag, digest, note)
+    outcome, forget = await delete_replicated(
+        dst.client, repo, tag, digest, note, delete_tag=dst.capabilities.delete_tag
+    )
     if forget:
         state.forget_replicated(repo, tag)
     return outcome

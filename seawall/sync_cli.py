@@ -21,10 +21,13 @@ def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "sync",
         help="copy everything under SRC to DST once (no server needed)",
         description="Replicate every repository under SRC (registry URL with an "
-        "optional path prefix) to DST, digests preserved; skip what is identical.",
+        "optional path prefix, or file:///DIR, a directory of OCI image layouts) to DST, "
+        "digests preserved; skip what is identical.",
     )
     p.add_argument("src", help="e.g. http://127.0.0.1:5000/team")
-    p.add_argument("dst", help="e.g. https://registry.example/mirror")
+    p.add_argument("dst", help="e.g. https://registry.example/mirror or file:///mnt/usb")
+    p.add_argument("--src-type", default="", help="SRC's registry type (default: by URL)")
+    p.add_argument("--dest-type", default="", help="DST's registry type (default: by URL)")
     p.add_argument("--src-creds", metavar="USER:PASSWORD", help="default: $SEAWALL_SRC_CREDS")
     p.add_argument("--dest-creds", metavar="USER:PASSWORD", help="default: $SEAWALL_DEST_CREDS")
     p.add_argument("--src-insecure", action="store_true", help="do not verify SRC's TLS")
@@ -60,8 +63,8 @@ def run(args: argparse.Namespace) -> int:
 
     su, sp = _creds(args.src_creds or os.environ.get("SEAWALL_SRC_CREDS"))
     du, dp = _creds(args.dest_creds or os.environ.get("SEAWALL_DEST_CREDS"))
-    src = SyncSide(args.src, su, sp, args.src_insecure)
-    dst = SyncSide(args.dst, du, dp, args.dest_insecure)
+    src = SyncSide(args.src, su, sp, args.src_insecure, args.src_type)
+    dst = SyncSide(args.dst, du, dp, args.dest_insecure, args.dest_type)
     key = hashlib.sha256(f"{args.src} {args.dst}".encode()).hexdigest()[:16]
     state = Path(args.state_dir or Path.home() / ".cache" / "seawall" / "sync" / key)
 
