@@ -9,9 +9,9 @@ asked for: ``excludes`` on every type, ``regex`` and ``semver`` syntaxes, an app
   (Harbor validates this filter but never applies it); ``artifact_type``: any of ``image``,
   ``index``, ``signature``, ``sbom``, ``attestation``, ``other`` (see :func:`classify`).
 - ``syntax`` (name and tag only): ``glob`` (default; Harbor's doublestar, see
-  :mod:`engine.glob`), ``regex`` (Python ``re.fullmatch``: the whole name; a backtracking
-  engine, so keep patterns simple) or ``semver`` (tags only; npm ranges, see
-  :mod:`engine.versions`).
+  :mod:`engine.glob`), ``regex`` (RE2 syntax matching the whole name, in linear time) or
+  ``semver`` (tags only; npm ranges, see :mod:`engine.versions`). Every pattern is bounded,
+  checked and compiled once by :mod:`engine.patterns`.
 - ``decoration``: ``matches`` keeps what matches, ``excludes`` keeps what does not.
 
 Semantics (Harbor's): filters are ANDed, in order. A filter with an empty value does nothing,
@@ -25,11 +25,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, cast, get_args
 
-from engine.glob import GlobError, compile_glob
-from engine.versions import SemverError, parse_range
+from engine.patterns import MAX_PATTERN_CHARS, Matcher, PatternError, compile_pattern
 
 __all__ = [
     "ARTIFACT_TYPES",
@@ -170,6 +169,7 @@ class Filter:
     value: str | Sequence[str]
     decoration: Decoration = "matches"
     syntax: Syntax = "glob"
+    _match: Matcher | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _one_of("filter type", self.type, get_args(FilterType))
@@ -185,11 +185,21 @@ class Filter:
     def _normalised(self, value: object) -> str | tuple[str, ...]:
         listed = self.type in ("label", "artifact_type")
         if isinstance(value, str):
-            return tuple(v.strip() for v in value.split(",") if v.strip()) if listed else value
-        if listed and isinstance(value, Sequence) and all(isinstance(v, str) for v in value):
-            return tuple(v.strip() for v in value if v.strip())
-        kind = "a list of strings or a comma-separated string" if listed else "a string"
-        raise FilterError(f"{self.type} filter value must be {kind}, not {value!r}")
+            out: str | tuple[str, ...] = (
+                tuple(v.strip() for v in value.split(",") if v.strip()) if listed else value
+            )
+        elif listed and isinstance(value, Sequence) and all(isinstance(v, str) for v in value):
+            out = tuple(v.strip() for v in value if v.strip())
+        else:
+            kind = "a list of strings or a comma-separated string" if listed else "a string"
+            raise FilterError(f"{self.type} filter value must be {kind}, not {value!r:.100}")
+        size = len(out) if isinstance(out, str) else sum(len(v) + 1 for v in out)
+        if size > MAX_PATTERN_CHARS:
+            raise FilterError(
+                f"{self.type} filter value is longer than {MAX_PATTERN_CHARS} characters: "
+                "split it into several filters"
+            )
+        return out
 
     def _check(self) -> None:
         if not self.value:
@@ -202,28 +212,18 @@ class Filter:
                 _one_of("artifact_type filter value", v, ARTIFACT_TYPES)
         elif self.type in ("name", "tag"):
             try:
-                self._test(cast(str, self.value), "")
-            except GlobError as e:
-                raise FilterError(f"{where}: {e}") from None
-            except re.error as e:
-                raise FilterError(f"{where} is not a regular expression: {e}") from None
-            except SemverError as e:
-                raise FilterError(f"{where} is not a semver range: {e}") from None
-
-    def _test(self, pattern: str, text: str) -> bool:
-        """The raw match, before decoration (patterns compile once: each module caches)."""
-        if self.syntax == "regex":
-            return re.fullmatch(pattern, text) is not None
-        if self.syntax == "semver":
-            return parse_range(pattern).matches(text)
-        return compile_glob(pattern).match(text)
+                matcher = compile_pattern(self.syntax, cast(str, self.value))
+            except PatternError as e:
+                sep = " " if str(e).startswith("is not") else ": "
+                raise FilterError(f"{where:.1100}{sep}{e}") from None
+            object.__setattr__(self, "_match", matcher)
 
     def passes(self, text: str) -> bool:
         """For a name or tag filter: whether ``text`` (a repository path or a tag, ``""`` for
         an untagged artifact) is kept, decoration applied. An empty pattern keeps everything."""
-        if not self.value:
+        if not self.value or self._match is None:
             return True
-        return self._test(cast(str, self.value), text) != (self.decoration == "excludes")
+        return self._match(text) != (self.decoration == "excludes")
 
     def keeps(self, candidate: Candidate) -> bool:
         """For a label, resource or artifact_type filter: whether the artifact is kept."""

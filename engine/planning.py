@@ -6,6 +6,7 @@ policy replicated comes in as a mapping).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable
 from dataclasses import replace
 
@@ -72,7 +73,7 @@ async def plan_policy(
         tg.start_soon(source)
         tg.start_soon(destination)
     found = listings["src"]
-    plan = make_plan(spec, found, listings["dst"], ledger)
+    plan = await _planned(spec, found, listings["dst"], ledger)
     return plan if found.complete else replace(plan, problems=found.problems)
 
 
@@ -117,11 +118,26 @@ async def plan_scope(
         tg.start_soon(destination)
     source_listing, destination_listing = listings["src"], listings["dst"]
     base = sum(len(t) for t in ledger.values())
-    plan = make_plan(spec, source_listing, destination_listing, mine, deletion_base=base)
+    plan = await _planned(spec, source_listing, destination_listing, mine, deletion_base=base)
     plan = await _with_late_referrers(plan, spec, src.client(), dst.client(), scope, source_listing)
     if source_listing.complete:
         return plan
     return replace(plan, problems=source_listing.problems)
+
+
+async def _planned(
+    spec: PolicySpec,
+    src: Listing,
+    dst: Listing,
+    ledger: Ledger,
+    *,
+    deletion_base: int | None = None,
+) -> Plan:
+    """:func:`make_plan` in a worker thread: filters run over every listed tag, and a big
+    listing must not hold the event loop (the registry's requests) while they do."""
+    return await anyio.to_thread.run_sync(
+        functools.partial(make_plan, spec, src, dst, ledger, deletion_base=deletion_base)
+    )
 
 
 async def _both(whole: Awaitable[Listing], narrow: Awaitable[Listing]) -> Listing:
