@@ -1,0 +1,408 @@
+"""The ``oci-layout`` adapter on real directories: the shared conformance kit, the engine round
+trip through a real ``seawall serve``, bad input refused before anything is written, and what
+the layout guarantees on disk (atomic blobs, no symlinks followed, one writer of index.json at a
+time, others' index.json fields kept). The real tools: ``test_oci_layout_interop.py``."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from adapters.base import EndpointConfig, InvalidEndpoint, InvalidRepositoryName, RegistryAdapter
+from adapters.oci.errors import DigestMismatch, NotFound, RequestRejected, Transient
+from adapters.oci_layout import OciLayoutAdapter, layout_root
+from adapters.testing import AdapterConformance, byte_source, push_blob, push_image, read_blob
+from registry.oci import mediatypes as mt
+from tests.replication.roundtrip import round_trip
+from tests.replication.support import api
+from tests.support.server import SeawallProcess
+
+REF_NAME = "org.opencontainers.image.ref.name"
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    path = tmp_path / "layouts"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+async def adapter(root: Path) -> AsyncIterator[OciLayoutAdapter]:
+    async with OciLayoutAdapter(EndpointConfig("file://" + str(root))) as adapter:
+        yield adapter
+
+
+class TestOciLayoutConformance(AdapterConformance):
+    lists_tag_digests = True  # index.json carries each tag's descriptor
+    catalog_lists_tags = True  # one walk lists repositories with their tags
+
+
+def sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def index_json(layout: Path) -> dict[str, Any]:
+    return json.loads((layout / "index.json").read_text())
+
+
+# -- the engine round trip ---------------------------------------------------------------------
+
+
+def test_round_trip_through_seawall(local: SeawallProcess, tmp_path: Path) -> None:
+    usb = tmp_path / "usb"
+    usb.mkdir()
+    round_trip(local, {"name": "usb", "type": "oci-layout", "url": f"file://{usb}"})
+    signed = index_json(usb / "rt" / "signed")["manifests"]
+    assert len([m for m in signed if REF_NAME in m.get("annotations", {})]) == 1
+    assert len([m for m in signed if "annotations" not in m]) == 2  # signature, SBOM
+    multi = index_json(usb / "rt" / "multi")["manifests"]
+    assert [m["annotations"][REF_NAME] for m in multi] == ["1.0"]  # children: via the index
+
+
+# -- bad input: refused before anything is sent or written -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("file://relative/path", "names the host 'relative'"),
+        ("file://registry.example/srv/layouts", "three slashes"),
+        ("file://user:secret@/srv/layouts", "credentials"),
+        ("file:///srv/layouts?x=1", "no query"),
+        ("file:///srv/layouts#top", "no query"),
+        ("file:///srv/../etc", r"no '\.' or '\.\.'"),
+        ("file:///srv/./layouts", r"no '\.' or '\.\.'"),
+        ("file:///srv/%2e%2e/etc", r"no '\.' or '\.\.'"),
+        ("file:///", "file-system root"),
+        ("file:relative", "use file://"),
+        ("https://registry.example", "use file://"),
+        ("/srv/layouts", "use file://"),
+    ],
+)
+def test_bad_urls_are_refused_with_what_to_do(url: str, says: str) -> None:
+    with pytest.raises(InvalidEndpoint, match=says):
+        OciLayoutAdapter.check_config(EndpointConfig(url))
+
+
+def test_good_urls_name_a_normalized_root() -> None:
+    assert layout_root("file:///srv/layouts/") == "/srv/layouts"
+    assert layout_root("file://localhost/srv//layouts") == "/srv/layouts"
+    assert layout_root("file:///mnt/usb%20drive") == "/mnt/usb drive"
+    OciLayoutAdapter.check_config(EndpointConfig("file:///srv/layouts"))
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        EndpointConfig("file:///srv/layouts", username="u", password="p"),
+        EndpointConfig("file:///srv/layouts", token="t"),
+        EndpointConfig("file:///srv/layouts", ca_file="/etc/ssl/ca.pem"),
+        EndpointConfig("file:///srv/layouts", options=(("region", "x"),)),
+    ],
+)
+def test_credentials_and_options_are_refused(config: EndpointConfig) -> None:
+    with pytest.raises(InvalidEndpoint):
+        OciLayoutAdapter.check_config(config)
+    with pytest.raises(InvalidEndpoint):
+        OciLayoutAdapter(config)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["../etc", "a/../../etc", "/abs", "a//b", "team/blobs", "index.json", "a/oci-layout/b", ""],
+)
+def test_names_that_escape_or_collide_are_refused(root: Path, name: str) -> None:
+    with pytest.raises(InvalidRepositoryName):
+        OciLayoutAdapter(EndpointConfig(f"file://{root}")).check_name(name)
+
+
+@pytest.mark.anyio
+async def test_the_client_builds_no_path_from_bad_names_or_digests(
+    adapter: OciLayoutAdapter, root: Path
+) -> None:
+    client = adapter.client()
+    data = b"x" * 10
+    for repo in ("../outside", "a/../../outside", "team/blobs", "/etc"):
+        with pytest.raises(RequestRejected):
+            await client.put_manifest(repo, "v1", b"{}", mt.OCI_MANIFEST)
+        with pytest.raises(RequestRejected):
+            await client.upload_blob(repo, sha256(data), len(data), byte_source(data))
+    for digest in ("sha256:../../x", "sha256:" + "A" * 64, "md5:abc", "sha256:" + "0" * 63):
+        with pytest.raises(RequestRejected):
+            await client.upload_blob("team/app", digest, len(data), byte_source(data))
+        with pytest.raises(RequestRejected):
+            await client.head_blob("team/app", digest)
+    for reference in ("../x", "a/b", "-x"):
+        with pytest.raises(RequestRejected):
+            await client.head_manifest("team/app", reference)
+    assert sorted(os.listdir(root)) == []  # nothing was created
+    assert not (root.parent / "outside").exists()
+
+
+def test_the_api_refuses_bad_endpoints_before_storing_them(
+    local: SeawallProcess, tmp_path: Path
+) -> None:
+    with api(local.url, local.admin_password) as a:
+        for body in (
+            {"url": "file://relative/path"},
+            {"url": "file:///srv/../etc"},
+            {"url": f"file://{tmp_path}", "credential": {"access_key": "u", "access_secret": "p"}},
+        ):
+            r = a.post("/registries", json={"name": "bad", "type": "oci-layout", **body})
+            assert r.status_code == 400, r.text
+        assert a.get("/registries").json() == []
+
+
+# -- health ------------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_health_says_what_is_wrong_with_the_root(tmp_path: Path) -> None:
+    async def health(path: Path) -> tuple[bool, str]:
+        async with OciLayoutAdapter(EndpointConfig(f"file://{path}")) as adapter:
+            return await adapter.health()
+
+    assert await health(tmp_path) == (True, f"directory {tmp_path}, readable and writable")
+    ok, detail = await health(tmp_path / "unmounted")
+    assert not ok and "does not exist" in detail and "mount" in detail
+    (tmp_path / "file").write_text("x")
+    ok, detail = await health(tmp_path / "file")
+    assert not ok and "not a directory" in detail
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    ok, detail = await health(tmp_path / "app")
+    assert not ok and "parent directory" in detail and "'app'" in detail
+
+
+@pytest.mark.anyio
+async def test_a_missing_root_is_never_created(tmp_path: Path) -> None:
+    gone = tmp_path / "unmounted"
+    async with OciLayoutAdapter(EndpointConfig(f"file://{gone}")) as adapter:
+        with pytest.raises(NotFound, match="does not exist"):
+            await adapter.prepare_repository("team/app")
+        with pytest.raises(NotFound, match="does not exist"):
+            await push_blob(adapter, "team/app", b"data")
+        assert await adapter.client().head_manifest("team/app", "v1") is None
+    assert not gone.exists()
+
+
+# -- what the layout guarantees ----------------------------------------------------------------
+
+
+def stray_files(layout: Path) -> list[str]:
+    return [p.name for p in layout.rglob(".*")]
+
+
+@pytest.mark.anyio
+async def test_a_blob_that_does_not_match_leaves_nothing(
+    adapter: OciLayoutAdapter, root: Path
+) -> None:
+    data = os.urandom(300_000)
+    client = adapter.client()
+    with pytest.raises(DigestMismatch):
+        await client.upload_blob("team/app", sha256(b"other"), len(data), byte_source(data))
+    with pytest.raises(RequestRejected, match="SIZE_INVALID"):
+        await client.upload_blob("team/app", sha256(data), len(data) - 1, byte_source(data))
+    with pytest.raises(RequestRejected, match="SIZE_INVALID"):
+        await client.upload_blob("team/app", sha256(data), len(data) + 1, byte_source(data))
+    assert list((root / "team" / "app" / "blobs" / "sha256").iterdir()) == []
+    assert stray_files(root / "team" / "app") == []
+
+
+@pytest.mark.anyio
+async def test_a_source_that_breaks_is_resumed_where_it_stopped(
+    adapter: OciLayoutAdapter,
+) -> None:
+    data = os.urandom(3 << 20)
+    asked: list[int] = []
+
+    async def flaky(offset: int) -> AsyncIterator[bytes]:
+        asked.append(offset)
+        end = len(data) if len(asked) > 1 else offset + (1 << 20)
+        yield data[offset:end]
+        if end < len(data):
+            raise Transient("connection reset")
+
+    client = adapter.client()
+    await client.upload_blob("team/app", sha256(data), len(data), flaky)
+    assert asked == [0, 1 << 20]
+    assert client.stats().resumes == 1
+    assert await read_blob(adapter, "team/app", sha256(data)) == data
+
+
+@pytest.mark.anyio
+async def test_a_damaged_blob_is_not_passed_on(adapter: OciLayoutAdapter, root: Path) -> None:
+    data = os.urandom(10_000)
+    digest = await push_blob(adapter, "team/app", data)
+    path = root / "team" / "app" / "blobs" / "sha256" / digest.split(":")[1]
+    path.write_bytes(b"y" + data[1:])
+    with pytest.raises(DigestMismatch, match="damaged"):
+        await read_blob(adapter, "team/app", digest)
+
+
+@pytest.mark.anyio
+async def test_symlinks_below_the_root_are_never_followed(
+    adapter: OciLayoutAdapter, root: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    async with OciLayoutAdapter(EndpointConfig(f"file://{outside.parent}")) as other:
+        await push_image(other, "outside", "v1")  # a real layout at tmp_path/outside
+    (root / "evil").symlink_to(outside)
+    client = adapter.client()
+    assert await client.catalog() == []
+    with pytest.raises(RequestRejected, match="symbolic link"):
+        await client.list_tags("evil")
+    data = b"secret"
+    with pytest.raises(RequestRejected, match="symbolic link"):
+        await client.upload_blob("evil/app", sha256(data), len(data), byte_source(data))
+    with pytest.raises(RequestRejected, match="symbolic link"):
+        await adapter.prepare_repository("evil")
+    await push_blob(adapter, "team/app", b"other")
+    blob = root / "team" / "app" / "blobs" / "sha256" / sha256(data).split(":")[1]
+    secret = tmp_path / "secret"
+    secret.write_bytes(data)
+    blob.symlink_to(secret)
+    with pytest.raises(RequestRejected, match="symbolic link"):
+        await client.head_blob("team/app", sha256(data))
+    with pytest.raises(RequestRejected, match="symbolic link"):
+        await read_blob(adapter, "team/app", sha256(data))
+    assert not (outside / "app").exists()
+
+
+@pytest.mark.anyio
+async def test_concurrent_writers_lose_no_tag(root: Path) -> None:
+    """Two adapters (two clients: only the directory flock is shared) tag at once."""
+    config = EndpointConfig(f"file://{root}")
+    async with OciLayoutAdapter(config) as a, OciLayoutAdapter(config) as b:
+        digest, data = await push_image(a, "team/app", "base")
+
+        async def tag(adapter: RegistryAdapter, name: str) -> None:
+            await adapter.client().put_manifest("team/app", name, data, mt.OCI_MANIFEST)
+
+        async with anyio.create_task_group() as tg:
+            for i in range(20):
+                tg.start_soon(tag, a, f"a{i}")
+                tg.start_soon(tag, b, f"b{i}")
+        tags, refs = await a.list_tag_refs("team/app")
+    assert len(tags) == 41
+    assert {r.digest for r in refs.values()} == {digest}
+
+
+@pytest.mark.anyio
+async def test_a_moved_tag_leaves_the_old_manifest_readable_by_digest(
+    adapter: OciLayoutAdapter, root: Path
+) -> None:
+    client = adapter.client()
+    old, _ = await push_image(adapter, "team/app", "latest")
+    new, _ = await push_image(adapter, "team/app", "latest")
+    assert (await client.head_manifest("team/app", "latest")).digest == new  # type: ignore[union-attr]
+    assert await client.head_manifest("team/app", old) is not None
+    assert [m["digest"] for m in index_json(root / "team" / "app")["manifests"]] == [new]
+
+
+@pytest.mark.anyio
+async def test_mount_links_the_same_file(adapter: OciLayoutAdapter, root: Path) -> None:
+    digest = await push_blob(adapter, "team/a", os.urandom(50_000))
+    await adapter.prepare_repository("team/b")
+    assert await adapter.client().mount_blob("team/b", digest, "team/a")
+    name = digest.split(":")[1]
+    a, b = (root / "team" / r / "blobs" / "sha256" / name for r in ("a", "b"))
+    assert a.stat().st_ino == b.stat().st_ino
+    assert not await adapter.client().mount_blob("team/b", sha256(b"none"), "team/a")
+    assert not await adapter.client().mount_blob("team/b", digest, "team/missing")
+
+
+@pytest.mark.anyio
+async def test_sha512_blobs_are_kept_under_their_algorithm(
+    adapter: OciLayoutAdapter, root: Path
+) -> None:
+    data = os.urandom(5000)
+    digest = "sha512:" + hashlib.sha512(data).hexdigest()
+    await adapter.prepare_repository("team/app")
+    await adapter.client().upload_blob("team/app", digest, len(data), byte_source(data))
+    assert (root / "team" / "app" / "blobs" / "sha512" / digest.split(":")[1]).read_bytes() == data
+    assert await read_blob(adapter, "team/app", digest) == data
+
+
+@pytest.mark.anyio
+async def test_a_manifest_waits_for_its_blobs(adapter: OciLayoutAdapter) -> None:
+    config = b'{"architecture": "amd64", "os": "linux"}'
+    doc = {
+        "schemaVersion": 2,
+        "mediaType": mt.OCI_MANIFEST,
+        "config": {"mediaType": mt.OCI_CONFIG, "digest": sha256(config), "size": len(config)},
+        "layers": [],
+    }
+    data = json.dumps(doc).encode()
+    with pytest.raises(RequestRejected, match="MANIFEST_BLOB_UNKNOWN"):
+        await adapter.client().put_manifest("team/app", "v1", data, mt.OCI_MANIFEST)
+    with pytest.raises(RequestRejected, match="MANIFEST_INVALID"):
+        await adapter.client().put_manifest("team/app", "v1", b"[]", mt.OCI_MANIFEST)
+    await push_blob(adapter, "team/app", config)
+    assert await adapter.client().put_manifest("team/app", "v1", data, mt.OCI_MANIFEST)
+
+
+@pytest.mark.anyio
+async def test_others_index_fields_are_kept_and_odd_ref_names_skipped(
+    adapter: OciLayoutAdapter, root: Path
+) -> None:
+    digest, data = await push_image(adapter, "team/app", "v1")
+    layout = root / "team" / "app"
+    foreign = {
+        "schemaVersion": 2,
+        "annotations": {"org.example.note": "kept"},
+        "manifests": [
+            {
+                "mediaType": mt.OCI_MANIFEST,
+                "digest": digest,
+                "size": len(data),
+                "annotations": {REF_NAME: "example.com/team/app:1.0", "io.example": "x"},
+            },
+            {"mediaType": mt.OCI_MANIFEST, "digest": "not-a-digest", "size": 1},
+        ],
+    }
+    (layout / "index.json").write_text(json.dumps(foreign))
+    client = adapter.client()
+    assert await client.list_tags("team/app") == []  # a full reference is not a tag
+    await client.put_manifest("team/app", "v2", data, mt.OCI_MANIFEST)
+    after = index_json(layout)
+    assert after["annotations"] == {"org.example.note": "kept"}
+    assert after["manifests"][:2] == foreign["manifests"]
+    assert await client.list_tags("team/app") == ["v2"]
+
+
+@pytest.mark.anyio
+async def test_layouts_of_other_tools_read_as_written(
+    adapter: OciLayoutAdapter, root: Path
+) -> None:
+    layout = root / "um" / "base"
+    (layout / "blobs" / "sha256").mkdir(parents=True)
+    (layout / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    (layout / "index.json").write_text('{"schemaVersion":2,"manifests":null}')  # umoci init
+    assert await adapter.client().catalog() == ["um/base"]
+    assert await adapter.list_tag_refs("um/base") == ([], {})
+    (root / "not" / "a" / "layout").mkdir(parents=True)
+    (root / "Upper").mkdir()
+    (root / "Upper" / "oci-layout").write_text("{}")  # no valid repository name: not listed
+    assert await adapter.client().catalog() == ["um/base"]
+    (layout / "oci-layout").write_text('{"imageLayoutVersion":"2.0.0"}')
+    with pytest.raises(Exception, match="not supported"):
+        await adapter.list_tag_refs("um/base")
+
+
+def test_client_options_reach_the_client(root: Path) -> None:
+    adapter = OciLayoutAdapter(
+        EndpointConfig(f"file://{root}"), max_manifest_bytes=1024, backoff_base_seconds=0.01
+    )
+    assert adapter.client().max_manifest_bytes == 1024
+    assert adapter.client() is adapter.client()
+    assert dataclasses.replace(adapter.capabilities).referrers_api
