@@ -23,6 +23,7 @@ from engine.api import (
 )
 from engine.api.context import ApiContext
 from engine.api.errors import ApiError, not_found, to_response
+from engine.api.wire import check_path_ids, check_query
 from registry.http.asgi import ClientDisconnected, Receive, Request, Response, Scope, Send
 from registry.http.asgi import send_response as _send
 from registry.http.auth import check_basic
@@ -45,7 +46,7 @@ class Route:
 
 
 def _route(path: str, public: bool = False, admin_only: bool = False, **methods: Handler) -> Route:
-    regex = re.sub(r"\{(\w+)\}", r"(?P<\1>\\d+)", path)
+    regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[0-9]+)", path)  # ASCII: \d takes any script's
     return Route(re.compile(f"^{regex}$"), methods, public, admin_only)
 
 
@@ -151,7 +152,9 @@ class ManagementApi:
                 )
             if not route.public:
                 await self.authorize(req, admin=route.admin_only or method not in READS)
+            check_query(req)
             req.params = m.groupdict()
+            check_path_ids(req.params)
             return await handler(self.ctx, req)
         raise not_found(f"no such path: {req.path[:200]}")
 

@@ -29,7 +29,7 @@ from engine.api.context import ApiContext
 from engine.api.errors import ApiError, bad_request, not_found
 from engine.api.paging import fetch_page, list_response, page_of, sort_order
 from engine.api.policies import load as load_policy
-from engine.api.wire import read_body, rfc3339
+from engine.api.wire import MAX_ID, query_int, read_body, rfc3339
 from engine.state.models import Execution, Task
 from engine.state.runs import SKIPPED_TEXT, RunStore
 from engine.tasks import ACTIVE
@@ -125,7 +125,7 @@ async def _load(c: Any, execution_id: int) -> dict[str, Any]:
 
 async def start(ctx: ApiContext, req: Request) -> Response:
     body = await read_body(req, ctx.max_body_bytes)
-    policy_id = body.integer("policy_id", minimum=1)
+    policy_id = body.id("policy_id")
     if policy_id is None:
         raise bad_request("policy_id is required")
     dry_run = bool(body.flag("dry_run"))
@@ -175,10 +175,8 @@ async def _record_skip_if_active(
 async def list_executions(ctx: ApiContext, req: Request) -> Response:
     page = page_of(req)
     where = []
-    if (policy_id := req.q("policy_id")) is not None and policy_id != "":
-        if not policy_id.isdigit():
-            raise bad_request("policy_id must be an integer")
-        where.append(X.c.policy_id == int(policy_id))
+    if (policy_id := query_int(req, "policy_id", maximum=MAX_ID)) is not None:
+        where.append(X.c.policy_id == policy_id)
     if status := req.q("status"):
         if status not in STATUSES:
             raise bad_request(f"status must be one of {', '.join(STATUSES)}")

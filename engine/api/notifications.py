@@ -38,7 +38,7 @@ from engine.api.context import ApiContext
 from engine.api.errors import ApiError, bad_request, not_found
 from engine.api.paging import fetch_page, list_response, page_of, sort_order
 from engine.api.policies import load as load_policy
-from engine.api.wire import Body, read_body, rfc3339
+from engine.api.wire import MAX_ID, Body, read_body, rfc3339, to_int
 from engine.notify.models import DELIVERY_STATUSES, EVENT_TYPES, FORMATS, Delivery, Webhook
 from engine.notify.notifier import NotifySettings, load_sides, webhook_events
 from engine.notify.payloads import render, sample_event
@@ -359,6 +359,4 @@ async def _delivery_list(ctx: ApiContext, req: Request, where: list[Any]) -> Res
 
 
 def _integer(name: str, raw: str | None) -> int:
-    if raw is None or not raw.isdigit():
-        raise bad_request(f"{name} must be a positive integer")
-    return int(raw)
+    return to_int(raw or "", name, minimum=1, maximum=MAX_ID)

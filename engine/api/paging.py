@@ -21,6 +21,7 @@ from sqlalchemy import Boolean, ColumnElement, Integer, Select, and_, func, or_,
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from engine.api.errors import bad_request
+from engine.api.wire import MAX_INT32, query_int, to_int
 from registry.http.asgi import Request, Response, json_response
 
 __all__ = [
@@ -35,6 +36,8 @@ __all__ = [
 
 DEFAULT_PAGE_SIZE = 10
 MAX_PAGE_SIZE = 100
+MAX_PAGE = 10_000_000
+MAX_Q_TERMS = 20
 Columns = Mapping[str, ColumnElement[Any]]
 
 
@@ -53,18 +56,9 @@ def page_of(req: Request) -> Page:
 
 
 def _positive(req: Request, name: str, default: int) -> int:
-    raw = req.q(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise bad_request(f"{name} must be a positive integer, not {raw[:50]!r}") from None
-    if value < 1:
-        raise bad_request(f"{name} must be a positive integer")
-    if name == "page_size" and value > MAX_PAGE_SIZE:
-        raise bad_request(f"page_size must be at most {MAX_PAGE_SIZE}")
-    return value
+    most = MAX_PAGE_SIZE if name == "page_size" else MAX_PAGE
+    value = query_int(req, name, minimum=1, maximum=most)
+    return default if value is None else value
 
 
 def query_terms(req: Request, columns: Columns) -> list[ColumnElement[bool]]:
@@ -73,6 +67,8 @@ def query_terms(req: Request, columns: Columns) -> list[ColumnElement[bool]]:
     if not raw:
         return []
     out: list[ColumnElement[bool]] = []
+    if raw.count(",") >= MAX_Q_TERMS:
+        raise bad_request(f"q takes at most {MAX_Q_TERMS} terms")
     for term in raw.split(","):
         key, sep, value = term.partition("=")
         key = key.strip()
@@ -91,7 +87,7 @@ def _condition(key: str, column: ColumnElement[Any], value: str) -> ColumnElemen
             raise bad_request(f"q: the fuzzy match for {key} needs a value after ~")
         return func.lower(column).contains(value[1:].lower(), autoescape=True)
     if value.startswith("{") and value.endswith("}"):
-        values = [_typed(key, column, v) for v in value[1:-1].split(" ") if v.strip()]
+        values = [_typed(key, column, v) for v in value[1:-1].split(" ") if v.strip()][:100]
         return or_(*(column == v for v in values)) if values else column.is_(None)
     if value.startswith("[") and value.endswith("]") and value.count("~") == 1:
         low, high = (v.strip() for v in value[1:-1].split("~"))
@@ -113,10 +109,7 @@ def _typed(key: str, column: ColumnElement[Any], value: str) -> Any:
             raise bad_request(f"q: {key} takes true or false, not {value[:50]!r}")
         return value == "true"
     if isinstance(column.type, Integer):
-        try:
-            return int(value)
-        except ValueError:
-            raise bad_request(f"q: {key} takes an integer, not {value[:50]!r}") from None
+        return to_int(value, f"q: {key}", minimum=-MAX_INT32 - 1, maximum=MAX_INT32)
     return value
 
 
@@ -127,7 +120,7 @@ def sort_order(
     if not raw:
         return list(default)
     out: list[ColumnElement[Any]] = []
-    for key in raw.split(","):
+    for key in raw.split(",")[:MAX_Q_TERMS]:
         key = key.strip()
         descending = key.startswith("-")
         column = columns.get(key.lstrip("-"))

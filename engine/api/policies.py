@@ -42,7 +42,7 @@ from engine.api.policy_fields import (
     filters_of,
 )
 from engine.api.registries import local_registry, registry_json
-from engine.api.wire import Body, read_body, rfc3339
+from engine.api.wire import MAX_INT32, Body, read_body, rfc3339
 from engine.state.models import Execution, Policy, RegistryEndpoint, Replicated, Task
 from engine.tasks import ACTIVE
 from registry.http.asgi import Request, Response, json_response
@@ -229,7 +229,7 @@ async def _values(c: AsyncConnection, body: Body, current: dict[str, Any]) -> di
         )
     if (namespace := body.text("dest_namespace", max_length=255)) is not None:
         v["dest_namespace"] = check_namespace(namespace)
-    count = body.integer("dest_namespace_replace_count", minimum=-1)
+    count = body.integer("dest_namespace_replace_count", minimum=-1, maximum=MAX_INT32)
     if count is not None:
         v["dest_namespace_replace_count"] = count
     if (filters := body.items("filters")) is not None:
@@ -249,7 +249,7 @@ async def _values(c: AsyncConnection, body: Body, current: dict[str, Any]) -> di
         v["speed_bytes_per_second"] = exact if exact > 0 else -1
     elif speed is not None:
         v["speed_bytes_per_second"] = speed * BYTES_PER_SPEED_UNIT if speed > 0 else -1
-    if (most := body.integer("max_deletions", minimum=0)) is not None:
+    if (most := body.integer("max_deletions", minimum=0, maximum=MAX_INT32)) is not None:
         v["max_deletions"] = most
     fraction = body.number("max_deletion_fraction", minimum=0.0, maximum=1.0)
     if fraction is not None:
@@ -277,7 +277,7 @@ def _trigger(body: Body, v: dict[str, Any]) -> None:
 
 async def _registry_ref(c: AsyncConnection, body: Body, side: str) -> int | None:
     ref = body.obj(side)
-    registry_id = ref.integer("id", minimum=0) if ref is not None else None
+    registry_id = ref.id("id", minimum=0) if ref is not None else None
     if not registry_id:
         return None  # null, {} or {"id": 0}: the local registry
     found = (await c.execute(select(R.c.id).where(R.c.id == registry_id))).first()

@@ -25,10 +25,13 @@ TRIGGERS = ("manual", "scheduled", "event_based")
 FILTER_TYPES = ("name", "tag", "label", "resource", "artifact_type")
 DECORATIONS = ("matches", "excludes")
 SYNTAXES = ("glob", "regex", "semver")
+MAX_FILTERS = 32
 
 
 def filters_of(items: list[Any]) -> list[dict[str, Any]]:
     """Normalised filters (defaults filled in); :raises ApiError: 400 naming the bad one."""
+    if len(items) > MAX_FILTERS:
+        raise bad_request(f"filters: at most {MAX_FILTERS} filters in one policy")
     out = []
     for i, item in enumerate(items):
         where = f"filters[{i}]"
@@ -42,13 +45,19 @@ def filters_of(items: list[Any]) -> list[dict[str, Any]]:
 def _filter_shape(where: str, item: dict[str, Any]) -> dict[str, Any]:
     kind = item.get("type")
     if kind not in FILTER_TYPES:
-        raise bad_request(f"{where}.type must be one of {', '.join(FILTER_TYPES)}, not {kind!r}")
+        raise bad_request(
+            f"{where}.type must be one of {', '.join(FILTER_TYPES)}, not {kind!r:.100}"
+        )
     decoration = item.get("decoration") or "matches"
     if decoration not in DECORATIONS:
-        raise bad_request(f"{where}.decoration must be matches or excludes, not {decoration!r}")
+        raise bad_request(
+            f"{where}.decoration must be matches or excludes, not {decoration!r:.100}"
+        )
     syntax = item.get("syntax") or "glob"
     if syntax not in SYNTAXES:
-        raise bad_request(f"{where}.syntax must be one of {', '.join(SYNTAXES)}, not {syntax!r}")
+        raise bad_request(
+            f"{where}.syntax must be one of {', '.join(SYNTAXES)}, not {syntax!r:.100}"
+        )
     if syntax != "glob" and kind not in ("name", "tag"):
         raise bad_request(f"{where}: syntax {syntax} applies to name and tag filters only")
     if syntax == "semver" and kind != "tag":
@@ -72,7 +81,7 @@ def _engine_check(where: str, spec: dict[str, Any]) -> None:
         Filter.from_harbor(spec)
     except (ValueError, TypeError, KeyError) as e:
         raise bad_request(
-            f"{where} ({spec['type']} {spec['syntax']} {spec['value']!r}): {e}"
+            f"{where} ({spec['type']} {spec['syntax']} {spec['value']!r:.200}): {e}"
         ) from e
 
 

@@ -295,7 +295,7 @@ async def ping(ctx: ApiContext, req: Request) -> Response:
         ca_certificate="",
         options={},
     )
-    if (registry_id := body.integer("id", minimum=1)) is not None:
+    if (registry_id := body.id("id")) is not None:
         stored = endpoint_spec(ctx, await load(ctx, registry_id))
         spec = EndpointSpec(**stored)
     if (adapter := body.text("type", max_length=64)) is not None:
