@@ -80,3 +80,16 @@ def remote(request: pytest.FixtureRequest) -> Remote:
 def repo() -> str:
     """A repository name of the test's own."""
     return f"oci-client/t{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One moto server for the session (S3, ECR, STS, ...; account 123456789012, key pair
+    ``testing``, no IAM checks), a :class:`tests.support.moto.MotoServer`: point boto3 at it
+    with ``monkeypatch`` and ``moto_server.env()``. Skipped without ``moto_server``, failed
+    under ``CI=true``. Shared: tests use resource names of their own, never ``reset()``."""
+    from tests.support.moto import MotoServer, require_moto
+
+    require_moto()
+    with MotoServer(tmp_path_factory.mktemp("moto")) as server:
+        yield server

@@ -1,0 +1,197 @@
+"""``aws-ecr`` refuses bad input before anything is sent: URLs, regions, roles, options,
+credentials and repository names; and botocore's errors become ours with messages that say
+what to fix. No server is needed here."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+
+from adapters.aws_ecr import EcrAdapter
+from adapters.aws_ecr_api import RepositoryInfo
+from adapters.aws_ecr_client import ManifestSizes, immutable
+from adapters.aws_ecr_config import parse_settings
+from adapters.aws_ecr_errors import translate
+from adapters.base import EndpointConfig, InvalidEndpoint, InvalidRepositoryName
+from adapters.oci.credentials import CredentialsUnavailable
+from adapters.oci.errors import (
+    ConnectionFailed,
+    Denied,
+    NotFound,
+    RateLimited,
+    RequestRejected,
+    ServerError,
+)
+
+ECR = "https://123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+
+
+@pytest.fixture(autouse=True)
+def no_aws_region(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_CONFIG_FILE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+
+
+def check(url: str = ECR, **options: str) -> None:
+    EcrAdapter.check_config(EndpointConfig(url, options=options))
+
+
+@pytest.mark.parametrize(
+    ("url", "account", "region"),
+    [
+        (ECR, "123456789012", "eu-west-1"),
+        ("https://210987654321.dkr.ecr.cn-north-1.amazonaws.com.cn", "210987654321", "cn-north-1"),
+        (
+            "https://123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com",
+            "123456789012",
+            "us-gov-west-1",
+        ),
+        ("https://123456789012.dkr-ecr.ap-southeast-2.on.aws/", "123456789012", "ap-southeast-2"),
+    ],
+)
+def test_account_and_region_come_from_an_ecr_host(url: str, account: str, region: str) -> None:
+    check(url)
+    settings = parse_settings(EndpointConfig(url))
+    assert (settings.account, settings.region) == (account, region)
+
+
+@pytest.mark.parametrize(
+    ("url", "options", "message"),
+    [
+        ("https://12345.dkr.ecr.eu-west-1.amazonaws.com", {}, "looks like an ECR registry"),
+        ("https://123456789012.dkr.ecr.amazonaws.com", {}, "looks like an ECR registry"),
+        ("https://api.ecr.eu-west-1.amazonaws.com", {}, "looks like an ECR registry"),
+        ("http://123456789012.dkr.ecr.eu-west-1.amazonaws.com", {}, "over https"),
+        (ECR + "/team", {}, "without a path"),
+        ("https://123456789012.dkr.ecr.cn-north-1.amazonaws.com", {}, "amazonaws.com.cn"),
+        ("https://123456789012.dkr.ecr.eu-west-9.amazonaws.com", {}, "not an AWS region"),
+        (ECR, {"region": "us-east-1"}, "contradicts the URL's region eu-west-1"),
+        (ECR, {"region": "Europe"}, "--region 'Europe' is not valid"),
+        ("http://127.0.0.1:5000", {}, "none is set"),
+        ("http://127.0.0.1:5000", {"region": "xx-north-1"}, "not an AWS region"),
+        (ECR, {"role_arn": "arn:aws:iam::123:role/x"}, "--role-arn"),
+        (ECR, {"role_arn": "arn:aws:iam::123456789012:user/x"}, "--role-arn"),
+        (ECR, {"role_arn": "arn:aws-cn:iam::123456789012:role/x"}, "partition aws-cn"),
+        (ECR, {"external_id": "abc"}, "need --role-arn"),
+        (ECR, {"kms_key": "alias/x"}, "--kms-key needs --encryption KMS"),
+        (ECR, {"tag_mutability": "FROZEN"}, "MUTABLE, IMMUTABLE"),
+        (ECR, {"endpoint_url": "http://x"}, "no option 'endpoint_url'"),
+        ("ftp://registry.example", {}, "use http:// or https://"),
+    ],
+)
+def test_bad_endpoints_are_refused_with_what_to_give(
+    url: str, options: dict[str, str], message: str
+) -> None:
+    with pytest.raises(InvalidEndpoint, match=re.escape(message)):
+        check(url, **options)
+
+
+def test_a_test_data_plane_takes_the_region_from_boto3s_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    check("http://127.0.0.1:5000", region="eu-central-1")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-west-2")
+    check("http://127.0.0.1:5000")
+    settings = parse_settings(EndpointConfig("http://127.0.0.1:5000"))
+    assert (settings.account, settings.region) == (None, None)  # found at first use
+
+
+def test_credentials_are_a_key_pair_or_the_chain() -> None:
+    chain = parse_settings(EndpointConfig(ECR))
+    assert (chain.access_key, chain.secret_key) == (None, None)
+    pair = parse_settings(EndpointConfig(ECR, username="AKIAEXAMPLE", password="s3cret"))
+    assert (pair.access_key, pair.secret_key) == ("AKIAEXAMPLE", "s3cret")
+    with pytest.raises(InvalidEndpoint, match="both the access key id and its secret"):
+        parse_settings(EndpointConfig(ECR, username="AKIAEXAMPLE"))
+    with pytest.raises(InvalidEndpoint, match="bearer token cannot log in"):
+        parse_settings(EndpointConfig(ECR, token="t"))
+
+
+def test_role_settings() -> None:
+    role = "arn:aws:iam::210987654321:role/path/seawall"
+    settings = parse_settings(EndpointConfig(ECR, options={"role_arn": role, "external_id": "x1"}))
+    assert (settings.role_arn, settings.external_id) == (role, "x1")
+    assert settings.role_session_name == "seawall"
+
+
+def test_repository_names_follow_ecrs_rules() -> None:
+    adapter = EcrAdapter(EndpointConfig(ECR))
+    for good in ("ab", "team/app", "a.b/c_d/e-f", "x" * 255):
+        adapter.check_name(good)
+    for bad in ("a", "team/a__b", "team/a--b", "Team/app", "team//app"):
+        with pytest.raises(InvalidRepositoryName):
+            adapter.check_name(bad)
+    with pytest.raises(InvalidRepositoryName, match=re.escape("single '.', '_' or '-'")):
+        adapter.check_name("team/a__b")
+
+
+def test_capabilities_are_declared_conservatively() -> None:
+    caps = EcrAdapter.capabilities
+    assert caps.catalog and caps.referrers_api and caps.delete_tag and caps.create_namespace
+    assert not caps.chunked_upload and not caps.blob_mount
+    assert EcrAdapter.info()["supported_copy_by_chunk"] is False
+    names = [o["name"] for o in EcrAdapter.info()["options"]]
+    assert names[:3] == ["region", "role_arn", "external_id"]
+
+
+@pytest.mark.anyio
+async def test_blob_mount_is_the_registrys_setting() -> None:
+    off = EcrAdapter(EndpointConfig(ECR))
+    on = EcrAdapter(EndpointConfig(ECR, options={"blob_mount": "enabled"}))
+    assert (await off.current_capabilities()).blob_mount is False
+    assert (await on.current_capabilities()).blob_mount is True
+
+
+def test_tag_mutability_with_exclusions() -> None:
+    assert immutable(RepositoryInfo("r", "IMMUTABLE"), "v1")
+    assert not immutable(RepositoryInfo("r", "MUTABLE"), "v1")
+    excl = RepositoryInfo("r", "IMMUTABLE_WITH_EXCLUSION", ("latest", "dev-*"))
+    assert immutable(excl, "v1") and not immutable(excl, "dev-3") and not immutable(excl, "latest")
+    flip = RepositoryInfo("r", "MUTABLE_WITH_EXCLUSION", ("release-*",))
+    assert immutable(flip, "release-1") and not immutable(flip, "latest")
+
+
+def test_manifest_sizes_keep_the_most_recent() -> None:
+    sizes = ManifestSizes(capacity=2)
+    sizes.put("sha256:a", 1)
+    sizes.put("sha256:b", 2)
+    assert sizes.get("sha256:a") == 1  # now the most recent
+    sizes.put("sha256:c", 3)
+    assert (sizes.get("sha256:a"), sizes.get("sha256:b"), sizes.get("sha256:c")) == (1, None, 3)
+
+
+def _client_error(code: str, status: int, message: str = "m") -> ClientError:
+    response = {"Error": {"Code": code, "Message": message}}
+    response["ResponseMetadata"] = {"HTTPStatusCode": status}  # type: ignore[assignment]
+    return ClientError(response, "Op")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        (_client_error("ThrottlingException", 400), RateLimited),
+        (_client_error("AccessDeniedException", 400), Denied),
+        (_client_error("RepositoryNotFoundException", 400), NotFound),
+        (_client_error("InvalidClientTokenId", 403), CredentialsUnavailable),
+        (_client_error("ServerException", 500), ServerError),
+        (_client_error("InvalidParameterException", 400), RequestRejected),
+        (
+            _client_error("403", 403, "<E><Code>SignatureDoesNotMatch</Code></E>"),
+            CredentialsUnavailable,
+        ),
+        (NoCredentialsError(), CredentialsUnavailable),
+        (EndpointConnectionError(endpoint_url="https://ecr.example"), ConnectionFailed),
+    ],
+)
+def test_botocore_errors_are_translated_once(error: Exception, kind: type) -> None:
+    translated = translate(error, "ECR DescribeImages of 123456789012/app")
+    assert type(translated) is kind
+    assert "ECR DescribeImages of 123456789012/app" in str(translated)
+
+
+def test_a_role_that_is_refused_says_so() -> None:
+    error = translate(_client_error("AccessDenied", 403, "not authorized"), "STS AssumeRole of r")
+    assert isinstance(error, CredentialsUnavailable)
