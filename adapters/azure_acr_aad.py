@@ -1,0 +1,235 @@
+"""Microsoft Entra ID (AAD) logins to ACR: the credential provider of an AAD endpoint.
+
+ACR's published flow: an AAD access token for the registry's audience is exchanged at the
+registry for an ACR refresh token, which then logs in to the registry's ordinary Docker token
+flow with the well-known username ``00000000-0000-0000-0000-000000000000``::
+
+    azure-identity get_token("<audience>/.default")          (blocking: in a worker thread)
+      └─► POST /oauth2/exchange  grant_type=access_token&service=S&tenant=T&access_token=A
+            └─► {"refresh_token": R}            (a JWT; its ``exp`` says when to exchange again)
+                  └─► login 00000000-…/R ─► GET /oauth2/token?service=S&scope=repository:a:pull
+
+:class:`AadExchange` is that provider: :class:`~adapters.oci.credentials.RefreshingCredentials`
+calls it before the first request, before the refresh token expires and once after a ``401``.
+azure-identity caches and renews the AAD token by itself. Every azure-identity or azure-core
+exception is translated here, once, into :mod:`adapters.oci.errors`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from typing import Any, Protocol
+from urllib.parse import urlencode, urlsplit
+
+import anyio
+
+from adapters.azure_acr_config import ACR_REFRESH_USERNAME, KNOWN_AUTHORITY_HOSTS, AcrSettings
+from adapters.base import AdapterUnavailable
+from adapters.oci.auth import Credentials
+from adapters.oci.credentials import CredentialsUnavailable, IssuedCredentials
+from adapters.oci.errors import ConnectionFailed, OciError, ProtocolError, Transient
+from adapters.oci.session import RegistrySession
+from adapters.oci.transport import Request
+
+__all__ = ["AadExchange", "AadToken", "TokenCredential", "build_credential", "jwt_expiry"]
+
+_MAX_ANSWER_BYTES = 256 * 1024
+
+
+class AadToken(Protocol):
+    """What azure-identity's ``get_token`` returns (``azure.core.credentials.AccessToken``)."""
+
+    token: str
+    expires_on: int  # seconds since the epoch
+
+
+class TokenCredential(Protocol):
+    """An azure-identity credential (any ``azure.core.credentials.TokenCredential``)."""
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AadToken: ...
+
+
+def build_credential(settings: AcrSettings) -> TokenCredential:
+    """The azure-identity credential ``settings.auth`` names. Blocking (it may read files):
+    call it in a worker thread.
+
+    :raises AdapterUnavailable: azure-identity is not installed.
+    """
+    try:
+        import azure.identity as identity
+    except ImportError as e:  # pragma: no cover - a declared dependency
+        raise AdapterUnavailable(
+            f"azure-acr AAD logins need azure-identity ({e}): pip install 'azure-identity>=1.17'"
+        ) from None
+    host = urlsplit(settings.authority_host).hostname
+    authority: dict[str, Any] = {
+        "authority": settings.authority_host,
+        # an authority outside Azure's clouds (Azure Stack, a test's) is not in AAD's list
+        "disable_instance_discovery": host not in KNOWN_AUTHORITY_HOSTS,
+    }
+    client_id = settings.client_id or None
+    match settings.auth:
+        case "aad-secret":
+            return identity.ClientSecretCredential(
+                settings.tenant_id, settings.client_id, settings.client_secret, **authority
+            )
+        case "aad-certificate":
+            return identity.CertificateCredential(
+                settings.tenant_id,
+                settings.client_id,
+                certificate_path=settings.certificate_path,
+                password=settings.client_secret.encode() or None,
+                **authority,
+            )
+        case "managed-identity":
+            return identity.ManagedIdentityCredential(client_id=client_id)
+        case "workload-identity":
+            return identity.WorkloadIdentityCredential(
+                tenant_id=settings.tenant_id,
+                client_id=settings.client_id,
+                token_file_path=settings.federated_token_file,
+                **authority,
+            )
+        case _:
+            return identity.DefaultAzureCredential(
+                authority=settings.authority_host,
+                managed_identity_client_id=client_id,
+                workload_identity_client_id=client_id,
+            )
+
+
+def jwt_expiry(token: str) -> float | None:
+    """The ``exp`` claim of a JWT, unverified (only to know when to ask again); None if the
+    token is not a JWT or has none."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        payload = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
+        exp = json.loads(payload).get("exp")
+    except (ValueError, AttributeError):
+        return None
+    return float(exp) if isinstance(exp, int | float) and not isinstance(exp, bool) else None
+
+
+class AadExchange:
+    """Fetches ACR login credentials for an AAD endpoint (see the module).
+
+    :param settings: the endpoint's AAD settings (``settings.uses_aad``).
+    :param registry_url: the registry's base URL (``https://NAME.azurecr.io``).
+    :param session: returns the session the exchange is sent through: a session *without*
+        a credential provider (the exchange needs no login), sharing the client's transport.
+    :param credential: an azure-identity credential to use instead of building one from
+        ``settings`` (embedding, tests).
+    """
+
+    def __init__(
+        self,
+        settings: AcrSettings,
+        registry_url: str,
+        session: Callable[[], RegistrySession],
+        credential: TokenCredential | None = None,
+    ) -> None:
+        self.settings = settings
+        self._url = registry_url.rstrip("/") + "/oauth2/exchange"
+        self._session = session
+        self._credential = credential
+        self._own_credential = credential is None
+        self.exchanges = 0  # refresh tokens obtained (for tests and stats)
+
+    async def __call__(self) -> IssuedCredentials:
+        aad = await anyio.to_thread.run_sync(self._aad_token, abandon_on_cancel=True)
+        refresh_token = await self._exchange(aad.token)
+        self.exchanges += 1
+        expires_at = jwt_expiry(refresh_token)
+        if expires_at is None:
+            expires_at = float(aad.expires_on)
+        return IssuedCredentials(Credentials(ACR_REFRESH_USERNAME, refresh_token), expires_at)
+
+    async def close(self) -> None:
+        """Close a credential this provider built (its HTTP sessions); the next call builds
+        another. A credential given to the constructor is the caller's to close."""
+        if not self._own_credential:
+            return
+        credential, self._credential = self._credential, None
+        close = getattr(credential, "close", None)
+        if callable(close):
+            await anyio.to_thread.run_sync(close)
+
+    def _aad_token(self) -> AadToken:
+        """AAD's token for the registry's audience; in a worker thread (azure-identity
+        blocks). Raises only :mod:`adapters.oci.errors`."""
+        try:
+            if self._credential is None:
+                self._credential = build_credential(self.settings)
+            return self._credential.get_token(self.settings.aad_scope)
+        except (OciError, AdapterUnavailable):
+            raise
+        except Exception as e:
+            raise _translate(e, self.settings) from e
+
+    async def _exchange(self, aad_token: str) -> str:
+        s = self.settings
+        form = {"grant_type": "access_token", "service": s.service, "access_token": aad_token}
+        if s.tenant_id:
+            form["tenant"] = s.tenant_id
+        request = Request(
+            "POST",
+            self._url,
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+            content=urlencode(form).encode(),
+            buffered=True,
+        )
+        try:
+            async with self._session().request(request, expect=(200,)) as response:
+                body = await response.read(_MAX_ANSWER_BYTES)
+        except Transient:
+            raise
+        except OciError as e:
+            what = " ".join(str(p) for p in (e.status, e.code) if p)
+            raise CredentialsUnavailable(
+                f"the registry {s.service} refused to exchange the Microsoft Entra ID token "
+                f"of {s.who} for an ACR refresh token ({what}: {e.message}); give the identity "
+                "a role on the registry (AcrPull to pull, AcrPush to push) and check that "
+                "--tenant-id is the registry's tenant",
+                status=e.status,
+                code=e.code,
+            ) from e
+        try:
+            token = json.loads(body).get("refresh_token")
+        except (ValueError, AttributeError):
+            token = None
+        if not isinstance(token, str) or not token:
+            raise ProtocolError(
+                "the AAD exchange answered without a refresh_token", method="POST", url=self._url
+            )
+        return token
+
+
+def _translate(error: Exception, settings: AcrSettings) -> OciError:
+    """An azure-identity/azure-core failure as one of our errors, saying what to fix."""
+    from azure.core.exceptions import (
+        ClientAuthenticationError,
+        ServiceRequestError,
+        ServiceResponseError,
+    )
+
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    text = " ".join(lines[:3])[:600] or type(error).__name__
+    authority = settings.authority_host
+    if isinstance(error, ServiceRequestError | ServiceResponseError):
+        return ConnectionFailed(f"could not reach Microsoft Entra ID at {authority}: {text}")
+    if type(error).__name__ == "CredentialUnavailableError":
+        return CredentialsUnavailable(
+            f"no Microsoft Entra identity for azure-acr ({settings.who}) on this host: {text}"
+        )
+    if isinstance(error, ClientAuthenticationError):
+        return CredentialsUnavailable(
+            f"Microsoft Entra ID ({authority}) refused {settings.who}: {text}"
+        )
+    return CredentialsUnavailable(
+        f"azure-identity could not log in as {settings.who} "
+        f"({type(error).__name__}: {text}); check the endpoint's AAD settings"
+    )
