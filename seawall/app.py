@@ -29,9 +29,9 @@ from registry.meta.accounts import AccountStore
 from registry.meta.content import ContentStore
 from registry.meta.db import Database, create_engine, init_schema
 from registry.meta.sql import PostgresBackend, SqlBackend, SqliteBackend, postgres_dsn, sqlite_path
-from registry.storage.base import StorageDriver
+from registry.storage import factory as storage_drivers
+from registry.storage.base import DriverUnavailable, StorageDriver
 from registry.storage.blobs import BlobStore
-from registry.storage.drivers.filesystem import FilesystemDriver
 from seawall.config import Settings
 from seawall.replication import REPLICATOR, EndpointClients, adapter_info, replicator_password
 
@@ -57,8 +57,19 @@ class Services:
 
 
 def build_driver(settings: Settings) -> StorageDriver:
-    settings.storage_root.mkdir(parents=True, exist_ok=True)
-    return FilesystemDriver(settings.storage_root)
+    """The configured storage driver (found by name, wrapped in the checking wrapper)."""
+    storage = settings.storage
+    config = storage_drivers.DriverConfig(
+        driver=storage.driver,
+        root=str(settings.storage_root),
+        bucket=storage.bucket,
+        container=storage.container,
+        prefix=storage.prefix,
+    )
+    try:
+        return storage_drivers.create(config)
+    except DriverUnavailable as e:
+        raise SystemExit(f"seawall: {e}") from None
 
 
 def build_services(settings: Settings) -> Services:
@@ -101,6 +112,8 @@ def build_services(settings: Settings) -> Services:
             token_service=settings.auth.service,
             token_realm=settings.auth.realm,
             basic_on_registry=settings.auth.basic_on_registry,
+            redirect_blobs=settings.storage.redirect,
+            redirect_seconds=settings.storage.redirect_seconds,
         ),
         secret=hmac.new(key, b"seawall upload ids", hashlib.sha256).digest(),
     )

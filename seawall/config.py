@@ -22,8 +22,15 @@ SETTINGS_ENV = "SEAWALL_SETTINGS_JSON"  # how the launcher hands resolved settin
 
 
 class StorageSettings(BaseModel):
-    driver: Literal["filesystem"] = "filesystem"
-    root: str | None = None  # default: <data_dir>/storage
+    # filesystem | s3 | azure | gcs, or a plugin's name (entry points "seawall.storage");
+    # credentials, regions and endpoints come from each provider's standard sources
+    driver: str = Field(default="filesystem", min_length=1)
+    root: str | None = None  # filesystem: default <data_dir>/storage
+    bucket: str | None = None  # s3, gcs
+    container: str | None = None  # azure
+    prefix: str = ""  # s3, azure, gcs: every key starts with it
+    redirect: bool = False  # blob GETs answer 307 to a short-lived pre-signed URL
+    redirect_seconds: int = Field(default=1200, ge=60, le=7 * 86_400)  # the URL's lifetime
 
 
 class AuthSettings(BaseModel):

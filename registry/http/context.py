@@ -29,6 +29,8 @@ class RegistryOptions:
     token_service: str = "seawall"
     token_realm: str | None = None  # default: <request base URL>/service/token
     basic_on_registry: bool = True  # False: /v2/ takes bearer tokens only (Basic → challenge)
+    redirect_blobs: bool = False  # blob GETs answer 307 to the storage's pre-signed URL
+    redirect_seconds: int = 1200  # lifetime of that URL
 
 
 @dataclass

@@ -5,8 +5,17 @@ nothing of OCI; :mod:`registry.storage.blobs` builds content-addressed storage o
 :mod:`registry.storage.paths` draws the layout.
 
 Every driver passes the one conformance suite in :mod:`registry.storage.testing`; a new driver is a
-fixture plus a subclass there. Drivers translate their foreign exceptions (OSError, botocore,
-azure, google) once, at this seam, into :class:`StorageError` and its subclasses.
+fixture plus a subclass there. Drivers are found by name through :mod:`registry.storage.factory`,
+which hands out every driver inside :class:`registry.storage.checked.CheckedDriver`: that one
+wrapper checks paths and offsets, translates foreign exceptions (botocore, azure, google, OSError)
+into the tree below by asking the driver's :meth:`StorageDriver.map_error`, and records metrics —
+once, for every driver. The error tree::
+
+    StorageError                 anything that went wrong in storage (names driver and path)
+    ├── PathNotFound             nothing is stored at the path
+    ├── InvalidPath              the path is malformed (or, filesystem, leaves the root)
+    ├── InvalidOffset            a read or append past the end, or a negative offset/length
+    └── DriverUnavailable        the driver cannot be used here (says why and how to fix it)
 
 Invariants every driver keeps:
 
@@ -21,9 +30,11 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 __all__ = [
+    "DEFAULT_URL_EXPIRY",
+    "DriverUnavailable",
     "FileInfo",
     "FileWriter",
     "InvalidOffset",
@@ -55,6 +66,13 @@ class InvalidPath(StorageError):
 
 class InvalidOffset(StorageError):
     """A read or append asked for an offset beyond the content."""
+
+
+class DriverUnavailable(StorageError):
+    """The driver cannot run here (a missing package, missing settings); says how to fix it."""
+
+
+DEFAULT_URL_EXPIRY = timedelta(minutes=20)
 
 
 def check_path(path: str) -> str:
@@ -146,7 +164,40 @@ class StorageDriver(ABC):
 
     def local_file(self, path: str) -> str | None:
         """The OS path of a stored file when this driver is a local filesystem (zero-copy
-        responses), else None. Never a path outside the driver's root."""
+        responses), else None. Never a path outside the driver's root. An optional fast path:
+        callers must work (by :meth:`reader`) when it is None."""
+        return None
+
+    async def url_for(
+        self, path: str, method: str = "GET", expires: timedelta = DEFAULT_URL_EXPIRY
+    ) -> str | None:
+        """A URL from which a plain HTTP client can ``method`` (``GET`` or ``HEAD``) the file for
+        about ``expires`` without other credentials (S3 presign, Azure SAS, GCS signed URL), or
+        None where the driver cannot make one. Never checks that the file exists."""
+        return None
+
+    async def walk(self, path: str) -> AsyncIterator[FileInfo]:
+        """Every file below ``path`` (or ``path`` itself when it is a file), each once, in no
+        particular order; nothing when ``path`` does not exist. For garbage collection: drivers
+        over flat object listings override this with one paged listing."""
+        try:
+            info = await self.stat(path)
+        except PathNotFound:
+            return
+        if not info.is_dir:
+            yield info
+            return
+        try:
+            children = await self.list(path)
+        except PathNotFound:
+            return
+        for child in children:
+            async for found in self.walk(child):
+                yield found
+
+    def map_error(self, error: Exception, path: str) -> StorageError | None:
+        """Translate an exception of this driver's SDK into the storage error tree (None: a
+        plain :class:`StorageError` naming the exception). Called once, by the wrapper."""
         return None
 
     async def close(self) -> None:  # noqa: B027 - optional hook

@@ -9,8 +9,15 @@ A small blob sent whole (a monolithic upload whose body the registry holds in me
 skips the upload folder: verified in memory, then written to /blobs/…/data by the driver's
 atomic ``put_content`` — one storage call instead of five, and no folder made and removed.
 
-An upload survives a restart: its bytes are in storage and the hash is rebuilt from them when
-the in-memory hash state is missing or stale (another process, or after a crash).
+Upload state across nodes. Everything an upload *is* lives in storage, under its id: the
+driver's writer continues what storage holds (``append=True``) on whichever node a ``PATCH``
+lands, and the size is the stored file's size. Only the running SHA-256 is in memory, in the
+node that saw the bytes; Python cannot save a hash state, so it is never written anywhere. A node
+keeps hashing while the stored size is the size its state covers; when another node appended
+meanwhile (the sizes differ) it drops the state and stops hashing, and :meth:`BlobStore.publish`
+hashes the stored upload once, in one streamed read. So a chunked upload whose chunks land on
+different nodes costs at most one extra read of the upload, at its end — never a read per
+chunk — and one served by a single node (the common case) costs none. A restart is the same case.
 """
 
 from __future__ import annotations
@@ -18,12 +25,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 import anyio
 
 from registry.oci.digest import Digest, Hasher
 from registry.storage import paths
-from registry.storage.base import PathNotFound, StorageDriver
+from registry.storage.base import DEFAULT_URL_EXPIRY, PathNotFound, StorageDriver
 
 __all__ = ["BlobStore", "DigestMismatch", "UploadState"]
 
@@ -84,6 +92,11 @@ class BlobStore:
             lock = self._locks[upload_id] = anyio.Lock()
         return lock
 
+    async def url_for(self, digest: Digest, expires: timedelta = DEFAULT_URL_EXPIRY) -> str | None:
+        """A short-lived URL a client can GET the blob from directly, or None (see
+        :meth:`StorageDriver.url_for`)."""
+        return await self.driver.url_for(paths.blob_data(digest), "GET", expires)
+
     async def create(self, upload_id: str) -> None:
         w = await self.driver.writer(paths.upload_data(upload_id))
         await w.close()
@@ -93,15 +106,14 @@ class BlobStore:
         """Bytes received so far. :raises PathNotFound: when the upload does not exist."""
         return (await self.driver.stat(paths.upload_data(upload_id))).size_bytes
 
-    async def _state(self, upload_id: str, size_bytes: int) -> UploadState:
+    def _state(self, upload_id: str, size_bytes: int) -> UploadState | None:
+        """This node's running hash of the upload if it covers exactly ``size_bytes`` stored
+        bytes; else None (dropped: another node appended, or this node never saw the start)."""
         state = self._states.get(upload_id)
         if state is not None and state.size_bytes == size_bytes:
             return state
-        hasher = Hasher()  # no or stale state: rebuild it from the stored bytes
-        async for chunk in self.driver.reader(paths.upload_data(upload_id), 0, size_bytes):
-            hasher.update(chunk)
-        state = self._states[upload_id] = UploadState(hasher, size_bytes)
-        return state
+        self._states.pop(upload_id, None)
+        return None
 
     async def append(
         self,
@@ -115,18 +127,22 @@ class BlobStore:
         whole upload durable (fsync), as :meth:`publish` needs. ``check`` sees the size before
         anything is written and may raise to refuse the body (e.g. a chunk out of order).
 
+        Never reads the stored upload (see the module docstring).
+
         :raises PathNotFound: when the upload does not exist (never started, or finished).
         """
         writer = await self.driver.writer(paths.upload_data(upload_id), append=True)
         try:
             if check is not None:
                 check(writer.size_bytes)
-            state = await self._state(upload_id, writer.size_bytes)
+            state = self._state(upload_id, writer.size_bytes)
             async for chunk in chunks:
                 if chunk:
                     await writer.write(chunk)
-                    state.hasher.update(chunk)
-            state.size_bytes = writer.size_bytes
+                    if state is not None:
+                        state.hasher.update(chunk)
+            if state is not None:
+                state.size_bytes = writer.size_bytes
         except BaseException:
             await writer.close()
             self._states.pop(upload_id, None)  # what reached storage is unknown: rehash later
@@ -135,19 +151,22 @@ class BlobStore:
             await writer.commit()
         else:
             await writer.close()
-        return state.size_bytes
+        return writer.size_bytes
 
     async def publish(self, upload_id: str, expected: Digest, size_bytes: int) -> None:
         """Verify the committed upload (of ``size_bytes``, as :meth:`append` returned) against
-        ``expected`` and move it into place.
+        ``expected`` and move it into place. Reads the upload once when this node's hash does
+        not cover it all (another node took some chunks, a restart) or ``expected`` is not
+        SHA-256.
 
         :raises DigestMismatch: (the upload is discarded) when the content does not match.
         """
-        state = await self._state(upload_id, size_bytes)
-        actual = state.hasher.digest() if expected.algorithm == "sha256" else None
-        if actual is None:  # another algorithm: hash the stored bytes with it
+        state = self._state(upload_id, size_bytes)
+        if state is not None and expected.algorithm == "sha256":
+            actual = state.hasher.digest()
+        else:
             h = expected.hasher()
-            async for chunk in self.driver.reader(paths.upload_data(upload_id)):
+            async for chunk in self.driver.reader(paths.upload_data(upload_id), 0, size_bytes):
                 h.update(chunk)
             actual = h.digest()
         if actual != expected:

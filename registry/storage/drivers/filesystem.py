@@ -41,11 +41,13 @@ import stat
 import weakref
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.to_thread
 
 from registry.storage.base import (
+    DriverUnavailable,
     FileInfo,
     FileWriter,
     InvalidOffset,
@@ -55,6 +57,9 @@ from registry.storage.base import (
     StorageError,
     check_path,
 )
+
+if TYPE_CHECKING:
+    from registry.storage.factory import DriverConfig
 
 __all__ = ["CHUNK_BYTES", "WRITE_BUFFER_BYTES", "FilesystemDriver", "FilesystemWriter"]
 
@@ -147,6 +152,16 @@ class FilesystemDriver(StorageDriver):
 
     def __repr__(self) -> str:
         return f"FilesystemDriver({self.root!r})"
+
+    @classmethod
+    def from_config(cls, config: DriverConfig) -> FilesystemDriver:
+        """The driver over ``config.root`` (created if missing)."""
+        if not config.root:
+            raise DriverUnavailable(
+                "the filesystem driver needs a root directory: set SEAWALL_STORAGE__ROOT",
+                driver=NAME,
+            )
+        return cls(config.root)
 
     # ------------------------------------------------------------------ paths
     def _resolve(self, path: str) -> str:
