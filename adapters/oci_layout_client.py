@@ -20,12 +20,12 @@ from typing import Any
 
 import anyio
 
-from adapters.oci.errors import DigestMismatch, NotFound, RequestRejected
+from adapters.oci.errors import DigestMismatch, NotFound, OciError, RequestRejected
 from adapters.oci.types import ClientStats, Descriptor, Manifest, ManifestRef
 from adapters.oci.uploads import OpenStream
 from adapters.oci_layout_blobs import BlobTransfers, LayoutBlobReader
 from adapters.oci_layout_fs import locked
-from adapters.oci_layout_index import LayoutIndex, after_put, descriptor
+from adapters.oci_layout_index import LayoutFormatError, LayoutIndex, after_put, descriptor
 from adapters.oci_layout_io import LayoutRunner
 from adapters.oci_layout_refs import check_references, is_referrer, listed_by_an_index, referrer
 from adapters.oci_layout_store import Layout, LayoutStore, repository_parts
@@ -120,8 +120,8 @@ class OciLayoutClient:
                 try:
                     with self.store.open(name) as layout:
                         found[name] = _tag_refs(layout.index())
-                except Exception:  # reported by list_tag_refs for this repository
-                    continue
+                except (OciError, OSError, LayoutFormatError):
+                    continue  # list_tag_refs says why, for this repository alone
             return names, found
 
         return await self._io.run(f"listing {self.root}", listings)

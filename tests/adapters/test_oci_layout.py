@@ -6,9 +6,11 @@ time, others' index.json fields kept). The real tools: ``test_oci_layout_interop
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import json
 import os
+import tracemalloc
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -406,3 +408,89 @@ def test_client_options_reach_the_client(root: Path) -> None:
     assert adapter.client().max_manifest_bytes == 1024
     assert adapter.client() is adapter.client()
     assert dataclasses.replace(adapter.capabilities).referrers_api
+
+
+@pytest.mark.anyio
+async def test_memory_stays_flat_with_blob_size(adapter: OciLayoutAdapter) -> None:
+    piece, count = 1 << 20, 48
+
+    def block(i: int) -> bytes:
+        return hashlib.sha256(str(i).encode()).digest() * (piece // 32)
+
+    whole = hashlib.sha256()
+    for i in range(count):
+        whole.update(block(i))
+    digest = "sha256:" + whole.hexdigest()
+
+    async def source(offset: int) -> AsyncIterator[bytes]:
+        for i in range(offset // piece, count):
+            yield block(i)
+
+    client = adapter.client()
+    tracemalloc.start()
+    try:
+        await client.upload_blob("team/big", digest, piece * count, source)
+        again = hashlib.sha256()
+        async with client.blob_stream("team/big", digest) as blob:
+            async for chunk in blob.iter_chunks():
+                again.update(chunk)
+        peak_bytes = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "sha256:" + again.hexdigest() == digest
+    assert peak_bytes < 8 * piece, f"peak {peak_bytes} bytes for a {piece * count}-byte blob"
+
+
+@pytest.mark.anyio
+async def test_mount_copies_where_links_are_refused(
+    adapter: OciLayoutAdapter, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another file system below the root (EXDEV): the blob is copied and verified."""
+    data = os.urandom(70_000)
+    digest = await push_blob(adapter, "team/a", data)
+    await adapter.prepare_repository("team/b")
+
+    def no_link(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", no_link)
+    assert await adapter.client().mount_blob("team/b", digest, "team/a")
+    name = digest.split(":")[1]
+    a, b = (root / "team" / r / "blobs" / "sha256" / name for r in ("a", "b"))
+    assert b.read_bytes() == data
+    assert a.stat().st_ino != b.stat().st_ino
+
+
+@pytest.mark.anyio
+async def test_docker_media_types_and_nested_repositories(adapter: OciLayoutAdapter) -> None:
+    client = adapter.client()
+    config = b'{"architecture": "amd64", "os": "linux"}'
+    layer = os.urandom(1000)
+    for repo in ("team", "team/app"):  # a layout inside a layout's directory
+        await push_blob(adapter, repo, config)
+        await push_blob(adapter, repo, layer)
+        image = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": mt.DOCKER_MANIFEST,
+                "config": {"mediaType": mt.DOCKER_CONFIG, "digest": sha256(config), "size": 41},
+                "layers": [
+                    {
+                        "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                        "digest": sha256(layer),
+                        "size": len(layer),
+                    }
+                ],
+            }
+        ).encode()
+        await client.put_manifest(repo, sha256(image), image, mt.DOCKER_MANIFEST)
+        child = {"mediaType": mt.DOCKER_MANIFEST, "digest": sha256(image), "size": len(image)}
+        listed = json.dumps(
+            {"schemaVersion": 2, "mediaType": mt.DOCKER_MANIFEST_LIST, "manifests": [child]}
+        ).encode()
+        await client.put_manifest(repo, "v1", listed, mt.DOCKER_MANIFEST_LIST)
+        got = await client.get_manifest(repo, "v1")
+        assert (got.data, got.media_type) == (listed, mt.DOCKER_MANIFEST_LIST)
+        ref = await client.head_manifest(repo, sha256(image))
+        assert ref is not None and ref.media_type == mt.DOCKER_MANIFEST
+    assert await client.catalog() == ["team", "team/app"]

@@ -18,8 +18,10 @@ pulls them back. No oras Go CLI (``oras copy --from-oci-layout``) is installed h
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -194,6 +196,19 @@ def test_skopeo_reads_what_seawall_wrote(corpus: Corpus) -> None:
             assert digest_of(c, "from-skopeo/multi", image.digest) == image.digest
 
 
+def test_skopeo_writing_a_seawall_layout_keeps_its_referrers(
+    corpus: Corpus, tmp_path: Path
+) -> None:
+    img = tmp_path / "img"
+    shutil.copytree(corpus.root / "usb" / "img", img)
+    corpus.skopeo.copy(f"oci:{corpus.workdir}/built:1.0", f"oci:{img}:other", "--all")
+    manifests = index_json(img)["manifests"]
+    assert {m["digest"] for m in manifests if "annotations" not in m} == {
+        d for d, _ in corpus.referrers
+    }
+    assert layout_tags(img) == {"v1": corpus.image.digest, "other": corpus.index.digest}
+
+
 def test_umoci_reads_what_seawall_wrote(corpus: Corpus, tmp_path: Path) -> None:
     img = corpus.root / "usb" / "img"
     assert umoci("ls", "--layout", str(img)).split() == ["v1"]
@@ -347,3 +362,32 @@ def test_tool_written_layouts_are_read_and_replicated_into_seawall(
         listed_refs = c.get(f"/v2/back/sk/img/referrers/{corpus.image.digest}").json()
         got = {(m["digest"], m["artifactType"]) for m in listed_refs["manifests"]}
         assert got == set(corpus.referrers)
+
+
+def test_seawall_sync_carries_a_layout_both_ways(corpus: Corpus, tmp_path: Path) -> None:
+    """The air-gap flow of the docs: ``seawall sync`` from Seawall into a layout root on one
+    side, from the layout root into (another) Seawall on the other."""
+    usb, seawall = tmp_path / "usb", corpus.seawall
+    usb.mkdir()
+    creds = f"admin:{seawall.admin_password}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEAWALL_")}
+    for i, args in enumerate(
+        (
+            [f"{seawall.url}/src", f"file://{usb}", "--src-creds", creds],
+            [f"file://{usb}", f"{seawall.url}/synced", "--dest-creds", creds],
+        )
+    ):
+        state = tmp_path / f"state{i}"
+        state.mkdir()
+        argv = [sys.executable, "-m", "seawall", "sync", *args, "--state-dir", str(state)]
+        result = subprocess.run(argv, capture_output=True, timeout=120, env=env, check=False)
+        if result.returncode != 0:
+            raise CommandFailed(argv, result)
+    assert layout_tags(usb / "src" / "img") == {"v1": corpus.image.digest}
+    with corpus.http() as c:
+        assert digest_of(c, "synced/src/img", "v1") == corpus.image.digest
+        assert digest_of(c, "synced/src/multi", "1.0") == corpus.index.digest
+        listed = c.get(f"/v2/synced/src/img/referrers/{corpus.image.digest}").json()
+        assert {(m["digest"], m["artifactType"]) for m in listed["manifests"]} == set(
+            corpus.referrers
+        )
