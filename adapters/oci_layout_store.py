@@ -347,7 +347,13 @@ class Layout:
             dst = self._blob_dir(digest, create=True)
             assert dst is not None
             try:
-                os.link(digest.encoded, digest.encoded, src_dir_fd=src, dst_dir_fd=dst)
+                os.link(
+                    digest.encoded,
+                    digest.encoded,
+                    src_dir_fd=src,
+                    dst_dir_fd=dst,
+                    follow_symlinks=False,
+                )
                 os.fsync(dst)
             except FileExistsError:
                 pass

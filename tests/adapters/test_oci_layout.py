@@ -494,3 +494,31 @@ async def test_docker_media_types_and_nested_repositories(adapter: OciLayoutAdap
         ref = await client.head_manifest(repo, sha256(image))
         assert ref is not None and ref.media_type == mt.DOCKER_MANIFEST
     assert await client.catalog() == ["team", "team/app"]
+
+
+@pytest.mark.anyio
+async def test_index_json_lists_the_roots_only(adapter: OciLayoutAdapter, root: Path) -> None:
+    """Children pushed by digest are roots until their index arrives; referrers stay roots."""
+    client = adapter.client()
+    layout = root / "team" / "app"
+
+    def roots() -> list[tuple[str, str | None]]:
+        return [
+            (m["digest"], (m.get("annotations") or {}).get(REF_NAME))
+            for m in index_json(layout)["manifests"]
+        ]
+
+    child, data = await push_image(adapter, "team/app", None)
+    assert roots() == [(child, None)]
+    signature, _ = await push_image(adapter, "team/app", None, subject=child)
+    entry = {"mediaType": mt.OCI_MANIFEST, "digest": child, "size": len(data)}
+    index = json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": [entry]})
+    top = await client.put_manifest("team/app", "1.0", index.encode(), mt.OCI_INDEX)
+    assert roots() == [(signature, None), (top, "1.0")]
+    written = (layout / "index.json").stat().st_ino
+    await client.put_manifest("team/app", child, data, mt.OCI_MANIFEST)  # again: via the index
+    await client.put_manifest("team/app", "1.0", index.encode(), mt.OCI_INDEX)  # no change
+    assert roots() == [(signature, None), (top, "1.0")]
+    assert (layout / "index.json").stat().st_ino == written  # not even rewritten
+    found = await client.referrers("team/app", child)
+    assert [d.digest for d in found or []] == [signature]
