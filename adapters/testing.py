@@ -114,6 +114,8 @@ class AdapterConformance:
     lists_tag_digests: ClassVar[bool] = False
     #: its repository listing carries each repository's tags with digests (Seawall's does)
     catalog_lists_tags: ClassVar[bool] = False
+    #: the type logs in (False: a directory, which refuses credentials)
+    takes_credentials: ClassVar[bool] = True
 
     @pytest.fixture
     def anyio_backend(self) -> str:
@@ -211,6 +213,10 @@ class AdapterConformance:
 
     async def test_wrong_credentials_are_unhealthy(self, adapter: RegistryAdapter) -> None:
         cfg = adapter.config
+        if not self.takes_credentials:  # e.g. a directory: credentials are refused up front
+            with pytest.raises(InvalidEndpoint):
+                type(adapter).check_config(dataclasses.replace(cfg, username="u", password="p"))
+            return
         if cfg.username is None and cfg.token is None:
             pytest.skip("the registry is used anonymously")
         wrong = dataclasses.replace(

@@ -56,13 +56,18 @@ def _creds(value: str | None) -> tuple[str | None, str | None]:
     return user, password
 
 
+def _env_creds(url: str, variable: str) -> str | None:
+    return None if url.startswith("file:") else os.environ.get(variable)
+
+
 def run(args: argparse.Namespace) -> int:
     import anyio
 
     from engine.oneshot import SyncSide, sync_once
 
-    su, sp = _creds(args.src_creds or os.environ.get("SEAWALL_SRC_CREDS"))
-    du, dp = _creds(args.dest_creds or os.environ.get("SEAWALL_DEST_CREDS"))
+    # a directory (file://) takes no credentials: the environment's are for registries
+    su, sp = _creds(args.src_creds or _env_creds(args.src, "SEAWALL_SRC_CREDS"))
+    du, dp = _creds(args.dest_creds or _env_creds(args.dst, "SEAWALL_DEST_CREDS"))
     src = SyncSide(args.src, su, sp, args.src_insecure, args.src_type)
     dst = SyncSide(args.dst, du, dp, args.dest_insecure, args.dest_type)
     key = hashlib.sha256(f"{args.src} {args.dst}".encode()).hexdigest()[:16]

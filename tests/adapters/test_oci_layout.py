@@ -46,6 +46,7 @@ async def adapter(root: Path) -> AsyncIterator[OciLayoutAdapter]:
 class TestOciLayoutConformance(AdapterConformance):
     lists_tag_digests = True  # index.json carries each tag's descriptor
     catalog_lists_tags = True  # one walk lists repositories with their tags
+    takes_credentials = False  # a directory: credentials are refused before anything is read
 
 
 def sha256(data: bytes) -> str:
