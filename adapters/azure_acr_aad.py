@@ -94,9 +94,9 @@ def build_credential(settings: AcrSettings) -> TokenCredential:
             )
         case _:
             return identity.DefaultAzureCredential(
-                authority=settings.authority_host,
                 managed_identity_client_id=client_id,
                 workload_identity_client_id=client_id,
+                **authority,
             )
 
 

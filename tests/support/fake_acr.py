@@ -45,6 +45,7 @@ __all__ = ["AadVerifier", "FakeAcr"]
 #: checks an AAD access token: its claims (``tid``, ``aud``, ``oid``/``appid``) or None
 AadVerifier = Callable[[str], Mapping[str, Any] | None]
 
+ROUTE = web.RequestKey("route", str)
 _V2 = re.compile(r"^/v2/(.+)/(blobs/uploads|manifests|blobs|tags|referrers)(/.*)?$")
 _UNAUTHORIZED = (
     "authentication required, visit https://aka.ms/acr/authorization for more information."
@@ -131,6 +132,7 @@ class FakeAcr:
         await self.upstream.open()
         app = web.Application(client_max_size=1 << 40)
         app.router.add_route("*", "/{tail:.*}", self._handle)
+        app.on_response_prepare.append(self._record)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
@@ -192,6 +194,7 @@ class FakeAcr:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         route, handler = self._route(request)
+        request[ROUTE] = route  # for _record, when the answer's headers go out
         with self._lock:
             self._counts[route] += 1
             throttle = self._throttles.get(route)
@@ -202,14 +205,15 @@ class FakeAcr:
                 retry_after = ""
         if retry_after:
             await request.read()
-            answer: web.StreamResponse = acr_error(
+            return acr_error(
                 429, "TOOMANYREQUESTS", "too many requests", **{"Retry-After": retry_after}
             )
-        else:
-            answer = await handler(request)
+        return await handler(request)
+
+    async def _record(self, request: web.Request, response: web.StreamResponse) -> None:
+        """Count an answer before it is sent (the client may look right after it arrives)."""
         with self._lock:
-            self._answers[(route, answer.status)] += 1
-        return answer
+            self._answers[(request.get(ROUTE, "other"), response.status)] += 1
 
     def _route(self, request: web.Request) -> tuple[str, Any]:
         path, method = request.path, request.method
@@ -292,7 +296,12 @@ class FakeAcr:
         body = await self._body(request)
         if isinstance(body, web.Response):
             return body
-        return await self.upstream.forward(request, request.method, request.path_qs, body)
+        # ACR's listings are the OCI ones: plain JSON whatever else the client accepts
+        listing = request.path == "/v2/_catalog" or (m is not None and m.group(2) == "tags")
+        accept = "application/json" if listing else None
+        return await self.upstream.forward(
+            request, request.method, request.path_qs, body, accept=accept
+        )
 
     def _needs(self, request: web.Request) -> tuple[list[tuple[str, str, str]], str]:
         if request.path == "/v2/_catalog":

@@ -63,11 +63,20 @@ class Upstream:
         return headers
 
     async def forward(
-        self, request: web.Request, method: str, path_qs: str, body: bytes | None
+        self,
+        request: web.Request,
+        method: str,
+        path_qs: str,
+        body: bytes | None,
+        accept: str | None = None,
     ) -> web.StreamResponse:
-        """Send the request on to the upstream registry and stream its answer back."""
+        """Send the request on to the upstream registry and stream its answer back;
+        ``accept`` replaces the client's ``Accept``."""
         assert self.http is not None
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
+        if accept is not None:
+            headers = {k: v for k, v in headers.items() if k.lower() != "accept"}
+            headers["Accept"] = accept
         if self._auth:
             headers["Authorization"] = self._auth
         async with self.http.request(
