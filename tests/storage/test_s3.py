@@ -12,18 +12,13 @@ from registry.storage.base import StorageDriver
 from registry.storage.checked import CheckedDriver
 from registry.storage.drivers.s3 import MIN_PART_BYTES, S3Driver, S3Store, make_client
 from registry.storage.testing import StorageDriverSuite
-from tests.storage.conftest import MotoS3
+from tests.support.moto import MotoServer
 
 
 @pytest.fixture(scope="session")
-def s3_client(moto_s3: MotoS3) -> Any:
+def s3_client(moto_s3: MotoServer) -> Any:
     """One boto3 client for the session (making one costs ~0.4 s)."""
-    return make_client(
-        endpoint_url=moto_s3.url,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    )
+    return make_client(**moto_s3.client_kwargs())
 
 
 class TestS3Driver(StorageDriverSuite):
