@@ -12,6 +12,7 @@ from registry.http.context import RegistryContext
 from registry.meta.content import TagRecord
 from registry.oci.errors import RegistryError
 from registry.oci.mediatypes import SEAWALL_CATALOG, SEAWALL_TAG_LIST
+from registry.oci.numbers import NumberError, parse_count
 
 __all__ = ["catalog", "tags_list"]
 
@@ -20,14 +21,30 @@ CATALOG_WITH_TAGS_PAGE = 100  # repositories per page of SEAWALL_CATALOG
 VARY = {"Vary": "Accept"}  # the same URL answers two ways (a cache must keep them apart)
 
 
+def _text_arg(req: Request, key: str) -> str | None:
+    """``last`` or ``prefix``: a tag or repository name (or its start), so printable ASCII of at
+    most 255 characters; anything else could never match and is refused."""
+    raw = req.q(key) or None
+    if raw is not None and not (len(raw) <= 255 and raw.isascii() and raw.isprintable()):
+        raise RegistryError(
+            "PAGINATION_NUMBER_INVALID",
+            {key: raw[:50], "reason": f"{key} must be a tag or repository name"},
+        )
+    return raw
+
+
 def _page_args(req: Request) -> tuple[int | None, str | None]:
     raw = req.q("n")
-    n: int | None = None
-    if raw is not None and raw != "":
-        if not raw.isdigit():
-            raise RegistryError("PAGINATION_NUMBER_INVALID", {"n": raw[:50]})
-        n = min(int(raw), MAX_PAGE)
-    return n, req.q("last") or None
+    last = _text_arg(req, "last")
+    if raw is None or raw == "":
+        return None, last
+    try:
+        n = min(parse_count(raw), MAX_PAGE)  # more than a page's worth: one full page
+    except NumberError as e:
+        raise RegistryError(
+            "PAGINATION_NUMBER_INVALID", {"n": raw[:50], "reason": str(e)}
+        ) from None
+    return n, last
 
 
 def _link(path: str, n: int | None, items: list[str], **more: str) -> dict[str, str]:
@@ -79,7 +96,7 @@ async def _catalog_with_tags(
     ctx: RegistryContext, req: Request, n: int | None, last: str | None
 ) -> Response:
     n = CATALOG_WITH_TAGS_PAGE if n is None else min(n, CATALOG_WITH_TAGS_PAGE)
-    prefix = req.q("prefix") or ""
+    prefix = _text_arg(req, "prefix") or ""
     repos = [] if n == 0 else await ctx.content.list_repositories(n, last, prefix)
     records = await ctx.content.tag_records_of(repos)
     listings = {

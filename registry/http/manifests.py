@@ -12,6 +12,7 @@ from registry.http.context import RegistryContext
 from registry.oci.digest import Digest, DigestError, sha256_of
 from registry.oci.errors import RegistryError
 from registry.oci.manifest import parse_manifest
+from registry.oci.numbers import NumberError, parse_count
 from registry.oci.reference import is_valid_tag
 
 __all__ = ["delete_manifest", "get_manifest", "put_manifest"]
@@ -47,26 +48,32 @@ async def get_manifest(ctx: RegistryContext, req: Request) -> Response:
     return Response(200, headers, record.data, head=req.method == "HEAD")
 
 
+def _too_large(limit: int) -> RegistryError:
+    return RegistryError(
+        "MANIFEST_INVALID",
+        {"limit_bytes": limit},
+        status=413,
+        message=f"manifest exceeds the size limit of {limit} bytes",
+    )
+
+
+async def _manifest_body(req: Request, limit: int) -> bytes:
+    """The body, refused (413) by its declared length before reading when that is over ``limit``."""
+    try:
+        declared = parse_count(req.headers.get("content-length") or "0")
+    except NumberError:
+        declared = 0  # the server frames the body; what is read is checked below
+    if declared > limit:
+        raise _too_large(limit)
+    try:
+        return await req.body(limit)
+    except BodyTooLarge:
+        raise _too_large(limit) from None
+
+
 async def put_manifest(ctx: RegistryContext, req: Request) -> Response:
     name, reference = req.params["name"], req.params["reference"]
-    limit = ctx.options.max_manifest_bytes
-    declared = req.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise RegistryError(
-            "MANIFEST_INVALID",
-            {"limit_bytes": limit},
-            status=413,
-            message="manifest exceeds the size limit",
-        )
-    try:
-        data = await req.body(limit)
-    except BodyTooLarge:
-        raise RegistryError(
-            "MANIFEST_INVALID",
-            {"limit_bytes": limit},
-            status=413,
-            message="manifest exceeds the size limit",
-        ) from None
+    data = await _manifest_body(req, ctx.options.max_manifest_bytes)
     tag: str | None = None
     if ":" in reference:
         expected = parse_digest(reference)

@@ -14,8 +14,13 @@ from typing import Any
 from registry.oci import mediatypes as mt
 from registry.oci.digest import Digest, DigestError
 from registry.oci.errors import RegistryError
+from registry.oci.numbers import INT64_MAX, is_int64_size
 
-__all__ = ["Descriptor", "ParsedManifest", "parse_manifest"]
+__all__ = ["MAX_JSON_DEPTH", "Descriptor", "ParsedManifest", "parse_manifest"]
+
+#: How deeply a manifest's JSON may nest. A real manifest nests five levels (manifest → layers →
+#: descriptor → platform → os.features); anything near this limit is an attack on parsers.
+MAX_JSON_DEPTH = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,11 +77,9 @@ def _descriptor(raw: Any, where: str) -> Descriptor:
         Digest.parse(digest)
     except DigestError as e:
         raise _invalid(f"{where}.digest: {e}") from None
-    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-        raise _invalid(f"{where}.size must be a non-negative integer")
-    annotations = raw.get("annotations")
-    if annotations is not None and not isinstance(annotations, dict):
-        raise _invalid(f"{where}.annotations must be an object")
+    if not is_int64_size(size):
+        raise _invalid(f"{where}.size must be an integer from 0 to {INT64_MAX}")
+    annotations = _annotations(raw.get("annotations"), f"{where}.annotations")
     artifact_type = raw.get("artifactType")
     platform = raw.get("platform")
     return Descriptor(
@@ -84,9 +87,49 @@ def _descriptor(raw: Any, where: str) -> Descriptor:
         digest,
         size,
         artifact_type if isinstance(artifact_type, str) else None,
-        annotations,
+        annotations or None,
         platform if isinstance(platform, dict) else None,
     )
+
+
+def _annotations(raw: Any, where: str) -> dict[str, str]:
+    """The OCI rule: annotations are a map of strings to strings (absent: empty)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
+        raise _invalid(f"{where} must be an object of string values")
+    return raw
+
+
+def _depth_exceeds(doc: Any, limit: int) -> bool:
+    """Whether ``doc`` nests objects and arrays more than ``limit`` levels (iterative: never
+    recurses, stops at the first container past the limit)."""
+    stack: list[tuple[Any, int]] = [(doc, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
+
+
+def _load(data: bytes) -> dict[str, Any]:
+    """The manifest's JSON object; ``MANIFEST_INVALID`` for malformed or too deeply nested JSON."""
+    too_deep = f"nested deeper than {MAX_JSON_DEPTH} levels"
+    try:
+        doc = json.loads(data)
+    except RecursionError:
+        raise _invalid(f"not a manifest: its JSON is {too_deep}") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise _invalid(f"not valid JSON: {e}") from None
+    if not isinstance(doc, dict):
+        raise _invalid("a manifest must be a JSON object")
+    if _depth_exceeds(doc, MAX_JSON_DEPTH):
+        raise _invalid(f"not a manifest: its JSON is {too_deep}")
+    return doc
 
 
 def _content_type(header: str | None) -> str:
@@ -95,12 +138,7 @@ def _content_type(header: str | None) -> str:
 
 def parse_manifest(data: bytes, content_type: str | None) -> ParsedManifest:
     """Validate ``data`` as a manifest of ``content_type``; raise ``MANIFEST_INVALID`` if not."""
-    try:
-        doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise _invalid(f"not valid JSON: {e}") from None
-    if not isinstance(doc, dict):
-        raise _invalid("a manifest must be a JSON object")
+    doc = _load(data)
     header = _content_type(content_type)
     body_type = doc.get("mediaType")
     if body_type is not None and not isinstance(body_type, str):
@@ -124,9 +162,7 @@ def parse_manifest(data: bytes, content_type: str | None) -> ParsedManifest:
         raise _invalid("schemaVersion must be 2")
 
     subject = _descriptor(doc["subject"], "subject") if doc.get("subject") is not None else None
-    annotations = doc.get("annotations") or {}
-    if not isinstance(annotations, dict):
-        raise _invalid("annotations must be an object")
+    annotations = _annotations(doc.get("annotations"), "annotations")
     artifact_type = doc.get("artifactType")
     if artifact_type is not None and not isinstance(artifact_type, str):
         raise _invalid("artifactType must be a string")
