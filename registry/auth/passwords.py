@@ -6,7 +6,9 @@ Stored hashes describe themselves, so parameters can change later without breaki
     scrypt$16384$8$1$q1v3...==$Vx0...=
 
 A scrypt check costs tens of milliseconds on purpose. Clients using HTTP Basic send the password
-on every request, so :class:`VerifiedCache` remembers recent successes for a short while.
+on every request, so :class:`VerifiedCache` remembers recent successes for a short while; it also
+holds the process's throttle of failures and the bounded thread pool checks run on
+(:mod:`registry.auth.logins`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from registry.auth.logins import CheckPool, LoginThrottle
 
 __all__ = ["VerifiedCache", "generate_secret", "hash_password", "verify_password"]
 
@@ -142,6 +146,9 @@ class VerifiedCache:
       random key private to this process, so a memory dump does not give fast offline guesses.
 
     Safe to share between threads and tasks of one process; each process has its own cache.
+
+    ``throttle`` and ``pool`` are the rest of the process's password-check state: failed logins
+    per account and source, and the threads scrypt runs on (see :mod:`registry.auth.logins`).
     """
 
     def __init__(
@@ -150,6 +157,8 @@ class VerifiedCache:
         max_entries: int = 1024,
         ttl_seconds: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
+        throttle: LoginThrottle | None = None,
+        pool: CheckPool | None = None,
     ) -> None:
         """:param clock: seconds from a monotonic clock; tests pass a fake one."""
         if max_entries < 1:
@@ -162,6 +171,8 @@ class VerifiedCache:
         self._key = secrets.token_bytes(32)
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._lock = threading.Lock()
+        self.throttle = throttle or LoginThrottle(clock=clock)
+        self.pool = pool or CheckPool()
 
     def _fingerprint(self, username: str, password: str, password_hash: str) -> bytes:
         message = b"\0".join((_utf8(username), _utf8(password), _utf8(password_hash)))

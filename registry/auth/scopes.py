@@ -14,14 +14,31 @@ Examples: ``repository:team/app:pull``, ``repository:team/app:pull,push``,
 
 Parsing only checks the shape. Whether a name is a valid repository, and which actions exist,
 is decided by :mod:`registry.auth.permissions`.
+
+A token request is bounded (:func:`parse_scopes`): at most :data:`MAX_SCOPES` distinct scopes
+and :data:`MAX_SCOPE_CHARS` characters of scope text in all, so every token the endpoint issues
+stays small (a few KiB) whoever asks — anonymous callers included. Real clients ask for one to
+a handful (docker's cross-repository mounts add one per source repository).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["Access", "ScopeError", "format_scope", "parse_scope"]
+__all__ = [
+    "MAX_SCOPES",
+    "MAX_SCOPE_CHARS",
+    "Access",
+    "ScopeError",
+    "format_scope",
+    "parse_scope",
+    "parse_scopes",
+]
+
+MAX_SCOPES = 32
+MAX_SCOPE_CHARS = 4096
 
 _TYPE_RE = re.compile(r"[a-z0-9]+(?:\([a-z0-9]+\))?")
 _ACTION_RE = re.compile(r"[a-z]+|\*")
@@ -84,6 +101,35 @@ def parse_scope(scopes: str) -> list[Access]:
     :raises ScopeError: for the first scope that is not ``type:name:actions``.
     """
     return [_parse_one(item) for item in scopes.split()]
+
+
+def parse_scopes(values: Iterable[str]) -> list[Access]:
+    """All the ``scope`` values of one token request, bounded, duplicates merged.
+
+    Scopes naming the same ``type:name`` become one entry holding the union of their actions,
+    in the order of first appearance.
+
+    :raises ScopeError: for a malformed scope, more than :data:`MAX_SCOPES` distinct resources,
+        or more than :data:`MAX_SCOPE_CHARS` characters of scope text.
+    """
+    values = list(values)
+    chars = sum(len(v) for v in values)
+    if chars > MAX_SCOPE_CHARS:
+        raise ScopeError(
+            f"the scopes asked for hold {chars} characters; at most {MAX_SCOPE_CHARS} are "
+            "accepted in one token request: ask for a token per repository instead"
+        )
+    merged: dict[tuple[str, str], frozenset[str]] = {}
+    for value in values:
+        for access in parse_scope(value):
+            key = (access.type, access.name)
+            merged[key] = merged.get(key, frozenset()) | access.actions
+            if len(merged) > MAX_SCOPES:
+                raise ScopeError(
+                    f"more than {MAX_SCOPES} scopes in one token request; ask for at most "
+                    f"{MAX_SCOPES} (a token per repository is the usual way)"
+                )
+    return [Access(type_, name, actions) for (type_, name), actions in merged.items()]
 
 
 def format_scope(access: Access) -> str:

@@ -3,12 +3,21 @@
 A token as issued (claims)::
 
     {"iss": "seawall", "sub": "alice", "aud": "seawall",        # sub absent for anonymous
+     "stamp": "9f2c...",                                         # the account's, with sub
      "iat": 1700000000, "nbf": 1700000000, "exp": 1700000300, "jti": "<random>",
      "access": [{"type": "repository", "name": "team/app", "actions": ["pull", "push"]}]}
 
 The issuer puts in the token only what it is given: decide the actions first with
-:func:`registry.auth.permissions.allowed_actions`. Every worker process must use the same key,
-hence :func:`load_or_create_key`, which is safe when several workers start at once.
+:func:`registry.auth.permissions.allowed_actions`. ``stamp`` is the account's
+(:attr:`registry.meta.accounts.AccountRecord.stamp`); the registry compares it with the account
+row on every request, so a deleted or changed account's tokens stop working at once. Every
+worker process must use the same key, hence :func:`load_or_create_key`, which is safe when
+several workers start at once.
+
+No token longer than :data:`MAX_TOKEN_BYTES` is ever issued (scopes are bounded, see
+:func:`registry.auth.scopes.parse_scopes`), so a longer one is refused before its signature is
+checked, and verified claims are kept in a cache bounded in bytes
+(:class:`registry.auth.token_cache.VerifiedTokens`).
 """
 
 from __future__ import annotations
@@ -26,8 +35,10 @@ from typing import Any, Literal
 import jwt
 
 from registry.auth.scopes import Access
+from registry.auth.token_cache import VerifiedTokens
 
 __all__ = [
+    "MAX_TOKEN_BYTES",
     "MIN_KEY_BYTES",
     "InvalidToken",
     "IssuedToken",
@@ -37,6 +48,8 @@ __all__ = [
 ]
 
 MIN_KEY_BYTES = 32
+#: Far above the largest token the endpoint can issue (32 scopes, 4 KiB of scope text: ~9 KiB).
+MAX_TOKEN_BYTES = 16 * 1024
 LEEWAY_SECONDS = 5
 ALGORITHM = "HS256"
 
@@ -79,11 +92,13 @@ class IssuedToken:
 
 @dataclass(frozen=True, slots=True)
 class TokenClaims:
-    """What a verified token says: who (``None`` = anonymous), may do what, until when (UTC)."""
+    """What a verified token says: who (``None`` = anonymous), may do what, until when (UTC),
+    and the stamp the subject's account had when the token was issued."""
 
     subject: str | None
     access: tuple[Access, ...]
     expires_at: datetime
+    stamp: str | None = None
 
     def mentions(self, type: str, name: str) -> bool:
         """Whether the token was issued for a scope on ``type:name`` (granted or not)."""
@@ -115,6 +130,7 @@ class TokenIssuer:
         issuer: str = "seawall",
         service: str = "seawall",
         ttl_seconds: int = 300,
+        cache: VerifiedTokens | None = None,
     ) -> None:
         if len(key) < MIN_KEY_BYTES:
             raise ValueError(
@@ -128,6 +144,7 @@ class TokenIssuer:
         self.issuer = issuer
         self.service = service
         self.ttl_seconds = ttl_seconds
+        self._verified = cache or VerifiedTokens()
 
     def __repr__(self) -> str:
         return (
@@ -135,8 +152,11 @@ class TokenIssuer:
             f"ttl_seconds={self.ttl_seconds})"
         )
 
-    def issue(self, subject: str | None, access: Sequence[Access]) -> IssuedToken:
-        """A token for ``subject`` (``None``: anonymous) granting exactly ``access``.
+    def issue(
+        self, subject: str | None, access: Sequence[Access], *, stamp: str | None = None
+    ) -> IssuedToken:
+        """A token for ``subject`` (``None``: anonymous) granting exactly ``access``; ``stamp``
+        is the subject account's (checked by the registry on every request).
 
         Entries with no actions stay in the token (the Docker token spec's way of saying "asked
         for, not granted"), so the registry can tell a refused scope from one never asked for.
@@ -157,15 +177,33 @@ class TokenIssuer:
         }
         if subject is not None:
             claims["sub"] = subject
+        if stamp is not None:
+            claims["stamp"] = stamp
         token = jwt.encode(claims, self._key, algorithm=ALGORITHM)
         return IssuedToken(token, self.ttl_seconds, issued_at)
 
     def verify(self, token: str) -> TokenClaims:
         """The claims of ``token`` if this issuer made it and it is still valid (5 s leeway).
 
+        Claims verified in the last 30 s come from a cache bounded in bytes; a token longer than
+        :data:`MAX_TOKEN_BYTES` is refused unread (this issuer never made it).
+
         :raises InvalidToken: with reason expired, not yet valid, bad signature (including a
             different key or algorithm), wrong audience, wrong issuer, or malformed.
         """
+        if len(token) > MAX_TOKEN_BYTES:
+            raise InvalidToken(
+                "malformed", f"longer than {MAX_TOKEN_BYTES} bytes, which no token of ours is"
+            )
+        claims = self._verified.get(token)
+        if claims is None:
+            claims = self._decode(token)
+            self._verified.put(token, claims)
+        elif claims.expires_at.timestamp() + LEEWAY_SECONDS <= datetime.now(UTC).timestamp():
+            raise InvalidToken("expired")
+        return claims
+
+    def _decode(self, token: str) -> TokenClaims:
         try:
             claims = jwt.decode(
                 token,
@@ -192,10 +230,12 @@ class TokenIssuer:
 
 
 def _claims_of(claims: dict[str, Any]) -> TokenClaims:
-    subject = claims.get("sub")
+    subject, stamp = claims.get("sub"), claims.get("stamp")
     raw_access = claims.get("access", [])
     if subject is not None and not isinstance(subject, str):
         raise InvalidToken("malformed", "sub is not a string")
+    if stamp is not None and not isinstance(stamp, str):
+        raise InvalidToken("malformed", "stamp is not a string")
     if not isinstance(raw_access, list):
         raise InvalidToken("malformed", "access is not a list")
     access = []
@@ -213,7 +253,7 @@ def _claims_of(claims: dict[str, Any]) -> TokenClaims:
         expires_at = datetime.fromtimestamp(claims["exp"], UTC)
     except (TypeError, ValueError, OverflowError, OSError):
         raise InvalidToken("malformed", "exp is not a timestamp") from None
-    return TokenClaims(subject, tuple(access), expires_at)
+    return TokenClaims(subject, tuple(access), expires_at, stamp)
 
 
 def load_or_create_key(path: Path) -> bytes:

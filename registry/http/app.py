@@ -8,6 +8,7 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from registry.auth.logins import LoginThrottled
 from registry.auth.scopes import Access
 from registry.http import blobs, listing, manifests, referrers, uploads
 from registry.http.asgi import (
@@ -22,6 +23,7 @@ from registry.http.asgi import (
 )
 from registry.http.auth import authorize, challenge, verified_token
 from registry.http.context import RegistryContext
+from registry.http.edge import Edge, EdgeOptions
 from registry.http.token import token
 from registry.oci.errors import RegistryError
 from registry.oci.reference import is_valid_name, validate_name
@@ -76,15 +78,18 @@ ROUTES = (
 
 class RegistryApp:
     """ASGI app for ``/v2/``, ``/service/token`` and ``/healthz``; anything else goes to
-    ``fallback`` (the management API) when one is given."""
+    ``fallback`` (the management API) when one is given. Every request, the fallback's too,
+    first passes the :class:`~registry.http.edge.Edge` (trusted proxies, body deadlines)."""
 
     def __init__(
         self,
         ctx: RegistryContext,
         fallback: Callable[[Scope, Receive, Send], Awaitable[None]] | None = None,
         lifespan: Callable[[Scope, Receive, Send], Awaitable[None]] | None = None,
+        edge: EdgeOptions | None = None,
     ) -> None:
         self.ctx, self.fallback, self.lifespan = ctx, fallback, lifespan
+        self.edge = Edge(edge or EdgeOptions())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -93,6 +98,7 @@ class RegistryApp:
             return
         if scope["type"] != "http":
             return
+        scope, receive = self.edge.admit(scope, receive)
         path: str = scope["path"]
         if not path.startswith("/v2") and path not in ("/service/token", "/healthz"):
             if self.fallback is not None:
@@ -107,16 +113,8 @@ class RegistryApp:
         req = Request(scope, receive)
         try:
             response = await self.dispatch(req)
-        except RegistryError as e:
-            response = _error(e)
-        except ClientDisconnected:
-            return
-        except StorageError as e:
-            log.error("storage error on %s %s: %s", req.method, path, e)
-            response = _error(RegistryError("UNAVAILABLE", {"reason": "storage error"}))
-        except Exception:
-            log.exception("unhandled error on %s %s", req.method, path)
-            response = _error(RegistryError("UNKNOWN"))
+        except Exception as e:
+            response = _error(_registry_error(e, req))
         if path.startswith("/v2"):
             response.headers.update(API_VERSION)
         await send_response(scope, send, response)
@@ -182,6 +180,39 @@ class RegistryApp:
                 pass
         req.query.pop("mount", None)
         req.query.pop("from", None)
+
+
+def _registry_error(e: Exception, req: Request) -> RegistryError:
+    """The one place where what a handler raised becomes the OCI error it is answered with."""
+    if isinstance(e, RegistryError):
+        return e
+    if isinstance(e, ClientDisconnected):  # also malformed chunked framing: answer in case
+        if e.stalled:
+            return RegistryError(
+                "SIZE_INVALID",
+                {"reason": "request body stalled"},
+                status=408,
+                message="the request body stopped arriving; send it again (an upload resumes "
+                "from the offset its status reports)",
+            )
+        return RegistryError(
+            "SIZE_INVALID",
+            {"reason": "request body incomplete"},
+            message="the request body ended before its declared length, or its chunked "
+            "encoding is malformed; send it again",
+        )
+    if isinstance(e, LoginThrottled):
+        return RegistryError(
+            "TOOMANYREQUESTS",
+            {"reason": e.reason, "retry_after_seconds": e.retry_after_seconds},
+            message=f"{e.reason}; retry after {e.retry_after_seconds} s",
+            headers={"Retry-After": str(e.retry_after_seconds)},
+        )
+    if isinstance(e, StorageError):
+        log.error("storage error on %s %s: %s", req.method, req.path, e)
+        return RegistryError("UNAVAILABLE", {"reason": "storage error"})
+    log.exception("unhandled error on %s %s", req.method, req.path, exc_info=e)
+    return RegistryError("UNKNOWN")
 
 
 def _error(e: RegistryError) -> Response:

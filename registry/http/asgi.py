@@ -13,7 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
-__all__ = ["Request", "Response", "json_response", "send_response"]
+__all__ = ["STALLED", "Request", "Response", "json_response", "send_response"]
+
+#: Set on an ``http.disconnect`` message that the edge made up because the body stalled
+#: (:class:`registry.http.edge.BodyGuard`).
+STALLED = "seawall.body_stalled"
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -49,18 +53,26 @@ class Request:
 
     @property
     def base_url(self) -> str:
-        scheme = self.headers.get("x-forwarded-proto") or self.scope.get("scheme", "http")
-        host = self.headers.get("x-forwarded-host") or self.headers.get("host")
+        """The origin the client used, as the edge settled it (:mod:`registry.http.edge`:
+        forwarded headers only from trusted proxies, malformed hosts dropped)."""
+        scheme = self.scope.get("scheme", "http")
+        host = self.headers.get("host")
         if not host:
             server = self.scope.get("server") or ("127.0.0.1", 80)
             host = f"{server[0]}:{server[1]}"
         return f"{scheme}://{host}"
 
+    @property
+    def client_host(self) -> str | None:
+        """The client's address (the edge puts the forwarded one here behind a trusted proxy)."""
+        client = self.scope.get("client")
+        return str(client[0]) if client else None
+
     async def stream(self) -> AsyncIterator[bytes]:
         while True:
             message = await self.receive()
             if message["type"] == "http.disconnect":
-                raise ClientDisconnected()
+                raise ClientDisconnected(stalled=bool(message.get(STALLED)))
             body = message.get("body", b"")
             if body:
                 yield body
@@ -80,7 +92,13 @@ class Request:
 
 
 class ClientDisconnected(Exception):
-    """The client went away before sending its whole body."""
+    """The body ended before it was whole: the client went away, its chunked framing was
+    malformed (the server reports both as a disconnect), or — ``stalled`` — it stopped
+    arriving (:class:`registry.http.edge.BodyGuard`)."""
+
+    def __init__(self, *, stalled: bool = False) -> None:
+        self.stalled = stalled
+        super().__init__("request body stalled" if stalled else "request body ended early")
 
 
 class BodyTooLarge(Exception):

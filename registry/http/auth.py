@@ -4,16 +4,23 @@ Accepted credentials: a bearer token from our token endpoint (the Docker token f
 Basic for an account. With no or insufficient credentials the answer is ``401`` with a
 ``WWW-Authenticate: Bearer realm=…,service=…,scope=…`` challenge, so that clients fetch a token
 with the scope they need; a Basic account lacking a right gets ``403 DENIED``.
+
+A bearer token names its account and carries the account's stamp; both are checked against the
+account store (cached for ``cache_ttl_seconds``) on every request, so a deleted, disabled or
+changed account's tokens stop working at once. Passwords are checked off the event loop, under
+the throttle of :mod:`registry.auth.logins`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from registry.auth.passwords import hash_password, verify_password
+from registry.auth.logins import LoginThrottled
+from registry.auth.passwords import VerifiedCache, hash_password, verify_password
 from registry.auth.permissions import Grant, allowed_actions
 from registry.auth.scopes import Access, format_scope
 from registry.auth.tokens import InvalidToken, TokenClaims
@@ -21,11 +28,14 @@ from registry.http.asgi import Request
 from registry.http.context import RegistryContext
 from registry.meta.accounts import AccountRecord
 from registry.oci.errors import RegistryError
+from registry.oci.reference import MAX_NAME_LENGTH
 
 __all__ = [
     "authorize",
     "challenge",
     "check_basic",
+    "current_subject",
+    "login",
     "may_pull_somewhere",
     "realm_of",
     "verified_token",
@@ -66,38 +76,75 @@ def parse_basic(header: str) -> tuple[str, str] | None:
     return (user, password) if sep else None
 
 
-async def check_basic(ctx: RegistryContext, header: str) -> AccountRecord | None:
-    """The active account named by Basic credentials whose password matches, else None."""
+async def login(
+    ctx: RegistryContext, header: str, source: str | None = None
+) -> AccountRecord | None:
+    """The active account named by Basic credentials ``header`` whose password matches, else
+    None. ``source`` is the client's address (throttled on its own as well as the account).
+
+    :raises LoginThrottled: too many failed logins for the account or from ``source``, or too
+        many checks waiting; nothing was checked.
+    """
     creds = parse_basic(header)
     if creds is None:
         return None
     name, password = creds
-    account = await ctx.accounts.get(name)
-    if account is None or not account.active:
-        verify_password(password, _DUMMY_HASH)  # same cost either way: names don't leak by timing
+    account = await ctx.accounts.get(name) if 0 < len(name) <= MAX_NAME_LENGTH else None
+    usable = account if account is not None and account.active else None
+    checks = ctx.passwords
+    if usable is not None and checks.check(name, password, usable.password_hash):
+        return usable  # verified a moment ago: no scrypt, no throttle
+    keys = [f"account:{name[:MAX_NAME_LENGTH]}", *([f"source:{source}"] if source else [])]
+    # an unknown account costs the same scrypt: names do not leak by timing
+    encoded = usable.password_hash if usable is not None else _DUMMY_HASH
+    if not await _verify_off_loop(checks, keys, password, encoded) or usable is None:
         return None
-    if ctx.passwords.check(name, password, account.password_hash):
-        return account
-    if not verify_password(password, account.password_hash):
+    checks.throttle.succeeded(keys)
+    checks.remember(name, password, usable.password_hash)
+    return usable
+
+
+async def _verify_off_loop(
+    checks: VerifiedCache, keys: list[str], password: str, encoded: str
+) -> bool:
+    wait = checks.throttle.reserve(keys)
+    if wait > 0:
+        raise LoginThrottled(wait, "too many failed logins for this account or from this address")
+    future = checks.pool.submit(verify_password, password, encoded)
+    if future is None:
+        checks.throttle.succeeded(keys)  # nothing was tried: nothing to count
+        raise LoginThrottled(1, "too many password checks waiting")
+    return await asyncio.wrap_future(future)
+
+
+async def check_basic(
+    ctx: RegistryContext, header: str, source: str | None = None
+) -> AccountRecord | None:
+    """:func:`login`, with a throttled login refused like a wrong password (never raises)."""
+    try:
+        return await login(ctx, header, source)
+    except LoginThrottled:
         return None
-    ctx.passwords.remember(name, password, account.password_hash)
-    return account
 
 
 def verified_token(ctx: RegistryContext, token: str) -> TokenClaims | None:
-    """Verify a bearer token, remembering good ones briefly: a client sends the same token on
-    every request, and a signature check costs more than the rest of a manifest GET."""
-    claims = ctx.verified_tokens.get(token)
-    if claims is None:
-        try:
-            claims = ctx.tokens.verify(token)
-        except InvalidToken:
-            return None
-        ctx.verified_tokens.put(token, claims)
-    if claims.expires_at <= datetime.now(UTC):
-        ctx.verified_tokens.pop(token)
+    """The claims of a bearer token we issued that has not expired, else None (the issuer
+    keeps verified claims briefly, bounded in bytes). Says nothing about the account: see
+    :func:`current_subject`."""
+    try:
+        claims = ctx.tokens.verify(token)
+    except InvalidToken:
         return None
-    return claims
+    return claims if claims.expires_at > datetime.now(UTC) else None
+
+
+async def current_subject(ctx: RegistryContext, claims: TokenClaims) -> bool:
+    """Whether the token's account still exists, is active and has the stamp the token was
+    issued with (anonymous tokens have no account to check)."""
+    if claims.subject is None:
+        return True
+    account = await ctx.accounts.get(claims.subject)
+    return account is not None and account.active and account.stamp == claims.stamp
 
 
 def grants_of(account: AccountRecord) -> list[Grant]:
@@ -120,7 +167,7 @@ async def authorize(
     scheme = header[:7].lower()
     if scheme == "bearer ":
         claims = verified_token(ctx, header[7:].strip())
-        if claims is None:
+        if claims is None or not await current_subject(ctx, claims):
             raise challenge(ctx, req, asked, "invalid_token")
         for access in needed:
             if not all(claims.allows(access.type, access.name, a) for a in access.actions):
@@ -128,7 +175,7 @@ async def authorize(
         req.user = claims.subject
         return
     if scheme.startswith("basic ") and ctx.options.basic_on_registry:
-        account = await check_basic(ctx, header)
+        account = await login(ctx, header, req.client_host)
         if account is None:
             raise challenge(ctx, req, asked, "invalid_credentials")
         grants = grants_of(account)

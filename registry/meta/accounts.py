@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -37,6 +38,15 @@ class AccountRecord:
     expires_at: datetime | None
     description: str
     grants: tuple[GrantRow, ...]
+
+    @property
+    def stamp(self) -> str:
+        """Changes whenever the account is deleted and made again, its password or secret
+        changes (a fresh salt each time), or its kind or grants change. Tokens carry it; a token
+        whose stamp is not the account's current one is refused."""
+        grants = sorted(f"{g.repository}={','.join(sorted(g.actions))}" for g in self.grants)
+        text = "\n".join([self.name, self.kind, self.password_hash, *grants])
+        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:24]
 
     @property
     def active(self) -> bool:
