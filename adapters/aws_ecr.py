@@ -190,8 +190,8 @@ class EcrAdapter(RegistryAdapter):
         except OciError as e:
             return False, str(e)[:500]
         if not ok:
-            return False, f"ECR registry {registry} ({self.config.url}): {detail}"
-        return True, f"ECR registry {registry} in {self.api.region()} as {arn}; {detail}"
+            return False, f"ECR registry {registry} ({self.config.url}) as {arn}: {detail}"
+        return True, f"ECR registry {registry} in {self.api.region_name} as {arn}; {detail}"
 
     async def probe_blob_mount(self, repository: str | None = None) -> bool:
         """Whether cross-repository mounts are on: the endpoint's ``blob_mount`` option (ECR

@@ -81,6 +81,7 @@ class EcrApi:
         self._session_until = 0.0  # time.time() after which an assumed role is renewed
         self._clients: dict[str, BaseClient] = {}
         self._account: str | None = settings.account
+        self.region_name: str | None = settings.region  # known once a client was made
         self._limiter: anyio.CapacityLimiter | None = None
 
     # -- running boto3 ---------------------------------------------------------------------
@@ -115,13 +116,15 @@ class EcrApi:
         return self._base
 
     def region(self) -> str:
-        """The API region: the URL's or ``region`` option, else boto3's configured one."""
-        region = self.settings.region or self._base_session().region_name
+        """The API region: the URL's or ``region`` option, else boto3's configured one
+        (blocking the first time: call it in a worker thread; then :attr:`region_name`)."""
+        region = self.region_name or self.settings.region or self._base_session().region_name
         if not region:
             raise CredentialsUnavailable(
                 "aws-ecr: no AWS region: the URL is not an ECR host, so set AWS_REGION "
                 "(or AWS_DEFAULT_REGION, or the profile's region) or the endpoint's --region"
             )
+        self.region_name = region
         return region
 
     def client(self, service: str) -> BaseClient:

@@ -152,6 +152,28 @@ def test_moving_an_immutable_tag_fails_the_task_with_the_reason(
     assert world.digest(f"{namespace}/app", "v1") == first
 
 
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        ({"options": {"role_arn": "arn:aws:iam::12345:role/x"}}, "--role-arn"),
+        ({"options": {"external_id": "abc"}}, "need --role-arn"),
+        ({"options": {"region": "us-east-7"}}, "not an AWS region"),
+        ({"options": {"endpoint_url": "http://elsewhere"}}, "no option 'endpoint_url'"),
+        ({"url": "https://12345.dkr.ecr.us-east-1.amazonaws.com"}, "looks like an ECR registry"),
+        ({"credential": {"type": "basic", "access_key": "AKIAX", "access_secret": ""}}, "both"),
+    ],
+)
+def test_the_api_refuses_bad_endpoints_before_storing_them(
+    world: EcrWorld, engine: SeawallProcess, change: dict[str, Any], says: str
+) -> None:
+    body = _endpoint(world, f"bad-{_uid()}") | change
+    with api(engine.url, engine.admin_password) as a:
+        r = a.post("/registries", json=body)
+        assert r.status_code == 400, r.text
+        assert says in r.text
+        assert all(e["name"] != body["name"] for e in a.get("/registries").json())
+
+
 # -- listing -----------------------------------------------------------------------------------
 
 
