@@ -79,11 +79,10 @@ def parse_docker_image(doc: object) -> DockerImage | None:
     path, _, digest = doc["uri"].partition("/")[2].partition("@")
     if not path or not digest.startswith("sha256:"):
         return None
-    tags = doc.get("tags") if isinstance(doc.get("tags"), list) else []
-    try:
-        size: int | None = int(doc.get("imageSizeBytes"))  # int64 travels as a string
-    except (TypeError, ValueError):
-        size = None
+    raw_tags = doc.get("tags")
+    tags = raw_tags if isinstance(raw_tags, list) else []
+    raw_size = doc.get("imageSizeBytes")  # int64 travels as a string
+    size = int(raw_size) if isinstance(raw_size, str | int) and str(raw_size).isdigit() else None
     media_type = doc.get("mediaType")
     return DockerImage(
         path,

@@ -128,7 +128,7 @@ def parse_service_account_key(text: str, where: str) -> dict[str, str]:
     Google's). ``where`` names the source in messages; the key is never echoed."""
     try:
         doc = json.loads(text)
-    except ValueError as e:
+    except json.JSONDecodeError as e:
         raise InvalidEndpoint(
             f"{where} is not a service-account key (JSON: {e.msg} at char {e.pos}): paste "
             "the key file's JSON (IAM > Service accounts > Keys > Add key > JSON)"
@@ -307,7 +307,7 @@ class GoogleTokenSource:
         import google.auth.transport.requests
         import requests
 
-        class Bounded(google.auth.transport.requests.Request):  # type: ignore[misc]
+        class Bounded(google.auth.transport.requests.Request):
             """google-auth's transport with our timeout on every request it makes."""
 
             def __call__(self, url: str, method: str = "GET", body: Any = None,

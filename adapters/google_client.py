@@ -67,31 +67,27 @@ class GoogleTagList:
 
 
 def _int(value: object) -> int | None:
-    try:
-        return int(value)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
-        return None
+    return int(value) if isinstance(value, str | int) and str(value).isdigit() else None
+
+
+def _strings(value: object) -> tuple[str, ...]:
+    return tuple(str(v) for v in value) if isinstance(value, list) else ()
 
 
 def parse_tag_list(page: dict[str, object]) -> GoogleTagList:
     """One page of Google's ``tags/list``; malformed ``manifest`` entries are left out."""
-    tags = page.get("tags") if isinstance(page.get("tags"), list) else []
-    children = page.get("child") if isinstance(page.get("child"), list) else []
     manifests: dict[str, GoogleManifest] = {}
     raw = page.get("manifest")
-    for digest, entry in raw.items() if isinstance(raw, dict) else []:
+    for digest, entry in raw.items() if isinstance(raw, dict) else ():
         if not isinstance(digest, str) or not is_digest(digest) or not isinstance(entry, dict):
             continue
-        on = entry.get("tag") if isinstance(entry.get("tag"), list) else []
         media_type = entry.get("mediaType")
         manifests[digest] = GoogleManifest(
-            tuple(str(t) for t in on),
+            _strings(entry.get("tag")),
             media_type if isinstance(media_type, str) else "",
             _int(entry.get("imageSizeBytes")),
         )
-    return GoogleTagList(
-        tuple(str(t) for t in tags or []), manifests, tuple(str(c) for c in children or [])
-    )
+    return GoogleTagList(_strings(page.get("tags")), manifests, _strings(page.get("child")))
 
 
 class GoogleOciClient(OciClient):

@@ -254,8 +254,12 @@ async def test_429_with_retry_after_is_waited_for_and_a_long_one_is_raised(
 # -- bad input, refused before anything is sent -----------------------------------------------
 
 
+def pairs(**options: str) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(options.items()))
+
+
 def gar(url: str, **options: str) -> EndpointConfig:
-    return EndpointConfig(url, options={"project": "my-project"} | options)
+    return EndpointConfig(url, options=pairs(**({"project": "my-project"} | options)))
 
 
 @pytest.mark.parametrize(
@@ -321,18 +325,20 @@ def test_keys_are_checked_and_never_echoed(world: GoogleWorld, tmp_path: Path) -
         ("admin", "s3cret", "not a Google login"),
     ]
     for username, password, message in cases:
-        config = EndpointConfig(url, username, password, options={"project": "my-project"})
+        config = EndpointConfig(url, username, password, options=pairs(project="my-project"))
         with pytest.raises(InvalidEndpoint, match=message) as caught:
             GarAdapter.check_config(config)
         assert "s3cret" not in str(caught.value)
-    both = EndpointConfig("https://gcr.io", "_json_key", world.key_json, options={"key_file": "/x"})
+    both = EndpointConfig(
+        "https://gcr.io", "_json_key", world.key_json, options=pairs(key_file="/x")
+    )
     with pytest.raises(InvalidEndpoint, match="not both"):
         GcrAdapter.check_config(both)
 
 
 def test_key_files_are_checked(tmp_path: Path) -> None:
     def check(path: str) -> None:
-        GcrAdapter.check_config(EndpointConfig("https://gcr.io", options={"key_file": path}))
+        GcrAdapter.check_config(EndpointConfig("https://gcr.io", options=pairs(key_file=path)))
 
     with pytest.raises(InvalidEndpoint, match="absolute path"):
         check("key.json")

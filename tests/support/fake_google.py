@@ -313,7 +313,7 @@ class FakeGoogle:
         except jwt.PyJWTError as e:
             return web.json_response({**bad, "error_description": str(e)}, status=400)
         if claims.get("iss") != account.email or "cloud-platform" not in claims.get("scope", ""):
-            return web.json_response({**bad, "error_description": "bad iss or scope"}, 400)
+            return web.json_response({**bad, "error_description": "bad iss or scope"}, status=400)
         token = self.issue_access_token(account.key_id)
         body = {
             "access_token": token,

@@ -20,7 +20,7 @@ PROJECT = "seawall-proj"
 REPOSITORY = "images"
 LOCATION = "us-central1"
 EMAIL = f"replicator@{PROJECT}.iam.gserviceaccount.com"
-FAST = {"backoff_base_seconds": 0.01}  # client options: no slow retries in tests
+FAST: dict[str, Any] = {"backoff_base_seconds": 0.01}  # client options: quick retries
 
 
 @dataclass
@@ -49,8 +49,9 @@ class GoogleWorld:
         if username is not None and password is None:
             password = self.key_json
         options = self.options(**opts) if self.fake.flavor == "gar" else opts
+        pairs = tuple(sorted(options.items()))
         return EndpointConfig(
-            self.fake.url, username=username, password=password, insecure=True, options=options
+            self.fake.url, username=username, password=password, insecure=True, options=pairs
         )
 
     def endpoint_body(self, name: str, access_key: str = "_json_key") -> dict[str, Any]:
