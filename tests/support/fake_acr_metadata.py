@@ -105,13 +105,13 @@ async def catalog(fake: FakeAcr, request: web.Request) -> web.Response:
     if isinstance(args, web.Response):
         return args
     n, last = args
-    params: dict[str, Any] = {"n": n} | ({"last": last} if last else {})
-    status, doc, headers = await fake.upstream.json("/v2/_catalog", params, "application/json")
+    params: dict[str, Any] = {"n": n + 1} | ({"last": last} if last else {})  # one more: a next?
+    status, doc, _ = await fake.upstream.json("/v2/_catalog", params, "application/json")
     if status != 200 or not isinstance(doc, dict):
         return acr_error(502, "UNKNOWN", f"upstream catalog answered {status}")
-    repos = [str(r) for r in doc.get("repositories") or []]
-    more = "Link" in headers and repos
-    extra = _link("/acr/v1/_catalog", repos[-1], n) if more else {}
+    found = [str(r) for r in doc.get("repositories") or []]
+    repos = found[:n]
+    extra = _link("/acr/v1/_catalog", repos[-1], n) if len(found) > n else {}
     return web.json_response({"repositories": repos}, headers=extra)
 
 
