@@ -19,9 +19,7 @@ from anyio.abc import TaskGroup
 
 from engine.notify import Notifier
 from engine.observers import RunObserver
-from engine.plan import GUARD
 from engine.runner import AdapterFactory, Runner
-from engine.scope import Scope
 from engine.state.runs import RunStore
 from registry.meta.db import Database
 from schedules.jobs import Runtime, install
@@ -29,9 +27,6 @@ from schedules.outbox import OutboxConsumer
 from schedules.scheduler import ScheduleService
 
 __all__ = ["ReplicationService", "node_id"]
-
-#: Delays before a failed event-scoped run's events run again (then: the reconciliation run).
-EVENT_RETRY_SECONDS = (5.0, 20.0, 60.0, 180.0, 600.0)
 
 log = logging.getLogger("seawall.engine")
 
@@ -60,7 +55,6 @@ class ReplicationService:
         self.outbox = OutboxConsumer(db, self.wake)
         self.schedules = ScheduleService(db, identity=identity, reconcile_seconds=reconcile_seconds)
         self.help_other_nodes = help_other_nodes
-        self._event_retries: dict[str, int] = {}
         self.notifier = Notifier(db)
         self.runner = Runner(self.store, adapters, observers=[*observers, self.notifier])
         self.max_parallel_runs = max_parallel_runs
@@ -96,6 +90,7 @@ class ReplicationService:
                 with anyio.move_on_after(self.poll_seconds):
                     await self._wake.wait()
                 self._wake = anyio.Event()
+                await self._queue_retries()
                 while self._slots.value > 0:
                     try:
                         eid = await self.store.claim_execution()
@@ -116,47 +111,26 @@ class ReplicationService:
                         await self._slots.acquire()
                         runs.start_soon(self._help, other, name=f"help-{other}")
 
+    async def _queue_retries(self) -> None:
+        """Failed event runs whose back-off has passed run again (the rows outlive a restart;
+        see :mod:`engine.state.retries`)."""
+        try:
+            queued = await self.store.queue_due_retries()
+        except Exception:
+            log.exception("queueing event retries failed; trying again at the next poll")
+            return
+        if queued:
+            log.info("event retries queued as executions %s", queued)
+
     async def _run(self, eid: int) -> None:
         try:
             status = await self.runner.run(eid)
             log.info("execution %s finished: %s", eid, status)
-            if status == "Failed":
-                await self._retry_events(eid)
         except Exception:
             log.exception("execution %s crashed; its lease will expire and it will be retried", eid)
         finally:
             self._slots.release()
             self._wake.set()  # a run of the same policy may have been waiting for this one
-
-    async def _retry_events(self, eid: int) -> None:
-        """An event-scoped run failed (a destination down longer than task retries last):
-        queue its scope again later, with backoff, rather than wait for reconciliation."""
-        execution = await self.store.execution(eid)
-        if not execution or not execution["scope_json"] or execution["stop_requested"]:
-            return
-        if (execution["status_text"] or "").startswith(GUARD):
-            return  # waits for a person (raise the limit, run by hand), not for time
-        key = f"{execution['policy_id']}:{execution['scope_json']}"
-        attempt = self._event_retries.get(key, 0) + 1
-        if attempt > len(EVENT_RETRY_SECONDS):
-            self._event_retries.pop(key, None)
-            log.warning("execution %s: events given up after %d retries", eid, attempt - 1)
-            return
-        if len(self._event_retries) > 10_000:
-            self._event_retries.clear()
-        self._event_retries[key] = attempt
-        delay = EVENT_RETRY_SECONDS[attempt - 1]
-        log.info("execution %s failed: its events run again in %ss", eid, delay)
-        policy_id, scope = int(execution["policy_id"]), str(execution["scope_json"])
-        self._tg.start_soon(self._requeue, policy_id, scope, delay)
-
-    async def _requeue(self, policy_id: int, scope: str, delay: float) -> None:
-        await anyio.sleep(delay)
-        try:
-            await self.store.requeue_scope(policy_id, Scope.from_json(scope))
-            self._wake.set()
-        except Exception:
-            log.exception("re-queueing events of policy %s failed", policy_id)
 
     async def _help(self, eid: int) -> None:
         try:

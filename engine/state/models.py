@@ -22,6 +22,7 @@ from registry.meta.models import utcnow
 
 __all__ = [
     "EXECUTION_STATUSES",
+    "EventRetry",
     "Execution",
     "OutboxCursor",
     "Policy",
@@ -127,6 +128,29 @@ class Execution(SQLModel, table=True):
     lease_expires: datetime | None = None
     start_time: datetime = Field(default_factory=utcnow)
     end_time: datetime | None = None
+
+
+class EventRetry(SQLModel, table=True):
+    """A failed event-scoped run's events, waiting to run again (see
+    :mod:`engine.state.retries`): durable, so a restart or another node honours the back-off.
+
+    ``attempt`` counts the retries queued so far. While ``due_at`` is set the row waits; once
+    due, a node queues the run and records it in ``execution_id`` (``due_at`` cleared), and
+    that run's end settles the row: done, or due again later.
+    """
+
+    __tablename__ = "event_retry"
+    __table_args__ = (
+        Index("ix_event_retry_due", "due_at"),
+        Index("ix_event_retry_execution", "execution_id"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    policy_id: int = Field(index=True)
+    scope_json: str = Field(sa_column=Column(Text, nullable=False))
+    attempt: int = 1
+    due_at: datetime | None = None
+    execution_id: int | None = None
+    created_at: datetime = Field(default_factory=utcnow)
 
 
 class OutboxCursor(SQLModel, table=True):

@@ -17,7 +17,8 @@ from sqlalchemy import bindparam, case, delete, func, insert, or_, select, updat
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from engine.scope import EventTuple, Scope, scopes_for
-from engine.state.models import Execution, Policy, Replicated, Task
+from engine.state.models import EventRetry, Execution, Policy, Replicated, Task
+from engine.state.retries import queue_due_retries, settle_retry
 from engine.tasks import ACTIVE, LedgerEntry, roll_up
 from registry.meta.db import Database
 from registry.meta.models import utcnow
@@ -28,6 +29,7 @@ X = Execution.__table__  # type: ignore[attr-defined]
 T = Task.__table__  # type: ignore[attr-defined]
 P = Policy.__table__  # type: ignore[attr-defined]
 L = Replicated.__table__  # type: ignore[attr-defined]
+R = EventRetry.__table__  # type: ignore[attr-defined]
 
 LEASE = timedelta(seconds=30)
 #: Harbor 2.14's text for a run skipped by ``single_active_replication`` (recorded ``Failed``);
@@ -333,8 +335,11 @@ class RunStore:
             )
 
     async def finalize(self, execution_id: int, status_text: str | None = None) -> str:
-        """Recount the tasks, roll the status up and (when nothing is active) close the run."""
+        """Recount the tasks, roll the status up and (when nothing is active) close the run;
+        a run that ends settles its event retries in the same transaction (see
+        :mod:`engine.state.retries`)."""
         async with self.db.write() as c:
+            before = (await c.execute(select(X).where(X.c.id == execution_id))).mappings().first()
             counts: dict[str, int] = dict(
                 (
                     await c.execute(
@@ -376,7 +381,18 @@ class RunStore:
             if status not in ACTIVE:
                 values.update(end_time=utcnow(), lease_owner=None, lease_expires=None)
             await c.execute(update(X).where(X.c.id == execution_id).values(**values))
+            if before is not None and before["status"] in ACTIVE and status not in ACTIVE:
+                await settle_retry(c, {**before, **values}, status)
             return status
+
+    async def queue_due_retries(self) -> list[int]:
+        """Queue the runs of event retries that are due (any node's); their execution ids."""
+        async with self.db.read() as c:  # idle polls never take the write lock
+            due = (await c.execute(select(R.c.id).where(R.c.due_at <= utcnow()).limit(1))).first()
+        if due is None:
+            return []
+        async with self.db.write() as c:
+            return await queue_due_retries(c)
 
     # ------------------------------------------------------------------ ledger
     async def ledger(self, policy_id: int) -> dict[str, dict[str, str]]:
