@@ -5,6 +5,7 @@ data plane logging in with what ``GetAuthorizationToken`` returns, joined by
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, ClassVar
@@ -27,6 +28,7 @@ from tests.support.moto import MOTO_ACCOUNT, MotoServer, require_moto
 from tests.support.server import SeawallProcess
 
 FAST = {"backoff_base_seconds": 0.01}
+MiB = 1 << 20
 
 
 @pytest.fixture(scope="module")
@@ -253,6 +255,19 @@ async def test_a_push_creates_the_repository_with_the_endpoints_settings(ecr: Ec
         calls = [c.action for c in ecr.front.since(mark)[0]]
         assert calls == ["sts:GetCallerIdentity", "ecr:DescribeRepositories"]  # account, once
     assert ecr.registry(repo) == made
+
+
+@pytest.mark.anyio
+async def test_a_large_blob_goes_in_one_patch_that_ecr_answers_with_201(ecr: EcrWorld) -> None:
+    repo = f"big/{_uid()}"
+    data = os.urandom(3 * MiB + 5)
+    async with EcrAdapter(ecr.config(), monolithic_max_bytes=MiB, **FAST) as adapter:
+        await adapter.prepare_repository(repo)
+        mark = ecr.front.mark()
+        digest = await push_blob(adapter, repo, data)
+        assert await adapter.client().head_blob(repo, digest) == len(data)
+    sent = [method for method, _ in ecr.front.since(mark)[1]]
+    assert sent.count("PATCH") == 1, sent  # the front answered it 201, as ECR does
 
 
 @pytest.mark.anyio

@@ -9,8 +9,9 @@ behaviour): a loopback HTTP server that
   moto unchanged, records each call (``ecr:DescribeImages`` …) with its parameters, and after a
   ``BatchDeleteImage`` removes the same tag or manifest from the registry;
 - forwards everything else to the registry, records it, refuses a push into a repository moto
-  does not have (``404 NAME_UNKNOWN``, as ECR does), and after each manifest ``PUT`` tells
-  moto with ``PutImage`` (always with ``imageDigest``), as ECR would list it.
+  does not have (``404 NAME_UNKNOWN``, as ECR does), answers an upload ``PATCH`` with ``201``
+  as ECR does (the spec says ``202``), and after each manifest ``PUT`` tells moto with
+  ``PutImage`` (always with ``imageDigest``), as ECR would list it.
 
 Point the adapter at it with ``AWS_ENDPOINT_URL_ECR=<front.url>`` (boto3's own setting) and the
 endpoint URL ``<front.url>``. :attr:`EcrFront.stale_tokens` makes the next answers of
@@ -207,10 +208,13 @@ class EcrFront:
         r = self._registry.request(
             h.command, self.registry_url + h.path, headers=headers, content=body
         )
+        status = r.status_code
+        if h.command == "PATCH" and status == 202:
+            status = 201  # what ECR answers to an upload PATCH (outside the spec)
         if put is not None and r.status_code == 201:
             content_type = h.headers.get("Content-Type", "")
             self._record(put.group("repo"), put.group("ref"), body, content_type)
-        return r.status_code, list(r.headers.multi_items()), r.content
+        return status, list(r.headers.multi_items()), r.content
 
     # -- keeping moto and the registry consistent -----------------------------------------
 
