@@ -3,7 +3,8 @@
 Access: ``GET /ping`` and ``GET /systeminfo`` are public, and ``POST /registries/{id}/webhook``
 checks the endpoint's own secret; every other route needs HTTP Basic for
 an active account. Reads (GET/HEAD) are open to any account, except outgoing webhooks and their
-deliveries (addresses often carry a secret); everything else needs an admin.
+deliveries (addresses often carry a secret); everything else needs an admin. What a non-admin
+reads is narrowed to what its grants let it pull (see :mod:`engine.api.access`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from engine.api import (
     system,
     webhooks_in,
 )
+from engine.api.access import Viewer, remember
 from engine.api.context import ApiContext
 from engine.api.errors import ApiError, not_found, to_response
 from engine.api.wire import check_path_ids, check_query
@@ -166,6 +168,7 @@ class ManagementApi:
         if account is None:
             raise ApiError("UNAUTHORIZED", "invalid username or password", CHALLENGE)
         req.user = account.name
+        remember(req, Viewer.of(account, self.ctx.registry_ctx.options.anonymous_pull))
         if admin and account.kind != "admin":
             raise ApiError("FORBIDDEN", f"{account.name} is not an administrator: changes need one")
 

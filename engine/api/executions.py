@@ -23,14 +23,15 @@ from __future__ import annotations
 from typing import Any
 
 import anyio
-from sqlalchemy import case, func, insert, select, update
+from sqlalchemy import ColumnElement, case, false, func, insert, select, true, update
 
+from engine.api.access import viewer_of
 from engine.api.context import ApiContext
 from engine.api.errors import ApiError, bad_request, not_found
 from engine.api.paging import fetch_page, list_response, page_of, sort_order
 from engine.api.policies import load as load_policy
 from engine.api.wire import MAX_ID, query_int, read_body, rfc3339
-from engine.state.models import Execution, Task
+from engine.state.models import Execution, Policy, Task
 from engine.state.runs import SKIPPED_TEXT, RunStore
 from engine.tasks import ACTIVE
 from registry.http.asgi import Request, Response, json_response
@@ -40,6 +41,7 @@ __all__ = ["get", "list_executions", "start", "stop", "task_log", "tasks"]
 
 X = Execution.__table__  # type: ignore[attr-defined]
 T = Task.__table__  # type: ignore[attr-defined]
+P = Policy.__table__  # type: ignore[attr-defined]
 TRIGGERS = ("manual", "scheduled", "event_based")
 STATUSES = ("InProgress", "Succeed", "Failed", "Stopped")
 TASK_STATUSES = ("Pending", "InProgress", "Succeed", "Failed", "Stopped")
@@ -238,6 +240,24 @@ async def stop(ctx: ApiContext, req: Request) -> Response:
     return Response(200)
 
 
+async def _visible(c: Any, req: Request, execution: dict[str, Any]) -> ColumnElement[bool]:
+    """The tasks of ``execution`` the caller may see: all for an admin; for anyone else those
+    whose repository on this registry they may pull (see :mod:`engine.api.access`)."""
+    viewer = viewer_of(req)
+    if viewer is None or viewer.admin:
+        return true()
+    policy = (
+        await c.execute(
+            select(P.c.src_registry_id, P.c.dest_registry_id).where(
+                P.c.id == execution["policy_id"]
+            )
+        )
+    ).first()
+    if policy is None or (policy[0] is not None and policy[1] is not None):
+        return false()  # remote -> remote: no repository of this registry
+    return viewer.pullable(T.c.src_repository if policy[0] is None else T.c.dst_repository)
+
+
 async def tasks(ctx: ApiContext, req: Request) -> Response:
     execution_id = int(req.params["id"])
     page = page_of(req)
@@ -252,7 +272,7 @@ async def tasks(ctx: ApiContext, req: Request) -> Response:
         where.append(T.c.operation == operation)
     order = sort_order(req, TASK_SORT, [T.c.id])
     async with ctx.db.read() as c:
-        await _load(c, execution_id)
+        where.append(await _visible(c, req, await _load(c, execution_id)))
         rows, total = await fetch_page(c, select(T).where(*where).order_by(*order), page)
     return list_response(req, [task_json(r) for r in rows], page, total)
 
@@ -260,10 +280,10 @@ async def tasks(ctx: ApiContext, req: Request) -> Response:
 async def task_log(ctx: ApiContext, req: Request) -> Response:
     execution_id, task_id = int(req.params["id"]), int(req.params["task_id"])
     async with ctx.db.read() as c:
-        await _load(c, execution_id)
+        visible = await _visible(c, req, await _load(c, execution_id))
         row = (
             await c.execute(
-                select(T.c.log).where(T.c.id == task_id, T.c.execution_id == execution_id)
+                select(T.c.log).where(T.c.id == task_id, T.c.execution_id == execution_id, visible)
             )
         ).first()
     if row is None:
