@@ -216,8 +216,8 @@ def resolve_auth(config: EndpointConfig, adapter_type: str) -> GoogleAuth:
 
 @dataclass(frozen=True, slots=True)
 class AccessToken:
-    """An OAuth access token and when it expires (seconds of the source's clock; None: the
-    credentials said nothing)."""
+    """An OAuth access token and when it expires: seconds since the epoch, from google-auth's
+    expiry (None: the credentials said nothing), compared against the source's clock."""
 
     value: str = field(repr=False)
     expires_at: float | None
