@@ -23,6 +23,7 @@ from tests.support.acr_world import (
     admin_config,
     fake_aad,
     fake_acr,
+    namespace,
 )
 from tests.support.fake_aad import FakeAad
 from tests.support.fake_acr import FakeAcr
@@ -207,3 +208,24 @@ def test_good_endpoints_resolve_their_cloud_and_identity(
     workload = AcrAdapter(config(ACR, auth="workload-identity")).settings  # AKS's variables
     assert (workload.tenant_id, workload.client_id) == (TENANT_ID, CLIENT_ID)
     assert workload.federated_token_file == str(token)
+
+
+@pytest.mark.anyio
+async def test_a_registry_without_acrs_api_is_listed_through_the_oci_api(
+    seawall: SeawallProcess,
+) -> None:
+    """A test data plane that is not ACR (here: Seawall itself) has no ``/acr/v1``: the
+    adapter notices once and lists through the OCI API."""
+    config = EndpointConfig(seawall.url, username="admin", password=seawall.admin_password)
+    async with AcrAdapter(config, **FAST) as adapter:
+        repo = f"{namespace()}/app"
+        digest, _ = await push_image(adapter, repo, "v1")
+        names, _ = await adapter.catalog_listings(repo.split("/")[0] + "/")
+        tags, refs = await adapter.list_tag_refs(repo)
+        await adapter.client().put_manifest(
+            repo, "v2", (await adapter.client().get_manifest(repo, "v1")).data, mt.OCI_MANIFEST
+        )
+        await adapter.client().delete_tag(repo, "v2")
+        assert adapter.client().metadata_api is False
+    assert names == [repo]
+    assert tags == ["v1"] and refs["v1"].digest == digest

@@ -5,6 +5,9 @@ server logs in through azure-identity, Microsoft Entra ID (the HTTPS fake) and t
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -86,3 +89,49 @@ def test_round_trip_with_a_service_principal(
     )
     assert acr.answers("POST /oauth2/exchange").get(200, 0) >= 1
     assert acr.answers("POST /oauth2/exchange").get(401, 0) == 0
+
+
+def test_the_cli_adds_an_endpoint_and_refuses_a_bad_one(
+    local: SeawallProcess, acr: FakeAcr
+) -> None:
+    env = {**os.environ, "SEAWALL_PASSWORD": local.admin_password}
+    base = [sys.executable, "-m", "seawall", "registry", "add", "--url", local.url]
+    target = ["--type", "azure-acr", "--registry-url", acr.url]
+    good = subprocess.run(
+        [
+            *base,
+            "acr",
+            *target,
+            "--auth",
+            "admin",
+            "--access-key",
+            acr.admin_username,
+            "--access-secret",
+            acr.admin_password,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert good.returncode == 0, good.stderr
+    bad = subprocess.run(
+        [
+            *base,
+            "acr-sp",
+            *target,
+            "--auth",
+            "aad-secret",
+            "--access-key",
+            CLIENT_ID,
+            "--access-secret",
+            CLIENT_SECRET,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode != 0
+    assert "needs --tenant-id" in bad.stderr and "Traceback" not in bad.stderr
+    assert acr.count("POST /oauth2/exchange") == 0  # refused before anything was sent
