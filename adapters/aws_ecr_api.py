@@ -30,7 +30,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from adapters.aws_ecr_config import EcrSettings, RepositorySettings
 from adapters.aws_ecr_errors import aws_error_code, translate
 from adapters.oci.credentials import CredentialsUnavailable
-from adapters.oci.errors import NotFound, RequestRejected
+from adapters.oci.errors import NotFound, RequestRejected, Transient
 from adapters.oci.types import MANIFEST_ACCEPT
 
 __all__ = ["MAX_THREADS", "EcrApi", "ImageDetail", "RepositoryInfo"]
@@ -70,7 +70,8 @@ class ImageDetail:
 
 
 class EcrApi:
-    """boto3 for one endpoint; create anywhere, use from one event loop (or several)."""
+    """boto3 for one endpoint; create anywhere, use from one event loop. Its boto3 clients
+    are shared by the worker threads (they are thread-safe; sessions are made under a lock)."""
 
     def __init__(self, settings: EcrSettings) -> None:
         self.settings = settings
@@ -156,9 +157,12 @@ class EcrApi:
         try:
             creds = sts.assume_role(**args)["Credentials"]
         except (BotoCoreError, ClientError) as error:
+            translated = translate(error, what)
+            if isinstance(translated, Transient):
+                raise translated from error  # STS was busy or unreachable: try again later
             raise CredentialsUnavailable(
-                f"{translate(error, what).message} (the role cannot be assumed: check the "
-                "role ARN, its trust policy and --external-id)"
+                f"{translated.message} (the role cannot be assumed: check the role ARN, its "
+                "trust policy and --external-id)"
             ) from error
         session = boto3.Session(
             aws_access_key_id=creds["AccessKeyId"],

@@ -138,21 +138,22 @@ class EcrWorld:
         """The endpoint URL: the front (a test data plane, not an ECR host)."""
         return self.front.url
 
+    def _more(self) -> dict[str, str]:
+        return {
+            "AWS_ENDPOINT_URL_ECR": self.url,
+            "AWS_ENDPOINT_URL_STS": self.url,
+            "AWS_ACCESS_KEY_ID": self.keys[0],
+            "AWS_SECRET_ACCESS_KEY": self.keys[1],
+        }
+
     def env(self) -> dict[str, str]:
         """boto3's standard settings: ECR and STS through the front, the rest to moto; the
         adapter's key pair as the default chain's."""
-        env = self.moto.env(AWS_ENDPOINT_URL_ECR=self.url, AWS_ENDPOINT_URL_STS=self.url)
-        env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"] = self.keys
-        return env
+        return self.moto.env(**self._more())
 
     def apply(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """This process' environment as :meth:`env` says, nothing else of AWS left in it."""
-        keep = MotoServer.clean_environ()
-        for key in list(os.environ):
-            if key not in keep:
-                monkeypatch.delenv(key)
-        for key, value in self.env().items():
-            monkeypatch.setenv(key, value)
+        self.moto.apply(monkeypatch, **self._more())
 
     def config(self, *, keys: bool = True, **options: str) -> EndpointConfig:
         """The adapter's endpoint: the front's URL, the key pair (or the chain), options."""

@@ -104,10 +104,11 @@ class MotoServer:
         return env
 
     def env(self, **more: str) -> dict[str, str]:
-        """The variables that point boto3 at this server (``more`` added, e.g.
-        ``AWS_ENDPOINT_URL_ECR``). Merge into :meth:`clean_environ` for a subprocess; for
-        ``SeawallProcess(extra_env=...)`` also pass ``AWS_CA_BUNDLE=""``-free: see
-        :meth:`subprocess_env`."""
+        """The variables that point boto3 at this server (``more`` added or overriding, e.g.
+        ``AWS_ENDPOINT_URL_ECR``). Whole environments: :meth:`subprocess_env` for a child,
+        :meth:`apply` for this process. A child started with ``extra_env=env()``
+        (``SeawallProcess``) inherits this process' environment: :meth:`apply` first, so
+        that ``AWS_CA_BUNDLE`` and the like are gone from it."""
         return {
             "AWS_ENDPOINT_URL": self.url,
             "AWS_ACCESS_KEY_ID": self.access_key,
@@ -115,12 +116,21 @@ class MotoServer:
             "AWS_DEFAULT_REGION": self.region,
             "AWS_REGION": self.region,
             "AWS_EC2_METADATA_DISABLED": "true",
-            **more,
-        }
+        } | more
 
     def subprocess_env(self, **more: str) -> dict[str, str]:
         """A whole environment for a child process: this one's, cleaned, plus :meth:`env`."""
         return self.clean_environ() | self.env(**more)
+
+    def apply(self, monkeypatch: Any, **more: str) -> None:
+        """This process' environment as :meth:`subprocess_env` says, through ``monkeypatch``
+        (a ``pytest.MonkeyPatch``: undone after the test)."""
+        keep = self.clean_environ()
+        for key in list(os.environ):
+            if key not in keep:
+                monkeypatch.delenv(key)
+        for key, value in self.env(**more).items():
+            monkeypatch.setenv(key, value)
 
     def client_kwargs(self) -> dict[str, Any]:
         """``boto3.client(service, **kwargs)`` arguments for this server (no env needed)."""
