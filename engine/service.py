@@ -21,6 +21,7 @@ from engine.notify import Notifier
 from engine.observers import RunObserver
 from engine.runner import AdapterFactory, Runner
 from engine.state.runs import RunStore
+from engine.state.secrets import SecretBox
 from registry.meta.db import Database
 from schedules.jobs import Runtime, install
 from schedules.outbox import OutboxConsumer
@@ -47,6 +48,7 @@ class ReplicationService:
         observers: Sequence[RunObserver] = (),
         reconcile_seconds: float = 3600.0,
         help_other_nodes: bool = True,
+        secrets: SecretBox | None = None,
     ) -> None:
         """``reconcile_seconds``: how often event-based policies also run whole (0: never).
         ``help_other_nodes``: with free slots, run waiting tasks of other nodes' runs."""
@@ -55,7 +57,7 @@ class ReplicationService:
         self.outbox = OutboxConsumer(db, self.wake)
         self.schedules = ScheduleService(db, identity=identity, reconcile_seconds=reconcile_seconds)
         self.help_other_nodes = help_other_nodes
-        self.notifier = Notifier(db)
+        self.notifier = Notifier(db, secrets=secrets)
         self.runner = Runner(self.store, adapters, observers=[*observers, self.notifier])
         self.max_parallel_runs = max_parallel_runs
         self.poll_seconds = poll_seconds

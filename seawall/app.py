@@ -178,6 +178,7 @@ def build_app(settings: Settings) -> RegistryApp:
         observers=[run_ended],
         lease_seconds=settings.engine_lease_seconds,
         reconcile_seconds=settings.reconcile_seconds,
+        secrets=secrets,
     )
     services.context.listeners.append(replication)
     api = create_api(

@@ -19,7 +19,7 @@ A webhook's body::
 is ``default`` (Harbor's JSON) or ``cloudevents`` (Harbor's spellings ``Default`` and
 ``CloudEvents`` are accepted); ``event_types`` defaults to all of
 :data:`~engine.notify.models.EVENT_TYPES` (Harbor's ``REPLICATION`` means all of them too).
-``auth_header`` is sent as ``Authorization`` and never returned: responses carry
+``auth_header`` is sent as ``Authorization``, stored sealed and never returned: responses carry
 ``auth_header_set``; on PUT, an absent or null ``auth_header`` keeps it, ``""`` removes it.
 """
 
@@ -73,7 +73,7 @@ def webhook_json(row: dict[str, Any]) -> dict[str, Any]:
         "description": row["description"],
         "address": row["address"],
         "format": row["format"],
-        "auth_header_set": bool(row["auth_header"]),
+        "auth_header_set": bool(row["auth_header"] or row.get("auth_header_encrypted")),
         "event_types": webhook_events(row),
         "enabled": row["enabled"],
         "skip_cert_verify": row["skip_cert_verify"],
@@ -151,11 +151,12 @@ async def create(ctx: ApiContext, req: Request) -> Response:
         "description": "",
         "format": "default",
         "auth_header": "",
+        "auth_header_encrypted": "",
         "event_types_json": json.dumps(list(EVENT_TYPES)),
         "enabled": True,
         "skip_cert_verify": False,
     }
-    values = _values(body, defaults)
+    values = _values(ctx, body, defaults)
     async with ctx.db.write() as c:
         await load_policy(c, policy_id)
         await _check_unique(c, policy_id, values["name"], None)
@@ -178,7 +179,7 @@ async def update(ctx: ApiContext, req: Request) -> Response:
     body = await read_body(req, ctx.max_body_bytes)
     async with ctx.db.write() as c:
         current = await _load(c, policy_id, webhook_id)
-        values = _values(body, current)
+        values = _values(ctx, body, current)
         await _check_unique(c, policy_id, values["name"], webhook_id)
         for key in ("id", "policy_id", "creator", "creation_time"):
             values.pop(key, None)
@@ -228,7 +229,7 @@ async def send_test(ctx: ApiContext, req: Request) -> Response:
     return Response(201, {"Location": f"{path}/deliveries/{new_id}"})
 
 
-def _values(body: Body, current: dict[str, Any]) -> dict[str, Any]:
+def _values(ctx: ApiContext, body: Body, current: dict[str, Any]) -> dict[str, Any]:
     v = dict(current)
     name = body.text("name", max_length=255)
     if name is not None or "name" not in v:
@@ -251,7 +252,11 @@ def _values(body: Body, current: dict[str, Any]) -> dict[str, Any]:
     if auth is not None:
         if any(ch in auth for ch in "\r\n\0"):
             raise bad_request("auth_header must be one line (no CR, LF or NUL)")
-        v["auth_header"] = auth.strip()
+        v["auth_header_encrypted"] = ctx.secrets.encrypt(auth.strip())
+        v["auth_header"] = ""
+    elif v.get("auth_header"):  # a row from before sealing: sealed now
+        v["auth_header_encrypted"] = ctx.secrets.encrypt(v["auth_header"])
+        v["auth_header"] = ""
     events = body.items("event_types")
     if events is not None:
         v["event_types_json"] = json.dumps(_check_events(events))

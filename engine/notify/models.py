@@ -34,8 +34,10 @@ DELIVERY_STATUSES = ("Pending", "Success", "Failed")
 
 
 class Webhook(SQLModel, table=True):
-    """Where a policy's events go. ``auth_header`` is sent as ``Authorization`` verbatim (as
-    Harbor stores it: in the database, never returned by the API)."""
+    """Where a policy's events go. The ``Authorization`` header sent with them is stored
+    sealed in ``auth_header_encrypted`` (like endpoint secrets, :mod:`engine.state.secrets`)
+    and never returned by the API; ``auth_header`` holds it in clear only in rows written before
+    sealing (read as they are, sealed when the notifier starts)."""
 
     __tablename__ = "notify_webhook"
     __table_args__ = (UniqueConstraint("policy_id", "name", name="uq_notify_webhook_name"),)
@@ -50,6 +52,9 @@ class Webhook(SQLModel, table=True):
     address: str = Field(sa_column=Column(Text, nullable=False))
     format: str = Field(default="default", max_length=16)  # default | cloudevents
     auth_header: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    auth_header_encrypted: str = Field(
+        default="", sa_column=Column(Text, nullable=False, default="")
+    )
     event_types_json: str = json.dumps(list(EVENT_TYPES))
     enabled: bool = True
     skip_cert_verify: bool = False

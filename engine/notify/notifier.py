@@ -53,6 +53,7 @@ from engine.notify.payloads import (
     run_event,
 )
 from engine.state.models import RegistryEndpoint, Task
+from engine.state.secrets import SecretBox, SecretError
 from registry.meta.db import Database
 from registry.meta.models import utcnow
 
@@ -153,8 +154,12 @@ class Notifier:
         *,
         node_id: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        secrets: SecretBox | None = None,
     ) -> None:
+        """``secrets`` opens the webhooks' sealed ``Authorization`` headers (without it, only
+        rows from before sealing carry one)."""
         self.db = db
+        self.secrets = secrets
         self.settings = settings or NotifySettings.from_env()
         self.node_id = node_id or f"notify-{uuid.uuid4().hex[:12]}"
         self._transport = transport
@@ -302,7 +307,36 @@ class Notifier:
 
     # ------------------------------------------------------------------ delivery
     async def start(self, tg: TaskGroup) -> None:
+        try:
+            await self.seal_legacy_headers()
+        except Exception:
+            log.exception("sealing webhook auth headers stored in clear failed; they still work")
         tg.start_soon(self.deliver_forever, name="notifications")
+
+    async def seal_legacy_headers(self) -> int:
+        """Seal the ``Authorization`` headers stored in clear by earlier versions; how many."""
+        if self.secrets is None:
+            return 0
+        async with self.db.write() as c:
+            rows = (
+                await c.execute(select(W.c.id, W.c.auth_header).where(W.c.auth_header != ""))
+            ).all()
+            for wid, header in rows:
+                await c.execute(
+                    update(W)
+                    .where(W.c.id == wid, W.c.auth_header == header)
+                    .values(auth_header_encrypted=self.secrets.encrypt(header), auth_header="")
+                )
+        if rows:
+            log.info("sealed the auth headers of %d webhooks stored in clear", len(rows))
+        return len(rows)
+
+    def _auth_header(self, row: Mapping[str, Any]) -> str:
+        """The header to send (:raises SecretError: sealed with another key)."""
+        sealed = row.get("auth_header_encrypted") or ""
+        if sealed and self.secrets is not None:
+            return self.secrets.decrypt(sealed)
+        return str(row.get("auth_header") or "")
 
     async def deliver_forever(self) -> None:
         async with self._clients() as clients:
@@ -405,6 +439,7 @@ class Notifier:
                 D,
                 W.c.address,
                 W.c.auth_header,
+                W.c.auth_header_encrypted,
                 W.c.enabled.label("webhook_enabled"),
                 W.c.skip_cert_verify,
             ]
@@ -452,8 +487,13 @@ class Notifier:
             "X-Seawall-Event": row["event"] or row["event_type"],
             "X-Seawall-Delivery": str(row["id"]),
         }
-        if row["auth_header"]:
-            headers["Authorization"] = row["auth_header"]
+        try:
+            auth = self._auth_header(row)
+        except SecretError as e:
+            await self._record(item, None, f"the webhook's auth_header: {e}", 0.0, True)
+            return
+        if auth:
+            headers["Authorization"] = auth
         client = clients.insecure if row["skip_cert_verify"] else clients.verified
         started = time.monotonic()
         status: int | None = None
