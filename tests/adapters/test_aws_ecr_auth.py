@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import boto3
@@ -202,8 +203,7 @@ async def test_health_says_what_is_wrong(
 ) -> None:
     config = iam.config(**options)
     if keys is not None:
-        config = iam.config(**options)
-        config = type(config)(config.url, username=keys[0], password=keys[1], insecure=True)
+        config = replace(config, username=keys[0], password=keys[1])
     async with EcrAdapter(config, **FAST) as adapter:
         ok, detail = await adapter.health()
     assert not ok
@@ -211,13 +211,10 @@ async def test_health_says_what_is_wrong(
 
 
 async def test_a_key_without_the_needed_permission_is_denied(iam: EcrWorld) -> None:
-    config = iam.config()
-    admin_less = iam.aws("iam")
-    admin_less.create_user(UserName="reader")
-    key = admin_less.create_access_key(UserName="reader")["AccessKey"]
-    config = type(config)(
-        config.url, username=key["AccessKeyId"], password=key["SecretAccessKey"], insecure=True
-    )
+    iam_api = iam.aws("iam")
+    iam_api.create_user(UserName="reader")  # no policy: may do nothing
+    key = iam_api.create_access_key(UserName="reader")["AccessKey"]
+    config = replace(iam.config(), username=key["AccessKeyId"], password=key["SecretAccessKey"])
     async with EcrAdapter(config, **FAST) as adapter:
         ok, detail = await adapter.health()
     assert not ok
