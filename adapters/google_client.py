@@ -26,13 +26,12 @@ from dataclasses import dataclass
 
 from adapters.oci.client import OciClient
 from adapters.oci.errors import NotFound, RequestRejected
-from adapters.oci.types import ManifestRef
+from adapters.oci.types import UNKNOWN_SIZE, ManifestRef
 from adapters.oci.urls import is_digest
 from adapters.oci.urls import pull as pull_scope
 
-__all__ = ["UNKNOWN_SIZE", "GoogleManifest", "GoogleOciClient", "GoogleTagList", "parse_tag_list"]
+__all__ = ["GoogleManifest", "GoogleOciClient", "GoogleTagList", "parse_tag_list"]
 
-UNKNOWN_SIZE = -1  # ManifestRef.size when the listing does not say
 DANGLING_TAG = "GOOGLE_MANIFEST_DANGLING_TAG"
 
 

@@ -37,7 +37,7 @@ from adapters.google_auth import (
     check_google_auth_available,
     resolve_auth,
 )
-from adapters.google_client import UNKNOWN_SIZE, GoogleOciClient
+from adapters.google_client import GoogleOciClient
 from adapters.google_names import (
     DEFAULT_API_ENDPOINT,
     GCR_HOSTS,
@@ -53,7 +53,7 @@ from adapters.google_names import (
 from adapters.oci.auth import Credentials
 from adapters.oci.credentials import CredentialProvider
 from adapters.oci.errors import NotFound, OciError, RequestRejected
-from adapters.oci.types import ManifestRef
+from adapters.oci.types import UNKNOWN_SIZE, ManifestRef
 from adapters.protocol import CatalogListings
 
 __all__ = ["GarAdapter", "GcrAdapter", "GoogleAdapter"]

@@ -40,6 +40,7 @@ from adapters.base import (
     RegistryAdapter,
 )
 from adapters.oci.errors import OciError, Unsupported
+from adapters.oci.types import UNKNOWN_SIZE
 from adapters.oci.uploads import OpenStream
 from adapters.registry import available
 from registry.oci import mediatypes as mt
@@ -112,6 +113,8 @@ class AdapterConformance:
     repository_prefix: ClassVar[str] = "conformance"
     #: the adapter's tag listing carries digests (Seawall's, and the cloud providers' APIs)
     lists_tag_digests: ClassVar[bool] = False
+    #: its listings carry manifest sizes too (Seawall's; Google's and ACR's say UNKNOWN_SIZE)
+    lists_manifest_sizes: ClassVar[bool] = True
     #: its repository listing carries each repository's tags with digests (Seawall's does)
     catalog_lists_tags: ClassVar[bool] = False
     #: the type logs in (False: a directory, which refuses credentials)
@@ -293,7 +296,10 @@ class AdapterConformance:
         if self.lists_tag_digests:
             assert sorted(refs) == ["v1", "v2"]
             for tag, ref in refs.items():
-                assert ref == await client.head_manifest(repository, tag)
+                head = await client.head_manifest(repository, tag)
+                assert head is not None
+                assert (ref.digest, ref.media_type) == (head.digest, head.media_type)
+                assert ref.size == (head.size if self.lists_manifest_sizes else UNKNOWN_SIZE)
         else:
             assert refs == {}
 

@@ -12,6 +12,7 @@ from registry.oci.manifest import Descriptor
 __all__ = [
     "MANIFEST_ACCEPT",
     "OCI_ARTIFACT_MANIFEST",
+    "UNKNOWN_SIZE",
     "ClientStats",
     "Descriptor",
     "Manifest",
@@ -33,11 +34,19 @@ MANIFEST_ACCEPT: tuple[str, ...] = (
 
 @dataclass(frozen=True, slots=True)
 class ManifestRef:
-    """What a ``HEAD`` on a manifest tells: enough to decide whether to copy it."""
+    """What a ``HEAD`` on a manifest tells: enough to decide whether to copy it.
+
+    ``size`` is :data:`UNKNOWN_SIZE` (-1) where it comes from a provider's listing that does
+    not say (Google's ``tags/list`` map, ACR's ``_tags``); planning uses only the digest and
+    the media type."""
 
     digest: str
     media_type: str
     size: int
+
+
+#: ``ManifestRef.size`` of a manifest listed without its size.
+UNKNOWN_SIZE = -1
 
 
 @dataclass(frozen=True, slots=True)

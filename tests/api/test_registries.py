@@ -133,7 +133,9 @@ def test_a_stored_secret_is_only_ever_sent_to_its_own_url(api: InProcessApi) -> 
         r = c.put(f"/registries/{rid}", json={"url": "http://attacker.example"})
         assert r.status_code == 400 and "access_secret again" in r.text
         assert c.get(f"/registries/{rid}").json()["url"] == "https://bound.example.com"
-        r = c.put(f"/registries/{rid}", json={"url": "https://b2.example.com", "access_secret": "n"})
+        r = c.put(
+            f"/registries/{rid}", json={"url": "https://b2.example.com", "access_secret": "n"}
+        )
         assert r.status_code == 200
         assert api.ctx.secrets.decrypt(stored_secret(api, rid)) == "n"
         # the same URL again with the mask keeps the secret
