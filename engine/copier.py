@@ -19,6 +19,7 @@ import anyio
 from adapters.oci.types import Descriptor, Manifest
 from adapters.protocol import RegistryClient
 from engine.bandwidth import BandwidthLimit
+from engine.referrers import fallback_tag, publish_fallback, source_referrers
 from registry.oci import mediatypes as mt
 
 __all__ = ["Copier", "CopyResult"]
@@ -107,7 +108,7 @@ class Copier:
         referrers it goes up by digest, the referrers follow it, and the tags come last.
         """
         result = CopyResult()
-        found = await self.src.referrers(src_repo, digest) if self.follow_referrers else None
+        found = await source_referrers(self.src, src_repo, digest) if self.follow_referrers else []
         by_tag = tags[0] if tags and not found else None
         manifest = await self._manifest_tree(
             src_repo, dst_repo, digest, result, log, set(), reference=by_tag
@@ -178,16 +179,20 @@ class Copier:
     ) -> None:
         """Copy the referrers of ``subject`` (``found``, when already listed), and theirs."""
         if found is None:
-            found = await self.src.referrers(src_repo, subject)
-        for desc in found or []:
+            found = await source_referrers(self.src, src_repo, subject)
+        copied: list[Descriptor] = []
+        for desc in found:
             ref = desc.digest
             if ref in seen:
                 continue
             seen.add(ref)
             await self._manifest_tree(src_repo, dst_repo, ref, result, log, set())
             result.referrers += 1
+            copied.append(desc)
             log(f"referrer {ref} ({desc.artifact_type or desc.media_type}) of {subject} copied")
             await self._referrers(src_repo, dst_repo, ref, result, log, seen)
+        if await publish_fallback(self.dst, dst_repo, subject, copied):
+            log(f"referrers of {subject} listed in tag {fallback_tag(subject)} (no referrers API)")
 
     async def _blob(
         self, src_repo: str, dst_repo: str, desc: dict[str, Any], result: CopyResult, log: Log
