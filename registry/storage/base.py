@@ -52,7 +52,7 @@ class StorageError(Exception):
     """A storage operation failed; ``driver`` names the backend."""
 
     def __init__(self, message: str, *, driver: str = "", path: str = "") -> None:
-        self.driver, self.path = driver, path
+        self.message, self.driver, self.path = message, driver, path
         super().__init__(f"{driver or 'storage'}: {message}" + (f" ({path})" if path else ""))
 
 

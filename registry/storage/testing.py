@@ -44,6 +44,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import random
+import tracemalloc
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -71,6 +72,7 @@ INVALID_PATHS = [
     *["", "/", "a", "a/b", "//a", "/a//b", "/a/", "/.", "/..", "/a/./b", "/a/../b", "/a/.."],
     *["/a b", "/a\\b", "/a:b", "/a*", "/a\nb", "/a\n", "/a\x00b", "/ä", "/~tmp-x", "\\a"],
 ]
+FLAT_PEAK_BYTES = 24 * MiB  # test_memory_stays_flat: a few parts and spans, not the 40 MiB file
 WALKED = ["a", "b/c", "b/d/e", "b-x", "b.y/z", "c"]
 VALID_ODD_NAMES = [".hidden", "...", "-", "_", "a.b-c_D9", "x" * 200]
 
@@ -329,6 +331,25 @@ class StorageDriverSuite:
             await (writer.commit() if end == len(data) else writer.close())
         assert await read_all(nodes[1].reader(path)) == data
         assert await nodes[0].get_content(path) == data
+
+    async def test_memory_stays_flat(self, driver: StorageDriver, scope: Scope) -> None:
+        """A blob far larger than any buffer goes up and comes down with bounded memory (Python
+        allocations traced: the driver's buffers and its SDK's)."""
+        path, size, piece = scope.path("big", "data"), 40 * MiB, payload(64 * KiB, seed=17)
+        tracemalloc.start()
+        try:
+            writer = await driver.writer(path)
+            for _ in range(size // len(piece)):
+                await writer.write(piece)
+            await writer.commit()
+            total = 0
+            async for chunk in driver.reader(path):
+                total += len(chunk)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert total == size
+        assert peak < FLAT_PEAK_BYTES, f"{peak / MiB:.1f} MiB held for a {size // MiB} MiB file"
 
     async def test_writer_append_needs_existing(self, driver: StorageDriver, scope: Scope) -> None:
         with pytest.raises(PathNotFound):

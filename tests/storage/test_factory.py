@@ -11,6 +11,8 @@ from registry.storage.base import DriverUnavailable, StorageDriver
 from registry.storage.checked import CheckedDriver
 from registry.storage.drivers.filesystem import FilesystemDriver
 from registry.storage.factory import BUILTINS, DriverConfig, DriverFactory, UnknownDriver
+from seawall.app import build_driver
+from seawall.config import Settings
 
 
 class PluginDriver(FilesystemDriver):
@@ -89,3 +91,18 @@ def test_broken_or_rival_plugins_are_reported(monkeypatch: pytest.MonkeyPatch) -
     with pytest.raises(DriverUnavailable, match="no_such_plugin_module"):
         factory.get("broken")
     assert issubclass(factory.get("s3"), StorageDriver) and factory.get("s3") is not PluginDriver
+
+
+@pytest.mark.parametrize(
+    ("storage", "hint"),
+    [
+        ({"driver": "s3"}, "SEAWALL_STORAGE__BUCKET"),
+        ({"driver": "ftp"}, "known drivers: azure, filesystem, gcs, s3"),
+    ],
+)
+def test_serve_refuses_to_start_and_says_why(
+    tmp_path: Path, storage: dict[str, str], hint: str
+) -> None:
+    settings = Settings.model_validate({"data_dir": str(tmp_path), "storage": storage})
+    with pytest.raises(SystemExit, match=hint):
+        build_driver(settings)

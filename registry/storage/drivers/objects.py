@@ -309,7 +309,7 @@ class ObjectStoreDriver(StorageDriver):
     def map_error(self, error: Exception, path: str) -> StorageError | None:
         mapped = self.store.map_error(error)
         if mapped is not None and not mapped.path:
-            mapped = type(mapped)(str(mapped.args[0]), driver=self.name, path=path)
+            mapped = type(mapped)(mapped.message, driver=self.name, path=path)
         return mapped
 
     async def close(self) -> None:
