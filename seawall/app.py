@@ -17,6 +17,7 @@ import engine.state.models  # noqa: F401 - registers the replication tables for 
 from adapters import registry as adapters
 from engine.api.app import create_api
 from engine.api.context import ApiContext
+from engine.netguard import allow_link_local_from_env
 from engine.observers import RunEnded
 from engine.service import ReplicationService
 from engine.state.secrets import SecretBox, load_or_create_secret_key
@@ -192,6 +193,7 @@ def build_app(settings: Settings) -> RegistryApp:
             adapter_types=adapters.types,
             adapter_info=adapter_info,
             run_ended=run_ended.wait,
+            allow_link_local=allow_link_local_from_env(),
         )
     )
 

@@ -17,8 +17,10 @@ from sqlalchemy import select
 
 from adapters import registry as adapters
 from adapters.base import AdapterError, EndpointConfig, RegistryAdapter
+from adapters.oci.errors import OciError
 from adapters.seawall import SeawallAdapter
 from engine.api.context import EndpointSpec, default_adapter_info
+from engine.netguard import TargetRefused, allow_link_local_from_env, check_resolved
 from engine.state.models import RegistryEndpoint, endpoint_options
 from engine.state.secrets import SecretBox
 from registry.http.context import RegistryContext
@@ -74,6 +76,7 @@ class EndpointClients:
         """``registry``: this registry's context, to read blobs from its storage when it is
         a run's source (see :mod:`seawall.local_registry`); None: over HTTP like the rest."""
         self.settings, self.db, self.secrets = settings, db, secrets
+        self.allow_link_local = allow_link_local_from_env()
         self.registry = registry
         self._local_password = replicator_password(token_key)
         self._ca_dir = settings.data_path / "ca"
@@ -179,13 +182,47 @@ class EndpointClients:
             raise ValueError(str(e)) from None
 
     async def ping(self, spec: EndpointSpec) -> tuple[bool, str]:
-        """Health of an endpoint, bounded in time by the adapter; never raises."""
+        """Health of an endpoint, bounded in time; never raises. Not sent to a link-local
+        address unless allowed (:mod:`engine.netguard`); a failure says what failed — the
+        status, the OCI error code, what to do — never the body the target answered (a ping
+        must not turn Seawall into a reader of other hosts' pages)."""
         try:
+            if spec["url"].startswith(("http://", "https://")):
+                await check_resolved(spec["url"], allow_link_local=self.allow_link_local)
             adapter = self._adapter(spec)
-        except AdapterError as e:
-            return False, str(e)
+        except (AdapterError, TargetRefused) as e:
+            return False, str(e)[:300]
+        except OSError as e:
+            return False, f"{spec['url'][:200]}: the host name does not resolve ({e.strerror})"
         async with adapter:
-            return await adapter.health()
+            if type(adapter).health is not RegistryAdapter.health:
+                healthy, detail = await adapter.health()  # a provider's own check (its API)
+                return healthy, detail[:300]
+            return await _ping(adapter)
+
+
+async def _ping(adapter: RegistryAdapter) -> tuple[bool, str]:
+    url, limit = adapter.config.url, adapter.health_timeout_seconds
+    try:
+        with anyio.fail_after(limit):
+            result = await adapter.client().ping()
+    except TimeoutError:
+        return False, f"no answer from {url} within {limit:g} s"
+    except OciError as e:
+        return False, ping_failure(e)
+    return True, f"HTTP {result.status}, auth {result.auth_scheme or 'none'}"
+
+
+def ping_failure(e: OciError) -> str:
+    """What failed, without the answer's body: ``GET https://r/v2/: HTTP 401 UNAUTHORIZED;
+    check the username…``. Errors with no HTTP answer (refused, TLS, DNS) keep their message,
+    which Seawall wrote."""
+    where = f"{e.method} {e.url}: " if e.method and e.url else ""
+    if e.status is None:
+        return str(e)[:300]
+    code = f" {e.code}" if e.code and e.code.replace("_", "").isalnum() else ""
+    hint = f"; {e.hint}" if e.hint else ""
+    return f"{where}HTTP {e.status}{code[:40]}{hint}"[:400]
 
 
 def adapter_info(adapter_type: str) -> dict[str, Any]:

@@ -89,6 +89,8 @@ class ApiContext:
     :param check_endpoint: refuses an endpoint its adapter cannot work with (URL scheme,
         provider options, credentials), before it is stored or pinged: raises ``ValueError``
         with the message the caller sees (a 400). No I/O.
+    :param allow_link_local: endpoint and webhook URLs may name link-local addresses (cloud
+        metadata services; refused by default, see :mod:`engine.netguard`).
     """
 
     db: Database
@@ -101,3 +103,4 @@ class ApiContext:
     run_ended: Callable[[float], Awaitable[None]] = anyio.sleep
     check_endpoint: Callable[[EndpointSpec], None] = accept_endpoint
     max_body_bytes: int = field(default=1 << 20)
+    allow_link_local: bool = False

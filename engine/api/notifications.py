@@ -39,6 +39,7 @@ from engine.api.errors import ApiError, bad_request, not_found
 from engine.api.paging import fetch_page, list_response, page_of, sort_order
 from engine.api.policies import load as load_policy
 from engine.api.wire import MAX_ID, Body, read_body, rfc3339, to_int
+from engine.netguard import TargetRefused, check_url
 from engine.notify.models import DELIVERY_STATUSES, EVENT_TYPES, FORMATS, Delivery, Webhook
 from engine.notify.notifier import NotifySettings, load_sides, webhook_events
 from engine.notify.payloads import render, sample_event
@@ -242,7 +243,7 @@ def _values(ctx: ApiContext, body: Body, current: dict[str, Any]) -> dict[str, A
     if address is None and "address" not in v:
         raise bad_request("address is required: the URL the events are POSTed to")
     if address is not None:
-        v["address"] = _check_address(address.strip())
+        v["address"] = _check_address(ctx, address.strip())
     fmt = body.text("format", max_length=32)
     if fmt is not None:
         if fmt.lower() not in FORMAT_NAMES:
@@ -266,8 +267,12 @@ def _values(ctx: ApiContext, body: Body, current: dict[str, Any]) -> dict[str, A
     return v
 
 
-def _check_address(address: str) -> str:
-    parts = urlsplit(address)
+def _check_address(ctx: ApiContext, address: str) -> str:
+    try:
+        parts = urlsplit(address)
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError as e:
+        raise bad_request(f"address {address[:200]!r} is not a valid URL: {e}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise bad_request(
             f"address must be an http:// or https:// URL with a host, not {address[:200]!r}"
@@ -275,9 +280,9 @@ def _check_address(address: str) -> str:
     if any(ch.isspace() for ch in address):
         raise bad_request("address must not contain whitespace")
     try:
-        parts.port  # noqa: B018 - raises on a port that is not a number
-    except ValueError:
-        raise bad_request(f"address has an invalid port: {address[:200]!r}") from None
+        check_url(address, allow_link_local=ctx.allow_link_local)
+    except TargetRefused as e:
+        raise bad_request(f"address {address[:200]!r}: {e}") from None
     return address
 
 

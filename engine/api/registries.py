@@ -34,6 +34,7 @@ from engine.api.context import ApiContext, EndpointSpec
 from engine.api.errors import ApiError, bad_request, not_found
 from engine.api.paging import fetch_page, list_response, page_of, query_terms, sort_order
 from engine.api.wire import Body, read_body, rfc3339
+from engine.netguard import TargetRefused, check_url
 from engine.state.models import Policy, RegistryEndpoint, endpoint_options
 from registry.http.asgi import Request, Response, json_response
 from registry.meta.models import utcnow
@@ -134,7 +135,7 @@ async def create(ctx: ApiContext, req: Request) -> Response:
     if not adapter:
         raise bad_request("type is required; GET /api/v2.0/replication/adapters lists them")
     _check_type(ctx, adapter)
-    url = _url(body.text("url"), required=True)
+    url = _url(ctx, body.text("url"), required=True)
     cred = body.obj("credential") or Body({}, "credential.")
     secret = cred.text("access_secret", max_length=65536) or ""
     options = _options(body) or {}
@@ -186,7 +187,7 @@ async def update(ctx: ApiContext, req: Request) -> Response:
     if (description := body.text("description")) is not None:
         values["description"] = description
     if (url := body.text("url")) is not None:
-        values["url"] = _url(url, required=True)
+        values["url"] = _url(ctx, url, required=True)
     kind = body.choice("credential_type", CREDENTIAL_TYPES) or cred.choice("type", CREDENTIAL_TYPES)
     if kind is not None:
         values["credential_type"] = kind
@@ -301,7 +302,7 @@ async def ping(ctx: ApiContext, req: Request) -> Response:
     if (adapter := body.text("type", max_length=64)) is not None:
         spec["type"] = adapter
     if (url := body.text("url")) is not None:
-        spec["url"] = _url(url, required=True)
+        spec["url"] = _url(ctx, url, required=True)
     if (kind := body.choice("credential_type", CREDENTIAL_TYPES)) is not None:
         spec["credential_type"] = kind
     if (key := body.text("access_key", max_length=1024)) is not None:
@@ -397,9 +398,10 @@ MAX_URL_CHARS = 2048
 MAX_OPTIONS = 32
 
 
-def _url(url: str | None, required: bool) -> str:
+def _url(ctx: ApiContext, url: str | None, required: bool) -> str:
     """An endpoint URL: ``http(s)://host[:port][/path]`` or, for file-based types,
-    ``file:///absolute/path`` (the type's adapter checks which it takes)."""
+    ``file:///absolute/path`` (the type's adapter checks which it takes); not a link-local
+    address unless the server allows it (:mod:`engine.netguard`)."""
     url = (url or "").strip()
     if not url and required:
         raise bad_request("url is required")
@@ -424,6 +426,10 @@ def _url(url: str | None, required: bool) -> str:
         raise bad_request(f"url must be an http:// or https:// URL with a host, not {url[:200]!r}")
     if port == 0:
         raise bad_request(f"url {url[:200]!r}: port 0 is not a port")
+    try:
+        check_url(url, allow_link_local=ctx.allow_link_local)
+    except TargetRefused as e:
+        raise bad_request(f"url {url[:200]!r}: {e}") from None
     return url.rstrip("/")
 
 

@@ -42,6 +42,7 @@ from anyio.abc import TaskGroup
 from sqlalchemy import and_, case, func, insert, or_, select, update
 
 from adapters.oci.limits import parse_retry_after_seconds
+from engine.netguard import ALLOW_ENV, TargetRefused, check_resolved
 from engine.notify.models import EVENT_TYPES, Delivery, Webhook
 from engine.notify.payloads import (
     ARTIFACT_LIST_LIMIT,
@@ -91,6 +92,7 @@ class NotifySettings:
     timeout_seconds: float = 10.0
     poll_seconds: float = 1.0
     external_url: str = ""
+    allow_link_local: bool = False  # see engine.netguard
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> NotifySettings:
@@ -102,6 +104,7 @@ class NotifySettings:
             timeout_seconds=_env_float(e, "SEAWALL_NOTIFY_TIMEOUT_SECONDS", 10.0, 0.1),
             poll_seconds=_env_float(e, "SEAWALL_NOTIFY_POLL_SECONDS", 1.0, 0.05),
             external_url=e.get("SEAWALL_NOTIFY_EXTERNAL_URL", "").strip().rstrip("/"),
+            allow_link_local=e.get(ALLOW_ENV, "").strip().lower() in ("1", "true", "yes", "on"),
         )
 
     def backoff(self, attempts: int) -> float:
@@ -489,9 +492,12 @@ class Notifier:
         }
         try:
             auth = self._auth_header(row)
-        except SecretError as e:
-            await self._record(item, None, f"the webhook's auth_header: {e}", 0.0, True)
+            await check_resolved(row["address"], allow_link_local=self.settings.allow_link_local)
+        except (SecretError, TargetRefused) as e:
+            await self._record(item, None, f"not sent: {e}", 0.0, True)
             return
+        except OSError:
+            pass  # a name that does not resolve: the request fails and is retried as usual
         if auth:
             headers["Authorization"] = auth
         client = clients.insecure if row["skip_cert_verify"] else clients.verified
