@@ -27,7 +27,6 @@ from urllib.parse import quote, urlencode
 
 from adapters.oci.auth import Credentials, RegistryAuth
 from adapters.oci.client import OciClient
-from adapters.oci.credentials import CredentialProvider, RefreshingCredentials
 from adapters.oci.errors import (
     Denied,
     NotFound,
@@ -38,7 +37,7 @@ from adapters.oci.errors import (
 )
 from adapters.oci.session import RegistrySession
 from adapters.oci.transport import Request
-from adapters.oci.types import ManifestRef
+from adapters.oci.types import UNKNOWN_SIZE, ManifestRef
 from adapters.oci.uploads import OpenStream
 from adapters.oci.urls import CATALOG_SCOPE, is_digest
 from adapters.oci.urls import delete as delete_scope
@@ -72,14 +71,7 @@ class AcrClient(OciClient):
         clock: Callable[[], float] = time.time,
         **kwargs: Any,
     ) -> None:
-        super().__init__(base_url, **kwargs)
-        provider: CredentialProvider | None = kwargs.get("credential_provider")
-        if provider is not None:  # the same refreshing cache, on ``clock``
-            self.session.credentials = RefreshingCredentials(
-                provider,
-                refresh_before_seconds=kwargs.get("refresh_before_seconds", 300.0),
-                clock=clock,
-            )
+        super().__init__(base_url, credential_clock=clock, **kwargs)
         self._acr_host = acr_host
         self.metadata_api = True  # until the registry or the login shows otherwise
         self._anonymous: RegistrySession | None = None
@@ -153,7 +145,7 @@ class AcrClient(OciClient):
                 tags.append(item["name"])
                 digest = item.get("digest")
                 if isinstance(digest, str) and is_digest(digest):
-                    refs[item["name"]] = ManifestRef(digest, "", 0)
+                    refs[item["name"]] = ManifestRef(digest, "", UNKNOWN_SIZE)
         return tags, refs
 
     def _api_missing(self, error: OciError) -> bool:

@@ -135,16 +135,20 @@ async def describe(client: RegistryClient, listing: Listing, concurrency: int = 
     and the manifest's annotations as labels (``key`` and ``key=value``). A manifest that
     cannot be read makes the listing incomplete."""
     details: dict[str, tuple[str | None, frozenset[str]]] = {}
+    media_types = dict(listing.media_types)
     problems: list[str] = []
     slots = anyio.Semaphore(concurrency)
 
     async def one(repo: str, digest: str) -> None:
         try:
             async with slots:
-                doc = (await client.get_manifest(repo, digest)).json()
+                manifest = await client.get_manifest(repo, digest)
+            doc = manifest.json()
         except (OciError, ValueError) as e:
             problems.append(f"{repo}@{digest}: {e}")
             return
+        if not media_types.get(digest):  # a listing that did not say it (ACR's _tags)
+            media_types[digest] = manifest.media_type
         if not isinstance(doc, dict):
             return
         config = doc.get("config") or {}
@@ -161,6 +165,7 @@ async def describe(client: RegistryClient, listing: Listing, concurrency: int = 
     return replace(
         listing,
         details=details,
+        media_types=media_types,
         complete=listing.complete and not problems,
         problems=listing.problems + tuple(problems),
     )

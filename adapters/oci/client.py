@@ -16,7 +16,8 @@ Usage::
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any
@@ -83,11 +84,13 @@ class OciClient:
         transport: Transport | None = None,
         credential_provider: CredentialProvider | None = None,
         refresh_before_seconds: float = 300.0,
+        credential_clock: Callable[[], float] = time.time,
     ) -> None:
         """``credential_provider``: where credentials that expire come from (a cloud
         registry's token exchange); they replace ``username``/``password``/``token``, are
         fetched before the first request, ``refresh_before_seconds`` before they expire, and
-        once more after a 401 (see :mod:`adapters.oci.credentials`)."""
+        once more after a 401 (see :mod:`adapters.oci.credentials`); their expiry is read
+        against ``credential_clock``."""
         self.base_url = normalize_base_url(base_url)
         self.endpoint = Endpoint(self.base_url)
         self.auth = RegistryAuth(Credentials(username, password, token))
@@ -112,7 +115,9 @@ class OciClient:
             policy=policy,
             credentials=(
                 RefreshingCredentials(
-                    credential_provider, refresh_before_seconds=refresh_before_seconds
+                    credential_provider,
+                    refresh_before_seconds=refresh_before_seconds,
+                    clock=credential_clock,
                 )
                 if credential_provider is not None
                 else None

@@ -203,6 +203,12 @@ class RegistrySession:
                 outgoing = flow.send(response)
             except StopIteration:
                 return response
+            except RateLimited as error:  # the token realm throttled: wait as for any 429
+                response.close()
+                self.counters.rate_limited += 1
+                if error.retry_after_seconds is not None:
+                    self._pause(error, error.retry_after_seconds)
+                raise
             except BaseException:
                 response.close()
                 raise

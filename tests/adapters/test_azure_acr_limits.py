@@ -122,11 +122,6 @@ async def test_429_on_the_aad_exchange_waits_retry_after(acr: FakeAcr, aad: Fake
     assert (exchange.rate_limited, exchange.rate_limit_wait_seconds) == (1, pytest.approx(0.2))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="OciClient retries a 429 from the token realm at once: the auth flow raises it "
-    "without the session pausing the endpoint (fix proposed to adapters/oci/session.py)",
-)
 async def test_429_on_the_token_endpoint_waits_retry_after(acr: FakeAcr) -> None:
     async with AcrAdapter(admin_config(acr), **FAST) as adapter:
         acr.throttle("GET /oauth2/token", times=1, retry_after_seconds=0.2)
