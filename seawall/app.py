@@ -5,10 +5,13 @@ This is the one place that knows every part; ``registry`` never imports ``engine
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import logging
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import anyio
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -73,11 +76,26 @@ def build_driver(settings: Settings) -> StorageDriver:
         raise SystemExit(f"seawall: {e}") from None
 
 
+def private_database(path: Path) -> None:
+    """The SQLite database (accounts' password hashes, sealed secrets, everything) readable by
+    its owner only: created 0600 before SQLite opens it — SQLite gives its ``-wal`` and ``-shm``
+    files the database's mode — and an existing one (from an earlier version) made so."""
+    if str(path) in ("", ":memory:"):
+        return
+    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(p, 0o600)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+
+
 def build_services(settings: Settings) -> Services:
     settings.data_path.mkdir(parents=True, exist_ok=True)
     url = settings.resolved_database_url
     sql: SqlBackend
     if (path := sqlite_path(url)) is not None:
+        private_database(Path(path))
         sqlite = SqliteBackend(path)
         sql, engine = sqlite, create_engine(url)
         # one in-process write lock for both executors: SQLite has one writer
