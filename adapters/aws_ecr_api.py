@@ -31,7 +31,6 @@ from adapters.aws_ecr_config import EcrSettings, RepositorySettings
 from adapters.aws_ecr_errors import aws_error_code, translate
 from adapters.oci.credentials import CredentialsUnavailable
 from adapters.oci.errors import NotFound, RequestRejected, Transient
-from adapters.oci.types import MANIFEST_ACCEPT
 
 __all__ = ["MAX_THREADS", "EcrApi", "ImageDetail", "RepositoryInfo"]
 
@@ -40,7 +39,7 @@ MAX_THREADS = 8  # boto3 calls of one endpoint in flight
 RENEW_BEFORE_SECONDS = 300.0  # an assumed role's credentials are renewed this early
 ROLE_SECONDS = 3600  # DurationSeconds of AssumeRole (the default maximum of a role)
 _GONE = ("ImageNotFoundException", "RepositoryNotFoundException")
-_BATCH = 100  # image ids per BatchGetImage / BatchDeleteImage (ECR's limit)
+_BATCH = 100  # image ids per BatchDeleteImage (ECR's limit)
 _CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 3},
     connect_timeout=10,
@@ -326,28 +325,6 @@ class EcrApi:
             return _image(found[0]) if found else None
 
         return await self.run(f"ECR DescribeImages of {account}/{repo}:{tag}", call)
-
-    async def manifests(self, repo: str, digests: list[str]) -> dict[str, bytes]:
-        """The exact manifest bytes of ``digests`` (``BatchGetImage``, 100 per call); digests
-        ECR does not have are left out."""
-        account = await self.account()
-
-        def call() -> dict[str, bytes]:
-            out: dict[str, bytes] = {}
-            for batch in _batches(digests):
-                found = self._ecr("BatchGetImage").batch_get_image(
-                    registryId=account,
-                    repositoryName=repo,
-                    imageIds=[{"imageDigest": d} for d in batch],
-                    acceptedMediaTypes=list(MANIFEST_ACCEPT),
-                )
-                for image in found.get("images", []):
-                    digest = image.get("imageId", {}).get("imageDigest")
-                    if digest and "imageManifest" in image:
-                        out[digest] = image["imageManifest"].encode("utf-8")
-            return out
-
-        return await self.run(f"ECR BatchGetImage of {account}/{repo}", call)
 
     async def delete(self, repo: str, image_id: dict[str, str]) -> None:
         """``BatchDeleteImage`` of one ``{"imageTag": t}`` (that tag only; ECR deletes an

@@ -2,10 +2,9 @@
 asks ECR's API where the data plane cannot answer (or answers worse).
 
 - listings: ``DescribeRepositories`` (ECR has no ``/v2/_catalog``) and ``DescribeImages``: one
-  listing per repository page with every tag's digest and media type; the manifest sizes a
-  :class:`~adapters.oci.types.ManifestRef` carries come from :data:`manifest sizes <SIZES>`
-  already seen (a digest's size never changes), else from one ``BatchGetImage`` per 100
-  images not seen before;
+  listing per repository page with every tag's digest and media type (its ``imageSizeInBytes``
+  is the image's size, not the manifest's: listed refs carry
+  :data:`~adapters.oci.types.UNKNOWN_SIZE`, which planning never reads);
 - deletes: ``BatchDeleteImage`` by tag (that tag only) or by digest (the image and its tags);
 - a tag ``PUT`` into a repository whose tags are immutable is checked first, so that moving a
   tag fails with :class:`ImmutableTag` saying which digest holds it;
@@ -20,8 +19,6 @@ login (the adapter's credential provider).
 from __future__ import annotations
 
 import fnmatch
-import hashlib
-from collections import OrderedDict
 from typing import Any
 
 from adapters.aws_ecr_api import EcrApi, ImageDetail, RepositoryInfo
@@ -29,16 +26,14 @@ from adapters.oci.client import OciClient
 from adapters.oci.content import digest_of
 from adapters.oci.errors import RequestRejected, Unsupported
 from adapters.oci.transport import Request, Response, Transport
-from adapters.oci.types import Manifest, ManifestRef
+from adapters.oci.types import UNKNOWN_SIZE, ManifestRef
 from adapters.oci.uploads import OpenStream
 from adapters.oci.urls import is_digest
 from adapters.protocol import CatalogListings
 
 __all__ = [
-    "SIZES",
     "EcrClient",
     "ImmutableTag",
-    "ManifestSizes",
     "PatchAnswers",
     "RepositoryCache",
     "immutable",
@@ -49,33 +44,6 @@ class ImmutableTag(RequestRejected):
     """The repository's tags are immutable and the tag names another image already."""
 
     hint = "push under a new tag, or make the repository's tags mutable"
-
-
-class ManifestSizes:
-    """``digest → manifest size in bytes``, the most recent :attr:`capacity` digests. A
-    digest names its bytes, so an entry is true for every registry and never goes stale."""
-
-    def __init__(self, capacity: int = 200_000) -> None:
-        self.capacity = capacity
-        self._sizes: OrderedDict[str, int] = OrderedDict()
-
-    def get(self, digest: str) -> int | None:
-        size = self._sizes.get(digest)
-        if size is not None:
-            self._sizes.move_to_end(digest)
-        return size
-
-    def clear(self) -> None:
-        self._sizes.clear()
-
-    def put(self, digest: str, size_bytes: int) -> None:
-        self._sizes[digest] = size_bytes
-        self._sizes.move_to_end(digest)
-        while len(self._sizes) > self.capacity:
-            self._sizes.popitem(last=False)
-
-
-SIZES = ManifestSizes()  # shared by every ECR endpoint of the process
 
 
 def immutable(info: RepositoryInfo, tag: str) -> bool:
@@ -161,18 +129,12 @@ class EcrClient(OciClient):
     async def list_tag_refs(
         self, repo: str, page_size: int = 1000
     ) -> tuple[list[str], dict[str, ManifestRef]]:
-        """Tags and the manifests they name from ``DescribeImages``; sizes from :data:`SIZES`,
-        else ``BatchGetImage`` (verified against the digest). A tag whose manifest ECR does
+        """Tags and the manifests they name from ``DescribeImages``. A tag whose manifest ECR does
         not describe fully is listed without a ref (the engine asks for it with ``HEAD``).
 
         :raises adapters.oci.errors.NotFound: no such repository.
         """
         images = await self.api.images(repo)
-        unknown = [i.digest for i in images if i.media_type and SIZES.get(i.digest) is None]
-        if unknown:
-            for digest, data in (await self.api.manifests(repo, unknown)).items():
-                if "sha256:" + hashlib.sha256(data).hexdigest() == digest:
-                    SIZES.put(digest, len(data))
         tags: list[str] = []
         refs: dict[str, ManifestRef] = {}
         for image in images:
@@ -184,17 +146,6 @@ class EcrClient(OciClient):
         return tags, refs
 
     # -- manifests -------------------------------------------------------------------------
-
-    async def head_manifest(self, repo: str, reference: str) -> ManifestRef | None:
-        ref = await super().head_manifest(repo, reference)
-        if ref is not None:
-            SIZES.put(ref.digest, ref.size)
-        return ref
-
-    async def get_manifest(self, repo: str, reference: str) -> Manifest:
-        manifest = await super().get_manifest(repo, reference)
-        SIZES.put(manifest.digest, manifest.size)
-        return manifest
 
     async def put_manifest(self, repo: str, reference: str, data: bytes, media_type: str) -> str:
         """As :meth:`OciClient.put_manifest`; a tag that would move in a repository with
@@ -218,7 +169,6 @@ class EcrClient(OciClient):
             raise await self._immutable(
                 repo, reference, current.digest if current else "another image", digest
             ) from error
-        SIZES.put(stored, len(data))
         return stored
 
     async def _immutable(self, repo: str, tag: str, held_by: str, digest: str) -> ImmutableTag:
@@ -274,7 +224,6 @@ class EcrClient(OciClient):
 
 
 def _ref(image: ImageDetail) -> ManifestRef | None:
-    size = SIZES.get(image.digest)
-    if image.media_type is None or size is None:
+    if image.media_type is None:
         return None
-    return ManifestRef(image.digest, image.media_type, size)
+    return ManifestRef(image.digest, image.media_type, UNKNOWN_SIZE)

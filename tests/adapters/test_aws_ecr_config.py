@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError, NoCredenti
 
 from adapters.aws_ecr import EcrAdapter
 from adapters.aws_ecr_api import RepositoryInfo
-from adapters.aws_ecr_client import ManifestSizes, immutable
+from adapters.aws_ecr_client import immutable
 from adapters.aws_ecr_config import parse_settings
 from adapters.aws_ecr_errors import translate
 from adapters.base import EndpointConfig, InvalidEndpoint, InvalidRepositoryName
@@ -152,15 +152,6 @@ def test_tag_mutability_with_exclusions() -> None:
     assert immutable(excl, "v1") and not immutable(excl, "dev-3") and not immutable(excl, "latest")
     flip = RepositoryInfo("r", "MUTABLE_WITH_EXCLUSION", ("release-*",))
     assert immutable(flip, "release-1") and not immutable(flip, "latest")
-
-
-def test_manifest_sizes_keep_the_most_recent() -> None:
-    sizes = ManifestSizes(capacity=2)
-    sizes.put("sha256:a", 1)
-    sizes.put("sha256:b", 2)
-    assert sizes.get("sha256:a") == 1  # now the most recent
-    sizes.put("sha256:c", 3)
-    assert (sizes.get("sha256:a"), sizes.get("sha256:b"), sizes.get("sha256:c")) == (1, None, 3)
 
 
 def _client_error(code: str, status: int, message: str = "m") -> ClientError:
