@@ -10,7 +10,7 @@ asks ECR's API where the data plane cannot answer (or answers worse).
   tag fails with :class:`ImmutableTag` saying which digest holds it;
 - blob mounts are tried only where the registry has ECR blob mounting turned on, and uploads go
   in one request (ECR takes no multi-chunk ``PATCH`` uploads reliably); ECR's ``201`` answer
-  to that ``PATCH`` (the spec says ``202``) is read as ``202`` (:class:`PatchAnswers`).
+  to that ``PATCH`` (the spec says ``202``) is taken by the OCI client.
 
 Blob and manifest bytes still travel over the registry API with ``GetAuthorizationToken``'s
 login (the adapter's credential provider).
@@ -25,7 +25,6 @@ from adapters.aws_ecr_api import EcrApi, ImageDetail, RepositoryInfo
 from adapters.oci.client import OciClient
 from adapters.oci.content import digest_of
 from adapters.oci.errors import RequestRejected, Unsupported
-from adapters.oci.transport import Request, Response, Transport
 from adapters.oci.types import UNKNOWN_SIZE, ManifestRef
 from adapters.oci.uploads import OpenStream
 from adapters.oci.urls import is_digest
@@ -34,7 +33,6 @@ from adapters.protocol import CatalogListings
 __all__ = [
     "EcrClient",
     "ImmutableTag",
-    "PatchAnswers",
     "RepositoryCache",
     "immutable",
 ]
@@ -82,23 +80,6 @@ class RepositoryCache:
         return info
 
 
-class PatchAnswers:
-    """A transport that reads ECR's ``201`` answer to an upload ``PATCH`` as the ``202`` the
-    OCI spec asks for: the upload is complete only once the ``PUT`` with the digest is."""
-
-    def __init__(self, inner: Transport) -> None:
-        self.inner = inner
-
-    async def send(self, request: Request) -> Response:
-        response = await self.inner.send(request)
-        if request.method == "PATCH" and response.status == 201:
-            response.status = 202
-        return response
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-
 class EcrClient(OciClient):
     """:class:`OciClient` for an ECR registry; ``repositories`` is the adapter's cache."""
 
@@ -111,7 +92,6 @@ class EcrClient(OciClient):
         **kwargs: Any,
     ) -> None:
         super().__init__(base_url, **kwargs)
-        self.session.transport = PatchAnswers(self.session.transport)
         self.api = repositories.api
         self.repositories = repositories
         self.blob_mount = blob_mount

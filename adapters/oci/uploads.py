@@ -245,7 +245,8 @@ class Uploader:
             request = Request(
                 "PATCH", location, headers, content=source.take(n), scope=push(repo), retry=False
             )
-            async with self._session.request(request, expect=(202,)) as response:
+            # 202 per the spec; ECR answers 201 (the upload still needs its PUT with the digest)
+            async with self._session.request(request, expect=(201, 202)) as response:
                 location = self._location(response.headers.get("Location"), location)
                 held = received_bytes(response.headers.get("Range"))
             offset += n
