@@ -219,7 +219,8 @@ class RegistryAuth:
         try:
             doc = json.loads(body)
             token = doc.get("token") or doc.get("access_token")
-            lifetime = float(doc.get("expires_in") or _DEFAULT_TOKEN_SECONDS)
+            said = doc.get("expires_in")
+            lifetime = float(said) if said else _jwt_lifetime(token) or _DEFAULT_TOKEN_SECONDS
         except (ValueError, AttributeError, TypeError):
             token, lifetime = None, 0.0
         if not isinstance(token, str) or not token:
@@ -232,3 +233,17 @@ class RegistryAuth:
         # Renew a little early: a token that expires in flight costs a 401 round trip.
         self._tokens[scope] = _Token(token, now + max(lifetime * 0.9, lifetime - 30.0))
         return token
+
+
+def _jwt_lifetime(token: object) -> float | None:
+    """Seconds until a JWT token's ``exp`` (ACR's token answers carry no ``expires_in``), at
+    most a day; None when the token is no JWT or says nothing."""
+    if not isinstance(token, str) or token.count(".") != 2 or len(token) > 16384:
+        return None
+    payload = token.split(".")[1]
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        remaining = float(claims["exp"]) - time.time()
+    except (ValueError, KeyError, TypeError):
+        return None
+    return min(remaining, 86400.0) if remaining > 0 else None

@@ -145,3 +145,25 @@ async def test_a_provider_failure_reaches_the_caller_as_itself(seawall: SeawallP
     async with OciClient(seawall.url, credential_provider=refuses) as oci:
         with pytest.raises(CredentialsUnavailable, match="cannot be assumed"):
             await oci.ping()
+
+
+def test_a_token_answer_without_expires_in_lasts_as_long_as_its_jwt_says() -> None:
+    import base64
+    import json
+    import time
+
+    from adapters.oci.auth import RegistryAuth
+
+    def jwt(exp: float) -> str:
+        claims = base64.urlsafe_b64encode(json.dumps({"exp": exp}).encode()).decode().rstrip("=")
+        return f"eyJhbGciOiJub25lIn0.{claims}.sig"
+
+    now = [0.0]
+    auth = RegistryAuth(Credentials("u", "p"), clock=lambda: now[0])
+    three_hours = jwt(time.time() + 3 * 3600)
+    auth._remember("repository:a:pull", json.dumps({"token": three_hours}).encode(), "r")
+    now[0] = 2 * 3600  # well past the 60 s default
+    assert auth._preemptive_header("repository:a:pull") == "Bearer " + three_hours
+    auth._remember("repository:b:pull", json.dumps({"token": "opaque"}).encode(), "r")
+    now[0] += 61  # an opaque token without expires_in: the spec's 60 s
+    assert auth._preemptive_header("repository:b:pull") != "Bearer opaque"
