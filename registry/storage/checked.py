@@ -165,16 +165,16 @@ class CheckedWriter(FileWriter):
 
     def __init__(self, driver: CheckedDriver, path: str, inner: FileWriter) -> None:
         self._driver, self._path, self._inner = driver, path, inner
+        self.size_bytes = inner.size_bytes
 
-    @property  # type: ignore[override]
-    def size_bytes(self) -> int:
-        return self._inner.size_bytes
+    async def _call(self, op: str, call: Callable[[], Awaitable[T]], size: int = 0) -> T:
+        try:
+            return await self._driver._call(f"writer.{op}", self._path, call, size)
+        finally:
+            self.size_bytes = self._inner.size_bytes
 
     def __repr__(self) -> str:
         return f"CheckedWriter({self._inner!r})"
-
-    async def _call(self, op: str, call: Callable[[], Awaitable[T]], size: int = 0) -> T:
-        return await self._driver._call(f"writer.{op}", self._path, call, size)
 
     async def write(self, data: bytes | bytearray | memoryview) -> int:
         size = memoryview(data).nbytes

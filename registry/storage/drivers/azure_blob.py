@@ -127,8 +127,10 @@ class AzureBlobStore(ObjectStore):
         raise AssertionError("unreachable")
 
     def read(self, key: str, offset: int, length: int, version: str) -> bytes:
-        pin = {"etag": version, "match_condition": MatchConditions.IfNotModified} if version else {}
         blob = self._c().get_blob_client(key)
+        pin: dict[str, Any] = {}
+        if version:  # ranges of one object stay on one version
+            pin = {"etag": version, "match_condition": MatchConditions.IfNotModified}
         try:
             stream = blob.download_blob(offset=offset, length=length, max_concurrency=1, **pin)
             return bytes(stream.readall())
@@ -268,14 +270,15 @@ def map_azure_error(error: Exception, container: str) -> StorageError | None:
     if isinstance(error, ServiceRequestError):
         return StorageError(f"cannot reach Azure Blob Storage: {error}", driver=NAME)
     if isinstance(error, HttpResponseError):
-        return StorageError(f"{error.status_code} {error.error_code}: {error.reason}", driver=NAME)
+        code = getattr(error, "error_code", None)
+        return StorageError(f"{error.status_code} {code}: {error.reason}", driver=NAME)
     return None
 
 
 def make_service(environ: dict[str, str] | None = None) -> BlobServiceClient:
     """A service client from the standard sources (see the module docstring)."""
     env = os.environ if environ is None else environ
-    sizes = {
+    sizes: dict[str, Any] = {
         "max_single_get_size": 32 << 20,  # get_content in one request (its files are small)
         "max_chunk_get_size": READ_SPAN_BYTES,
         "connection_data_block_size": 256 << 10,

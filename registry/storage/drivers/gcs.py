@@ -220,7 +220,7 @@ def make_client(environ: dict[str, str] | None = None) -> storage.Client:
     if emulator:  # as google-cloud-storage does: anonymous, every request to the emulator
         return storage.Client(
             project=project or "seawall",
-            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+            credentials=AnonymousCredentials(),
             client_options={"api_endpoint": emulator},
         )
     try:

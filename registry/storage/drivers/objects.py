@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import builtins
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -177,8 +177,9 @@ class ObjectStoreDriver(StorageDriver):
         return "/" + key[len(self.prefix) :].rstrip("/")
 
     @staticmethod
-    async def _run(func: object, *args: object) -> T:  # type: ignore[type-var]
-        return await anyio.to_thread.run_sync(func, *args)  # type: ignore[arg-type]
+    async def _run(func: Callable[..., T], *args: object) -> T:
+        """``func(*args)`` in a worker thread: SDK calls never run on the event loop."""
+        return await anyio.to_thread.run_sync(func, *args)
 
     # ------------------------------------------------------------------ small files
     async def stat(self, path: str) -> FileInfo:
@@ -358,9 +359,9 @@ class ObjectWriter(FileWriter):
                 path=self._path,
             )
 
-    async def _guarded(self, func: object, *args: object) -> None:
+    async def _guarded(self, func: Callable[..., None], *args: object) -> None:
         try:
-            await anyio.to_thread.run_sync(func, *args)  # type: ignore[arg-type]
+            await anyio.to_thread.run_sync(func, *args)
         except BaseException:
             self._ended = "failed"
             raise
