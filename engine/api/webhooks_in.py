@@ -11,15 +11,16 @@ event-scoped runs of the enabled ``event_based`` pull policies whose source is t
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 
 from engine.api.context import ApiContext
 from engine.api.errors import ApiError, bad_request
 from engine.api.registries import load
+from engine.api.wire import parse_json
 from engine.state.runs import enqueue_events
 from engine.webhook_payloads import PayloadError, parse_payload
 from registry.http.asgi import Request, Response, json_response
+from registry.oci.reference import is_valid_name, is_valid_tag
 
 __all__ = ["receive"]
 
@@ -46,11 +47,17 @@ async def receive(ctx: ApiContext, req: Request) -> Response:
         raise ApiError("UNAUTHORIZED", "missing or wrong webhook secret in Authorization")
     raw = await req.body(ctx.max_body_bytes)
     try:
-        events = parse_payload(json.loads(raw))
-    except (ValueError, UnicodeDecodeError) as e:
-        raise bad_request(f"webhook payload: {e}") from None
+        events = parse_payload(parse_json(raw))
+    except ApiError as e:
+        raise bad_request(f"webhook payload: {e.message}") from None
     except PayloadError as e:
         raise bad_request(f"webhook payload: {e}") from None
+    for event in events:
+        if not is_valid_name(event.repository) or (event.tag and not is_valid_tag(event.tag)):
+            raise bad_request(
+                f"webhook payload: {event.repository[:200]!r}:{(event.tag or '')[:130]!r} is not "
+                "a repository name and tag"
+            )
     executions: list[int] = []
     if events:
         async with ctx.db.write() as c:

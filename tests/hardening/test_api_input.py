@@ -122,3 +122,18 @@ def test_a_bad_cron_says_what_is_wrong(api: InProcessApi) -> None:
             "filters": [{"type": "tag", "value": "a{1,99999999999}", "syntax": "regex"}],
         }
         _error(c.post("/replication/policies", json=body), 400, "counts beyond 1000")
+
+
+def test_a_remote_webhook_with_bad_json_or_names_is_400(api: InProcessApi) -> None:
+    secret = "a-webhook-secret-of-some-length"
+    with api.client() as c:
+        rid = make_registry(c, "remote", webhook_secret=secret)
+    with api.client(user=None) as anon:
+        hook, auth = f"/registries/{rid}/webhook", {"authorization": f"Bearer {secret}"}
+        deep = b"[" * 100_000 + b"]" * 100_000
+        _error(anon.post(hook, content=deep, headers=auth), 400, "webhook payload")
+        for repository in ("x" * 5000, "Team/App", "../etc"):
+            body = {"repository": repository, "action": "push", "tag": "1.0"}
+            _error(anon.post(hook, json=body, headers=auth), 400, "not a repository name")
+        body = {"repository": "team/app", "action": "push", "tag": "-bad tag"}
+        _error(anon.post(hook, json=body, headers=auth), 400, "not a repository name")
