@@ -46,6 +46,7 @@ COMMANDS: tuple[str, ...] = ("registry", "policy", "replicate", "execution")
 _FILTER = re.compile(
     r"^(name|tag|label|resource|artifact_type)(!=|=)(?:(glob|regex|semver):)?(.*)$", re.S
 )
+_SYNTAX_LIKE = re.compile(r"^([A-Za-z][A-Za-z0-9_-]*):")
 REGISTRIES, POLICIES, EXECUTIONS = "/registries", "/replication/policies", "/replication/executions"
 EVENTS = (  # what a webhook subscribes to (the server checks)
     "REPLICATION_STARTED",
@@ -67,6 +68,13 @@ def parse_filter(text: str) -> dict[str, Any]:
             exit_code=2,
         )
     kind, op, syntax, value = m.groups()
+    unknown = _SYNTAX_LIKE.match(value) if syntax is None and kind in ("name", "tag") else None
+    if unknown is not None:  # names and tags never hold ":": a misspelt syntax, not a glob
+        raise CliError(
+            f"--filter {text!r}: {unknown[1]!r} is not a syntax; prefix the value with glob:, "
+            "regex: or semver: (or nothing, for a glob)",
+            exit_code=2,
+        )
     out: dict[str, Any] = {
         "type": kind,
         "decoration": "excludes" if op == "!=" else "matches",
