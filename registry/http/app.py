@@ -12,6 +12,7 @@ from registry.auth.logins import LoginThrottled
 from registry.auth.scopes import Access
 from registry.http import blobs, listing, manifests, referrers, uploads
 from registry.http.asgi import (
+    BodyTooLarge,
     ClientDisconnected,
     Receive,
     Request,
@@ -200,6 +201,13 @@ def _registry_error(e: Exception, req: Request) -> RegistryError:
             {"reason": "request body incomplete"},
             message="the request body ended before its declared length, or its chunked "
             "encoding is malformed; send it again",
+        )
+    if isinstance(e, BodyTooLarge):
+        return RegistryError(
+            "SIZE_INVALID",
+            {"limit_bytes": e.limit_bytes},
+            status=413,
+            message=f"the request body is larger than {e.limit_bytes} bytes",
         )
     if isinstance(e, LoginThrottled):
         return RegistryError(
