@@ -18,6 +18,7 @@ was stopped); 2 the command line is wrong.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import time
@@ -150,7 +151,11 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     padd.add_argument("--filter", action="append", default=[], metavar="KIND[!]=[SYNTAX:]VALUE")
     padd.add_argument("--deletion", action="store_true", help="delete what disappears at source")
     padd.add_argument("--no-override", action="store_true", help="never overwrite at destination")
-    padd.add_argument("--trigger", choices=("manual", "scheduled", "event_based"), default="manual")
+    padd.add_argument(
+        "--trigger",
+        choices=("manual", "scheduled", "event_based"),
+        help="what starts a run (default: scheduled with --cron, else manual)",
+    )
     padd.add_argument("--cron", help="schedule (6 fields, as Harbor) for --trigger scheduled")
     padd.add_argument("--timezone", help="time zone of --cron (default UTC)")
     padd.add_argument("--description", default="")
@@ -232,7 +237,12 @@ def run(args: argparse.Namespace, transport: httpx.BaseTransport | None = None) 
     api = ApiClient(creds, transport)
     try:
         handler = _HANDLERS[(args.command, getattr(args, "action", None))]
-        return handler(api, args)
+        code = handler(api, args)
+        sys.stdout.flush()  # a closed pipe (| head) shows here, not at exit
+        return code
+    except BrokenPipeError:  # the reader has gone (| head): nothing left to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except CliError as e:
         print(f"seawall: {e}", file=sys.stderr)
         return e.exit_code
@@ -267,13 +277,38 @@ def _registry_add(api: ApiClient, args: argparse.Namespace) -> int:
         options[name.strip().replace("-", "_")] = value
     if options:
         body["options"] = options
+    if not args.no_ping and not _healthy_before_adding(api, args.name, body):
+        return 1
     new_id = api.create(REGISTRIES, body)
     print(f"added registry {args.name} (id {new_id})")
     if args.webhook_secret:
         print(f"its webhook: POST {api.creds.url}/api/v2.0/registries/{new_id}/webhook")
-    if args.no_ping:
-        return 0
-    return _ping(api, args.name, new_id)
+    if not args.no_ping:  # records its health (status) now that it is stored
+        return _ping(api, args.name, new_id)
+    return 0
+
+
+def _healthy_before_adding(api: ApiClient, name: str, body: dict[str, Any]) -> bool:
+    """Ping an endpoint not stored yet: an unhealthy one is not saved (a typo in the URL or
+    the credentials should not become a stored endpoint)."""
+    cred = body["credential"]
+    spec = {
+        "type": body["type"],
+        "url": body["url"],
+        "insecure": body["insecure"],
+        "credential_type": cred["type"],
+        "access_key": cred["access_key"],
+        "access_secret": cred["access_secret"],
+        **({"options": body["options"]} if "options" in body else {}),
+    }
+    try:
+        api.request("POST", f"{REGISTRIES}/ping", json=spec)
+    except CliError as e:
+        if f"{REGISTRIES}/ping: 400 " not in str(e):  # not an answer about the endpoint
+            raise
+        print(f"{name} is unhealthy: {e}; not added (fix it, or add --no-ping to save it anyway)")
+        return False
+    return True
 
 
 def provider_options(extra: Sequence[str]) -> dict[str, str]:
@@ -344,8 +379,11 @@ def _registry_delete(api: ApiClient, args: argparse.Namespace) -> int:
 def _policy_add(api: ApiClient, args: argparse.Namespace) -> int:
     if not args.src_registry and not args.dest_registry:
         raise CliError("policy add needs --src-registry or --dest-registry", exit_code=2)
+    args.trigger = args.trigger or ("scheduled" if args.cron else "manual")
     if args.trigger == "scheduled" and not args.cron:
         raise CliError("--trigger scheduled needs --cron", exit_code=2)
+    if args.cron and args.trigger != "scheduled":
+        raise CliError(f"--cron applies to --trigger scheduled, not {args.trigger}", exit_code=2)
     filters = [parse_filter(f) for f in args.filter]
 
     def ref(name: str | None) -> dict[str, Any] | None:
