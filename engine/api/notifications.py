@@ -270,9 +270,12 @@ def _values(ctx: ApiContext, body: Body, current: dict[str, Any]) -> dict[str, A
 def _check_address(ctx: ApiContext, address: str) -> str:
     try:
         parts = urlsplit(address)
-        parts.port  # noqa: B018 - raises on a port that is not a number
-    except ValueError as e:
+    except ValueError as e:  # e.g. http://[::1/
         raise bad_request(f"address {address[:200]!r} is not a valid URL: {e}") from None
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        raise bad_request(f"address has an invalid port: {address[:200]!r}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise bad_request(
             f"address must be an http:// or https:// URL with a host, not {address[:200]!r}"
