@@ -2,8 +2,10 @@
 
 A tag is a version when it reads ``[v]MAJOR.MINOR.PATCH[-PRERELEASE][+BUILD]`` exactly
 (SemVer 2.0.0: no leading zeros; OCI tags cannot hold ``+``, so BUILD only comes from other
-callers). ``latest``, ``1.25``, ``1.2.3.4``, ``01.2.3`` are not versions and match no range:
-floating tags like ``1.25`` move between releases, so select those with a glob.
+callers), or the short forms people tag with, ``[v]MAJOR.MINOR`` and ``[v]MAJOR``, which read
+as ``MAJOR.MINOR.0`` and ``MAJOR.0.0`` (``1.0``, ``v1.2``, ``2``: ``>=1.0`` keeps ``1.0``; a
+floating ``1.25`` counts as ``1.25.0``). ``latest``, ``1.2.3.4``, ``01.2.3``, ``1.0-rc1`` are
+not versions and match no range.
 
 Ranges follow npm's grammar (node-semver 7) with the same results, plus two extensions:
 
@@ -33,11 +35,12 @@ _NUM = r"0|[1-9][0-9]*"
 _PRE_ID = r"0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*"
 _PRE = rf"(?:{_PRE_ID})(?:\.(?:{_PRE_ID}))*"
 _BUILD = r"[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*"
-_VERSION = re.compile(rf"v?({_NUM})\.({_NUM})\.({_NUM})(?:-({_PRE}))?(?:\+{_BUILD})?")
+_VERSION = re.compile(rf"v?({_NUM})(?:\.({_NUM})(?:\.({_NUM})(?:-({_PRE}))?(?:\+{_BUILD})?)?)?")
 _XR = rf"{_NUM}|[xX*]"
 _PARTIAL = re.compile(rf"v?({_XR})(?:\.({_XR})(?:\.({_XR})(?:-({_PRE}))?(?:\+{_BUILD})?)?)?")
 _OPERATOR = re.compile(r"(<=|>=|!=|<|>|=|~>|~|\^)?(.*)", re.DOTALL)
 _HYPHEN = re.compile(r"(\S+)\s+-\s+(\S+)")
+MAX_TAG_CHARS = 128  # OCI's limit on a tag
 _HINT = "write e.g. >=1.2.0 <2.0.0, ^1.2, ~1.4.2, 1.x, 1.2.* or 1.2 - 1.4"
 
 
@@ -67,10 +70,10 @@ class Version:
 
 def parse_version(tag: str) -> Version | None:
     """The version a tag names, or None when it is not exactly a SemVer version."""
-    m = _VERSION.fullmatch(tag)
+    m = _VERSION.fullmatch(tag) if len(tag) <= MAX_TAG_CHARS else None
     if m is None:
         return None
-    return Version(int(m[1]), int(m[2]), int(m[3]), _prerelease(m[4]))
+    return Version(int(m[1]), int(m[2] or 0), int(m[3] or 0), _prerelease(m[4]))
 
 
 def _prerelease(text: str | None) -> tuple[int | str, ...]:

@@ -17,8 +17,11 @@ VERSIONS: list[tuple[str, Version | None]] = [
     ("1.2.3+build.5", Version(1, 2, 3)),
     ("1.2.3-beta+exp.sha", Version(1, 2, 3, ("beta",))),
     ("latest", None),
-    ("1.25", None),
-    ("1", None),
+    ("1.25", Version(1, 25, 0)),  # the short forms people tag with
+    ("1", Version(1, 0, 0)),
+    ("v1.2", Version(1, 2, 0)),
+    ("1.0-rc1", None),  # a pre-release needs all three numbers
+    ("1.02", None),
     ("1.2.3.4", None),
     ("01.2.3", None),
     ("1.02.3", None),
@@ -187,7 +190,7 @@ def test_range_matches(text: str, tag: str, expected: bool) -> None:
     assert parse_range(text).matches(tag) is expected
 
 
-@pytest.mark.parametrize("tag", ["latest", "1.25", "1", "1.2.3.4", "", "v1", "stable-1.2.3"])
+@pytest.mark.parametrize("tag", ["latest", "1.0-rc1", "1.2.3.4", "", "v", "stable-1.2.3"])
 def test_tags_that_are_not_versions_match_no_range(tag: str) -> None:
     for text in ("*", ">=0.0.0", "1.x || 2.x", "!=9.9.9"):
         assert parse_range(text).matches(tag) is False
@@ -205,3 +208,19 @@ def test_bad_ranges_raise(text: str, message: str) -> None:
 def test_ranges_parse_once() -> None:
     assert parse_range("^1.2") is parse_range("^1.2")
     assert len(parse_range("1.x || 3.x").alternatives) == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "tag", "expected"),
+    [
+        (">=1.0", "1.0", True),  # the README's tour
+        (">=1.0", "0.9", False),
+        ("^1.2", "v1.2", True),
+        ("^1.2", "1.3", True),
+        ("^1.2", "2", False),
+        ("2.x", "2", True),
+        (">=1.2.1", "1.2", False),  # 1.2 reads 1.2.0
+    ],
+)
+def test_short_versions_are_versions(text: str, tag: str, expected: bool) -> None:
+    assert parse_range(text).matches(tag) is expected
