@@ -254,12 +254,14 @@ def _deletions(
     if len(candidates) > policy.max_deletions:
         return tuple(candidates), (
             f"{GUARD}: {len(candidates)} deletions exceed max_deletions="
-            f"{policy.max_deletions}; review them with a dry run, then raise the limit"
+            f"{policy.max_deletions}; review them with a dry run, then raise the limit "
+            "(seawall policy update NAME --max-deletions N, or the API's max_deletions)"
         )
     if len(candidates) / total > policy.max_deletion_fraction:
         return tuple(candidates), (
             f"{GUARD}: {len(candidates)} of {total} destination tags "
             f"({len(candidates) / total:.0%}) exceed max_deletion_fraction="
-            f"{policy.max_deletion_fraction:g}; review them with a dry run, then raise the limit"
+            f"{policy.max_deletion_fraction:g}; review them with a dry run, then raise the limit "
+            "(seawall policy update NAME --max-deletion-fraction F)"
         )
     return tuple(candidates), ""

@@ -162,6 +162,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     padd.add_argument("--disabled", action="store_true")
     padd.add_argument("--single-active", action="store_true", help="skip a run while one runs")
     padd.add_argument("--bandwidth", type=int, metavar="BYTES_PER_SECOND", help="speed limit")
+    _policy_update_command(pol, conn)
     for action in ("list", "show", "delete"):
         p = pol.add_parser(action, parents=[conn], help=f"{action} replication policies")
         if action != "list":
@@ -183,6 +184,31 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     log = ex.add_parser("log", parents=[conn], help="a task's log")
     log.add_argument("id", type=int)
     log.add_argument("task_id", type=int)
+
+
+def _policy_update_command(pol: Any, conn: argparse.ArgumentParser) -> None:
+    up = pol.add_parser("update", parents=[conn], help="change a policy (only what is given)")
+    up.add_argument("name")
+    up.add_argument("--max-deletions", type=int, help="the deletion guard: at most N per run")
+    up.add_argument(
+        "--max-deletion-fraction", type=float, help="the deletion guard: at most this share"
+    )
+    up.add_argument(
+        "--filter",
+        action="append",
+        metavar="KIND[!]=[SYNTAX:]VALUE",
+        help="replaces the policy's filters (repeatable)",
+    )
+    up.add_argument("--trigger", choices=("manual", "scheduled", "event_based"))
+    up.add_argument("--cron", help="schedule (6 fields, as Harbor); implies --trigger scheduled")
+    up.add_argument("--timezone", help="time zone of --cron")
+    up.add_argument("--description")
+    on_off = up.add_mutually_exclusive_group()
+    on_off.add_argument("--enable", dest="enabled", action="store_const", const=True)
+    on_off.add_argument("--disable", dest="enabled", action="store_const", const=False)
+    deletion = up.add_mutually_exclusive_group()
+    deletion.add_argument("--deletion", dest="deletion", action="store_const", const=True)
+    deletion.add_argument("--no-deletion", dest="deletion", action="store_const", const=False)
 
 
 def _webhook_commands(pol: Any, conn: argparse.ArgumentParser) -> None:
@@ -373,6 +399,36 @@ def _registry_delete(api: ApiClient, args: argparse.Namespace) -> int:
     found = api.find("registry", REGISTRIES, args.name)
     api.request("DELETE", f"{REGISTRIES}/{found['id']}")
     print(f"deleted registry {found['name']}")
+    return 0
+
+
+def _policy_update(api: ApiClient, args: argparse.Namespace) -> int:
+    found = api.find("policy", POLICIES, args.name)
+    body: dict[str, Any] = {
+        k: v
+        for k, v in (
+            ("max_deletions", args.max_deletions),
+            ("max_deletion_fraction", args.max_deletion_fraction),
+            ("description", args.description),
+            ("enabled", args.enabled),
+            ("deletion", args.deletion),
+        )
+        if v is not None
+    }
+    if args.filter is not None:
+        body["filters"] = [parse_filter(f) for f in args.filter]
+    if args.trigger or args.cron:
+        trigger = args.trigger or "scheduled"
+        if args.cron and trigger != "scheduled":
+            raise CliError(f"--cron applies to --trigger scheduled, not {trigger}", exit_code=2)
+        settings = {"cron": args.cron or ""}
+        if args.timezone:
+            settings["timezone"] = args.timezone
+        body["trigger"] = {"type": trigger, "trigger_settings": settings}
+    if not body:
+        raise CliError("policy update: give at least one setting to change", exit_code=2)
+    api.request("PUT", f"{POLICIES}/{found['id']}", json=body)
+    print(f"updated policy {found['name']}: {', '.join(sorted(body))}")
     return 0
 
 
@@ -658,6 +714,7 @@ _HANDLERS = {
     ("registry", "ping"): _registry_ping,
     ("registry", "delete"): _registry_delete,
     ("policy", "add"): _policy_add,
+    ("policy", "update"): _policy_update,
     ("policy", "list"): _policy_list,
     ("policy", "show"): _policy_show,
     ("policy", "delete"): _policy_delete,

@@ -4,6 +4,7 @@ failed; ``--cron`` makes a scheduled policy; ``| head`` ends the output quietly.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -65,3 +66,21 @@ def test_a_closed_pipe_ends_the_output_quietly(
     with os.fdopen(write, "w") as closed:
         monkeypatch.setattr(sys, "stdout", closed)
         assert seawall(api, "registry", "list") == 0
+
+
+def test_policy_update_raises_the_deletion_guard(
+    api: InProcessApi, capsys: pytest.CaptureFixture[str]
+) -> None:
+    add = ("registry", "add", "hub", "--type", "docker-registry", "--no-ping")
+    assert seawall(api, *add, "--registry-url", "https://hub.example.com") == 0
+    assert seawall(api, "policy", "add", "mirror", "--dest-registry", "hub", "--deletion") == 0
+    update = ("policy", "update", "mirror", "--max-deletions", "500")
+    assert seawall(api, *update, "--max-deletion-fraction", "0.5", "--disable") == 0
+    assert "updated policy mirror" in capsys.readouterr().out
+    assert seawall(api, "policy", "show", "mirror", "--json") == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["max_deletions"], shown["max_deletion_fraction"]) == (500, 0.5)
+    assert shown["enabled"] is False and shown["deletion"] is True
+    assert seawall(api, "policy", "update", "mirror") == 2  # nothing to change
+    assert seawall(api, "policy", "update", "mirror", "--max-deletions", "-1") == 1
+    assert "max_deletions must be at least 0" in capsys.readouterr().err
