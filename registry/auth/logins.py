@@ -22,7 +22,9 @@ throttle is consulted, so an attack on its account does not lock it out.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -102,15 +104,26 @@ class LoginThrottle:
             self._buckets.popitem(last=False)
 
 
+def _yield_cpu_to_serving() -> None:
+    """Lower this thread's CPU priority (Linux schedules threads on their own), so that on a
+    busy machine the event loop serving requests runs before password checks."""
+    # not Linux, or not permitted: the checks run at normal priority
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+
+
 class CheckPool:
     """``workers`` threads for password checks and at most ``max_pending`` checks queued or
-    running; :meth:`submit` refuses (returns None) when full instead of queueing without end."""
+    running; :meth:`submit` refuses (returns None) when full instead of queueing without end.
+    The threads run at a lower CPU priority than the rest of the process."""
 
     def __init__(self, *, workers: int = 1, max_pending: int = 32) -> None:
         if workers < 1 or max_pending < workers:
             raise ValueError("workers must be positive and max_pending at least workers")
         self.max_pending = max_pending
-        self._executor = ThreadPoolExecutor(workers, thread_name_prefix="seawall-password")
+        self._executor = ThreadPoolExecutor(
+            workers, thread_name_prefix="seawall-password", initializer=_yield_cpu_to_serving
+        )
         self._slots = threading.BoundedSemaphore(max_pending)
 
     def submit(self, fn: Callable[..., T], *args: object) -> Future[T] | None:

@@ -194,6 +194,13 @@ class VerifiedCache:
             self._entries.move_to_end(username)
             return True
 
+    def knows(self, username: str) -> bool:
+        """Whether a success of ``username`` is remembered (so :meth:`check` may hit): callers
+        skip looking the account up when it is not."""
+        with self._lock:
+            entry = self._entries.get(username)
+            return entry is not None and entry.expires_at_monotonic > self._clock()
+
     def remember(self, username: str, password: str, password_hash: str) -> None:
         """Record that ``password`` was just verified against ``password_hash`` for ``username``."""
         entry = _Entry(

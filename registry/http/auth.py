@@ -82,6 +82,10 @@ async def login(
     """The active account named by Basic credentials ``header`` whose password matches, else
     None. ``source`` is the client's address (throttled on its own as well as the account).
 
+    A success remembered a moment ago is answered at once; anything else is throttled first —
+    before the account is even looked up — then checked off the event loop. An unknown account
+    costs the same scrypt as a known one: names do not leak by timing.
+
     :raises LoginThrottled: too many failed logins for the account or from ``source``, or too
         many checks waiting; nothing was checked.
     """
@@ -89,27 +93,33 @@ async def login(
     if creds is None:
         return None
     name, password = creds
-    account = await ctx.accounts.get(name) if 0 < len(name) <= MAX_NAME_LENGTH else None
-    usable = account if account is not None and account.active else None
     checks = ctx.passwords
-    if usable is not None and checks.check(name, password, usable.password_hash):
-        return usable  # verified a moment ago: no scrypt, no throttle
+    if checks.knows(name):
+        account = await _usable_account(ctx, name)
+        if account is not None and checks.check(name, password, account.password_hash):
+            return account  # verified a moment ago: no scrypt, no throttle
     keys = [f"account:{name[:MAX_NAME_LENGTH]}", *([f"source:{source}"] if source else [])]
-    # an unknown account costs the same scrypt: names do not leak by timing
-    encoded = usable.password_hash if usable is not None else _DUMMY_HASH
-    if not await _verify_off_loop(checks, keys, password, encoded) or usable is None:
+    wait = checks.throttle.reserve(keys)
+    if wait > 0:
+        raise LoginThrottled(wait, "too many failed logins for this account or from this address")
+    account = await _usable_account(ctx, name)
+    encoded = account.password_hash if account is not None else _DUMMY_HASH
+    if not await _verify_off_loop(checks, keys, password, encoded) or account is None:
         return None
     checks.throttle.succeeded(keys)
-    checks.remember(name, password, usable.password_hash)
-    return usable
+    checks.remember(name, password, account.password_hash)
+    return account
+
+
+async def _usable_account(ctx: RegistryContext, name: str) -> AccountRecord | None:
+    account = await ctx.accounts.get(name) if 0 < len(name) <= MAX_NAME_LENGTH else None
+    return account if account is not None and account.active else None
 
 
 async def _verify_off_loop(
     checks: VerifiedCache, keys: list[str], password: str, encoded: str
 ) -> bool:
-    wait = checks.throttle.reserve(keys)
-    if wait > 0:
-        raise LoginThrottled(wait, "too many failed logins for this account or from this address")
+    """``verify_password`` on the check pool (a failure is already reserved on ``keys``)."""
     future = checks.pool.submit(verify_password, password, encoded)
     if future is None:
         checks.throttle.succeeded(keys)  # nothing was tried: nothing to count

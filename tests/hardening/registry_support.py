@@ -153,12 +153,18 @@ def pushed_image(url: str, password: str, repo: str) -> Iterator[str]:
     yield get_token(url, f"repository:{repo}:pull", ("admin", password))
 
 
-def timed_gets(url: str, path: str, token: str, count: int) -> list[float]:
-    """``count`` GETs of ``path`` on one kept-alive connection; each one's seconds."""
+def timed_gets(
+    url: str, path: str, token: str, count: int, for_seconds: float | None = None
+) -> list[float]:
+    """``count`` GETs of ``path`` on one kept-alive connection (or as many as fit in
+    ``for_seconds``, at most ``count``); each one's seconds."""
     headers = {"Authorization": f"Bearer {token}", "Accept": OCI_MANIFEST}
-    out = []
+    out: list[float] = []
+    deadline = time.monotonic() + for_seconds if for_seconds is not None else None
     with httpx.Client(base_url=url, headers=headers, timeout=30) as c:
         for _ in range(count):
+            if deadline is not None and time.monotonic() > deadline:
+                break
             started = time.perf_counter()
             r = c.get(path)
             out.append(time.perf_counter() - started)

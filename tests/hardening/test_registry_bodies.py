@@ -168,7 +168,7 @@ def test_manifest_gets_stay_fast_while_slow_bodies_are_held(
         push_image(admin, repo, "v1")
     pull = get_token(server.url, f"repository:{repo}:pull", ("admin", server.admin_password))
     path = f"/v2/{repo}/manifests/v1"
-    baseline = timed_gets(server.url, path, pull, 100)
+    before = timed_gets(server.url, path, pull, 100)
     stop = threading.Event()
 
     def slowloris() -> None:
@@ -186,11 +186,15 @@ def test_manifest_gets_stay_fast_while_slow_bodies_are_held(
         t.start()
     try:
         time.sleep(0.3)
-        during = timed_gets(server.url, path, pull, 200)
+        during = timed_gets(server.url, path, pull, 5000, for_seconds=IDLE_SECONDS)
     finally:
         stop.set()
         for t in senders:
             t.join(timeout=10)
-    p99, base_p99 = percentile(during, 99), percentile(baseline, 99)
-    print(f"manifest GET p99: {p99 * 1000:.1f} ms with 20 slow bodies, {base_p99 * 1000:.1f} base")
-    assert p99 < max(0.050, 3 * base_p99), f"p99 {p99 * 1000:.0f} ms (base {base_p99 * 1000:.0f})"
+    after = timed_gets(server.url, path, pull, 100)
+    p99 = percentile(during, 99) * 1000
+    base_p99 = max(percentile(before, 99), percentile(after, 99)) * 1000
+    print(
+        f"manifest GET p99 {p99:.1f} ms ({len(during)} GETs, 20 slow bodies), base {base_p99:.1f}"
+    )
+    assert p99 < max(50, 4 * base_p99), f"p99 {p99:.0f} ms (base {base_p99:.0f})"

@@ -2,13 +2,16 @@
 under 50 ms while it runs).
 
 How it is measured: a server of the test's own (the flood leaves its address throttled); a
-manifest pushed and a pull token fetched first; 100 GETs on one kept-alive connection give the
-baseline; then a separate process (so the flood's client work does not share this process's
-GIL with the measuring client) sends wrong passwords from 8 threads for 4 s — Basic at the
-token endpoint, the OAuth2 form, and Basic on ``/v2/`` — while 300 more GETs are timed. The
-assertion is p99 < 50 ms, or 3x the baseline p99 where a loaded machine makes even the
-baseline slow (both numbers are printed). Before the fix each wrong password ran scrypt on the
-event loop: GETs waited behind them (tens to hundreds of milliseconds).
+manifest pushed and a pull token fetched first; 100 GETs on one kept-alive connection before
+and 100 after give the baseline; in between, a separate process (so the flood's client work
+does not share this process's GIL with the measuring client) sends 60 wrong passwords a second
+(twice the issue's 29/s) from 8 threads for 4 s — Basic at the token endpoint, the OAuth2 form,
+and Basic on ``/v2/`` — while GETs are timed for those 4 s.
+
+Asserted: p99 under 50 ms and the median under 10 ms — or, where a loaded machine makes even
+the baseline slow, 4x the baseline's p99 and 3x its median (all printed). Before the fix every
+wrong password ran scrypt (~50 ms) on the event loop: at 60/s the loop was saturated, GETs
+queued behind the checks (median and p99 in the hundreds of milliseconds).
 """
 
 from __future__ import annotations
@@ -25,15 +28,16 @@ from tests.support.server import SeawallProcess
 FLOOD = r"""
 import base64, collections, json, sys, threading, time, uuid
 import httpx
-url, seconds, cap = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+url, seconds, rate = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+THREADS = 8
 counts, lock = collections.Counter(), threading.Lock()
-deadline = time.monotonic() + seconds
 def basic(user, pw):
     return {"Authorization": "Basic " + base64.b64encode(f"{user}:{pw}".encode()).decode()}
-def flood(i):
+def flood(i, start):
     with httpx.Client(base_url=url, timeout=30) as c:
         n = 0
-        while time.monotonic() < deadline and sum(counts.values()) < cap:
+        while (due := start + (n * THREADS + i) / rate) < start + seconds:
+            time.sleep(max(0.0, due - time.monotonic()))  # paced: `rate` logins/s in all
             user = ("admin", f"user-{uuid.uuid4().hex[:6]}")[n % 2]
             pw = uuid.uuid4().hex
             kind = n % 3
@@ -47,7 +51,8 @@ def flood(i):
             with lock:
                 counts[r.status_code] += 1
             n += 1
-threads = [threading.Thread(target=flood, args=(i,)) for i in range(8)]
+start = time.monotonic()
+threads = [threading.Thread(target=flood, args=(i, start)) for i in range(THREADS)]
 print("ready", flush=True)
 for t in threads: t.start()
 for t in threads: t.join()
@@ -62,23 +67,29 @@ def test_manifest_gets_stay_fast_during_a_bad_login_flood(fresh_seawall: Seawall
         push_image(admin, repo, "v1")
     token = get_token(server.url, f"repository:{repo}:pull", ("admin", server.admin_password))
     path = f"/v2/{repo}/manifests/v1"
-    baseline = timed_gets(server.url, path, token, 100)
+    before = timed_gets(server.url, path, token, 100)
     flood = subprocess.Popen(
-        [sys.executable, "-c", FLOOD, server.url, "4", "4000"],
+        [sys.executable, "-c", FLOOD, server.url, "4", "60"],
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
         assert flood.stdout is not None and flood.stdout.readline().strip() == "ready"
-        during = timed_gets(server.url, path, token, 300)
+        during = timed_gets(server.url, path, token, 5000, for_seconds=4.0)
         out, _ = flood.communicate(timeout=60)
     finally:
         flood.kill()
+    after = timed_gets(server.url, path, token, 100)
     counts = {int(k): v for k, v in json.loads(out.strip().splitlines()[-1]).items()}
-    p99, base_p99 = percentile(during, 99), percentile(baseline, 99)
-    print(f"flood answers {counts}; manifest GET p99 {p99 * 1000:.1f} ms during the flood, ")
-    print(f"{base_p99 * 1000:.1f} ms before; max {max(during) * 1000:.1f} ms")
-    assert p99 < max(0.050, 3 * base_p99), f"p99 {p99 * 1000:.0f} ms, base {base_p99 * 1000:.0f}"
+    ms = {
+        name: (round(percentile(v, 50) * 1000, 1), round(percentile(v, 99) * 1000, 1))
+        for name, v in (("before", before), ("during", during), ("after", after))
+    }
+    print(f"flood answers {counts}; manifest GET (p50, p99) ms: {ms}, {len(during)} during")
+    base_p50, base_p99 = max(ms["before"][0], ms["after"][0]), max(ms["before"][1], ms["after"][1])
+    p50, p99 = ms["during"]
+    assert p99 < max(50, 4 * base_p99), f"p99 {p99:.0f} ms during the flood ({ms})"
+    assert p50 < max(10, 3 * base_p50), f"median {p50:.1f} ms during the flood ({ms})"
     assert set(counts) <= {401, 429}, counts  # wrong passwords, then throttled: never a 5xx
-    assert sum(counts.values()) >= 30, f"the flood hardly ran: {counts}"
+    assert sum(counts.values()) >= 120, f"the flood hardly ran: {counts}"
     assert server.proc is not None and server.proc.poll() is None
