@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 from sqlalchemy import select
@@ -20,7 +21,12 @@ from adapters.base import AdapterError, EndpointConfig, RegistryAdapter
 from adapters.oci.errors import OciError
 from adapters.seawall import SeawallAdapter
 from engine.api.context import EndpointSpec, default_adapter_info
-from engine.netguard import TargetRefused, allow_link_local_from_env, check_resolved
+from engine.netguard import (
+    TargetRefused,
+    allow_link_local_from_env,
+    check_resolved,
+    check_url,
+)
 from engine.state.models import RegistryEndpoint, endpoint_options
 from engine.state.secrets import SecretBox
 from registry.http.context import RegistryContext
@@ -187,18 +193,55 @@ class EndpointClients:
         status, the OCI error code, what to do — never the body the target answered (a ping
         must not turn Seawall into a reader of other hosts' pages)."""
         try:
-            if spec["url"].startswith(("http://", "https://")):
-                await check_resolved(spec["url"], allow_link_local=self.allow_link_local)
             adapter = self._adapter(spec)
-        except (AdapterError, TargetRefused) as e:
+        except AdapterError as e:
             return False, str(e)[:300]
-        except OSError as e:
-            return False, f"{spec['url'][:200]}: the host name does not resolve ({e.strerror})"
+        own_check = type(adapter).health is not RegistryAdapter.health  # a provider's API
         async with adapter:
-            if type(adapter).health is not RegistryAdapter.health:
-                healthy, detail = await adapter.health()  # a provider's own check (its API)
+            problem = await self._unreachable(spec["url"], resolve=not own_check)
+            if problem is not None:
+                return False, problem
+            if own_check:
+                healthy, detail = await adapter.health()
                 return healthy, detail[:300]
             return await _ping(adapter)
+
+    async def _unreachable(self, url: str, *, resolve: bool) -> str | None:
+        """Why a ping must not (link-local) or cannot (no DNS name, no TCP connection) reach
+        ``url``; None when it may go ahead. ``resolve``: requests go to this URL, so check
+        where its name leads and connect first (the client would retry for seconds)."""
+        if not url.startswith(("http://", "https://")):
+            return None
+        try:
+            check_url(url, allow_link_local=self.allow_link_local)
+            if resolve:
+                await check_resolved(url, allow_link_local=self.allow_link_local)
+                return await _unconnectable(url)
+        except TargetRefused as e:
+            return str(e)[:300]
+        except OSError as e:
+            return f"{url[:200]}: the host name does not resolve ({e.strerror or e})"
+        return None
+
+
+#: How long a ping waits for a TCP connection before calling the endpoint unreachable.
+CONNECT_SECONDS = 5.0
+
+
+async def _unconnectable(url: str) -> str | None:
+    """Why no TCP connection to ``url``'s host and port can be made, or None when one can
+    (the engine's client uses no proxy, so this is the path its requests take)."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with anyio.fail_after(CONNECT_SECONDS):
+            stream = await anyio.connect_tcp(parts.hostname or "", port)
+        await stream.aclose()
+    except TimeoutError:
+        return f"{url}: no TCP connection within {CONNECT_SECONDS:g} s"
+    except OSError as e:
+        return f"{url}: cannot connect ({e.strerror or e}); check the host and port"
+    return None
 
 
 async def _ping(adapter: RegistryAdapter) -> tuple[bool, str]:

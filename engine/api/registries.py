@@ -333,7 +333,7 @@ async def ping(ctx: ApiContext, req: Request) -> Response:
                 .values(status="healthy" if healthy else "unhealthy", status_detail=detail[:2000])
             )
     if not healthy:
-        raise bad_request(f"the registry is unhealthy: {detail}" if detail else "unhealthy")
+        raise bad_request(f"the registry is unhealthy: {detail or 'no detail'}")
     return Response(200)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -20,7 +21,7 @@ from engine.notify.notifier import Notifier, NotifySettings
 from tests.api.harness import BASE_URL, InProcessApi, PortalTransport
 from tests.api.helpers import created_id, make_policy, make_registry, registry_body
 from tests.replication.support import api as live_api
-from tests.support.server import SeawallProcess
+from tests.support.server import SeawallProcess, free_port
 
 W = Webhook.__table__  # type: ignore[attr-defined]
 METADATA = ("http://169.254.169.254", "http://[fe80::1]:8080", "http://[::ffff:169.254.169.254]")
@@ -117,3 +118,13 @@ def test_a_ping_does_not_reflect_the_targets_body(
             assert r.status_code == 400, r.text
             assert "TOPSECRET" not in r.text and "meta-data" not in r.text, r.text
             assert "HTTP " in r.text, r.text  # it still says what failed
+
+
+def test_a_ping_of_a_closed_port_answers_at_once(live: SeawallProcess) -> None:
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    with live_api(live.url, live.admin_password) as a:
+        started = time.monotonic()
+        r = a.post("/registries/ping", json={"type": "docker-registry", "url": url})
+        took = time.monotonic() - started
+    assert r.status_code == 400 and "cannot connect" in r.text, r.text
+    assert took < 3, f"{took:.1f} s"
