@@ -57,7 +57,7 @@ class LoginThrottle:
     def __init__(
         self,
         *,
-        burst: int = 10,
+        burst: int = 20,
         refill_per_second: float = 1.0,
         max_keys: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
