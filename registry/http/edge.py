@@ -85,11 +85,15 @@ class Edge:
         )
         forwarded: dict[bytes, str] = {}
         headers: list[tuple[bytes, bytes]] = []
+        has_host = False
         for key, value in scope["headers"]:
             if key in _FORWARDED:
                 forwarded[key] = value.decode("latin-1")  # the last one: the nearest proxy's
-            elif key != b"host" or is_valid_host(value.decode("latin-1")):
+            elif key != b"host":
                 headers.append((key, value))
+            elif not has_host and is_valid_host(value.decode("latin-1")):
+                headers.append((key, value))  # one valid Host, never a list of them
+                has_host = True
         if len(headers) == len(scope["headers"]):
             return scope, guard  # nothing forwarded, nothing invalid: the scope as it came
         scope = {**scope, "headers": headers}

@@ -109,3 +109,10 @@ def test_a_pause_longer_than_the_idle_timeout_ends_the_body() -> None:
     first, second = asyncio.run(run())
     assert len(first["body"]) == 65536
     assert second == {"type": "http.disconnect", STALLED: True}
+
+
+def test_only_one_valid_host_header_is_kept() -> None:
+    edge = Edge(EdgeOptions())
+    headers = [(b"host", b'bad"host'), (b"host", b"a.example"), (b"host", b"b.example")]
+    scope, _ = edge.admit(_scope(headers), _nothing)
+    assert [v for k, v in scope["headers"] if k == b"host"] == [b"a.example"]
