@@ -2,16 +2,17 @@
 under 50 ms while it runs).
 
 How it is measured: a server of the test's own (the flood leaves its address throttled); a
-manifest pushed and a pull token fetched first; 100 GETs on one kept-alive connection before
-and 100 after give the baseline; in between, a separate process (so the flood's client work
-does not share this process's GIL with the measuring client) sends 60 wrong passwords a second
-(twice the issue's 29/s) from 8 threads for 4 s — Basic at the token endpoint, the OAuth2 form,
-and Basic on ``/v2/`` — while GETs are timed for those 4 s.
+manifest pushed and a pull token fetched first; GETs on one kept-alive connection for 2 s
+before and 2 s after give the baseline (the machine's own noise over a like span). In between,
+a separate process (so the flood's client work does not share this process's GIL with the
+measuring client) sends 60 wrong passwords a second (twice the issue's 29/s) from 8 threads for
+4 s — Basic at the token endpoint, the OAuth2 form, and Basic on ``/v2/`` — while GETs are
+timed for those 4 s.
 
 Asserted: p99 under 50 ms and the median under 10 ms — or, where a loaded machine makes even
 the baseline slow, 4x the baseline's p99 and 3x its median (all printed). Before the fix every
 wrong password ran scrypt (~50 ms) on the event loop: at 60/s the loop was saturated, GETs
-queued behind the checks (median and p99 in the hundreds of milliseconds).
+queued behind the checks (median 138 ms, p99 636 ms measured here).
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def test_manifest_gets_stay_fast_during_a_bad_login_flood(fresh_seawall: Seawall
         push_image(admin, repo, "v1")
     token = get_token(server.url, f"repository:{repo}:pull", ("admin", server.admin_password))
     path = f"/v2/{repo}/manifests/v1"
-    before = timed_gets(server.url, path, token, 100)
+    before = timed_gets(server.url, path, token, 5000, for_seconds=2.0)
     flood = subprocess.Popen(
         [sys.executable, "-c", FLOOD, server.url, "4", "60"],
         stdout=subprocess.PIPE,
@@ -79,7 +80,7 @@ def test_manifest_gets_stay_fast_during_a_bad_login_flood(fresh_seawall: Seawall
         out, _ = flood.communicate(timeout=60)
     finally:
         flood.kill()
-    after = timed_gets(server.url, path, token, 100)
+    after = timed_gets(server.url, path, token, 5000, for_seconds=2.0)
     counts = {int(k): v for k, v in json.loads(out.strip().splitlines()[-1]).items()}
     ms = {
         name: (round(percentile(v, 50) * 1000, 1), round(percentile(v, 99) * 1000, 1))
