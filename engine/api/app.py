@@ -12,6 +12,9 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
+
+import anyio
 
 from engine.api import (
     executions,
@@ -36,6 +39,7 @@ PREFIX = "/api/v2.0"
 Handler = Callable[[ApiContext, Request], Awaitable[Response]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 READS = frozenset({"GET", "HEAD"})
+DRAIN_SECONDS = 5.0  # at most this long reading an unread request body before answering
 CHALLENGE = {"WWW-Authenticate": 'Basic realm="seawall"'}
 
 
@@ -125,13 +129,16 @@ class ManagementApi:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        req = Request(scope, receive)
+        tracked = _TrackedReceive(receive)
+        req = Request(scope, tracked)
         try:
             response = await self.dispatch(req)
         except ClientDisconnected:
             return
         except Exception as e:
             response = to_response(e, f"{req.method} {req.path}")
+        if not await tracked.drain(self.ctx.max_body_bytes):
+            response.headers["Connection"] = "close"  # the rest is never read: no reuse
         await _send(scope, send, response)
 
     async def dispatch(self, req: Request) -> Response:
@@ -171,6 +178,32 @@ class ManagementApi:
         remember(req, Viewer.of(account, self.ctx.registry_ctx.options.anonymous_pull))
         if admin and account.kind != "admin":
             raise ApiError("FORBIDDEN", f"{account.name} is not an administrator: changes need one")
+
+
+class _TrackedReceive:
+    """``receive``, noting when the request body has been read to its end.
+
+    An answer given before the body was read (a 401, a 404 for an unknown id) must still
+    reach the client: a connection closed with unread bytes in it is reset, and the reset can
+    destroy the answer in flight. So what is left is read and dropped first — bounded in bytes
+    and time, so an unauthenticated caller cannot hold the server with it."""
+
+    def __init__(self, receive: Receive) -> None:
+        self.receive, self.done = receive, False
+
+    async def __call__(self) -> dict[str, Any]:
+        message = await self.receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            self.done = True
+        return message
+
+    async def drain(self, limit_bytes: int) -> bool:
+        """Read what is left of the body, up to ``limit_bytes``; whether it was all read."""
+        total = 0
+        with anyio.move_on_after(DRAIN_SECONDS):
+            while not self.done and total <= limit_bytes:
+                total += len((await self()).get("body", b""))
+        return self.done
 
 
 def create_api(ctx: ApiContext) -> ASGIApp:
