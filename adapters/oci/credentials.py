@@ -78,6 +78,9 @@ class RefreshingCredentials:
     :param min_reuse_seconds: the least time a fetched set is used before the next fetch
         (except after a 401), whatever its ``expires_at`` says.
     :param clock: the clock ``expires_at`` is read against (tests inject one).
+    :param failure_reuse_seconds: how long a failed fetch's error is the answer for every
+        request that needs credentials (an identity service that is down is asked once per
+        that many seconds, not once per request and retry).
     """
 
     def __init__(
@@ -87,15 +90,18 @@ class RefreshingCredentials:
         refresh_before_seconds: float = 300.0,
         min_reuse_seconds: float = 60.0,
         clock: Callable[[], float] = time.time,
+        failure_reuse_seconds: float = 2.0,
     ) -> None:
-        if refresh_before_seconds < 0 or min_reuse_seconds < 0:
-            raise ValueError("refresh_before_seconds and min_reuse_seconds must not be negative")
+        if min(refresh_before_seconds, min_reuse_seconds, failure_reuse_seconds) < 0:
+            raise ValueError("the credential cache's durations must not be negative")
         self._provider = provider
         self._refresh_before = refresh_before_seconds
         self._min_reuse = min_reuse_seconds
         self._clock = clock
         self._current: Credentials | None = None
         self._fresh_until = 0.0  # clock time after which the next get() fetches again
+        self._failure_reuse = failure_reuse_seconds
+        self._failure: tuple[OciError, float] | None = None  # (error, until) of the last fetch
         self._lock = anyio.Lock()
         self.fetches = 0  # how often the provider was called (for tests and stats)
 
@@ -112,6 +118,7 @@ class RefreshingCredentials:
         async with self._lock:
             if self._current is not None and self._clock() < self._fresh_until:
                 return self._current  # another request fetched them while we waited
+            self._raise_recent_failure()
             return await self._fetch()
 
     async def refresh(self, stale: Credentials | None) -> Credentials:
@@ -120,11 +127,23 @@ class RefreshingCredentials:
         async with self._lock:
             if self._current is not None and self._current != stale:
                 return self._current
+            self._raise_recent_failure()
             return await self._fetch()
 
+    def _raise_recent_failure(self) -> None:
+        if self._failure is not None:
+            error, until = self._failure
+            if self._clock() < until:
+                raise error  # the fetch that just failed answers the requests that waited
+            self._failure = None
+
     async def _fetch(self) -> Credentials:
-        issued = await self._provider()
         self.fetches += 1
+        try:
+            issued = await self._provider()
+        except OciError as error:
+            self._failure = (error, self._clock() + self._failure_reuse)
+            raise
         now = self._clock()
         if issued.expires_at is None:
             until = float("inf")

@@ -167,3 +167,39 @@ def test_a_token_answer_without_expires_in_lasts_as_long_as_its_jwt_says() -> No
     auth._remember("repository:b:pull", json.dumps({"token": "opaque"}).encode(), "r")
     now[0] += 61  # an opaque token without expires_in: the spec's 60 s
     assert auth._preemptive_header("repository:b:pull") != "Bearer opaque"
+
+
+async def test_a_failed_fetch_answers_the_waiting_requests_and_is_not_repeated_at_once() -> None:
+    clock = Clock()
+    calls = 0
+    gate = anyio.Event()
+
+    async def down() -> IssuedCredentials:
+        nonlocal calls
+        calls += 1
+        await gate.wait()
+        raise CredentialsUnavailable("the identity service refused")
+
+    creds = RefreshingCredentials(down, failure_reuse_seconds=2.0, clock=clock)
+    errors: list[str] = []
+
+    async def one() -> None:
+        try:
+            await creds.get()
+        except CredentialsUnavailable as e:
+            errors.append(e.message)
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(10):
+            tg.start_soon(one)
+        await anyio.wait_all_tasks_blocked()
+        gate.set()
+    assert errors == ["the identity service refused"] * 10
+    assert calls == 1  # one fetch for all ten waiting requests
+    with pytest.raises(CredentialsUnavailable):
+        await creds.get()
+    assert calls == 1  # still within failure_reuse_seconds
+    clock.now += 3
+    with pytest.raises(CredentialsUnavailable):
+        await creds.get()
+    assert calls == 2  # asked again once that time has passed
