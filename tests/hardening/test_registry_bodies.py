@@ -82,13 +82,23 @@ def _trickle(
                 break
         s.settimeout(max(0.5, give_up_s - (time.monotonic() - started)))
         try:
-            while chunk := s.recv(65536):
+            while not _complete(answer) and (chunk := s.recv(65536)):
                 answer += chunk
-                if b"\r\n\r\n" in answer and answer.endswith(b"}"):
-                    break
         except (TimeoutError, ConnectionResetError):
             pass
     return time.monotonic() - started, answer
+
+
+def _complete(answer: bytes) -> bool:
+    """Whether ``answer`` holds a whole response head and the Content-Length it announces."""
+    head, sep, body = answer.partition(b"\r\n\r\n")
+    if not sep:
+        return False
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return len(body) >= int(value)
+    return False
 
 
 def _assert_stalled(took: float, answer: bytes) -> None:
