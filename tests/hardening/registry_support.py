@@ -160,10 +160,10 @@ def timed_gets(
     ``for_seconds``, at most ``count``); each one's seconds."""
     headers = {"Authorization": f"Bearer {token}", "Accept": OCI_MANIFEST}
     out: list[float] = []
-    deadline = time.monotonic() + for_seconds if for_seconds is not None else None
     with httpx.Client(base_url=url, headers=headers, timeout=30) as c:
+        deadline = time.monotonic() + for_seconds if for_seconds is not None else None
         for _ in range(count):
-            if deadline is not None and time.monotonic() > deadline:
+            if out and deadline is not None and time.monotonic() > deadline:
                 break
             started = time.perf_counter()
             r = c.get(path)
