@@ -115,9 +115,10 @@ def build_services(settings: Settings) -> Services:
         else load_or_create_key(settings.data_path / "token.key")
     )
     ttl = settings.cache_ttl_seconds
+    content = ContentStore(sql, cache_ttl_seconds=ttl)
     context = RegistryContext(
-        content=ContentStore(sql, cache_ttl_seconds=ttl),
-        blobs=BlobStore(driver),
+        content=content,
+        blobs=BlobStore(driver, fence=content.fence),  # garbage collection's fence
         accounts=AccountStore(db, cache_ttl_seconds=ttl, invalidator=sql.invalidator),
         tokens=TokenIssuer(
             key,
@@ -226,6 +227,10 @@ def build_app(settings: Settings) -> RegistryApp:
                 tg.start_soon(services.sql.run_listener)
             if settings.engine_enabled:
                 await replication.start(tg)
+            if settings.gc.interval_seconds > 0:
+                from seawall.gc_cli import run_periodic
+
+                tg.start_soon(run_periodic, services, name="seawall-gc")
             await send({"type": "lifespan.startup.complete"})
             while (await receive())["type"] != "lifespan.shutdown":
                 pass

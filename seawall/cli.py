@@ -82,6 +82,9 @@ def _parser() -> argparse.ArgumentParser:
 
     replication_cli.add_commands(sub)
     sync_cli.add_command(sub)
+    from seawall import gc_cli
+
+    gc_cli.add_command(sub, _add_common)
     return parser
 
 
@@ -209,6 +212,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_accounts(args))
     if args.command == "sync":
         return sync_cli.run(args)
+    if args.command == "gc":
+        from seawall import gc_cli
+
+        return gc_cli.run(args, _settings(args))
     from seawall import replication_cli
 
     if args.command in replication_cli.COMMANDS:

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-__all__ = ["AuthSettings", "Settings", "StorageSettings", "load_settings"]
+__all__ = ["AuthSettings", "GcSettings", "Settings", "StorageSettings", "load_settings"]
 
 ENV_PREFIX = "SEAWALL_"
 SETTINGS_ENV = "SEAWALL_SETTINGS_JSON"  # how the launcher hands resolved settings to workers
@@ -42,6 +42,13 @@ class AuthSettings(BaseModel):
     basic_on_registry: bool = True  # accept HTTP Basic on /v2/ too (else bearer tokens only)
 
 
+class GcSettings(BaseModel):
+    # garbage collection (registry.storage.gc): a periodic run inside serve, one node per
+    # interval (0: off; `seawall gc` runs one on demand), and the least age of what it removes
+    interval_seconds: float = Field(default=0.0, ge=0)
+    grace_seconds: float = Field(default=3600.0, ge=0)
+
+
 class Settings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=5000, ge=0, le=65535)
@@ -66,6 +73,7 @@ class Settings(BaseModel):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     storage: StorageSettings = StorageSettings()
     auth: AuthSettings = AuthSettings()
+    gc: GcSettings = GcSettings()
 
     @property
     def data_path(self) -> Path:

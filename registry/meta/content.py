@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from registry.meta.cache import TTLCache
+from registry.meta.fence import BlobFence
 from registry.meta.sql import SqlBackend, Tx
 from registry.oci.errors import RegistryError
 from registry.oci.manifest import ParsedManifest
@@ -179,6 +180,8 @@ class ContentStore:
         self._inv.subscribe(CONTENT_CHANNEL, self._notified)
         self._manifests: TTLCache[ManifestRecord] = TTLCache(1024, cache_ttl_seconds)
         self._blob_sizes: TTLCache[int] = TTLCache(16384, cache_ttl_seconds)
+        #: garbage collection's fence: the BlobStore of the same registry holds blobs with it
+        self.fence = BlobFence(sql)
 
     def _changed(self, rid: int) -> None:
         self._generation[rid] = self._generation.get(rid, 0) + 1
@@ -239,13 +242,16 @@ class ContentStore:
         if size is not None:
             return size
         row = await self.sql.one(
-            "SELECT b.size FROM repo_blob rb JOIN blob b ON b.digest = rb.digest "
+            "SELECT b.size, g.digest IS NOT NULL FROM repo_blob rb "
+            "JOIN blob b ON b.digest = rb.digest LEFT JOIN blob_gc g ON g.digest = rb.digest "
             "WHERE rb.repository_id = :rid AND rb.digest = :digest",
             rid=rid,
             digest=digest,
         )
         if row is None:
             return None
+        if row[1] and not await self.fence.unmark(digest):  # in use: keep it another grace
+            return None  # being garbage-collected: its link is going
         if live:
             self._blob_sizes.put(key, int(row[0]))
         return int(row[0])
@@ -260,10 +266,18 @@ class ContentStore:
         return [r[0] for r in rows]
 
     async def link_blob(self, repo: str, digest: str, size: int) -> None:
+        """Link a blob whose bytes are stored into ``repo``. Consumes the calling task's hold on
+        it (:class:`registry.meta.fence.BlobFence`).
+
+        :raises RegistryError: ``UNAVAILABLE`` when garbage collection took the blob while it
+            was being published (the client uploads it again).
+        """
         known = self._repo_ids.get(repo)  # ids never change: repository rows are never deleted
+        token = self.fence.take(digest)
 
         def tx(t: Tx) -> int:
             now = self.sql.now()
+            self.fence.check_in(t, digest, token)
             rid = known if known is not None else _ensure_repository(t, repo, now)
             t.execute(
                 "INSERT INTO blob (digest, size, created_at) VALUES (:d, :s, :now) "

@@ -34,6 +34,15 @@ _POSTGRES_INDEXES = (
 )
 
 
+#: Indexes garbage collection needs (``registry.meta.gc``), made here for a database created
+#: before they were in the models (``create_all`` adds indexes only with a new table).
+_GC_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS ix_repo_blob_digest ON repo_blob (digest)",
+    "CREATE INDEX IF NOT EXISTS ix_manifest_ref_ref ON manifest_ref (ref_digest)",
+    "CREATE INDEX IF NOT EXISTS ix_repo_manifest_digest ON repo_manifest (digest)",
+)
+
+
 def is_postgres(url: str) -> bool:
     return postgres_dsn(url) is not None
 
@@ -86,6 +95,8 @@ async def init_schema(engine: AsyncEngine) -> None:
             await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SCHEMA_LOCK_KEY})
         await conn.run_sync(SQLModel.metadata.create_all)
         await conn.run_sync(_add_missing_columns)
+        for ddl in _GC_INDEXES:
+            await conn.execute(text(ddl))
         if conn.dialect.name == "postgresql":
             for ddl in _POSTGRES_INDEXES:
                 await conn.execute(text(ddl))

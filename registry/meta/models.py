@@ -9,6 +9,7 @@ database transaction covers a manifest, its tag and the event that announces the
                 ├─ tag (name → digest)
     event                                    the durable outbox: push, tag, untag, delete
     account ── permission                    users, robots, admin; per-repository-prefix rights
+    blob_hold, blob_gc, gc_lease             garbage collection's fence (registry.meta.fence)
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ from sqlmodel import Field, SQLModel
 __all__ = [
     "Account",
     "Blob",
+    "BlobGc",
+    "BlobHold",
     "Event",
+    "GcLease",
     "Manifest",
     "ManifestRef",
     "Permission",
@@ -55,6 +59,8 @@ class Blob(SQLModel, table=True):
 
 class RepoBlob(SQLModel, table=True):
     __tablename__ = "repo_blob"
+    # garbage collection looks links up by digest (registry.meta.gc)
+    __table_args__ = (Index("ix_repo_blob_digest", "digest"),)
     repository_id: int = Field(foreign_key="repository.id", primary_key=True)
     digest: str = Field(primary_key=True, max_length=150)
     created_at: datetime = Field(default_factory=utcnow)
@@ -78,6 +84,8 @@ class ManifestRef(SQLModel, table=True):
     """A blob or child manifest a manifest references (kind: ``blob`` or ``manifest``)."""
 
     __tablename__ = "manifest_ref"
+    # garbage collection asks which manifests reference a blob (registry.meta.gc)
+    __table_args__ = (Index("ix_manifest_ref_ref", "ref_digest"),)
     digest: str = Field(primary_key=True, max_length=150)
     ref_digest: str = Field(primary_key=True, max_length=150)
     kind: str = Field(max_length=16)
@@ -85,7 +93,10 @@ class ManifestRef(SQLModel, table=True):
 
 class RepoManifest(SQLModel, table=True):
     __tablename__ = "repo_manifest"
-    __table_args__ = (Index("ix_repo_manifest_subject", "repository_id", "subject_digest"),)
+    __table_args__ = (
+        Index("ix_repo_manifest_subject", "repository_id", "subject_digest"),
+        Index("ix_repo_manifest_digest", "digest"),  # garbage collection: is it in a repository
+    )
     repository_id: int = Field(foreign_key="repository.id", primary_key=True)
     digest: str = Field(primary_key=True, max_length=150)
     subject_digest: str | None = Field(default=None, max_length=150)
@@ -118,6 +129,38 @@ class Event(SQLModel, table=True):
     media_type: str | None = None
     size: int | None = None
     actor: str | None = Field(default=None, max_length=255)
+
+
+class BlobHold(SQLModel, table=True):
+    """A publication in flight: its blob's bytes are being written or checked and will be linked
+    (``registry.meta.fence``). Garbage collection never claims a held blob; ``until`` bounds a
+    hold whose publisher died."""
+
+    __tablename__ = "blob_hold"
+    digest: str = Field(primary_key=True, max_length=150)
+    token: str = Field(primary_key=True, max_length=64)
+    until: datetime
+
+
+class BlobGc(SQLModel, table=True):
+    """Garbage collection's state of one stored blob: *marked* (seen unreferenced at
+    ``marked_at``; a read of the blob removes the mark) and then *claimed* (``claimed_at``, by
+    ``owner``: its links are gone and its bytes are being deleted; no publication may start)."""
+
+    __tablename__ = "blob_gc"
+    digest: str = Field(primary_key=True, max_length=150)
+    marked_at: datetime
+    claimed_at: datetime | None = None
+    owner: str | None = Field(default=None, max_length=64)
+
+
+class GcLease(SQLModel, table=True):
+    """Which node runs the periodic garbage collection this interval (``name``: ``periodic``)."""
+
+    __tablename__ = "gc_lease"
+    name: str = Field(primary_key=True, max_length=32)
+    owner: str = Field(max_length=64)
+    until: datetime
 
 
 class Account(SQLModel, table=True):

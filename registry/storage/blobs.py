@@ -18,6 +18,12 @@ meanwhile (the sizes differ) it drops the state and stops hashing, and :meth:`Bl
 hashes the stored upload once, in one streamed read. So a chunked upload whose chunks land on
 different nodes costs at most one extra read of the upload, at its end — never a read per
 chunk — and one served by a single node (the common case) costs none. A restart is the same case.
+
+Garbage collection. With a :class:`~registry.storage.fence.PublishFence` (the registry always
+has one), every step that makes a blob present or relies on it being present — ``publish``,
+``store``, and ``size_of`` before a mount — first *holds* the digest, and the caller's link
+(``ContentStore.link_blob``) consumes the hold: a collection never deletes a held blob, and a
+hold is never granted while a collection is deleting it (:mod:`registry.storage.gc`).
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import anyio
 from registry.oci.digest import Digest, Hasher
 from registry.storage import paths
 from registry.storage.base import DEFAULT_URL_EXPIRY, PathNotFound, StorageDriver
+from registry.storage.fence import PublishFence
 
 __all__ = ["BlobStore", "DigestMismatch", "UploadState"]
 
@@ -49,17 +56,34 @@ class UploadState:
 
 
 class BlobStore:
-    def __init__(self, driver: StorageDriver) -> None:
+    def __init__(self, driver: StorageDriver, fence: PublishFence | None = None) -> None:
         self.driver = driver
+        self.fence = fence
         self._states: dict[str, UploadState] = {}
         self._locks: dict[str, anyio.Lock] = {}
 
     # ------------------------------------------------------------------ reading
     async def size_of(self, digest: Digest) -> int | None:
+        """The stored size of a blob the caller is about to link (a mount), else None. Holds
+        the blob against garbage collection until the link, when it is there."""
+        await self._hold(digest)
         try:
             return (await self.driver.stat(paths.blob_data(digest))).size_bytes
         except PathNotFound:
+            await self._release(digest)
             return None
+        except BaseException:
+            await self._release(digest)
+            raise
+
+    async def _hold(self, digest: Digest) -> None:
+        if self.fence is not None:
+            await self.fence.hold(str(digest))
+
+    async def _release(self, digest: Digest) -> None:
+        if self.fence is not None:
+            with anyio.CancelScope(shield=True):
+                await self.fence.release(str(digest))
 
     def local_file(self, digest: Digest) -> str | None:
         return self.driver.local_file(paths.blob_data(digest))
@@ -83,7 +107,12 @@ class BlobStore:
         actual = hasher.digest()
         if actual != expected:
             raise DigestMismatch(expected, actual)
-        await self.driver.put_content(paths.blob_data(expected), data)
+        await self._hold(expected)
+        try:
+            await self.driver.put_content(paths.blob_data(expected), data)
+        except BaseException:
+            await self._release(expected)
+            raise
 
     # ------------------------------------------------------------------ uploads
     def lock(self, upload_id: str) -> anyio.Lock:
@@ -172,7 +201,12 @@ class BlobStore:
         if actual != expected:
             await self.cancel(upload_id)
             raise DigestMismatch(expected, actual)
-        await self.driver.move(paths.upload_data(upload_id), paths.blob_data(expected))
+        await self._hold(expected)
+        try:
+            await self.driver.move(paths.upload_data(upload_id), paths.blob_data(expected))
+        except BaseException:
+            await self._release(expected)
+            raise
         self._forget(upload_id)  # the move took the data; the driver dropped the empty folder
 
     def _forget(self, upload_id: str) -> None:
