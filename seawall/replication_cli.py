@@ -332,7 +332,11 @@ def _healthy_before_adding(api: ApiClient, name: str, body: dict[str, Any]) -> b
     except CliError as e:
         if "the registry is unhealthy" not in str(e):  # a bad request: said as any error
             raise
-        print(f"{name} is unhealthy: {e}; not added (fix it, or add --no-ping to save it anyway)")
+        print(
+            f"seawall: {name} is unhealthy: {e}; not added (fix it, or add --no-ping to save "
+            "it anyway)",
+            file=sys.stderr,
+        )
         return False
     return True
 
@@ -375,7 +379,7 @@ def _ping(api: ApiClient, name: str, registry_id: int) -> int:
     try:
         api.request("POST", f"{REGISTRIES}/ping", json={"id": registry_id})
     except CliError as e:
-        print(f"{name} is unhealthy: {e}")
+        print(f"seawall: {name} is unhealthy: {e}", file=sys.stderr)
         return 1
     print(f"{name} is healthy")
     return 0

@@ -71,7 +71,7 @@ def test_registry_commands(api: InProcessApi, capsys: pytest.CaptureFixture[str]
     assert "hub" in out and "https://hub.example.com" in out and "healthy" in out
     api.fakes.unhealthy["https://hub.example.com"] = "no route to host"
     assert seawall(api, "registry", "ping", "hub") == 1
-    assert "hub is unhealthy" in capsys.readouterr().out
+    assert "hub is unhealthy" in capsys.readouterr().err
     assert seawall(api, "registry", "delete", "nope") == 1
     assert "no registry named 'nope'" in capsys.readouterr().err
     assert seawall(api, "registry", "delete", "hub") == 0

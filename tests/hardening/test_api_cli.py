@@ -34,8 +34,8 @@ def test_registry_add_keeps_no_endpoint_whose_ping_failed(
     api.fakes.unhealthy["https://typo.example.com"] = "connection refused"
     add = ("registry", "add", "hub", "--type", "docker-registry")
     assert seawall(api, *add, "--registry-url", "https://typo.example.com") == 1
-    out = capsys.readouterr().out
-    assert "not added" in out and "--no-ping" in out
+    err = capsys.readouterr().err  # a failure: said on stderr
+    assert "not added" in err and "--no-ping" in err
     assert seawall(api, "registry", "list") == 0
     assert "typo" not in capsys.readouterr().out
     assert seawall(api, *add, "--registry-url", "https://typo.example.com", "--no-ping") == 0
