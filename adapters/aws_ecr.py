@@ -22,9 +22,9 @@ the spec); blob mounts only where the registry turned ECR blob mounting on (opti
 
 from __future__ import annotations
 
-import functools
 import os
 import re
+import threading
 from typing import Any, ClassVar
 
 import anyio
@@ -54,17 +54,58 @@ ECR_NAME_MIN, ECR_NAME_MAX = 2, 256
 _ONE_CHUNK_BYTES = 1 << 40
 
 
-@functools.lru_cache(maxsize=8)
+_lock = threading.Lock()
+#: partition -> regions with ECR, from botocore's endpoint data: computed once per process
+_regions: dict[str, frozenset[str]] | None = None
+#: the botocore session that reads the profile's region, and what it was made for (the
+#: variables that pick the config file and profile, the file's identity and mtime)
+_profile: tuple[tuple[object, ...], botocore.session.Session] | None = None
+
+
 def _known_regions(partition: str) -> frozenset[str]:
-    """Regions with ECR that this botocore knows (its endpoint data, no I/O)."""
-    return frozenset(botocore.session.get_session().get_available_regions("ecr", partition))
+    """Regions with ECR that this botocore knows (its endpoint data, no I/O); loaded once
+    per process, for every partition, by the first caller (the others wait)."""
+    global _regions
+    if _regions is None:
+        with _lock:
+            if _regions is None:
+                session = botocore.session.get_session()
+                _regions = {
+                    p: frozenset(session.get_available_regions("ecr", p))
+                    for p in session.get_available_partitions()
+                }
+    return _regions.get(partition, frozenset())
+
+
+def _profile_key() -> tuple[object, ...]:
+    names = ("AWS_CONFIG_FILE", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "HOME")
+    env = tuple(os.environ.get(n) for n in names)
+    path = os.path.expanduser(os.environ.get("AWS_CONFIG_FILE") or "~/.aws/config")
+    try:
+        found = os.stat(path)
+    except OSError:
+        return (*env, None)
+    return (*env, found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns)
+
+
+def _profile_region() -> str | None:
+    """The AWS profile's region as boto3 would read it; one botocore session per process,
+    made again only when the config file or the variables naming it change."""
+    global _profile
+    key = _profile_key()
+    with _lock:
+        if _profile is None or _profile[0] != key:
+            _profile = (key, botocore.session.get_session())
+        session = _profile[1]
+        region = session.get_config_variable("region")
+    return str(region) if region else None
 
 
 def _check_region(region: str | None) -> None:
     if region is None:
         configured = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
         if not configured:
-            configured = botocore.session.get_session().get_config_variable("region")
+            configured = _profile_region()
         if not configured:
             raise InvalidEndpoint(
                 "aws-ecr: the URL is not an ECR host, so the region must come from --region, "
@@ -138,6 +179,13 @@ class EcrAdapter(RegistryAdapter):
         ``expiresAt`` (a token already past it is still used, then fetched again after a 401
         or the client's least reuse time)."""
         return self._issue
+
+    async def close(self) -> None:
+        """Close the OCI client, then the boto3 clients (their connection pools)."""
+        try:
+            await super().close()
+        finally:
+            await self.api.aclose()
 
     async def _issue(self) -> IssuedCredentials:
         user, password, expires_at = await self.api.authorization()

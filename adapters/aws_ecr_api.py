@@ -9,16 +9,22 @@ Credentials: the endpoint's access key pair, else the default AWS chain (environ
 web identity, instance role); then, with a role, ``sts:AssumeRole`` (external id, session
 name), renewed :data:`RENEW_BEFORE_SECONDS` before the role's credentials expire. The account
 (``registryId`` of every ECR call) is the URL's, else the caller's from ``GetCallerIdentity``.
+
+An answer AWS should never give (a missing field, a token that is not base64 of
+``user:password``) is a :class:`~adapters.oci.errors.ProtocolError` naming the call. The boto3
+clients hold connection pools: :meth:`EcrApi.aclose` closes them (the adapter's ``close``).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
 import anyio
@@ -30,7 +36,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from adapters.aws_ecr_config import EcrSettings, RepositorySettings
 from adapters.aws_ecr_errors import aws_error_code, translate
 from adapters.oci.credentials import CredentialsUnavailable
-from adapters.oci.errors import NotFound, RequestRejected, Transient
+from adapters.oci.errors import NotFound, ProtocolError, RequestRejected, Transient
 
 __all__ = ["MAX_THREADS", "EcrApi", "ImageDetail", "RepositoryInfo"]
 
@@ -40,6 +46,8 @@ RENEW_BEFORE_SECONDS = 300.0  # an assumed role's credentials are renewed this e
 ROLE_SECONDS = 3600  # DurationSeconds of AssumeRole (the default maximum of a role)
 _GONE = ("ImageNotFoundException", "RepositoryNotFoundException")
 _BATCH = 100  # image ids per BatchDeleteImage (ECR's limit)
+#: what reading a malformed answer raises (a missing field, bad base64 or UTF-8, a wrong type)
+_MALFORMED = (KeyError, IndexError, TypeError, ValueError)
 _CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 3},
     connect_timeout=10,
@@ -70,7 +78,8 @@ class ImageDetail:
 
 class EcrApi:
     """boto3 for one endpoint; create anywhere, use from one event loop. Its boto3 clients
-    are shared by the worker threads (they are thread-safe; sessions are made under a lock)."""
+    are shared by the worker threads (they are thread-safe; sessions are made under a lock).
+    :meth:`aclose` closes them; the next call makes new ones."""
 
     def __init__(self, settings: EcrSettings) -> None:
         self.settings = settings
@@ -80,6 +89,9 @@ class EcrApi:
         self._session: boto3.Session | None = None
         self._session_until = 0.0  # time.time() after which an assumed role is renewed
         self._clients: dict[str, BaseClient] = {}
+        #: the clients of the assumed role's previous credentials: closed at the next renewal
+        #: (a call may still be using them now) or by :meth:`aclose`
+        self._retired: list[BaseClient] = []
         self._account: str | None = settings.account
         self.region_name: str | None = settings.region  # known once a client was made
         self._limiter: anyio.CapacityLimiter | None = None
@@ -100,6 +112,24 @@ class EcrApi:
             return call()
         except (BotoCoreError, ClientError) as error:
             raise translate(error, what) from error
+        except _MALFORMED as error:
+            raise ProtocolError(
+                f"{what}: AWS answered outside its API ({type(error).__name__}: {str(error)[:200]})"
+            ) from error
+
+    async def aclose(self) -> None:
+        """Close the boto3 clients (their connection pools), in a worker thread; the next
+        call makes new ones."""
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(self._close_clients)
+
+    def _close_clients(self) -> None:
+        with self._lock:
+            clients = [*self._clients.values(), *self._retired]
+            self._clients, self._retired = {}, []
+            self._session, self._session_until = None, 0.0
+        for found in clients:
+            _close(found)
 
     def _count(self, name: str) -> None:
         with self._lock:
@@ -132,6 +162,9 @@ class EcrApi:
         with self._lock:
             if self._session is None or time.time() >= self._session_until:
                 self._session, self._session_until = self._effective_session()
+                for old in self._retired:  # unused for a role's lifetime by now
+                    _close(old)
+                self._retired = list(self._clients.values())
                 self._clients.clear()
             found = self._clients.get(service)
             if found is None:
@@ -163,6 +196,8 @@ class EcrApi:
                 f"{translated.message} (the role cannot be assumed: check the role ARN, its "
                 "trust policy and --external-id)"
             ) from error
+        finally:
+            _close(sts)  # used once: its connection pool goes now, not at garbage collection
         session = boto3.Session(
             aws_access_key_id=creds["AccessKeyId"],
             aws_secret_access_key=creds["SecretAccessKey"],
@@ -203,11 +238,13 @@ class EcrApi:
             )["authorizationData"]
             if not data:
                 raise CredentialsUnavailable(f"ECR issued no authorization token for {account}")
-            raw = base64.b64decode(data[0]["authorizationToken"]).decode()
+            raw = base64.b64decode(data[0]["authorizationToken"], validate=True).decode()
             user, sep, password = raw.partition(":")
             if not sep:
                 raise CredentialsUnavailable("ECR's authorization token is not user:password")
             expires = data[0].get("expiresAt")
+            if expires is not None and not isinstance(expires, datetime):
+                raise TypeError(f"expiresAt is a {type(expires).__name__}, not a time")
             return user, password, expires.timestamp() if expires is not None else None
 
         return await self.run(f"ECR GetAuthorizationToken for {account}", call)
@@ -348,6 +385,12 @@ class EcrApi:
                 raise RequestRejected(text, code=code)
 
         await self.run(f"ECR BatchDeleteImage {where}", call)
+
+
+def _close(client: BaseClient) -> None:
+    """Close a boto3 client's connection pool; a failure to close is no error of the call."""
+    with contextlib.suppress(Exception):
+        client.close()
 
 
 def _batches(items: list[str]) -> Iterator[list[str]]:

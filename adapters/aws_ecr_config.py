@@ -15,7 +15,7 @@ message says what to give instead.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from adapters.base import AdapterOption, EndpointConfig, InvalidEndpoint
@@ -120,7 +120,7 @@ class EcrSettings:
     repository: RepositorySettings
     blob_mount: bool
     access_key: str | None
-    secret_key: str | None
+    secret_key: str | None = field(repr=False)  # never in reprs, tracebacks or logs
 
 
 def partition_of(region: str) -> str:

@@ -181,5 +181,6 @@ class AcrAdapter(RegistryAdapter):
 
     async def list_tag_refs(self, repo: str) -> tuple[list[str], dict[str, ManifestRef]]:
         """Tags and their digests from ``/acr/v1/{repo}/_tags``: one request per page. The
-        refs' media type is ``""`` and size 0 (ACR's tag list does not say them)."""
+        refs' media type is ``""`` and their size ``UNKNOWN_SIZE`` (-1): ACR's tag list does
+        not say them."""
         return await self.client().acr_tag_refs(repo)

@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import base64
 import json
+import re
+import threading
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 from urllib.parse import urlencode, urlsplit
@@ -33,9 +36,23 @@ from adapters.oci.errors import ConnectionFailed, OciError, ProtocolError, Trans
 from adapters.oci.session import RegistrySession
 from adapters.oci.transport import Request
 
-__all__ = ["AadExchange", "AadToken", "TokenCredential", "build_credential", "jwt_expiry"]
+__all__ = [
+    "AadExchange",
+    "AadToken",
+    "AadUnavailable",
+    "TokenCredential",
+    "build_credential",
+    "jwt_expiry",
+]
 
 _MAX_ANSWER_BYTES = 256 * 1024
+_HTTP_ERROR = re.compile(r"\bHTTP Error: (\d{3})\b")  # MSAL's text for a 5xx it gave up on
+
+
+class AadUnavailable(Transient):
+    """Microsoft Entra ID (or the managed identity endpoint) throttled (429) or failed (5xx)."""
+
+    hint = "the identity service was busy or failing; the login is tried again later"
 
 
 class AadToken(Protocol):
@@ -51,9 +68,12 @@ class TokenCredential(Protocol):
     def get_token(self, *scopes: str, **kwargs: Any) -> AadToken: ...
 
 
-def build_credential(settings: AcrSettings) -> TokenCredential:
+def build_credential(
+    settings: AcrSettings, on_response: Callable[[Any], None] | None = None
+) -> TokenCredential:
     """The azure-identity credential ``settings.auth`` names. Blocking (it may read files):
-    call it in a worker thread.
+    call it in a worker thread. ``on_response`` is called with every HTTP answer the
+    credential gets (azure-core's ``raw_response_hook``).
 
     :raises AdapterUnavailable: azure-identity is not installed.
     """
@@ -69,6 +89,8 @@ def build_credential(settings: AcrSettings) -> TokenCredential:
         # an authority outside Azure's clouds (Azure Stack, a test's) is not in AAD's list
         "disable_instance_discovery": host not in KNOWN_AUTHORITY_HOSTS,
     }
+    hook: dict[str, Any] = {"raw_response_hook": on_response} if on_response else {}
+    authority |= hook
     client_id = settings.client_id or None
     match settings.auth:
         case "aad-secret":
@@ -84,7 +106,7 @@ def build_credential(settings: AcrSettings) -> TokenCredential:
                 **authority,
             )
         case "managed-identity":
-            return identity.ManagedIdentityCredential(client_id=client_id)
+            return identity.ManagedIdentityCredential(client_id=client_id, **hook)
         case "workload-identity":
             return identity.WorkloadIdentityCredential(
                 tenant_id=settings.tenant_id,
@@ -137,6 +159,10 @@ class AadExchange:
         self._session = session
         self._credential = credential
         self._own_credential = credential is None
+        self._answers = threading.local()  # .status: the identity service's last HTTP status
+        #: (status, time.monotonic() until): MSAL answers again from its cache, without a
+        #: request, a 429/5xx (or an answer with Retry-After) for its Retry-After (5 s if none)
+        self._busy: tuple[int, float] | None = None
         self.exchanges = 0  # refresh tokens obtained (for tests and stats)
 
     async def __call__(self) -> IssuedCredentials:
@@ -161,14 +187,35 @@ class AadExchange:
     def _aad_token(self) -> AadToken:
         """AAD's token for the registry's audience; in a worker thread (azure-identity
         blocks). Raises only :mod:`adapters.oci.errors`."""
+        self._answers.status = None
         try:
             if self._credential is None:
-                self._credential = build_credential(self.settings)
+                self._credential = build_credential(self.settings, self._record)
             return self._credential.get_token(self.settings.aad_scope)
         except (OciError, AdapterUnavailable):
             raise
         except Exception as e:
-            raise _translate(e, self.settings) from e
+            status, busy = self._answers.status, self._busy
+            replayed = status is None or status < 400  # the failed answer made no request
+            if replayed and busy is not None and time.monotonic() < busy[1]:
+                status = busy[0]  # MSAL replayed the throttled answer: no request was made
+            raise _translate(e, self.settings, status) from e
+
+    def _record(self, response: Any) -> None:
+        """azure-core's response hook: remember the status (in the calling thread)."""
+        http = getattr(response, "http_response", None)
+        status = getattr(http, "status_code", None)
+        if not isinstance(status, int):
+            return
+        self._answers.status = status
+        headers = getattr(http, "headers", None) or {}
+        retry_after = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+        if status == 429 or status >= 500 or retry_after is not None:
+            try:
+                seconds = min(3600, int(retry_after or 5))
+            except ValueError:
+                seconds = 5
+            self._busy = (status, time.monotonic() + seconds)
 
     async def _exchange(self, aad_token: str) -> str:
         s = self.settings
@@ -208,20 +255,58 @@ class AadExchange:
         return token
 
 
-def _translate(error: Exception, settings: AcrSettings) -> OciError:
-    """An azure-identity/azure-core failure as one of our errors, saying what to fix."""
-    from azure.core.exceptions import (
-        ClientAuthenticationError,
-        ServiceRequestError,
-        ServiceResponseError,
-    )
+def _status(error: BaseException) -> int | None:
+    """The HTTP status an azure-core/MSAL error (or one it was raised from) carries."""
+    seen: BaseException | None = error
+    for _ in range(8):
+        if seen is None:
+            return None
+        status = getattr(seen, "status_code", None)
+        if isinstance(status, int):
+            return status
+        found = _HTTP_ERROR.search(str(seen))
+        if found:
+            return int(found.group(1))
+        seen = seen.__cause__
+    return None
+
+
+def _unreachable(error: BaseException) -> bool:
+    """Whether ``error`` was raised from a connection failure (azure-core's own errors)."""
+    from azure.core.exceptions import ServiceRequestError, ServiceResponseError
+
+    seen: BaseException | None = error
+    for _ in range(8):
+        if seen is None:
+            return False
+        if isinstance(seen, ServiceRequestError | ServiceResponseError):
+            return True
+        seen = seen.__cause__
+    return False
+
+
+def _translate(error: Exception, settings: AcrSettings, status: int | None = None) -> OciError:
+    """An azure-identity/azure-core failure as one of our errors, saying what to fix.
+    ``status``: the HTTP status of the identity service's last answer, if one came."""
+    from azure.core.exceptions import ClientAuthenticationError
 
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     text = " ".join(lines[:3])[:600] or type(error).__name__
     authority = settings.authority_host
-    if isinstance(error, ServiceRequestError | ServiceResponseError):
-        return ConnectionFailed(f"could not reach Microsoft Entra ID at {authority}: {text}")
-    if type(error).__name__ == "CredentialUnavailableError":
+    if settings.auth == "managed-identity":
+        service = "the managed identity endpoint"
+    else:
+        service = f"Microsoft Entra ID ({authority})"
+    status = status if status is not None and status >= 400 else _status(error)
+    if status == 429 or (status is not None and status >= 500):
+        what = "is throttling token requests" if status == 429 else f"is failing ({status})"
+        return AadUnavailable(
+            f"{service} {what} for azure-acr ({settings.who}): {text}", status=status
+        )
+    unavailable = type(error).__name__ == "CredentialUnavailableError"
+    if not unavailable and _unreachable(error):
+        return ConnectionFailed(f"could not reach {service}: {text}")
+    if unavailable:
         return CredentialsUnavailable(
             f"no Microsoft Entra identity for azure-acr ({settings.who}) on this host: {text}"
         )

@@ -4,11 +4,14 @@
   ``registry:catalog:*``) and ``GET /acr/v1/{name}/_tags`` (scope
   ``repository:{name}:metadata_read``), paged with ``n``, ``last`` and ``Link``. Each tag comes
   with its digest: a repository costs one request per page, no ``HEAD`` per tag. The tag list
-  says neither the manifest's media type nor its size: those are ``""`` and ``0`` (unknown) in
-  the :class:`~adapters.oci.types.ManifestRef` values; the engine needs the digest.
-  A login that may not read metadata (a repository-scoped token without ``metadata/read``:
-  401/403) gets the OCI listings instead, as does a non-ACR host without ``/acr/v1`` (404
-  without a registry error code); the client remembers it.
+  says neither the manifest's media type nor its size: those are ``""`` and
+  :data:`~adapters.oci.types.UNKNOWN_SIZE` (-1) in the
+  :class:`~adapters.oci.types.ManifestRef` values; the engine needs the digest.
+  A login that may not read one repository's metadata (a repository-scoped token without
+  ``metadata/read`` there: 401/403) gets that repository's OCI listing instead, for
+  :data:`METADATA_REFUSAL_SECONDS` (then ``/acr/v1`` is asked again: scope maps change); other
+  repositories keep ``/acr/v1``. A non-ACR host without ``/acr/v1`` (404 without a registry
+  error code) gets the OCI listings for good.
 - **Tag deletes** through ``DELETE /acr/v1/{name}/_tags/{tag}``: ACR's ``/v2`` API deletes
   manifests by digest only.
 - **413**: an upload refused as too large says so and what to change.
@@ -43,13 +46,16 @@ from adapters.oci.urls import CATALOG_SCOPE, is_digest
 from adapters.oci.urls import delete as delete_scope
 from registry.oci.reference import is_valid_name, is_valid_tag
 
-__all__ = ["ACR_MAX_REQUEST_BYTES", "AcrClient"]
+__all__ = ["ACR_MAX_REQUEST_BYTES", "METADATA_REFUSAL_SECONDS", "AcrClient"]
 
 #: The largest request body sent to ACR. ACR answers 413 to bodies over about 20 MB
 #: (goharbor/harbor#21640, #23015: a 29 MB monolithic PUT refused): blobs above this go in
 #: chunks of this size.
 ACR_MAX_REQUEST_BYTES = 16 * 1024 * 1024
 PAGE_SIZE = 100  # items per /acr/v1 page asked for (the registry may send fewer)
+#: how long a repository whose metadata the login may not read is listed through /v2
+METADATA_REFUSAL_SECONDS = 600.0
+_MAX_REFUSALS = 10_000  # repositories remembered at most (the oldest refusals go first)
 #: 404 codes that mean "no such repository/tag" (the API is there)
 _MISSING = frozenset({"NAME_UNKNOWN", "TAG_UNKNOWN", "MANIFEST_UNKNOWN", "NAME_INVALID"})
 
@@ -59,7 +65,8 @@ class AcrClient(OciClient):
 
     :param acr_host: the URL is an ACR login server (``*.azurecr.io``): ``/acr/v1`` is
         there, and its 404s mean a missing repository or tag.
-    :param clock: the clock credentials' expiry is read against (tests inject one).
+    :param clock: the clock credentials' expiry and remembered metadata refusals are read
+        against (tests inject one).
     Other keyword arguments are :class:`OciClient`'s.
     """
 
@@ -73,7 +80,11 @@ class AcrClient(OciClient):
     ) -> None:
         super().__init__(base_url, credential_clock=clock, **kwargs)
         self._acr_host = acr_host
-        self.metadata_api = True  # until the registry or the login shows otherwise
+        self._clock = clock
+        self.metadata_api = True  # False: the host has no /acr/v1 (not an ACR)
+        #: repository -> clock time until which its tags are listed through /v2 (the login
+        #: may not read its metadata)
+        self._refused: dict[str, float] = {}
         self._anonymous: RegistrySession | None = None
 
     def anonymous_session(self) -> RegistrySession:
@@ -118,9 +129,12 @@ class AcrClient(OciClient):
     async def acr_tag_refs(
         self, repo: str, page_size: int = PAGE_SIZE
     ) -> tuple[list[str], dict[str, ManifestRef]]:
-        """Tags of ``repo`` and each one's digest (media type ``""``, size 0: not listed)
-        from ``/acr/v1/{repo}/_tags``; NotFound if the repository is unknown."""
-        if self.metadata_api:
+        """Tags of ``repo`` and each one's digest (media type ``""``, size
+        :data:`~adapters.oci.types.UNKNOWN_SIZE` (-1): not listed) from
+        ``/acr/v1/{repo}/_tags``; NotFound if the repository is unknown. A repository whose
+        metadata the login may not read is listed through ``/v2`` (remembered for
+        :data:`METADATA_REFUSAL_SECONDS`)."""
+        if self.metadata_api and not self.metadata_refused(repo):
             try:
                 return await self._acr_tags(repo, page_size)
             except (NotFound, Unsupported) as e:
@@ -128,8 +142,26 @@ class AcrClient(OciClient):
                     raise
                 self.metadata_api = False
             except (Unauthorized, Denied):
-                self.metadata_api = False  # the login may not read metadata: OCI listings
+                self._refuse(repo)  # no metadata_read on this repository: its OCI listing
         return await self.list_tag_refs(repo)
+
+    def metadata_refused(self, repo: str) -> bool:
+        """Whether ``repo``'s metadata was refused to this login lately."""
+        until = self._refused.get(repo)
+        if until is None:
+            return False
+        if self._clock() < until:
+            return True
+        del self._refused[repo]
+        return False
+
+    def _refuse(self, repo: str) -> None:
+        now = self._clock()
+        self._refused = {r: t for r, t in self._refused.items() if t > now}
+        while len(self._refused) >= _MAX_REFUSALS:
+            del self._refused[next(iter(self._refused))]  # the oldest refusal
+        self._refused.pop(repo, None)
+        self._refused[repo] = now + METADATA_REFUSAL_SECONDS
 
     async def _acr_tags(
         self, repo: str, page_size: int

@@ -311,10 +311,20 @@ def _readable_file(path: str, flag: str, what: str) -> str:
     return str(p)
 
 
+_MAX_CERTIFICATE_BYTES = 1 << 20  # a PEM certificate and key: a few KiB
+
+
 def _certificate(path: str) -> str:
     path = _readable_file(path, "--certificate-path", "a PEM file with certificate and key")
     try:
-        text = Path(path).read_bytes()[: 1 << 20]
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > _MAX_CERTIFICATE_BYTES:
+                raise InvalidEndpoint(
+                    f"azure-acr --certificate-path {path!r}: {size} bytes is not a PEM "
+                    f"certificate and key (at most {_MAX_CERTIFICATE_BYTES} bytes)"
+                )
+            text = f.read(_MAX_CERTIFICATE_BYTES)
     except OSError as e:
         raise InvalidEndpoint(f"azure-acr --certificate-path {path!r}: {e.strerror}") from None
     if b"-----BEGIN CERTIFICATE-----" not in text or b"PRIVATE KEY-----" not in text:

@@ -115,6 +115,8 @@ class ArtifactRegistryApi:
     :param endpoint: the API's base URL (``https://artifactregistry.googleapis.com``).
     :param credential_provider: issues ``Credentials(token=<access token>)``; or
     :param access_token: a static access token.
+    :param ca_file: the CA bundle a stand-in API's certificate is verified against (there is
+        no way to turn verification off: the access token goes to this endpoint).
     :param clock: for the provider's expiry (tests inject one).
     :param operation_poll_seconds: pause between polls of a long-running operation.
     """
@@ -125,7 +127,6 @@ class ArtifactRegistryApi:
         *,
         credential_provider: CredentialProvider | None = None,
         access_token: str | None = None,
-        insecure: bool = False,
         ca_file: str | None = None,
         retries: int = 5,
         backoff_base_seconds: float = 0.5,
@@ -141,7 +142,8 @@ class ArtifactRegistryApi:
             if credential_provider is not None
             else None
         )
-        self._transport = transport or AiohttpTransport(insecure=insecure, ca_file=ca_file)
+        # TLS is verified always: the access token travels on these connections
+        self._transport = transport or AiohttpTransport(insecure=False, ca_file=ca_file)
         self.session = RegistrySession(
             self._transport,
             RegistryAuth(Credentials(token=access_token)),

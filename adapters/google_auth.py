@@ -21,8 +21,10 @@ credential configurations that make google-auth read files or call URLs of their
 google-auth is blocking (``requests``): every load and refresh runs in a worker thread, one at
 a time per endpoint. Its errors are translated here, once, into
 :class:`~adapters.oci.credentials.CredentialsUnavailable` (a refusal: a deleted, disabled or
-expired key, no ADC) or :class:`~adapters.oci.errors.ConnectionFailed` (the token endpoint
-could not be reached; retried by the client).
+expired key, no ADC), :class:`TokenEndpointUnavailable` (the token endpoint throttled or
+failed, ``429``/``5xx``, after google-auth's own retries: google-auth's ``retryable``) or
+:class:`~adapters.oci.errors.ConnectionFailed` (the token endpoint or metadata server could not
+be reached); the last two are :class:`~adapters.oci.errors.Transient`: tried again later.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import binascii
 import enum
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -44,7 +47,7 @@ import anyio
 from adapters.base import AdapterUnavailable, EndpointConfig, InvalidEndpoint
 from adapters.oci.auth import Credentials
 from adapters.oci.credentials import CredentialProvider, CredentialsUnavailable, IssuedCredentials
-from adapters.oci.errors import ConnectionFailed, OciError
+from adapters.oci.errors import ConnectionFailed, OciError, Transient
 
 __all__ = [
     "ACCESS_TOKEN_USER",
@@ -55,6 +58,7 @@ __all__ = [
     "AuthMode",
     "GoogleAuth",
     "GoogleTokenSource",
+    "TokenEndpointUnavailable",
     "check_google_auth_available",
     "parse_service_account_key",
     "resolve_auth",
@@ -73,6 +77,15 @@ _FILE_TYPES = (
     "impersonated_service_account",
 )
 _MAX_KEY_FILE_BYTES = 1 << 20
+#: a metadata-server answer google-auth raises as a TransportError that retrying will not fix
+_REFUSED_STATUS = re.compile(r"\bStatus: (4(?!29)\d\d)\b")
+
+
+class TokenEndpointUnavailable(Transient):
+    """Google's token endpoint (or the metadata server) throttled or failed: ``429``/``5xx``
+    after google-auth's own retries."""
+
+    hint = "Google's token service was busy or failing; the login is tried again later"
 
 
 class AuthMode(enum.Enum):
@@ -263,6 +276,7 @@ class GoogleTokenSource:
         """A token for ``consumer`` (see the class docstring).
 
         :raises CredentialsUnavailable: google-auth refused (key deleted, no ADC, ...).
+        :raises TokenEndpointUnavailable: the token endpoint throttled or failed (429, 5xx).
         :raises ConnectionFailed: the token endpoint could not be reached.
         """
         async with self._lock:
@@ -349,6 +363,7 @@ class GoogleTokenSource:
         who = self.auth.describe()
         first = error.args[0] if error.args else ""
         text = (first if isinstance(first, str) and first else str(error))[:500]
+        uri = (self.auth.key or {}).get("token_uri", "the token endpoint")
         if isinstance(error, gexc.DefaultCredentialsError) and self.auth.mode is AuthMode.ADC:
             return CredentialsUnavailable(
                 "no Google credentials: the endpoint has none and Application Default "
@@ -356,10 +371,18 @@ class GoogleTokenSource:
                 "--key-file, or set GOOGLE_APPLICATION_CREDENTIALS / run with a service "
                 f"account); google-auth: {text}"
             )
-        if isinstance(error, gexc.TransportError):
-            return ConnectionFailed(f"{who}: the token endpoint could not be reached: {text}")
+        if isinstance(error, gexc.GoogleAuthError) and error.retryable:
+            return TokenEndpointUnavailable(
+                f"{who}: {uri} throttled or failed (429 or 5xx, after google-auth's retries): "
+                f"{text}"
+            )
+        transport = _transport_error(error)
+        if transport is not None:
+            detail = str(transport)[:500]
+            if _REFUSED_STATUS.search(detail):  # the metadata server said no (404, 403)
+                return CredentialsUnavailable(f"{who}: no access token: {detail}")
+            return ConnectionFailed(f"{who}: the token endpoint could not be reached: {detail}")
         if isinstance(error, gexc.RefreshError) and "invalid_grant" in text:
-            uri = (self.auth.key or {}).get("token_uri", "the token endpoint")
             return CredentialsUnavailable(
                 f"{who} was refused by {uri}: {text}. The key was deleted, disabled or has "
                 "expired, or the service account is gone: create a new key and update "
@@ -374,3 +397,18 @@ class GoogleTokenSource:
         session, self._session = self._session, None
         if session is not None:
             session.close()
+
+
+def _transport_error(error: BaseException) -> BaseException | None:
+    """The google-auth ``TransportError`` ``error`` is or was raised from (google-auth wraps
+    the metadata server's in a ``RefreshError``), else None."""
+    from google.auth import exceptions as gexc
+
+    seen: BaseException | None = error
+    for _ in range(8):
+        if seen is None:
+            return None
+        if isinstance(seen, gexc.TransportError):
+            return seen
+        seen = seen.__cause__
+    return None

@@ -208,8 +208,9 @@ class GarAdapter(GoogleAdapter):
         """The Artifact Registry API client (created on first call, then the same one)."""
         if self._api is None:
             default = self.api_endpoint == DEFAULT_API_ENDPOINT
+            # the access token goes there: its certificate is verified always (an http://
+            # stand-in has none); the endpoint's insecure concerns the registry host only
             kwargs: dict[str, Any] = {
-                "insecure": False if default else self.config.insecure,
                 "ca_file": None if default else self.config.ca_file,
                 "clock": self.clock,
                 "operation_poll_seconds": self.operation_poll_seconds,

@@ -10,9 +10,11 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 import boto3
 import pytest
+from botocore.client import BaseClient
 
 from adapters.aws_ecr import EcrAdapter
 from adapters.oci.credentials import RefreshingCredentials
@@ -219,3 +221,40 @@ async def test_a_key_without_the_needed_permission_is_denied(iam: EcrWorld) -> N
         ok, detail = await adapter.health()
     assert not ok
     assert "not authorized to perform: ecr:DescribeRepositories" in detail
+
+
+# -- boto3's connection pools -------------------------------------------------------------------
+
+
+async def test_the_boto3_clients_are_closed_with_the_adapter(
+    ecr: EcrWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every client the adapter made (STS for the role, then STS and ECR as the role) is
+    closed by the time ``async with`` ends: no connection pool waits for the GC."""
+    made: list[BaseClient] = []
+    closed: list[BaseClient] = []
+    make, close = boto3.session.Session.client, BaseClient.close
+
+    def making(self: boto3.session.Session, *args: Any, **kwargs: Any) -> BaseClient:
+        made.append(make(self, *args, **kwargs))
+        return made[-1]
+
+    def closing(self: BaseClient) -> None:
+        closed.append(self)
+        close(self)
+
+    monkeypatch.setattr(boto3.session.Session, "client", making)
+    monkeypatch.setattr(BaseClient, "close", closing)
+    role = f"arn:aws:iam::{OTHER_ACCOUNT}:role/seawall-push"
+    async with EcrAdapter(ecr.config(keys=False, role_arn=role), **FAST) as adapter:
+        await adapter.api.caller()
+        await adapter.api.repositories()
+        assert len(made) == 3  # STS (AssumeRole), then STS and ECR with the role's keys
+        assert made[0] in closed and len(closed) == 1  # the one for AssumeRole: at once
+        pools = [c._endpoint.http_session._manager.pools for c in made[1:]]
+        assert all(len(p) for p in pools)  # connections are open
+    assert set(map(id, closed)) == set(map(id, made))
+    assert not any(len(p) for p in pools)
+    async with adapter:  # usable again: new clients
+        await adapter.api.caller()
+    assert len(made) == 5 and set(map(id, closed)) == set(map(id, made))

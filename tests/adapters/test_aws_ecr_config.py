@@ -4,13 +4,18 @@ what to fix. No server is needed here."""
 
 from __future__ import annotations
 
+import base64
+import pathlib
 import re
+from concurrent.futures import ThreadPoolExecutor
 
+import botocore.session
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 
+from adapters import aws_ecr
 from adapters.aws_ecr import EcrAdapter
-from adapters.aws_ecr_api import RepositoryInfo
+from adapters.aws_ecr_api import EcrApi, RepositoryInfo
 from adapters.aws_ecr_client import immutable
 from adapters.aws_ecr_config import parse_settings
 from adapters.aws_ecr_errors import translate
@@ -20,6 +25,7 @@ from adapters.oci.errors import (
     ConnectionFailed,
     Denied,
     NotFound,
+    ProtocolError,
     RateLimited,
     RequestRejected,
     ServerError,
@@ -186,3 +192,114 @@ def test_botocore_errors_are_translated_once(error: Exception, kind: type) -> No
 def test_a_role_that_is_refused_says_so() -> None:
     error = translate(_client_error("AccessDenied", 403, "not authorized"), "STS AssumeRole of r")
     assert isinstance(error, CredentialsUnavailable)
+
+
+# -- secrets stay out of reprs ------------------------------------------------------------------
+
+SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+
+
+def test_reprs_never_show_the_secret_access_key() -> None:
+    config = EndpointConfig(ECR, username="AKIAEXAMPLE", password=SECRET)
+    settings = parse_settings(config)
+    adapter = EcrAdapter(config)
+    for shown in (settings, adapter, adapter.settings, adapter.api, adapter.api.settings):
+        assert SECRET not in repr(shown) and SECRET not in str(shown)
+    assert "AKIAEXAMPLE" in repr(settings)  # the key id is no secret: it says which key
+    assert settings.secret_key == SECRET
+
+
+# -- an answer AWS should never give -----------------------------------------------------------
+
+
+class _MalformedEcr:
+    """A boto3 ECR client whose answers lack what the API promises."""
+
+    def __init__(self, token: object = "%%% not base64 %%%") -> None:
+        self.token = token
+
+    def get_authorization_token(self, **kwargs: object) -> dict[str, object]:
+        return {"authorizationData": [{"authorizationToken": self.token}]}
+
+    def describe_images(self, **kwargs: object) -> dict[str, object]:
+        return {"imageDetails": [{"imageTags": ["v1"]}]}  # no imageDigest
+
+    def describe_repositories(self, **kwargs: object) -> dict[str, object]:
+        return {"repositories": [{"imageTagMutability": "MUTABLE"}]}  # no repositoryName
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "token",
+    [
+        "%%% not base64 %%%",
+        base64.b64encode(b"\xff\xfe:\xff").decode(),  # base64 of bytes that are not UTF-8
+        None,
+    ],
+)
+async def test_a_malformed_authorization_token_is_a_protocol_error(token: object) -> None:
+    api = EcrApi(parse_settings(EndpointConfig(ECR)))
+    api._ecr = lambda operation: _MalformedEcr(token)  # type: ignore[method-assign,assignment,return-value]
+    with pytest.raises(ProtocolError, match="ECR GetAuthorizationToken for 123456789012") as e:
+        await api.authorization()
+    assert "AWS answered outside its API" in str(e.value)
+
+
+@pytest.mark.anyio
+async def test_answers_without_the_fields_ecr_promises_are_protocol_errors() -> None:
+    api = EcrApi(parse_settings(EndpointConfig(ECR)))
+    api._ecr = lambda operation: _MalformedEcr()  # type: ignore[method-assign,assignment,return-value]
+    with pytest.raises(ProtocolError, match=r"DescribeImages of 123456789012/app:v1.*imageDigest"):
+        await api.image("app", "v1")
+    with pytest.raises(ProtocolError, match=r"DescribeRepositories.*repositoryName"):
+        await api.repository("app")
+
+
+# -- check_config on the event loop: no botocore session per check ------------------------------
+
+
+@pytest.fixture
+def sessions(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """botocore sessions made from now on."""
+    made: list[object] = []
+    original = botocore.session.Session.__init__
+
+    def counting(self: botocore.session.Session, *args: object, **kwargs: object) -> None:
+        made.append(self)
+        original(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(botocore.session.Session, "__init__", counting)
+    return made
+
+
+def test_region_checks_make_no_botocore_session_each(
+    sessions: list[object], tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    profile = tmp_path / "aws-config"
+    profile.write_text("[default]\nregion = eu-central-1\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(profile))
+    check("http://127.0.0.1:5000")  # the profile's region: read once
+    check(ECR)
+    check("https://210987654321.dkr.ecr.cn-north-1.amazonaws.com.cn")  # another partition
+    before = len(sessions)
+    for _ in range(20):
+        check("http://127.0.0.1:5000")
+        check(ECR)
+        check("https://123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com")
+    assert len(sessions) == before
+    profile.write_text("[default]\nregion = xx-north-1\n# changed\n")  # the profile changed
+    with pytest.raises(InvalidEndpoint, match="'xx-north-1' is not an AWS region"):
+        check("http://127.0.0.1:5000")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    with pytest.raises(InvalidEndpoint, match="none is set"):
+        check("http://127.0.0.1:5000")
+
+
+def test_the_region_list_is_loaded_once_for_every_thread(
+    sessions: list[object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(aws_ecr, "_regions", None, raising=False)  # not loaded yet
+    with ThreadPoolExecutor(8) as pool:
+        found = list(pool.map(aws_ecr._known_regions, ["aws", "aws-cn", "aws-us-gov"] * 8))
+    assert len(sessions) == 1
+    assert "eu-west-1" in found[0] and "cn-north-1" in found[1] and "us-gov-west-1" in found[2]

@@ -170,6 +170,35 @@ def test_a_certificate_file_must_hold_certificate_and_key(tmp_path: Path) -> Non
         AcrAdapter.check_config(cfg)
 
 
+def test_a_certificate_file_over_1_mib_is_refused_unread(tmp_path: Path) -> None:
+    pem = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    pem += b"-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n"
+    big = tmp_path / "big.pem"
+    with big.open("wb") as f:
+        f.write(pem)
+        f.truncate(64 << 20)  # sparse: a certificate and key, then 64 MiB of nothing
+    options = {**SP, "auth": "aad-certificate", "certificate_path": str(big)}
+    with pytest.raises(
+        InvalidEndpoint, match=r"67108864 bytes is not a PEM .*at most 1048576 bytes"
+    ):
+        AcrAdapter.check_config(config(ACR, CLIENT_ID, None, **options))
+    small = tmp_path / "small.pem"
+    small.write_bytes(pem)
+    options["certificate_path"] = str(small)
+    AcrAdapter.check_config(config(ACR, CLIENT_ID, None, **options))
+
+
+def test_reprs_never_show_the_client_secret() -> None:
+    secret = "Q~aad.client-secret_for~reprs"
+    cfg = config(ACR, CLIENT_ID, secret, **SP)
+    adapter = AcrAdapter(cfg)
+    exchange = adapter.credential_provider()
+    assert exchange is not None
+    for shown in (adapter, adapter.settings, exchange, adapter.client()):
+        assert secret not in repr(shown) and secret not in str(shown)
+    assert adapter.settings.client_secret == secret
+
+
 def test_good_endpoints_resolve_their_cloud_and_identity(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import ssl
 import subprocess
 import sys
 import time
@@ -17,12 +18,15 @@ from pathlib import Path
 
 import anyio
 import pytest
+from aiohttp import web
 
 from adapters.base import EndpointConfig, InvalidEndpoint, InvalidRepositoryName
+from adapters.google_auth import AuthMode, GoogleAuth, GoogleTokenSource, TokenEndpointUnavailable
 from adapters.google_gar import GarAdapter, GcrAdapter
 from adapters.oci.credentials import CredentialsUnavailable, RefreshingCredentials
-from adapters.oci.errors import RateLimited
+from adapters.oci.errors import ConnectionFailed, RateLimited, TlsError, Transient
 from adapters.testing import push_image
+from tests.support.fake_aad import make_certificate, pem
 from tests.support.google_world import FAST, PROJECT, REPOSITORY, GoogleWorld, google_world
 from tests.support.server import SeawallProcess, free_port
 
@@ -372,3 +376,127 @@ def test_names_the_providers_cannot_hold() -> None:
         gcr.check_name("app")
     with pytest.raises(InvalidRepositoryName, match="project ID"):
         gcr.check_name("ab/app")
+
+
+# -- secrets stay out of reprs ------------------------------------------------------------------
+
+
+async def test_reprs_never_show_keys_or_tokens(world: GoogleWorld) -> None:
+    private_key = world.key["private_key"].splitlines()[1]
+    token = "ya29.a-literal-access-token"
+    for config in (world.config(), world.config("_json_key"), world.config(password=token)):
+        async with GarAdapter(config, **FAST) as gar:
+            if gar.tokens is not None:
+                await gar.catalog_listings("")  # tokens minted and handed out
+            shown = [gar, gar.auth, gar.api(), gar.client()]
+            if gar.tokens is not None:
+                shown += [gar.tokens, gar.tokens._current]
+            handed = gar.tokens._handed.values() if gar.tokens is not None else ()
+            for secret in (private_key, world.key_json, token, *handed):
+                for thing in shown:
+                    assert secret not in repr(thing) and secret not in str(thing)
+
+
+# -- the token endpoint throttling, failing or unreachable: transient ---------------------------
+
+
+@pytest.fixture
+def quick_google_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """google-auth's own retries of the token endpoint without its 1 s and 2 s pauses."""
+    from google.auth import _exponential_backoff
+
+    init = _exponential_backoff._BaseExponentialBackoff.__init__
+    attempts, _, jitter, multiplier = init.__defaults__ or ()
+    monkeypatch.setattr(init, "__defaults__", (attempts, 0.0, jitter, multiplier))
+
+
+@pytest.mark.usefixtures("quick_google_retries")
+async def test_a_throttled_token_endpoint_is_transient_not_a_refusal(world: GoogleWorld) -> None:
+    fake, clock = world.fake, Clock()
+    async with GarAdapter(world.config(), clock=clock, **FAST) as gar:
+        fake.throttle("oauth_token", times=1000)
+        with pytest.raises(TokenEndpointUnavailable) as caught:
+            await gar.catalog_listings("")
+        assert isinstance(caught.value, Transient)
+        assert not isinstance(caught.value, CredentialsUnavailable)
+        assert "429 or 5xx" in str(caught.value) and "tried again later" in str(caught.value)
+        assert fake.counts["oauth_token"] >= 3  # google-auth's own retries came first
+        ok, detail = await gar.health()
+        assert not ok and "tried again later" in detail
+        fake.throttle("oauth_token", times=0)  # the endpoint is back
+        clock.now += 3  # past the credential cache's memory of the failure
+        await gar.catalog_listings("")  # the login works again
+
+
+def _source() -> GoogleTokenSource:
+    return GoogleTokenSource(GoogleAuth(AuthMode.ADC))
+
+
+def test_google_auth_errors_are_translated_by_what_happened() -> None:
+    from google.auth import exceptions as gexc
+
+    def raised_from(error: Exception, cause: Exception) -> Exception:
+        error.__cause__ = cause
+        return error
+
+    unreachable = gexc.TransportError("Connection refused")
+    metadata_down = raised_from(gexc.RefreshError(unreachable), unreachable)
+    no_account = gexc.TransportError(
+        "Failed to retrieve http://metadata/x from the Google Compute Engine metadata "
+        "service. Status: 404 Response:\nb'not found'"
+    )
+    busy_metadata = gexc.TransportError(
+        "Failed to retrieve x. Compute Engine Metadata server unavailable. Response status: 503"
+    )
+    for error, kind in [
+        (
+            gexc.RefreshError("temporarily_unavailable: busy", {}, retryable=True),
+            TokenEndpointUnavailable,
+        ),
+        (gexc.RefreshError("internal_failure", "<html>", retryable=True), TokenEndpointUnavailable),
+        (gexc.RefreshError("invalid_grant: Invalid JWT Signature.", {}), CredentialsUnavailable),
+        (gexc.RefreshError("invalid_scope", {}), CredentialsUnavailable),
+        (unreachable, ConnectionFailed),
+        (metadata_down, ConnectionFailed),
+        (raised_from(gexc.RefreshError(busy_metadata), busy_metadata), ConnectionFailed),
+        (raised_from(gexc.RefreshError(no_account), no_account), CredentialsUnavailable),
+    ]:
+        translated = _source()._translate(error)
+        assert type(translated) is kind, (error, translated)
+        assert isinstance(translated, Transient) is (kind is not CredentialsUnavailable)
+
+
+# -- the API client verifies TLS whatever the registry's insecure says ---------------------------
+
+
+async def test_the_api_client_verifies_tls_though_the_registry_is_insecure(
+    world: GoogleWorld, tmp_path: Path
+) -> None:
+    """The access token goes to the API endpoint: an https stand-in with a certificate
+    nobody trusts is refused, though the endpoint says ``insecure`` (for its registry)."""
+    cert, key = make_certificate("127.0.0.1", make_certificate("a CA nobody trusts"))
+    (tmp_path / "api.pem").write_bytes(pem(cert, key))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(tmp_path / "api.pem")
+    seen: list[str] = []
+
+    async def repositories(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Authorization", ""))
+        return web.json_response({"repositories": []})
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", repositories)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=context).start()
+    try:
+        config = world.config(api_endpoint=f"https://127.0.0.1:{port}")
+        assert config.insecure
+        async with GarAdapter(config, **FAST) as gar:
+            with pytest.raises(TlsError):
+                await gar.api().list_repositories(PROJECT, "us-central1")
+            assert gar.client_kwargs()["insecure"]  # the registry's connections: as configured
+    finally:
+        await runner.cleanup()
+    assert seen == []  # no token left this process for that host
