@@ -11,6 +11,7 @@ between the blob and the manifest (grace 0 allows that): it gets ``MANIFEST_BLOB
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import threading
@@ -19,6 +20,8 @@ from dataclasses import dataclass, field
 
 from registry.storage.gc import GcReport
 from tests.gc.support import Image, Rig, assert_pullable, layer, push_image, referenced
+from tests.support.client import client
+from tests.support.server import SeawallProcess
 
 WORKERS = 3
 ITERATIONS = 14
@@ -35,11 +38,14 @@ class Ledger:
     deleted: int = 0
 
 
-def worker(rig: Rig, n: int, ledger: Ledger) -> None:
+def worker(n: int, ledger: Ledger, nodes: list[SeawallProcess]) -> None:
+    """Push ``ITERATIONS`` images to ``conc/w<n>``, each through the next node in turn."""
     rng = random.Random(f"{SEED}-{n}")
     repo = f"conc/w{n}"
-    with rig.client() as c:
+    with contextlib.ExitStack() as stack:
+        clients = [stack.enter_context(client(p.url, "admin", p.admin_password)) for p in nodes]
         for i in range(ITERATIONS):
+            c = clients[(n + i) % len(clients)]
             blobs = [
                 json.dumps({"worker": n, "i": i}).encode(),
                 layer(f"w{n}-{i}", rng.choice([900, 1_050_000])),
@@ -66,6 +72,11 @@ def worker(rig: Rig, n: int, ledger: Ledger) -> None:
 
 
 def test_collections_during_pushes_and_deletes_lose_nothing(rig: Rig) -> None:
+    run(rig, [rig.server])
+
+
+def run(rig: Rig, nodes: list[SeawallProcess]) -> None:
+    """The scenario: workers push and delete through ``nodes`` while ``rig`` collects."""
     rig.collect()
     earlier = set(rig.stored())  # other tests' images on this registry
     ledger = Ledger()
@@ -75,7 +86,7 @@ def test_collections_during_pushes_and_deletes_lose_nothing(rig: Rig) -> None:
         pause_s = 0.15 if rig.backend == "filesystem" else 0.5
         collections = pool.submit(rig.collect_until, stop, pause_s)
         try:
-            for future in [pool.submit(worker, rig, n, ledger) for n in range(WORKERS)]:
+            for future in [pool.submit(worker, n, ledger, nodes) for n in range(WORKERS)]:
                 future.result(timeout=120)
         finally:
             stop.set()
