@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, cast
 
@@ -45,18 +47,22 @@ class Recorder:
         monkeypatch.setattr(http_auth, "verify_password", verify)
 
 
-async def _context(data: Path, passwords: VerifiedCache) -> RegistryContext:
+@asynccontextmanager
+async def _context(data: Path, passwords: VerifiedCache) -> AsyncIterator[RegistryContext]:
     engine = create_engine(f"sqlite+aiosqlite:///{data / 'accounts.db'}")
-    await init_schema(engine)
-    accounts = AccountStore(Database(engine), cache_ttl_seconds=0.0)
-    await accounts.create("alice", "user", hash_password("right"), [])
-    return RegistryContext(
-        content=cast(Any, None),
-        blobs=cast(Any, None),
-        accounts=accounts,
-        tokens=TokenIssuer(b"k" * 32),
-        passwords=passwords,
-    )
+    try:
+        await init_schema(engine)
+        accounts = AccountStore(Database(engine), cache_ttl_seconds=0.0)
+        await accounts.create("alice", "user", hash_password("right"), [])
+        yield RegistryContext(
+            content=cast(Any, None),
+            blobs=cast(Any, None),
+            accounts=accounts,
+            tokens=TokenIssuer(b"k" * 32),
+            passwords=passwords,
+        )
+    finally:
+        await engine.dispose()  # its connection threads end before the loop closes
 
 
 def test_password_checks_never_run_on_the_event_loop_thread(
@@ -66,13 +72,13 @@ def test_password_checks_never_run_on_the_event_loop_thread(
     passwords = VerifiedCache(throttle=LoginThrottle(burst=1000))
 
     async def scenario() -> tuple[int, list[object]]:
-        ctx = await _context(tmp_path, passwords)
-        logins = [check_basic(ctx, basic("alice", f"wrong-{i}")) for i in range(4)]
-        logins += [
-            check_basic(ctx, basic("nobody", "x")),
-            check_basic(ctx, basic("alice", "right")),
-        ]
-        return threading.get_ident(), list(await asyncio.gather(*logins))
+        async with _context(tmp_path, passwords) as ctx:
+            logins = [check_basic(ctx, basic("alice", f"wrong-{i}")) for i in range(4)]
+            logins += [
+                check_basic(ctx, basic("nobody", "x")),
+                check_basic(ctx, basic("alice", "right")),
+            ]
+            return threading.get_ident(), list(await asyncio.gather(*logins))
 
     loop_thread, results = asyncio.run(scenario())
     assert results[:5] == [None] * 5 and results[5] is not None
@@ -87,12 +93,12 @@ def test_a_flood_is_throttled_without_scrypt_and_a_known_client_still_gets_in(
     passwords = VerifiedCache(throttle=LoginThrottle(burst=5, refill_per_second=0.01))
 
     async def scenario() -> tuple[list[object], object, object]:
-        ctx = await _context(tmp_path, passwords)
-        assert await check_basic(ctx, basic("alice", "right"), "10.0.0.1") is not None
-        flood = [await check_basic(ctx, basic("alice", "bad"), "10.6.6.6") for _ in range(55)]
-        known = await check_basic(ctx, basic("alice", "right"), "10.0.0.1")  # remembered
-        other = await check_basic(ctx, basic("alice", "bad"), "10.0.0.2")  # account bucket empty
-        return flood, known, other
+        async with _context(tmp_path, passwords) as ctx:
+            assert await check_basic(ctx, basic("alice", "right"), "10.0.0.1") is not None
+            flood = [await check_basic(ctx, basic("alice", "bad"), "10.6.6.6") for _ in range(55)]
+            known = await check_basic(ctx, basic("alice", "right"), "10.0.0.1")  # remembered
+            other = await check_basic(ctx, basic("alice", "bad"), "10.0.0.2")  # account empty
+            return flood, known, other
 
     flood, known, other = asyncio.run(scenario())
     assert flood == [None] * 55
