@@ -37,7 +37,7 @@ from adapters.oci_layout_index import LAYOUT_FILE, RESERVED_NAMES
 __all__ = ["OciLayoutAdapter", "layout_root"]
 
 MAX_PATH_CHARS = 4096
-_CLIENT_OPTIONS = ("max_in_flight", "max_manifest_bytes", "resume_attempts")
+_CLIENT_OPTIONS = ("max_in_flight", "max_manifest_bytes", "max_index_bytes", "resume_attempts")
 
 
 def layout_root(url: str) -> str:

@@ -126,7 +126,9 @@ class LayoutBlobReader:
         what = f"reading blob {self._digest}"
         while self.position_bytes < self.size_bytes:
             want = min(chunk_bytes, self.size_bytes - self.position_bytes)
-            chunk = await self._runner.run(what, os.pread, self._fd, want, self.position_bytes)
+            # abandoned if cancelled: a pread stuck on a hung mount must not hold the run (the
+            # fd may be closed under it then; its result is dropped)
+            chunk = await self._runner.read(what, os.pread, self._fd, want, self.position_bytes)
             if not chunk:
                 raise DigestMismatch(
                     f"{what}: the file ends at byte {self.position_bytes} of {self.size_bytes}; "

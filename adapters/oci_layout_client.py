@@ -14,18 +14,26 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
 
-from adapters.oci.errors import DigestMismatch, NotFound, OciError, RequestRejected
+from adapters.oci.errors import DigestMismatch, NotFound, RequestRejected
 from adapters.oci.types import ClientStats, Descriptor, Manifest, ManifestRef
 from adapters.oci.uploads import OpenStream
 from adapters.oci_layout_blobs import BlobTransfers, LayoutBlobReader
 from adapters.oci_layout_fs import locked
-from adapters.oci_layout_index import LayoutFormatError, LayoutIndex, after_put, descriptor
+from adapters.oci_layout_index import (
+    JsonTooDeep,
+    LayoutFormatError,
+    LayoutIndex,
+    after_put,
+    descriptor,
+    load_json,
+)
 from adapters.oci_layout_io import LayoutRunner
 from adapters.oci_layout_refs import check_references, is_referrer, listed_by_an_index, referrer
 from adapters.oci_layout_store import Layout, LayoutStore, repository_parts
@@ -73,10 +81,13 @@ class OciLayoutClient:
         *,
         max_in_flight: int = 16,
         max_manifest_bytes: int = 8 * MiB,
+        max_index_bytes: int = 8 * MiB,
         resume_attempts: int = 5,
     ) -> None:
         self.root = root
-        self.store = LayoutStore(root, max_manifest_bytes=max_manifest_bytes)
+        self.store = LayoutStore(
+            root, max_manifest_bytes=max_manifest_bytes, max_index_bytes=max_index_bytes
+        )
         self.max_manifest_bytes = max_manifest_bytes
         self.resume_attempts = resume_attempts
         self._io = LayoutRunner(max_in_flight)
@@ -106,7 +117,7 @@ class OciLayoutClient:
 
     async def catalog(self, page_size: int = 1000) -> list[str]:
         """Every repository: directories under the root holding an image layout."""
-        return await self._io.run(f"listing {self.root}", self.store.catalog, "")
+        return await self._io.read(f"listing {self.root}", self.store.catalog, "")
 
     async def catalog_listings(self, prefix: str = "", page_size: int = 1000) -> CatalogListings:
         """The repositories whose names start with ``prefix``, each with its tags and the
@@ -120,11 +131,11 @@ class OciLayoutClient:
                 try:
                     with self.store.open(name) as layout:
                         found[name] = _tag_refs(layout.index())
-                except (OciError, OSError, LayoutFormatError):
+                except Exception:  # an OciError, OSError, bad file: whatever it is
                     continue  # list_tag_refs says why, for this repository alone
             return names, found
 
-        return await self._io.run(f"listing {self.root}", listings)
+        return await self._io.read(f"listing {self.root}", listings)
 
     async def list_tags(self, repo: str, page_size: int = 1000) -> list[str]:
         return (await self.list_tag_refs(repo))[0]
@@ -135,11 +146,14 @@ class OciLayoutClient:
         return await self._read(repo, "listing tags", lambda layout: _tag_refs(layout.index()))
 
     async def _read(self, repo: str, what: str, fn: Callable[[Layout], Any]) -> Any:
+        """``fn(layout)`` in a worker thread, abandoned if the caller is cancelled: ``fn`` only
+        reads, and the layout is closed when it returns."""
+
         def call() -> Any:
             with self.store.open(repo) as layout:
                 return fn(layout)
 
-        return await self._io.run(f"{what} of {self.store.where(repo)}", call)
+        return await self._io.read(f"{what} of {self.store.where(repo)}", call)
 
     # -- manifests ---------------------------------------------------------------------------
 
@@ -184,6 +198,12 @@ class OciLayoutClient:
                     f"manifest {reference} is not in {layout.where}", code="MANIFEST_UNKNOWN"
                 )
             data = layout.read_blob(_digest(found.digest), self.max_manifest_bytes)
+            try:  # what the engine is given parses within Python's recursion limit
+                load_json(data, f"manifest {found.digest} in {layout.where}")
+            except JsonTooDeep:
+                raise
+            except LayoutFormatError:
+                pass  # not JSON: the engine says so (as of any registry's)
             return Manifest(data, found.media_type, found.digest)
 
         return await self._read(repo, f"reading manifest {reference}", get)
@@ -197,6 +217,12 @@ class OciLayoutClient:
         digest = Digest(algorithm, hashlib.new(algorithm, data).hexdigest())
         if isinstance(ref, Digest) and ref != digest:
             raise DigestMismatch(f"manifest for {repo}@{ref} hashes to {digest}")
+        if len(data) > self.max_manifest_bytes:  # it could not be read back
+            raise RequestRejected(
+                f"manifest for {repo}:{reference} is {len(data)} bytes, more than the "
+                f"{self.max_manifest_bytes} a layout manifest may have",
+                code="MANIFEST_INVALID",
+            )
         try:
             parsed = parse_manifest(data, media_type)
         except RegistryError as e:
@@ -333,12 +359,27 @@ class OciLayoutClient:
     ) -> AsyncIterator[LayoutBlobReader]:
         """Read a blob from ``offset`` in chunks, never whole."""
         d = _digest(digest)
+        handoff = threading.Lock()
+        opened: list[int] = []  # the fd, once the worker thread has it
+        abandoned = False
 
         def open_blob(layout: Layout) -> tuple[int, int]:
-            fd = layout.open_blob(d)
-            return fd, os.fstat(fd).st_size
+            fd, size = layout.open_blob(d)
+            with handoff:
+                if abandoned:  # the caller was cancelled meanwhile: nobody will close it
+                    os.close(fd)
+                else:
+                    opened.append(fd)
+            return fd, size
 
-        fd, size = await self._read(repo, f"opening blob {digest}", open_blob)
+        try:
+            fd, size = await self._read(repo, f"opening blob {digest}", open_blob)
+        except BaseException:
+            with handoff:
+                abandoned = True
+                for fd in opened:
+                    os.close(fd)
+            raise
         reader = LayoutBlobReader(self._io, fd, d, size, offset)
         try:
             if not 0 <= offset <= size:

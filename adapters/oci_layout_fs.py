@@ -5,8 +5,10 @@ Blocking calls: run them in a worker thread. Directories are walked component by
 with ``openat(O_NOFOLLOW | O_DIRECTORY)``, so a symlink anywhere below the root (to ``/etc``, to
 another disk) is refused (``ELOOP``), not followed, and a path cannot change under a walk. Files
 are written to a temporary name in the same directory (dot-prefixed: never a repository name),
-fsynced and renamed into place; the directory is fsynced after. Raw :class:`OSError`\\ s leave
-this module: the client translates them once.
+fsynced and renamed into place; the directory is fsynced after. Files are opened
+``O_NONBLOCK`` and checked with ``fstat`` before a byte is read: a named pipe, device or socket
+where a layout file belongs is refused (:class:`NotRegularFile`), never waited on. Raw
+:class:`OSError`\\ s leave this module: the client translates them once.
 """
 
 from __future__ import annotations
@@ -25,11 +27,13 @@ __all__ = [
     "FILE_FLAGS",
     "FILE_MODE",
     "FileTooLarge",
+    "NotRegularFile",
     "StatKey",
     "file_key",
     "fsync_dir",
     "locked",
     "open_dir",
+    "open_regular",
     "open_root",
     "read_fd",
     "read_file",
@@ -40,7 +44,9 @@ __all__ = [
 ]
 
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+#: ``O_NONBLOCK``: opening a named pipe must not wait for a writer (it is refused after
+#: ``fstat``; regular files ignore the flag). ``O_NOCTTY``: a terminal never becomes ours.
+FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
 DIR_MODE = 0o755
 FILE_MODE = 0o644
 
@@ -51,6 +57,28 @@ StatKey = tuple[int, int, int, int, int]
 
 class FileTooLarge(OSError):
     """A file is larger than the caller reads whole."""
+
+
+class NotRegularFile(OSError):
+    """A named pipe, device, socket or directory where a regular file belongs."""
+
+    def __init__(self, name: str, mode: int | None) -> None:
+        super().__init__(errno.EINVAL, f"is {_kind(mode)}, not a regular file", name)
+
+
+def _kind(mode: int | None) -> str:
+    if mode is None:
+        return "a socket or device"
+    for test, kind in (
+        (stat.S_ISFIFO, "a named pipe (FIFO)"),
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return kind
+    return "a special file"
 
 
 def open_root(path: str) -> int:
@@ -120,7 +148,7 @@ def regular_size(dir_fd: int, name: str) -> int | None:
     if stat.S_ISLNK(st.st_mode):
         raise OSError(errno.ELOOP, "is a symbolic link (not followed)", name)
     if not stat.S_ISREG(st.st_mode):
-        raise OSError(errno.EISDIR, "is not a regular file", name)
+        raise NotRegularFile(name, st.st_mode)
     return st.st_size
 
 
@@ -141,16 +169,38 @@ def read_fd(fd: int, size_bytes: int) -> bytes:
     return b"".join(parts)
 
 
+def open_regular(dir_fd: int, name: str) -> tuple[int, os.stat_result]:
+    """An fd of the regular file ``name`` (not through a symlink) and its ``fstat``. Never
+    blocks on what is not a regular file: the open does not wait (``O_NONBLOCK``), and the
+    ``fstat`` of what was opened decides (no window between a check and the open).
+
+    :raises NotRegularFile: a named pipe, device, socket or directory is there.
+    """
+    try:
+        fd = os.open(name, FILE_FLAGS, dir_fd=dir_fd)
+    except OSError as e:
+        if e.errno == errno.ENXIO:  # a socket (or a device without its driver)
+            raise NotRegularFile(name, None) from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFile(name, st.st_mode)
+        os.set_blocking(fd, True)  # a regular file: reads as usual
+        return fd, st
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def read_file(dir_fd: int, name: str, max_bytes: int) -> tuple[bytes, StatKey]:
     """The whole regular file ``name`` (not through a symlink) and its stat key.
 
     :raises FileTooLarge: it is larger than ``max_bytes``.
+    :raises NotRegularFile: it is not a regular file.
     """
-    fd = os.open(name, FILE_FLAGS, dir_fd=dir_fd)
+    fd, st = open_regular(dir_fd, name)
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise OSError(errno.EISDIR, "is not a regular file", name)
         if st.st_size > max_bytes:
             raise FileTooLarge(errno.EFBIG, f"is larger than {max_bytes} bytes", name)
         return read_fd(fd, st.st_size), stat_key(st)

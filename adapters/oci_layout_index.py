@@ -12,11 +12,17 @@ tag (skopeo, umoci and oras write the bare tag there); one without it is an unta
 referrer, a manifest pushed by digest). :class:`LayoutIndex` reads such a file without losing
 anything it does not understand: fields, annotations and descriptors it cannot parse are written
 back unchanged.
+
+Every JSON document of a layout (``index.json``, ``oci-layout``, a manifest blob) is read with
+:func:`load_json`: at most :data:`MAX_JSON_DEPTH` levels deep, and a document that is not JSON
+or nests deeper (``[[[[…``) is a :class:`LayoutFormatError` naming the file, never a
+``RecursionError``. Sizes are bounded by the reader (:mod:`adapters.oci_layout_store`).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,9 +36,11 @@ __all__ = [
     "INDEX_FILE",
     "LAYOUT_FILE",
     "LAYOUT_FILE_BYTES",
+    "MAX_JSON_DEPTH",
     "REF_NAME",
     "RESERVED_NAMES",
     "IndexEntry",
+    "JsonTooDeep",
     "LayoutFormatError",
     "LayoutIndex",
     "ManifestSummary",
@@ -40,6 +48,7 @@ __all__ = [
     "check_layout_file",
     "descriptor",
     "empty_index_bytes",
+    "load_json",
     "summarize",
 ]
 
@@ -50,11 +59,56 @@ BLOBS_DIR = "blobs"
 #: names a layout uses for itself: no repository path component may be one of them
 RESERVED_NAMES = frozenset({BLOBS_DIR, INDEX_FILE, LAYOUT_FILE})
 LAYOUT_FILE_BYTES = b'{"imageLayoutVersion":"1.0.0"}'
+#: nesting levels a layout's JSON may have (an image index with platforms and annotations has
+#: 4; the bound keeps parsing and everything that walks the result off Python's recursion limit)
+MAX_JSON_DEPTH = 64
 
 
 class LayoutFormatError(ValueError):
     """A layout file is not what the image-layout spec says it must be; the message says which
     file and why."""
+
+
+class JsonTooDeep(LayoutFormatError):
+    """A JSON document nests arrays or objects more than :data:`MAX_JSON_DEPTH` levels deep."""
+
+
+def load_json(data: bytes, where: str) -> Any:
+    """``data`` parsed. :raises LayoutFormatError: not JSON (UTF-8), or nested more than
+    :data:`MAX_JSON_DEPTH` levels deep (the message names ``where``)."""
+    try:
+        deep = _nests_deeper(data, MAX_JSON_DEPTH)
+        doc = None if deep else json.loads(data)
+    except RecursionError:
+        deep = True
+    except (ValueError, UnicodeDecodeError) as e:
+        raise LayoutFormatError(f"{where} is not valid JSON ({str(e)[:200]})") from None
+    if deep:
+        raise JsonTooDeep(
+            f"{where} nests JSON more than {MAX_JSON_DEPTH} levels deep: it is not an OCI "
+            "document (damaged, or not written by an OCI tool)"
+        )
+    return doc
+
+
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+_LEAF_PAIRS = re.compile(rb"\[\]|\{\}")
+
+
+def _nests_deeper(data: bytes, limit: int) -> bool:
+    """Whether the JSON text ``data`` nests arrays or objects more than ``limit`` levels
+    deep, found before it is parsed, at C speed: with the strings and everything but the
+    brackets removed, each pass takes away the innermost pairs (one level everywhere)."""
+    brackets = _STRING.sub(b"", data).translate(None, _NOT_BRACKET)
+    for _ in range(limit):
+        if not brackets:
+            return False
+        inner = _LEAF_PAIRS.sub(b"", brackets)
+        if len(inner) == len(brackets):
+            return False  # unbalanced: not JSON, which the parser says (or finds too deep)
+        brackets = inner
+    return bool(brackets)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,11 +164,9 @@ class LayoutIndex:
 
     @classmethod
     def parse(cls, data: bytes, where: str) -> LayoutIndex:
-        """:raises LayoutFormatError: not JSON, not an object, or ``manifests`` not a list."""
-        try:
-            doc = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as e:
-            raise LayoutFormatError(f"{where} is not valid JSON ({e})") from None
+        """:raises LayoutFormatError: not JSON, nested too deeply, not an object, or
+        ``manifests`` not a list."""
+        doc = load_json(data, where)
         if not isinstance(doc, dict):
             raise LayoutFormatError(f"{where} is not a JSON object (an OCI image index)")
         manifests = doc.get("manifests")
@@ -224,9 +276,9 @@ def empty_index_bytes() -> bytes:
 def check_layout_file(data: bytes, where: str) -> None:
     """:raises LayoutFormatError: ``oci-layout`` is not ``{"imageLayoutVersion": "1.x.y"}``."""
     try:
-        doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        doc = None
+        doc = load_json(data, where)
+    except LayoutFormatError as e:
+        raise LayoutFormatError(f"{e}: not an OCI image layout") from None
     version = doc.get("imageLayoutVersion") if isinstance(doc, dict) else None
     if not isinstance(version, str):
         raise LayoutFormatError(f"{where} has no imageLayoutVersion: not an OCI image layout")
@@ -248,6 +300,12 @@ class ManifestSummary:
     annotations: Mapping[str, str] | None = None
     children: tuple[str, ...] = ()
 
+    @property
+    def cost_bytes(self) -> int:
+        """Roughly what keeping it costs (the summary cache is bounded by this)."""
+        notes = sum(len(k) + len(v) for k, v in (self.annotations or {}).items())
+        return 200 + notes + 100 * len(self.children)
+
 
 def _digest_in(value: object) -> str | None:
     if isinstance(value, dict) and isinstance(value.get("digest"), str):
@@ -258,10 +316,12 @@ def _digest_in(value: object) -> str | None:
 
 def summarize(data: bytes) -> ManifestSummary | None:
     """The summary of ``data`` if it is a manifest or an index (schema version 2, a known
-    media type or the shape of one), else None (a config, a layer, anything else)."""
+    media type or the shape of one), else None (a config, a layer, anything else: also what
+    is not JSON or nests too deeply). Annotations are kept only as strings (what the spec
+    allows, and all the engine is given)."""
     try:
-        doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+        doc = load_json(data, "a blob")
+    except LayoutFormatError:
         return None
     if not isinstance(doc, dict) or doc.get("schemaVersion") != 2:
         return None
@@ -279,6 +339,8 @@ def summarize(data: bytes) -> ManifestSummary | None:
     if not isinstance(artifact_type, str):
         artifact_type = config_type if isinstance(config_type, str) else None
     annotations = doc.get("annotations")
+    if isinstance(annotations, dict):
+        annotations = {k: v for k, v in annotations.items() if isinstance(v, str)}
     children = [_digest_in(m) for m in doc["manifests"]] if is_index else []
     return ManifestSummary(
         media_type=media_type,

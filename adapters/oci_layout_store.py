@@ -9,7 +9,10 @@ Guarantees: a path is built only from a validated repository name and a parsed d
 following symlinks (:mod:`adapters.oci_layout_fs`); a blob appears under its digest only once
 its bytes hashed to it and reached the disk; ``index.json`` and ``oci-layout`` are replaced
 whole. ``index.json`` is read once per change (cached by its stat key); manifest summaries are
-cached by digest (content addressed: the same bytes everywhere).
+cached by digest (content addressed: the same bytes everywhere). What is read is bounded: only
+regular files (a named pipe or device is refused, never waited on), ``index.json`` up to
+``max_index_bytes``, manifests up to ``max_manifest_bytes``, JSON at most
+:data:`~adapters.oci_layout_index.MAX_JSON_DEPTH` levels deep.
 """
 
 from __future__ import annotations
@@ -24,11 +27,12 @@ from typing import Literal
 from adapters.oci.errors import NotFound, RequestRejected
 from adapters.oci_layout_blobs import BlobWriter, check_digest
 from adapters.oci_layout_fs import (
-    FILE_FLAGS,
     FileTooLarge,
+    NotRegularFile,
     StatKey,
     file_key,
     open_dir,
+    open_regular,
     open_root,
     read_fd,
     read_file,
@@ -41,6 +45,7 @@ from adapters.oci_layout_index import (
     LAYOUT_FILE,
     LAYOUT_FILE_BYTES,
     RESERVED_NAMES,
+    LayoutFormatError,
     LayoutIndex,
     ManifestSummary,
     check_layout_file,
@@ -54,7 +59,9 @@ __all__ = ["Layout", "LayoutStore", "LinkResult", "repository_parts"]
 
 MiB = 1 << 20
 MAX_WALK_DIRS = 100_000  # directories a catalog walk visits at most
+MAX_LAYOUT_FILE_BYTES = 64 * 1024  # oci-layout: {"imageLayoutVersion": "1.0.0"}
 _SUMMARY_CACHE_ENTRIES = 50_000
+_SUMMARY_CACHE_BYTES = 64 * MiB
 LinkResult = Literal["linked", "absent", "unlinkable"]
 
 
@@ -80,13 +87,16 @@ class LayoutStore:
     """The root directory and what is cached about its layouts."""
 
     def __init__(
-        self, root: str, *, max_manifest_bytes: int = 8 * MiB, max_index_bytes: int = 64 * MiB
+        self, root: str, *, max_manifest_bytes: int = 8 * MiB, max_index_bytes: int = 8 * MiB
     ) -> None:
         self.root = root
         self.max_manifest_bytes = max_manifest_bytes
+        #: parsing JSON takes up to ~30 times its size in memory: 8 MiB (some 40 000 tagged
+        #: descriptors) is a few hundred MiB at worst
         self.max_index_bytes = max_index_bytes
         self._indexes: dict[str, tuple[StatKey, LayoutIndex]] = {}
         self._summaries: dict[str, ManifestSummary | None] = {}
+        self._summary_bytes = 0
 
     def where(self, repo: str = "") -> str:
         return os.path.join(self.root, repo) if repo else self.root
@@ -130,6 +140,7 @@ class LayoutStore:
         """Drop the caches (the next reads go to the files)."""
         self._indexes.clear()
         self._summaries.clear()
+        self._summary_bytes = 0
 
     def cached_index(self, repo: str, key: StatKey) -> LayoutIndex | None:
         found = self._indexes.get(repo)
@@ -143,9 +154,13 @@ class LayoutStore:
         return (key in self._summaries, self._summaries.get(key))
 
     def remember_summary(self, digest: Digest, summary: ManifestSummary | None) -> None:
-        if len(self._summaries) >= _SUMMARY_CACHE_ENTRIES:
+        cost = summary.cost_bytes if summary is not None else 100
+        full = self._summary_bytes + cost > _SUMMARY_CACHE_BYTES
+        if full or len(self._summaries) >= _SUMMARY_CACHE_ENTRIES:
             self._summaries.clear()
+            self._summary_bytes = 0
         self._summaries[str(digest)] = summary
+        self._summary_bytes += cost
 
     def catalog(self, prefix: str = "") -> list[str]:
         """Repositories under the root whose names start with ``prefix``: directories that hold
@@ -205,6 +220,10 @@ class LayoutStore:
                 stack.append((open_dir(fd, [name]), child))
 
 
+def _blob_path(digest: Digest) -> str:
+    return f"{BLOBS_DIR}/{digest.algorithm}/{digest.encoded}"
+
+
 def _is_file(dir_fd: int, name: str) -> bool:
     try:
         return regular_size(dir_fd, name) is not None
@@ -224,20 +243,38 @@ class Layout:
     def where(self) -> str:
         return self.store.where(self.repo)
 
-    def check(self) -> None:
-        """:raises NotFound: no ``oci-layout`` here. :raises LayoutFormatError: a bad one."""
+    @contextlib.contextmanager
+    def _named(self, rel: str) -> Iterator[None]:
+        """A :class:`NotRegularFile` raised inside names the file by its whole path."""
         try:
-            data, _ = read_file(self.fd, LAYOUT_FILE, 64 * 1024)
+            yield
+        except NotRegularFile as e:
+            e.filename = f"{self.where}/{rel}"
+            raise
+
+    def check(self) -> None:
+        """:raises NotFound: no ``oci-layout`` here. :raises LayoutFormatError: a bad one (too
+        large, not JSON). :raises NotRegularFile: not a regular file."""
+        where = f"{self.where}/{LAYOUT_FILE}"
+        try:
+            with self._named(LAYOUT_FILE):
+                data, _ = read_file(self.fd, LAYOUT_FILE, MAX_LAYOUT_FILE_BYTES)
         except FileNotFoundError:
             raise NotFound(
                 f"repository {self.repo}: {self.where} is not an OCI image layout (no "
                 f"{LAYOUT_FILE} file)",
                 code="NAME_UNKNOWN",
             ) from None
-        check_layout_file(data, f"{self.where}/{LAYOUT_FILE}")
+        except FileTooLarge:
+            raise LayoutFormatError(
+                f"{where} is larger than {MAX_LAYOUT_FILE_BYTES} bytes: not an OCI image layout"
+            ) from None
+        check_layout_file(data, where)
 
     def ensure(self) -> None:
-        if regular_size(self.fd, LAYOUT_FILE) is not None:
+        with self._named(LAYOUT_FILE):
+            present = regular_size(self.fd, LAYOUT_FILE) is not None
+        if present:
             self.check()
             return
         os.close(open_dir(self.fd, [BLOBS_DIR, "sha256"], create=True))
@@ -249,7 +286,8 @@ class Layout:
     def index(self) -> LayoutIndex:
         """``index.json`` as it is now (a missing one reads as empty).
 
-        :raises LayoutFormatError: it is not an image index.
+        :raises LayoutFormatError: it is not an image index, or larger than the store reads.
+        :raises NotRegularFile: it is not a regular file.
         """
         key = file_key(self.fd, INDEX_FILE)
         if key is None:
@@ -257,8 +295,17 @@ class Layout:
         cached = self.store.cached_index(self.repo, key)
         if cached is not None:
             return cached
-        data, key = read_file(self.fd, INDEX_FILE, self.store.max_index_bytes)
-        index = LayoutIndex.parse(data, f"{self.where}/{INDEX_FILE}")
+        where = f"{self.where}/{INDEX_FILE}"
+        limit = self.store.max_index_bytes
+        try:
+            with self._named(INDEX_FILE):
+                data, key = read_file(self.fd, INDEX_FILE, limit)
+        except FileTooLarge:
+            raise LayoutFormatError(
+                f"{where} is larger than {limit} bytes, more than Seawall reads: remove "
+                "stale tags (umoci rm), or spread the tags over more repositories"
+            ) from None
+        index = LayoutIndex.parse(data, where)
         self.store.remember_index(self.repo, key, index)
         return index
 
@@ -279,17 +326,21 @@ class Layout:
         if fd is None:
             return None
         try:
-            return regular_size(fd, digest.encoded)
+            with self._named(_blob_path(digest)):
+                return regular_size(fd, digest.encoded)
         finally:
             os.close(fd)
 
-    def open_blob(self, digest: Digest) -> int:
-        """An fd of the blob's file. :raises NotFound: no such blob in this layout."""
+    def open_blob(self, digest: Digest) -> tuple[int, int]:
+        """An fd of the blob's file and its size. :raises NotFound: no such blob in this
+        layout. :raises NotRegularFile: a named pipe, device or directory is there."""
         fd = self._blob_dir(digest)
         try:
             if fd is None:
                 raise FileNotFoundError
-            return os.open(digest.encoded, FILE_FLAGS, dir_fd=fd)
+            with self._named(_blob_path(digest)):
+                blob, st = open_regular(fd, digest.encoded)
+            return blob, st.st_size
         except FileNotFoundError:
             raise NotFound(f"blob {digest} is not in {self.where}", code="BLOB_UNKNOWN") from None
         finally:
@@ -298,9 +349,8 @@ class Layout:
 
     def read_blob(self, digest: Digest, max_bytes: int) -> bytes:
         """The blob's bytes, verified. :raises NotFound, DigestMismatch, FileTooLarge:"""
-        fd = self.open_blob(digest)
+        fd, size = self.open_blob(digest)
         try:
-            size = os.fstat(fd).st_size
             if size > max_bytes:
                 raise FileTooLarge(errno.EFBIG, f"is larger than {max_bytes} bytes", str(digest))
             data = read_fd(fd, size)
@@ -321,7 +371,7 @@ class Layout:
         if size > self.store.max_manifest_bytes:
             summary = None
         else:
-            fd = self.open_blob(digest)
+            fd, _ = self.open_blob(digest)
             try:
                 looks_like_json = os.pread(fd, 64, 0).lstrip().startswith(b"{")
             finally:
@@ -342,8 +392,9 @@ class Layout:
         if src is None:
             return "absent"
         try:
-            if regular_size(src, digest.encoded) is None:
-                return "absent"
+            with source._named(_blob_path(digest)):
+                if regular_size(src, digest.encoded) is None:
+                    return "absent"
             dst = self._blob_dir(digest, create=True)
             assert dst is not None
             try:

@@ -10,6 +10,8 @@ import errno
 import hashlib
 import json
 import os
+import threading
+import time
 import tracemalloc
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,12 +21,21 @@ import anyio
 import pytest
 
 from adapters.base import EndpointConfig, InvalidEndpoint, InvalidRepositoryName, RegistryAdapter
-from adapters.oci.errors import DigestMismatch, NotFound, RequestRejected, Transient
+from adapters.oci.errors import (
+    DigestMismatch,
+    NotFound,
+    OciError,
+    ProtocolError,
+    RequestRejected,
+    Transient,
+)
 from adapters.oci_layout import OciLayoutAdapter, layout_root
+from adapters.oci_layout_store import Layout
 from adapters.testing import AdapterConformance, byte_source, push_blob, push_image, read_blob
 from registry.oci import mediatypes as mt
 from tests.replication.roundtrip import round_trip
-from tests.replication.support import api
+from tests.replication.support import add_policy, api, digest_of, dumps, run
+from tests.support.client import client
 from tests.support.server import SeawallProcess
 
 REF_NAME = "org.opencontainers.image.ref.name"
@@ -523,3 +534,265 @@ async def test_index_json_lists_the_roots_only(adapter: OciLayoutAdapter, root: 
     assert (layout / "index.json").stat().st_ino == written  # not even rewritten
     found = await client.referrers("team/app", child)
     assert [d.digest for d in found or []] == [signature]
+
+
+# -- what a damaged or hostile layout cannot do: hang a worker, crash a run --------------------
+
+NOT_REGULAR = "not a regular file"
+DEEP = "nests JSON more than 64 levels deep"
+
+
+def blob_path(layout: Path, digest: str) -> Path:
+    return layout / "blobs" / "sha256" / digest.split(":")[1]
+
+
+def replace_with_fifo(path: Path) -> None:
+    path.unlink()
+    os.mkfifo(path)
+
+
+@pytest.mark.anyio
+async def test_a_fifo_as_index_json_or_oci_layout_is_refused_not_waited_on(
+    adapter: OciLayoutAdapter, root: Path
+) -> None:
+    """Opening a named pipe waits for a writer: it must be refused instead, at once."""
+    client = adapter.client()
+    await push_image(adapter, "team/app", "v1")
+    await push_image(adapter, "team/lib", "v1")
+    replace_with_fifo(root / "team" / "app" / "index.json")
+    replace_with_fifo(root / "team" / "lib" / "oci-layout")
+    with anyio.fail_after(5):
+        with pytest.raises(
+            ProtocolError, match=f"team/app/index.json is a named pipe.*{NOT_REGULAR}"
+        ):
+            await client.list_tag_refs("team/app")
+        with pytest.raises(ProtocolError, match=NOT_REGULAR):
+            await client.get_manifest("team/app", "v1")
+        with pytest.raises(ProtocolError, match="team/lib/oci-layout is a named pipe"):
+            await client.list_tag_refs("team/lib")
+        names, found = await client.catalog_listings()  # listed without its tags
+    assert names == ["team/app"] and found == {}  # team/lib: no oci-layout file, no layout
+    (root / "team" / "app" / "index.json").unlink()
+    (root / "team" / "app" / "index.json").mkdir()
+    with anyio.fail_after(5), pytest.raises(ProtocolError, match="is a directory, not a regular"):
+        await client.list_tag_refs("team/app")
+
+
+@pytest.mark.anyio
+async def test_a_fifo_as_a_blob_is_refused_not_waited_on(
+    adapter: OciLayoutAdapter, root: Path
+) -> None:
+    client = adapter.client()
+    digest, _ = await push_image(adapter, "team/app", "v1")
+    signature, _ = await push_image(adapter, "team/app", None, subject=digest)
+    manifest = json.loads((await client.get_manifest("team/app", "v1")).data)
+    layer = manifest["layers"][0]["digest"]
+    layout = root / "team" / "app"
+    replace_with_fifo(blob_path(layout, layer))
+    replace_with_fifo(blob_path(layout, signature))
+    with anyio.fail_after(5):
+        with pytest.raises(ProtocolError, match=f"blobs/sha256/{layer[7:]} is a named pipe"):
+            await read_blob(adapter, "team/app", layer)
+        with pytest.raises(ProtocolError, match=NOT_REGULAR):
+            await client.head_blob("team/app", layer)
+        with pytest.raises(ProtocolError, match=NOT_REGULAR):
+            await client.mount_blob("team/other", layer, "team/app")
+        with pytest.raises(ProtocolError, match=NOT_REGULAR):  # the referrers scan reads it
+            await client.referrers("team/app", digest)
+        with pytest.raises(ProtocolError, match=NOT_REGULAR):
+            await client.get_manifest("team/app", signature)
+    assert await client.list_tags("team/app") == ["v1"]  # the rest of the layout still works
+
+
+@pytest.mark.anyio
+async def test_a_blocked_read_is_abandoned_on_cancel_and_a_write_is_not(
+    adapter: OciLayoutAdapter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read stuck in the kernel (a hung network mount) must not hold a run that is stopped;
+    a write that started finishes (index.json is never left half-updated)."""
+    client = adapter.client()
+    _, data = await push_image(adapter, "team/app", "v1")
+    release = threading.Event()
+    index, write_index = Layout.index, Layout.write_index
+
+    def stuck_index(self: Layout) -> Any:
+        release.wait(30)
+        return index(self)
+
+    monkeypatch.setattr(Layout, "index", stuck_index)
+    started = time.monotonic()
+    with anyio.move_on_after(0.3) as scope:
+        await client.list_tag_refs("team/app")
+    assert scope.cancelled_caught and time.monotonic() - started < 2
+    release.set()
+    monkeypatch.setattr(Layout, "index", index)
+
+    release.clear()
+
+    def slow_write(self: Layout, new: Any) -> None:
+        release.wait(30)
+        write_index(self, new)
+
+    monkeypatch.setattr(Layout, "write_index", slow_write)
+    timer = threading.Timer(1.0, release.set)
+    timer.start()
+    started = time.monotonic()
+    with anyio.move_on_after(0.2):
+        await client.put_manifest("team/app", "v2", data, mt.OCI_MANIFEST)
+    assert time.monotonic() - started >= 0.9  # waited for the write to finish
+    timer.join()
+    assert await client.list_tags("team/app") == ["v1", "v2"]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        (b"[" * 200_000, DEEP),
+        (b'{"manifests":' + b"[" * 200_000, DEEP),
+        (b'{"manifests":[' + b'{"a":' * 100 + b"1" + b"}" * 100 + b"]}", DEEP),
+        (b'{"manifests": [}', "is not valid JSON"),
+        (None, "is larger than 8388608 bytes"),  # 9 MiB, sparse
+    ],
+)
+async def test_deep_or_oversized_index_json_is_a_protocol_error(
+    adapter: OciLayoutAdapter, root: Path, content: bytes | None, says: str
+) -> None:
+    client = adapter.client()
+    await push_image(adapter, "team/app", "v1")
+    path = root / "team" / "app" / "index.json"
+    if content is None:
+        os.truncate(path, 9 << 20)
+    else:
+        path.write_bytes(content)
+    with pytest.raises(ProtocolError, match=f"team/app/index.json {says}"):
+        await client.list_tag_refs("team/app")
+    with pytest.raises(ProtocolError, match=says):
+        await client.referrers("team/app", sha256(b"x"))
+    with pytest.raises(ProtocolError, match=says):  # a destination refuses it the same way
+        await push_image(adapter, "team/app", "v2")
+    assert await client.catalog_listings() == (["team/app"], {})
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        (b"[" * 50_000, DEEP),
+        (b'{"imageLayoutVersion":"1.0.0","x":' + b"[" * 100 + b"]" * 100 + b"}", DEEP),
+        (b" " * 70_000 + b'{"imageLayoutVersion":"1.0.0"}', "is larger than 65536 bytes"),
+    ],
+)
+async def test_deep_or_oversized_oci_layout_is_a_protocol_error(
+    adapter: OciLayoutAdapter, root: Path, content: bytes, says: str
+) -> None:
+    await push_image(adapter, "team/app", "v1")
+    (root / "team" / "app" / "oci-layout").write_bytes(content)
+    with pytest.raises(ProtocolError, match=f"team/app/oci-layout {says}"):
+        await adapter.client().list_tag_refs("team/app")
+    with pytest.raises(ProtocolError, match=says):
+        await adapter.prepare_repository("team/app")
+    assert await adapter.client().catalog_listings() == (["team/app"], {})
+
+
+@pytest.mark.anyio
+async def test_deep_manifests_are_not_summarized_nor_passed_on(
+    adapter: OciLayoutAdapter, root: Path
+) -> None:
+    """Manifests read from blobs (to resolve, to find referrers) are bounded the same way;
+    the engine is never handed JSON it cannot parse within Python's recursion limit."""
+    client = adapter.client()
+    subject, _ = await push_image(adapter, "team/app", "v1")
+    ref = {"mediaType": mt.OCI_MANIFEST, "digest": subject, "size": 1}
+    layout = root / "team" / "app"
+    index = index_json(layout)
+    for depth in (100, 200_000):
+        deep = b'{"schemaVersion":2,"mediaType":"%s","subject":%s' % (
+            mt.OCI_MANIFEST.encode(),
+            json.dumps(ref).encode(),
+        )
+        deep += b',"annotations":{"x":' + b"[" * depth + b"]" * depth + b"}}"
+        blob_path(layout, sha256(deep)).write_bytes(deep)
+        index["manifests"].append(
+            {
+                "mediaType": mt.OCI_MANIFEST,
+                "digest": sha256(deep),
+                "size": len(deep),
+                "annotations": {REF_NAME: f"deep{depth}"},
+            }
+        )
+    odd = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": mt.OCI_MANIFEST,
+            "artifactType": "application/example",
+            "config": {"mediaType": mt.OCI_EMPTY, "digest": subject, "size": 2},
+            "layers": [],
+            "subject": ref,
+            "annotations": {"ok": "yes", "no": {"a": [1]}},
+        }
+    ).encode()
+    blob_path(layout, sha256(odd)).write_bytes(odd)
+    index["manifests"].append({"digest": sha256(odd)})  # no media type: summarized
+    (layout / "index.json").write_text(json.dumps(index))
+    found = await client.referrers("team/app", subject)
+    assert [(d.digest, d.annotations) for d in found or []] == [(sha256(odd), {"ok": "yes"})]
+    for depth in (100, 200_000):
+        with pytest.raises(ProtocolError, match=DEEP):
+            await client.get_manifest("team/app", f"deep{depth}")
+    assert await client.head_manifest("team/app", "v1") is not None
+
+
+@pytest.mark.anyio
+async def test_nothing_but_oci_errors_leaves_the_adapter(
+    adapter: OciLayoutAdapter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await push_image(adapter, "team/app", "v1")
+
+    def broken(self: Layout) -> Any:
+        raise KeyError("surprise")
+
+    monkeypatch.setattr(Layout, "index", broken)
+    with pytest.raises(ProtocolError, match=r"listing tags of .*/team/app: unexpected KeyError"):
+        await adapter.client().list_tag_refs("team/app")
+    with pytest.raises(OciError):
+        await adapter.client().put_manifest("team/app", "v2", b"{}", mt.OCI_MANIFEST)
+    assert await adapter.client().catalog_listings() == (["team/app"], {})
+
+
+def test_a_bad_layout_fails_its_listing_not_the_server(
+    local: SeawallProcess, tmp_path: Path
+) -> None:
+    """Pulling from a root where one layout's index.json is hostile: the run ends with a
+    failed listing task that says which file and why, the other layouts are copied, and the
+    server keeps working."""
+    usb = tmp_path / "usb"
+    usb.mkdir()
+
+    async def good() -> str:
+        async with OciLayoutAdapter(EndpointConfig(f"file://{usb}")) as adapter:
+            return (await push_image(adapter, "src/good", "v1"))[0]
+
+    digest = anyio.run(good)
+    bad = usb / "src" / "bad"
+    (bad / "blobs" / "sha256").mkdir(parents=True)
+    (bad / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    (bad / "index.json").write_bytes(b"[" * 200_000)
+    with api(local.url, local.admin_password) as a:
+        r = a.post(
+            "/registries", json={"name": "usb", "type": "oci-layout", "url": f"file://{usb}"}
+        )
+        assert r.status_code == 201, r.text
+        remote = int(r.headers["Location"].rsplit("/", 1)[1])
+        policy = add_policy(
+            a, "from-usb", src=remote, filters=[{"type": "name", "value": "src/**"}]
+        )
+        ex, tasks = run(a, policy, timeout_s=60)
+        assert ex["status"] == "Failed", dumps([ex, tasks])
+        reasons = [t.get("reason") or "" for t in tasks]
+        assert any(
+            "src/bad/index.json nests JSON more than 64 levels deep" in why for why in reasons
+        ), dumps(tasks)
+        assert a.get("/registries").status_code == 200
+    with client(local.url, "admin", local.admin_password) as c:
+        assert digest_of(c, "src/good", "v1") == digest
