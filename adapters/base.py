@@ -25,12 +25,15 @@ What the registry itself answers is :mod:`adapters.oci.errors`.
 from __future__ import annotations
 
 import copy
+import os
 import re
+import stat
 import time
 from abc import ABC
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, ClassVar, Self
+from urllib.parse import urlsplit
 
 import anyio
 
@@ -42,6 +45,7 @@ from adapters.protocol import CatalogListings
 from registry.oci.reference import MAX_NAME_LENGTH, is_valid_name
 
 __all__ = [
+    "CREDENTIALS_DIR_ENV",
     "TRIGGERS",
     "AdapterError",
     "AdapterOption",
@@ -51,7 +55,9 @@ __all__ = [
     "InvalidEndpoint",
     "InvalidRepositoryName",
     "RegistryAdapter",
+    "check_credential_file",
     "check_declared",
+    "check_option_url",
 ]
 
 TRIGGERS = ("manual", "scheduled", "event_based")  # Harbor's trigger type names
@@ -80,6 +86,62 @@ class AdapterUnavailable(AdapterError, ImportError):
 
 _OPTION_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 MAX_OPTION_CHARS = 4096
+MAX_CREDENTIAL_FILE_BYTES = 1 << 20
+#: The directory (set by the operator on the server) that file options may name: an endpoint's
+#: settings come from API callers, and a credential file is read and its contents sent to a
+#: provider, so no other file of the host may be named.
+CREDENTIALS_DIR_ENV = "SEAWALL_CREDENTIALS_DIR"
+_OPTION_KINDS = ("text", "file", "url")
+
+
+def _inferred_kind(name: str) -> str:
+    if name.endswith(("_file", "_path")):
+        return "file"
+    if name.endswith(("_host", "_endpoint", "_url")):
+        return "url"
+    return "text"
+
+
+def check_credential_file(path: str, flag: str) -> None:
+    """A file option's value: an absolute path of a regular file of at most 1 MiB inside
+    ``$SEAWALL_CREDENTIALS_DIR`` (symlinks resolved). Reads no content.
+
+    :raises InvalidEndpoint: it is none of that; the message says what the operator does.
+    """
+    root = os.environ.get(CREDENTIALS_DIR_ENV, "")
+    if not root:
+        raise InvalidEndpoint(
+            f"{flag} names a file on the server: the operator must first set "
+            f"{CREDENTIALS_DIR_ENV} to the directory of credential files Seawall may read"
+        )
+    if not os.path.isabs(path):
+        raise InvalidEndpoint(f"{flag} {path[:200]!r}: give an absolute path")
+    real, base = os.path.realpath(path), os.path.realpath(root)
+    if os.path.commonpath([real, base]) != base:
+        raise InvalidEndpoint(f"{flag} {path[:200]!r} is not inside {CREDENTIALS_DIR_ENV} ({root})")
+    try:
+        info = os.stat(real)
+    except OSError as e:
+        raise InvalidEndpoint(f"{flag} {path[:200]!r}: {e.strerror or e}") from None
+    if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_CREDENTIAL_FILE_BYTES:
+        raise InvalidEndpoint(f"{flag} {path[:200]!r}: not a regular file of at most 1 MiB")
+
+
+def check_option_url(value: str, flag: str) -> None:
+    """A url option's value: ``http(s)://host[:port][/path]``, no credentials, printable.
+
+    :raises InvalidEndpoint: otherwise.
+    """
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError as e:
+        raise InvalidEndpoint(f"{flag} {value[:200]!r} is not a URL: {e}") from None
+    printable = all(33 <= ord(c) < 127 for c in value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or not printable:
+        raise InvalidEndpoint(f"{flag} {value[:200]!r}: give an http(s)://host URL")
+    if parts.username is not None or parts.password is not None:
+        raise InvalidEndpoint(f"{flag} must not hold credentials")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -97,10 +159,21 @@ class AdapterOption:
     choices: tuple[str, ...] = ()
     pattern: str | None = None  # a full-match regular expression the value must meet
     example: str = ""
+    #: "text"; "file": a credential file on the server (see :func:`check_credential_file`);
+    #: "url": where the endpoint's secrets or tokens are sent (changing it needs the secret
+    #: again, as the URL does). "" = by name: ``*_file``/``*_path`` files, ``*_host``,
+    #: ``*_endpoint``, ``*_url`` URLs, else text.
+    kind: str = ""
 
     def __post_init__(self) -> None:
         if not _OPTION_NAME.match(self.name):
             raise ValueError(f"option name {self.name!r}: use [a-z][a-z0-9_]*")
+        if self.kind not in ("", *_OPTION_KINDS):
+            raise ValueError(f"option kind {self.kind!r}: use one of {_OPTION_KINDS}")
+
+    @property
+    def effective_kind(self) -> str:
+        return self.kind or _inferred_kind(self.name)
 
     def check(self, value: str, adapter_type: str) -> None:
         """:raises InvalidEndpoint: the value breaks :attr:`choices` or :attr:`pattern`."""
@@ -114,10 +187,19 @@ class AdapterOption:
         if self.pattern is not None and not re.fullmatch(self.pattern, value):
             hint = f" (e.g. {self.example})" if self.example else ""
             raise InvalidEndpoint(f"{adapter_type} {flag} {value[:100]!r} is not valid{hint}")
+        if self.effective_kind == "file":
+            check_credential_file(value, f"{adapter_type} {flag}")
+        elif self.effective_kind == "url":
+            check_option_url(value, f"{adapter_type} {flag}")
 
     def describe(self) -> dict[str, Any]:
         """The option as data (``GET /replication/adapterinfos``)."""
-        out: dict[str, Any] = {"name": self.name, "help": self.help, "required": self.required}
+        out: dict[str, Any] = {
+            "name": self.name,
+            "help": self.help,
+            "required": self.required,
+            "kind": self.effective_kind,
+        }
         if self.choices:
             out["choices"] = list(self.choices)
         if self.example:
@@ -269,6 +351,20 @@ class RegistryAdapter(ABC):
     def check_available(cls) -> None:
         """Raise :class:`AdapterUnavailable` (saying how to fix it) if this adapter cannot
         work in this installation, e.g. an optional SDK is missing. Default: always works."""
+
+    @classmethod
+    def secret_targets(cls, config: EndpointConfig) -> tuple[str, ...]:
+        """Every URL the endpoint's credentials (or tokens minted from them) may be sent to:
+        its URL and its url options. Changing any of them needs the secret again."""
+        urls = [v for k, v in config.options if v and cls._kind_of(k) == "url"]
+        return (config.url, *sorted(urls))
+
+    @classmethod
+    def _kind_of(cls, name: str) -> str:
+        for option in cls.options_spec:
+            if option.name == name:
+                return option.effective_kind
+        return "text"
 
     @classmethod
     def check_config(cls, config: EndpointConfig) -> None:

@@ -176,14 +176,19 @@ class EndpointClients:
             options=spec["options"],
         )
 
-    def check_endpoint(self, spec: EndpointSpec) -> None:
+    def check_endpoint(self, spec: EndpointSpec) -> tuple[str, ...]:
         """The management API's check before an endpoint is stored or pinged: the type's
-        adapter refuses what cannot work (URL scheme, options, credentials); no I/O.
+        adapter refuses what cannot work (URL scheme, options, credentials; local file
+        checks only, no network). Returns the URLs its secrets may be sent to (its URL and
+        url-kind options): see :meth:`RegistryAdapter.secret_targets`.
 
         :raises ValueError: what is wrong and what to give instead.
         """
         try:
-            adapters.get(spec["type"]).check_config(self._config(spec, ca_file=False))
+            kind = adapters.get(spec["type"])
+            config = self._config(spec, ca_file=False)
+            kind.check_config(config)
+            return kind.secret_targets(config)
         except AdapterError as e:
             raise ValueError(str(e)) from None
 

@@ -45,8 +45,10 @@ class EndpointSpec(TypedDict):
     options: dict[str, str]  # the adapter's provider settings
 
 
-def accept_endpoint(spec: EndpointSpec) -> None:
-    """The default :attr:`ApiContext.check_endpoint`: every endpoint is accepted as given."""
+def accept_endpoint(spec: EndpointSpec) -> tuple[str, ...]:
+    """The default :attr:`ApiContext.check_endpoint`: every endpoint is accepted as given;
+    its secrets go to its URL only."""
+    return (spec["url"],)
 
 
 PingEndpoint = Callable[[EndpointSpec], Awaitable[tuple[bool, str]]]
@@ -88,7 +90,9 @@ class ApiContext:
         execution's ``?wait=``); by default it just sleeps.
     :param check_endpoint: refuses an endpoint its adapter cannot work with (URL scheme,
         provider options, credentials), before it is stored or pinged: raises ``ValueError``
-        with the message the caller sees (a 400). No I/O.
+        with the message the caller sees (a 400); returns every URL the endpoint's secrets
+        may be sent to (a change of any needs the secret again). Blocking (local files): the
+        API runs it in a worker thread.
     :param allow_link_local: endpoint and webhook URLs may name link-local addresses (cloud
         metadata services; refused by default, see :mod:`engine.netguard`).
     """
@@ -101,6 +105,6 @@ class ApiContext:
     adapter_types: Callable[[], list[str]] = default_adapter_types
     adapter_info: Callable[[str], dict[str, Any]] = default_adapter_info
     run_ended: Callable[[float], Awaitable[None]] = anyio.sleep
-    check_endpoint: Callable[[EndpointSpec], None] = accept_endpoint
+    check_endpoint: Callable[[EndpointSpec], tuple[str, ...]] = accept_endpoint
     max_body_bytes: int = field(default=1 << 20)
     allow_link_local: bool = False

@@ -25,6 +25,7 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
+import anyio
 from cryptography import x509
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import insert, or_, select
@@ -151,7 +152,7 @@ async def create(ctx: ApiContext, req: Request) -> Response:
         ca_certificate=_ca(body.text("ca_certificate", max_length=65536)),
         options=options,
     )
-    _check_endpoint(ctx, spec)
+    await _check_endpoint(ctx, spec)
     values = {
         "name": name,
         "type": adapter,
@@ -212,13 +213,15 @@ async def update(ctx: ApiContext, req: Request) -> Response:
             raise not_found(f"registry {registry_id} does not exist")
         if "name" in values and values["name"] != row["name"]:
             await _check_unique(c, values["name"])
-        moved = "url" in values and values["url"] != row["url"]
+        before = _targets(ctx, endpoint_spec(ctx, dict(row)))
+        after = await _check_endpoint(ctx, endpoint_spec(ctx, {**row, **values}))
+        moved = after != before
         if moved and row["access_secret_encrypted"] and "access_secret_encrypted" not in values:
             raise bad_request(
-                "changing the url needs the credential's access_secret again: the stored "
-                "secret is only ever sent to the URL it was stored for"
+                "changing the url (or a setting naming where credentials go, such as "
+                "authority_host or api_endpoint) needs the credential's access_secret again: "
+                "the stored secret is only ever sent where it was stored for"
             )
-        _check_endpoint(ctx, endpoint_spec(ctx, {**row, **values}))
         if any(k in values and values[k] != row[k] for k in _HEALTH_INPUTS):
             values["status"] = "unknown"
         if values:
@@ -307,10 +310,9 @@ async def ping(ctx: ApiContext, req: Request) -> Response:
         spec["credential_type"] = kind
     if (key := body.text("access_key", max_length=1024)) is not None:
         spec["access_key"] = key
-    if (secret := body.text("access_secret", max_length=65536)) is not None and secret != MASK:
+    secret = body.text("access_secret", max_length=65536)
+    if secret is not None and secret != MASK:
         spec["access_secret"] = secret
-    elif stored is not None and spec["url"] != stored["url"]:
-        spec["access_secret"] = ""  # the stored secret is bound to the stored URL
     if (insecure := body.flag("insecure")) is not None:
         spec["insecure"] = insecure
     if (ca := body.text("ca_certificate", max_length=65536)) is not None:
@@ -320,7 +322,10 @@ async def ping(ctx: ApiContext, req: Request) -> Response:
     if not spec["type"] or not spec["url"]:
         raise bad_request("type or url cannot be empty (or give the id of a stored registry)")
     _check_type(ctx, spec["type"])
-    _check_endpoint(ctx, spec)
+    targets = await _check_endpoint(ctx, spec)
+    kept = stored is not None and (secret is None or secret == MASK)
+    if kept and stored is not None and targets != _targets(ctx, stored):
+        spec["access_secret"] = ""  # the stored secret is bound to where it was stored for
     try:
         healthy, detail = await ctx.ping_endpoint(spec)
     except Exception as e:  # the checker's failure is the endpoint's answer
@@ -452,11 +457,26 @@ def _options(body: Body) -> dict[str, str] | None:
     return out
 
 
-def _check_endpoint(ctx: ApiContext, spec: EndpointSpec) -> None:
+async def _check_endpoint(ctx: ApiContext, spec: EndpointSpec) -> tuple[str, ...]:
+    """The adapter's check (in a worker thread: it may stat local files) and the netguard
+    rule for every URL the endpoint's secrets may reach; returns those URLs."""
     try:
-        ctx.check_endpoint(spec)
-    except ValueError as e:
+        targets = await anyio.to_thread.run_sync(ctx.check_endpoint, spec)
+        for url in targets:
+            if url.startswith(("http://", "https://")):
+                check_url(url, allow_link_local=ctx.allow_link_local)
+    except ValueError as e:  # TargetRefused is one
         raise bad_request(str(e)) from None
+    return targets
+
+
+def _targets(ctx: ApiContext, stored: EndpointSpec) -> tuple[str, ...]:
+    """Where a stored endpoint's secret may go, as stored (a stored endpoint that no longer
+    passes the checks is bound to its URL alone)."""
+    try:
+        return ctx.check_endpoint(stored)
+    except ValueError:
+        return (stored["url"],)
 
 
 def _ca(pem: str | None) -> str:

@@ -93,3 +93,16 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     require_moto()
     with MotoServer(tmp_path_factory.mktemp("moto")) as server:
         yield server
+
+
+@pytest.fixture(autouse=True)
+def credentials_dir(monkeypatch: pytest.MonkeyPatch) -> str:
+    """File options (key files, certificates, federated tokens) may name files only inside
+    ``$SEAWALL_CREDENTIALS_DIR``: the tests write theirs under the temporary directory."""
+    import tempfile
+
+    from adapters.base import CREDENTIALS_DIR_ENV
+
+    root = tempfile.gettempdir()
+    monkeypatch.setenv(CREDENTIALS_DIR_ENV, root)
+    return root

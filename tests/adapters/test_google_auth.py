@@ -333,8 +333,10 @@ def test_keys_are_checked_and_never_echoed(world: GoogleWorld, tmp_path: Path) -
         with pytest.raises(InvalidEndpoint, match=message) as caught:
             GarAdapter.check_config(config)
         assert "s3cret" not in str(caught.value)
+    key_path = tmp_path / "key.json"
+    key_path.write_text(world.key_json)
     both = EndpointConfig(
-        "https://gcr.io", "_json_key", world.key_json, options=pairs(key_file="/x")
+        "https://gcr.io", "_json_key", world.key_json, options=pairs(key_file=str(key_path))
     )
     with pytest.raises(InvalidEndpoint, match="not both"):
         GcrAdapter.check_config(both)
@@ -346,8 +348,10 @@ def test_key_files_are_checked(tmp_path: Path) -> None:
 
     with pytest.raises(InvalidEndpoint, match="absolute path"):
         check("key.json")
-    with pytest.raises(InvalidEndpoint, match="cannot be read"):
+    with pytest.raises(InvalidEndpoint, match="No such file"):  # the base rule, first
         check(str(tmp_path / "missing.json"))
+    with pytest.raises(InvalidEndpoint, match="not inside SEAWALL_CREDENTIALS_DIR"):
+        check("/etc/hostname")
     (tmp_path / "text").write_text("hello")
     with pytest.raises(InvalidEndpoint, match="not a JSON credential file"):
         check(str(tmp_path / "text"))

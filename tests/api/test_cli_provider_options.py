@@ -63,3 +63,50 @@ def test_unknown_flags_elsewhere_are_still_refused(
         seawall_cli(seawall, "registry", "list", "--region", "x")
     assert e.value.code == 2
     assert "unrecognized arguments: --region x" in capsys.readouterr().err
+
+
+ACR = {
+    "name": "acr-bound",
+    "type": "azure-acr",
+    "url": "https://seawalltest.azurecr.io",
+    "credential": {
+        "type": "basic",
+        "access_key": "5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a8b9",
+        "access_secret": "sp-secret",
+    },
+    "options": {
+        "auth": "aad-secret",
+        "tenant_id": "0b1c2d3e-4f50-4a61-8b72-93a4b5c6d7e8",
+        "authority_host": "https://login.example.com",
+    },
+}
+
+
+def test_settings_naming_where_secrets_go_are_bound_like_the_url(seawall: SeawallProcess) -> None:
+    """Review finding: a PUT of ``authority_host`` (or GAR's ``api_endpoint``) sent the stored
+    secret to a new host; file settings read any file of the server."""
+    from tests.replication.support import api
+
+    with api(seawall.url, seawall.admin_password) as a:
+        r = a.post("/registries", json=ACR)
+        assert r.status_code == 201, r.text
+        rid = int(r.headers["Location"].rsplit("/", 1)[1])
+        moved = {**ACR["options"], "authority_host": "https://attacker.example"}
+        r = a.put(f"/registries/{rid}", json={"options": moved})
+        assert r.status_code == 400 and "access_secret again" in r.text, r.text
+        assert a.get(f"/registries/{rid}").json()["options"]["authority_host"] == (
+            "https://login.example.com"
+        )
+        r = a.put(f"/registries/{rid}", json={"options": moved, "access_secret": "new"})
+        assert r.status_code == 200, r.text
+        metadata = {**ACR["options"], "authority_host": "https://169.254.169.254"}
+        r = a.post("/registries", json={**ACR, "name": "acr-md", "options": metadata})
+        assert r.status_code == 400 and "link-local" in r.text.lower(), r.text
+        gar = {
+            "name": "gar-file",
+            "type": "google-gar",
+            "url": "https://us-central1-docker.pkg.dev",
+            "options": {"project": "p", "key_file": f"{seawall.data_dir}/secrets.key"},
+        }
+        r = a.post("/registries", json=gar)
+        assert r.status_code == 400 and "SEAWALL_CREDENTIALS_DIR" in r.text, r.text
