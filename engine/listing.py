@@ -144,7 +144,7 @@ async def describe(client: RegistryClient, listing: Listing, concurrency: int = 
             async with slots:
                 manifest = await client.get_manifest(repo, digest)
             doc = manifest.json()
-        except (OciError, ValueError) as e:
+        except (OciError, ValueError, RecursionError) as e:  # a deep manifest too
             problems.append(f"{repo}@{digest}: {e}")
             return
         if not media_types.get(digest):  # a listing that did not say it (ACR's _tags)

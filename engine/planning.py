@@ -197,7 +197,7 @@ async def _subject_root(src: RegistryClient, repo: str, digest: str, depth: int 
     for _ in range(depth):
         try:
             subject = (await src.get_manifest(repo, current)).json().get("subject") or {}
-        except (OciError, ValueError):
+        except (OciError, ValueError, RecursionError):
             return root  # gone, or not a manifest (a registry announced a blob)
         if not isinstance(subject, dict) or not subject.get("digest"):
             return root
