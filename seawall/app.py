@@ -6,6 +6,7 @@ This is the one place that knows every part; ``registry`` never imports ``engine
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import hmac
 import logging
@@ -20,7 +21,6 @@ import engine.state.models  # noqa: F401 - registers the replication tables for 
 from adapters import registry as adapters
 from engine.api.app import create_api
 from engine.api.context import ApiContext
-from engine.netguard import allow_link_local_from_env
 from engine.observers import RunEnded
 from engine.service import ReplicationService
 from engine.state.secrets import SecretBox, load_or_create_secret_key
@@ -29,6 +29,7 @@ from registry.auth.tokens import TokenIssuer, load_or_create_key
 from registry.http.app import RegistryApp
 from registry.http.asgi import Receive, Scope, Send
 from registry.http.context import RegistryContext, RegistryOptions
+from registry.http.edge import EdgeOptions
 from registry.meta.accounts import AccountStore
 from registry.meta.content import ContentStore
 from registry.meta.db import Database, create_engine, init_schema
@@ -39,7 +40,7 @@ from registry.storage.blobs import BlobStore
 from seawall.config import Settings
 from seawall.replication import REPLICATOR, EndpointClients, adapter_info, replicator_password
 
-__all__ = ["Services", "bootstrap", "build_app", "build_services"]
+__all__ = ["Services", "bootstrap", "build_app", "build_services", "edge_options"]
 
 log = logging.getLogger("seawall")
 
@@ -58,6 +59,15 @@ class Services:
         await self.driver.close()
         await self.engine.dispose()
         await self.sql.aclose()
+
+
+def edge_options(settings: Settings) -> EdgeOptions:
+    """The registry's edge: which peers' ``X-Forwarded-*`` to believe and how long a request
+    body may send nothing (settings ``trusted_proxies``, ``body_idle_timeout_seconds``)."""
+    return EdgeOptions(
+        trusted_proxies=tuple(settings.trusted_proxies),
+        body_idle_timeout_seconds=settings.body_idle_timeout_seconds,
+    )
 
 
 def build_driver(settings: Settings) -> StorageDriver:
@@ -191,6 +201,7 @@ def build_app(settings: Settings) -> RegistryApp:
     clients = EndpointClients(
         settings, services.db, secrets, services.token_key, registry=services.context
     )
+    clients.allow_link_local = settings.allow_link_local_targets
     run_ended = RunEnded()  # ?wait= on an execution returns when a run of this node ends
     replication = ReplicationService(
         services.db,
@@ -199,6 +210,10 @@ def build_app(settings: Settings) -> RegistryApp:
         lease_seconds=settings.engine_lease_seconds,
         reconcile_seconds=settings.reconcile_seconds,
         secrets=secrets,
+    )
+    notifier = replication.notifier
+    notifier.settings = dataclasses.replace(
+        notifier.settings, allow_link_local=settings.allow_link_local_targets
     )
     services.context.listeners.append(replication)
     api = create_api(
@@ -212,7 +227,7 @@ def build_app(settings: Settings) -> RegistryApp:
             adapter_types=adapters.types,
             adapter_info=adapter_info,
             run_ended=run_ended.wait,
-            allow_link_local=allow_link_local_from_env(),
+            allow_link_local=settings.allow_link_local_targets,
         )
     )
 
@@ -239,4 +254,6 @@ def build_app(settings: Settings) -> RegistryApp:
         await services.close()
         await send({"type": "lifespan.shutdown.complete"})
 
-    return RegistryApp(services.context, fallback=api, lifespan=lifespan)
+    return RegistryApp(
+        services.context, fallback=api, lifespan=lifespan, edge=edge_options(settings)
+    )

@@ -7,6 +7,7 @@ import asyncio
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from seawall import sync_cli
@@ -95,8 +96,15 @@ def _sync_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _fail(message: str, code: int = 1) -> SystemExit:
+    """Print ``message`` as one line on stderr; the exit to raise."""
+    print(f"seawall: {message}", file=sys.stderr, flush=True)
+    return SystemExit(code)
+
+
 def _settings(args: argparse.Namespace) -> Settings:
-    from seawall.config import load_settings
+    """The settings; a bad one (unknown key, wrong value, missing file) exits 2 with one line."""
+    from seawall.config import SettingsError, load_settings
 
     overrides = {
         "data_dir": getattr(args, "data_dir", None),
@@ -104,15 +112,52 @@ def _settings(args: argparse.Namespace) -> Settings:
         "port": getattr(args, "port", None),
         "workers": getattr(args, "workers", None),
     }
-    return load_settings(args.config, overrides)
+    try:
+        return load_settings(args.config, overrides)
+    except SettingsError as e:
+        raise _fail(str(e), 2) from None
+
+
+def _check_data_dir(settings: Settings) -> None:
+    path = settings.data_path
+    if path.exists() and not path.is_dir():
+        raise _fail(
+            f"data directory {path} is a file, not a directory; move it away or choose "
+            "another with --data-dir (or SEAWALL_DATA_DIR)"
+        )
+
+
+def _database_unreachable(settings: Settings, error: BaseException) -> SystemExit:
+    from sqlalchemy.engine import make_url
+
+    try:
+        where = make_url(settings.resolved_database_url).render_as_string(hide_password=True)
+    except Exception:  # only for the message
+        where = "database_url"
+    reason = str(getattr(error, "orig", None) or error).strip().splitlines()
+    first = reason[0] if reason else type(error).__name__
+    return _fail(
+        f"cannot open the database {where}: {first[:300]}; check database_url "
+        "(SEAWALL_DATABASE_URL) and that the database server is running and reachable"
+    )
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
     from seawall.app import bootstrap
-    from seawall.server import serve
+    from seawall.server import check_address, serve
 
     settings = _settings(args)
-    generated = asyncio.run(bootstrap(settings))
+    _check_data_dir(settings)
+    try:
+        check_address(settings.host, settings.port)  # before anything says "serving"
+    except SystemExit as e:
+        raise _fail(str(e.code).removeprefix("seawall: ")) from None
+    try:
+        generated = asyncio.run(bootstrap(settings))
+    except (OSError, SQLAlchemyError) as e:
+        raise _database_unreachable(settings, e) from None
     if generated:
         print(
             f"Generated the admin password (shown once; set SEAWALL_ADMIN_PASSWORD to choose one):"
@@ -128,14 +173,36 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _accounts(args: argparse.Namespace) -> int:
+def _account_settings(args: argparse.Namespace) -> Settings:
+    """The settings of an account command; ``list`` and ``delete`` where there is no database
+    exit 1 saying where they looked (they must not create a new, empty registry's database)."""
+    from registry.meta.sql import sqlite_path
+
+    settings = _settings(args)
+    _check_data_dir(settings)
+    db_file = sqlite_path(settings.resolved_database_url)
+    if (
+        args.action != "add"
+        and db_file not in (None, "", ":memory:")
+        and not Path(db_file).exists()
+    ):
+        where = f"data directory {settings.data_path}" if not settings.database_url else db_file
+        raise _fail(
+            f"no Seawall database in {where} (looked for {db_file}); run this where "
+            "`seawall serve` keeps its data or point at it with --data-dir DIR (or "
+            "SEAWALL_DATA_DIR, or database_url)"
+        )
+    return settings
+
+
+async def _accounts(args: argparse.Namespace, settings: Settings) -> int:
     from registry.auth.passwords import generate_secret, hash_password
     from registry.auth.permissions import parse_grant
     from registry.meta.accounts import GrantRow
     from registry.meta.db import init_schema
     from seawall.app import build_services
 
-    services = build_services(_settings(args))
+    services = build_services(settings)
     try:
         await init_schema(services.engine)
         accounts = services.context.accounts
@@ -209,7 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         return _serve(args)
     if args.command in ("user", "robot"):
-        return asyncio.run(_accounts(args))
+        return asyncio.run(_accounts(args, _account_settings(args)))
     if args.command == "sync":
         return sync_cli.run(args)
     if args.command == "gc":

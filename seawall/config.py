@@ -7,21 +7,59 @@ Nested settings use ``__`` in environment variables (``SEAWALL_AUTH__TOKEN_TTL_S
 
 from __future__ import annotations
 
+import difflib
+import ipaddress
 import json
 import os
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-__all__ = ["AuthSettings", "GcSettings", "Settings", "StorageSettings", "load_settings"]
+__all__ = [
+    "AuthSettings",
+    "GcSettings",
+    "Settings",
+    "SettingsError",
+    "StorageSettings",
+    "load_settings",
+]
 
 ENV_PREFIX = "SEAWALL_"
 SETTINGS_ENV = "SEAWALL_SETTINGS_JSON"  # how the launcher hands resolved settings to workers
 
+#: ``SEAWALL_*`` variables that are not settings but are read elsewhere (the CLI's credentials,
+#: adapters, the notifier, the tests): never reported as unknown settings
+NOT_SETTINGS = frozenset(
+    {
+        "SEAWALL_CONFIG",
+        SETTINGS_ENV,
+        "SEAWALL_ADMIN_USER",
+        "SEAWALL_USERNAME",
+        "SEAWALL_PASSWORD",
+        "SEAWALL_URL",
+        "SEAWALL_SRC_CREDS",
+        "SEAWALL_DEST_CREDS",
+        "SEAWALL_CREDENTIALS_DIR",
+        "SEAWALL_PG_BIN",
+        "SEAWALL_TAG_LIST",
+        "SEAWALL_CATALOG",
+    }
+)
+NOT_SETTINGS_PREFIXES = ("SEAWALL_TEST_", "SEAWALL_NOTIFY_", "SEAWALL_BENCH_")
 
-class StorageSettings(BaseModel):
+
+class SettingsError(ValueError):
+    """A setting that cannot be used; the message is one line saying which and what to do."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StorageSettings(_Strict):
     # filesystem | s3 | azure | gcs, or a plugin's name (entry points "seawall.storage");
     # credentials, regions and endpoints come from each provider's standard sources
     driver: str = Field(default="filesystem", min_length=1)
@@ -33,7 +71,7 @@ class StorageSettings(BaseModel):
     redirect_seconds: int = Field(default=1200, ge=60, le=7 * 86_400)  # the URL's lifetime
 
 
-class AuthSettings(BaseModel):
+class AuthSettings(_Strict):
     anonymous_pull: bool = False
     token_ttl_seconds: int = Field(default=300, ge=30, le=86_400)
     token_key: str | None = None  # default: generated once into <data_dir>/token.key
@@ -42,14 +80,14 @@ class AuthSettings(BaseModel):
     basic_on_registry: bool = True  # accept HTTP Basic on /v2/ too (else bearer tokens only)
 
 
-class GcSettings(BaseModel):
+class GcSettings(_Strict):
     # garbage collection (registry.storage.gc): a periodic run inside serve, one node per
     # interval (0: off; `seawall gc` runs one on demand), and the least age of what it removes
     interval_seconds: float = Field(default=0.0, ge=0)
     grace_seconds: float = Field(default=3600.0, ge=0)
 
 
-class Settings(BaseModel):
+class Settings(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=5000, ge=0, le=65535)
     data_dir: str = "./seawall-data"
@@ -71,9 +109,34 @@ class Settings(BaseModel):
     # event_based policies also run whole this often, catching anything events missed (0: never)
     reconcile_seconds: float = Field(default=3600.0, ge=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # X-Forwarded-* is believed only from these addresses or networks (env: comma-separated)
+    trusted_proxies: list[str] = Field(default_factory=list)
+    # a request body that sends nothing for this long is cut off (slow-loris uploads)
+    body_idle_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+    # endpoint and webhook URLs may name link-local addresses (cloud metadata services)
+    allow_link_local_targets: bool = False
     storage: StorageSettings = StorageSettings()
     auth: AuthSettings = AuthSettings()
     gc: GcSettings = GcSettings()
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [p.strip() for p in value.split(",") if p.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is not an IP address or network (write e.g. 10.0.0.5 or 10.0.0.0/8)"
+                ) from None
+        return [e.strip() for e in value]
 
     @property
     def data_path(self) -> Path:
@@ -90,15 +153,58 @@ class Settings(BaseModel):
         )
 
 
+def _known_env_names() -> list[str]:
+    names = []
+    for name, info in Settings.model_fields.items():
+        sub = info.annotation
+        if isinstance(sub, type) and issubclass(sub, BaseModel):
+            names += [f"{ENV_PREFIX}{name}__{n}".upper() for n in sub.model_fields]
+        else:
+            names.append(f"{ENV_PREFIX}{name}".upper())
+    return names
+
+
+def _known_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
+    keys = []
+    for name, info in model.model_fields.items():
+        sub = info.annotation
+        if isinstance(sub, type) and issubclass(sub, BaseModel):
+            keys += _known_keys(sub, f"{prefix}{name}.")
+        else:
+            keys.append(f"{prefix}{name}")
+    return keys
+
+
+def _nearest(word: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(word, known, n=1, cutoff=0.5)
+    return f"did you mean {close[0]}?" if close else "see docs/configuration.md for the settings"
+
+
 def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+    """``SEAWALL_*`` variables as nested settings. An unknown one under a settings group
+    (``SEAWALL_AUTH__…``) is refused; another unknown ``SEAWALL_*`` name that is not one of
+    :data:`NOT_SETTINGS` gets a warning on stderr (it may be meant for something else)."""
     out: dict[str, Any] = {}
     fields = Settings.model_fields
+    known = _known_env_names()
     for key, value in environ.items():
-        if not key.startswith(ENV_PREFIX) or key in (SETTINGS_ENV, "SEAWALL_CONFIG"):
+        if not key.startswith(ENV_PREFIX) or key in NOT_SETTINGS:
+            continue
+        if key.startswith(NOT_SETTINGS_PREFIXES):
             continue
         path = key[len(ENV_PREFIX) :].lower().split("__")
-        if path[0] not in fields:
-            continue
+        if key not in known:
+            if path[0] in fields and len(path) > 1:
+                raise SettingsError(
+                    f"unknown setting in environment variable {key}; {_nearest(key, known)}"
+                )
+            if path[0] not in fields:
+                print(
+                    f"seawall: warning: environment variable {key} is not a setting and is "
+                    f"ignored; {_nearest(key, known)}",
+                    file=sys.stderr,
+                )
+                continue
         node = out
         for part in path[:-1]:
             node = node.setdefault(part, {})
@@ -128,8 +234,37 @@ def load_settings(
     data: dict[str, Any] = {}
     path = config_file or env.get("SEAWALL_CONFIG")
     if path:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
+        try:
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+        except FileNotFoundError:
+            raise SettingsError(
+                f"config file {path} does not exist; check the path given to --config "
+                "(or $SEAWALL_CONFIG)"
+            ) from None
+        except IsADirectoryError:
+            raise SettingsError(f"config file {path} is a directory; name a TOML file") from None
+        except OSError as e:
+            raise SettingsError(f"cannot read config file {path}: {e.strerror}") from None
+        except tomllib.TOMLDecodeError as e:
+            raise SettingsError(f"config file {path} is not valid TOML: {e}") from None
     data = _merge(data, _env_overrides(env))
     data = _merge(data, {k: v for k, v in (overrides or {}).items() if v is not None})
-    return Settings.model_validate(data)
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as e:
+        raise SettingsError(_one_line(e, path)) from None
+
+
+def _one_line(error: ValidationError, path: str | None) -> str:
+    """The first problem of ``error`` as one line naming the setting and what to do."""
+    first = error.errors()[0]
+    key = ".".join(str(p) for p in first["loc"])
+    where = f" (config file {path}, environment or command line)" if path else ""
+    if first["type"] == "extra_forbidden":  # unknown environment names are caught before
+        source = f" in config file {path}" if path else ""
+        return f"unknown setting {key!r}{source}; {_nearest(key, _known_keys(Settings))}"
+    value = first.get("input")
+    shown = "" if isinstance(value, dict | list) else f" = {value!r}"
+    message = first["msg"].removeprefix("Value error, ")
+    return f"setting {key}{shown}: {message}{where}; see docs/configuration.md"

@@ -6,9 +6,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from registry.auth.passwords import VerifiedCache
-from registry.auth.tokens import TokenClaims, TokenIssuer
+from registry.auth.tokens import TokenIssuer
 from registry.meta.accounts import AccountStore
-from registry.meta.cache import TTLCache
 from registry.meta.content import ContentStore
 from registry.storage.blobs import BlobStore
 
@@ -43,8 +42,6 @@ class RegistryContext:
     options: RegistryOptions = RegistryOptions()
     secret: bytes = b""  # signs upload session ids (stable across restarts and workers)
     listeners: list[EventListener] = field(default_factory=list)
-    #: bearer tokens already verified (a client sends the same one on every request)
-    verified_tokens: TTLCache[TokenClaims] = field(default_factory=lambda: TTLCache(4096, 30.0))
 
     def notify(self) -> None:
         for listener in self.listeners:
