@@ -248,7 +248,8 @@ class Collector:
         self._add("blobs_kept", len(plan.unreferenced) - len(claimed))
         deleted = await self._delete(claimed + plan.finish, found, claimed_at)
         self._count_removed(deleted, found)
-        await self.index.release([d for d in claimed if d in set(deleted)])
+        gone = set(deleted)
+        await self.index.release([d for d in claimed if d in gone])
 
     def _count_removed(self, digests: Sequence[str], found: dict[str, FileInfo]) -> None:
         self._add("blobs_removed", len(digests))

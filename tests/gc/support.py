@@ -132,6 +132,21 @@ class Rig:
 
         return asyncio.run(loop())
 
+    def holds(self) -> int:
+        """Publication holds in the database (each push's link consumes its own)."""
+
+        async def count() -> int:
+            from seawall.app import build_services
+
+            services = build_services(self.settings)
+            try:
+                row = await services.sql.one("SELECT count(*) FROM blob_hold")
+                return int(row[0]) if row else 0
+            finally:
+                await services.close()
+
+        return asyncio.run(count())
+
     def stored(self, under: str = "/blobs") -> dict[str, int]:
         """What the store holds (a blob's digest, or an upload's path → size)."""
         return asyncio.run(self._stored(under))

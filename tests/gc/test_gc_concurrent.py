@@ -102,5 +102,6 @@ def run(rig: Rig, nodes: list[SeawallProcess]) -> None:
     assert all(r.errors == 0 for r in [*reports, final])
 
     assert set(rig.stored()) == earlier | referenced(ledger.alive), "store != referenced"
+    assert rig.holds() == 0, "a publication's hold was never consumed by its link"
     with rig.client() as c:
         assert_pullable(c, ledger.alive)
