@@ -9,6 +9,7 @@ reads is narrowed to what its grants let it pull (see :mod:`engine.api.access`).
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from engine.api.errors import ApiError, not_found, to_response
 from engine.api.wire import check_path_ids, check_query
 from registry.http.asgi import ClientDisconnected, Receive, Request, Response, Scope, Send
 from registry.http.asgi import send_response as _send
-from registry.http.auth import check_basic
+from registry.http.auth import login
 
 __all__ = ["PREFIX", "ManagementApi", "create_api"]
 
@@ -133,7 +134,9 @@ class ManagementApi:
         req = Request(scope, tracked)
         try:
             response = await self.dispatch(req)
-        except ClientDisconnected:
+        except ClientDisconnected as e:  # 400 or 408 in the API's error body, then close
+            with contextlib.suppress(Exception):  # the client may be gone already
+                await _send(scope, send, to_response(e, f"{req.method} {req.path}"))
             return
         except Exception as e:
             response = to_response(e, f"{req.method} {req.path}")
@@ -171,7 +174,8 @@ class ManagementApi:
         header = req.headers.get("authorization", "")
         if not header[:6].lower() == "basic ":
             raise ApiError("UNAUTHORIZED", "authentication required (HTTP Basic)", CHALLENGE)
-        account = await check_basic(self.ctx.registry_ctx, header)
+        # throttled per account and per source address; a throttled login is a 429
+        account = await login(self.ctx.registry_ctx, header, req.client_host)
         if account is None:
             raise ApiError("UNAUTHORIZED", "invalid username or password", CHALLENGE)
         req.user = account.name

@@ -9,6 +9,8 @@ Error tree::
 
     ApiError                  a code of ERRORS (HTTP status) and a message saying what to do
     BodyTooLarge              -> 413 (request body over the API's limit)
+    ClientDisconnected        -> 400 (body cut short), 408 (body stalled); connection closed
+    LoginThrottled            -> 429 TOO_MANY_REQUESTS with Retry-After
     sqlalchemy IntegrityError -> 409 CONFLICT (a concurrent write won a unique name)
     SecretError               -> 412 PRECONDITION (a stored secret cannot be decrypted)
     anything else             -> 500, logged with its traceback
@@ -21,7 +23,8 @@ import logging
 from sqlalchemy.exc import IntegrityError
 
 from engine.state.secrets import SecretError
-from registry.http.asgi import BodyTooLarge, Response, json_response
+from registry.auth.logins import LoginThrottled
+from registry.http.asgi import BodyTooLarge, ClientDisconnected, Response, json_response
 
 __all__ = ["ERRORS", "ApiError", "bad_request", "not_found", "to_response"]
 
@@ -34,10 +37,12 @@ ERRORS: dict[str, int] = {
     "FORBIDDEN": 403,
     "NOT_FOUND": 404,
     "METHOD_NOT_ALLOWED": 405,
+    "REQUEST_TIMEOUT": 408,
     "CONFLICT": 409,
     "PRECONDITION": 412,
     "PAYLOAD_TOO_LARGE": 413,
     "UNPROCESSABLE_ENTITY": 422,
+    "TOO_MANY_REQUESTS": 429,
     "INTERNAL_SERVER_ERROR": 500,
 }
 
@@ -69,6 +74,17 @@ def to_response(exc: BaseException, where: str) -> Response:
     elif isinstance(exc, BodyTooLarge):
         error = ApiError(
             "PAYLOAD_TOO_LARGE", f"the request body is larger than {exc.limit_bytes} bytes"
+        )
+    elif isinstance(exc, ClientDisconnected):
+        error = (
+            ApiError("REQUEST_TIMEOUT", "the request body stopped arriving; send it again")
+            if exc.stalled
+            else ApiError("BAD_REQUEST", "the request body ended before it was whole")
+        )
+        error.headers["Connection"] = "close"
+    elif isinstance(exc, LoginThrottled):
+        error = ApiError(
+            "TOO_MANY_REQUESTS", str(exc), {"Retry-After": str(exc.retry_after_seconds)}
         )
     elif isinstance(exc, IntegrityError):
         log.info("integrity error on %s: %s", where, exc.orig)
