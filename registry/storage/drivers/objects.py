@@ -19,7 +19,9 @@ How the contract's promises are kept on a store that has only whole objects:
   upload state lives in the store, not in a node. Keys holding a ``~`` are a backend's scratch
   objects (never valid paths): hidden from ``list`` and ``walk``, removed with their directory.
 * **move** is a server-side copy, then a delete of the source: the destination appears whole.
-* **Readers** make one ranged request per part-sized span and yield it in ≤ 1 MiB chunks.
+* **Readers** make one ranged request for what they read and stream it in ≤ 1 MiB chunks, one
+  worker-thread hop per chunk, where the store can (:meth:`ObjectStore.stream`: S3); elsewhere
+  one ranged request per part-sized span, yielded in ≤ 1 MiB chunks.
 """
 
 from __future__ import annotations
@@ -133,6 +135,13 @@ class ObjectStore(ABC):
         :raises StorageError: it was replaced (another version) since the first read
         """
 
+    def stream(self, key: str, offset: int, length: int, version: str) -> Iterator[bytes] | None:
+        """``length`` (> 0) bytes from ``offset`` of the object's ``version`` as one request,
+        yielded in chunks of at most :data:`CHUNK_BYTES` (blocking: each ``next`` runs in a
+        worker thread), or None where the store reads by :meth:`read` spans instead. Raises
+        as :meth:`read` does, at the call."""
+        return None
+
     @abstractmethod
     def put(self, key: str, data: bytes) -> None:
         """Create or replace the object atomically."""
@@ -223,6 +232,12 @@ class ObjectStoreDriver(StorageDriver):
                 f"offset {offset} is past the end ({size} bytes)", driver=self.name, path=path
             )
         end = size if length is None else min(size, offset + length)
+        if end > offset:
+            chunks = await self._run(self.store.stream, key, offset, end - offset, info.version)
+            if chunks is not None:
+                async for chunk in self._drain(chunks):
+                    yield chunk
+                return
         position = offset
         while position < end:
             span = min(self.store.read_span_bytes, end - position)
@@ -233,6 +248,18 @@ class ObjectStoreDriver(StorageDriver):
             for start in range(0, len(view), CHUNK_BYTES):
                 yield bytes(view[start : start + CHUNK_BYTES])
             position += len(data)
+
+    async def _drain(self, chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+        """A store's blocking chunk iterator, one worker-thread hop per chunk; closed (its
+        connection released) however the consumer stops."""
+        try:
+            while (chunk := await self._run(next, chunks, b"")) != b"":
+                yield chunk
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(close)
 
     async def writer(self, path: str, *, append: bool = False) -> FileWriter:
         upload = await self._run(self.store.open_upload, self.key(path), append)

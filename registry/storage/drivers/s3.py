@@ -12,7 +12,8 @@ close). Appending (a chunked upload's next ``PATCH``, on any node) starts a new 
 whose first part is the existing object — copied server-side with ``UploadPartCopy`` when it is at
 least 5 MiB, else read back (under 5 MiB) and sent with the new bytes, as S3 requires every part but
 the last to be 5 MiB or more. ``move`` is ``CopyObject`` (a multipart copy above 5 GiB), then a
-delete. Reads are ranged ``GetObject`` calls.
+delete. A read is one ranged ``GetObject`` for everything it reads (pinned to the ETag), streamed
+in 1 MiB chunks.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from botocore.config import Config
 
 from registry.storage.base import DriverUnavailable, PathNotFound, StorageError
 from registry.storage.drivers.objects import (
+    CHUNK_BYTES,
     ObjectInfo,
     ObjectStore,
     ObjectStoreDriver,
@@ -128,7 +130,8 @@ class S3Store(ObjectStore):
         with r["Body"] as body:
             return bytes(body.read())
 
-    def read(self, key: str, offset: int, length: int, version: str) -> bytes:
+    def _ranged(self, key: str, offset: int, length: int, version: str) -> Any:
+        """The body of a ranged GET pinned to ``version``, or None past the end."""
         extra = {"IfMatch": version} if version else {}
         try:
             r = self._c().get_object(
@@ -138,12 +141,31 @@ class S3Store(ObjectStore):
             if _code(e) in _NOT_FOUND:
                 raise PathNotFound("nothing is stored at this key", driver=NAME) from e
             if _code(e) == "InvalidRange":
-                return b""
+                return None
             if _code(e) in ("PreconditionFailed", "412"):
                 raise StorageError("the object was replaced while being read", driver=NAME) from e
             raise
-        with r["Body"] as body:
+        return r["Body"]
+
+    def read(self, key: str, offset: int, length: int, version: str) -> bytes:
+        body = self._ranged(key, offset, length, version)
+        if body is None:
+            return b""
+        with body:
             return bytes(body.read())
+
+    def stream(self, key: str, offset: int, length: int, version: str) -> Iterator[bytes]:
+        """One GET for the whole range (a blob pull is one request, as distribution makes it;
+        per-span GETs cost a request each, and an emulator may read the whole object for each)."""
+        body = self._ranged(key, offset, length, version)
+
+        def chunks() -> Iterator[bytes]:
+            if body is None:
+                return
+            with body:
+                yield from body.iter_chunks(CHUNK_BYTES)
+
+        return chunks()
 
     def put(self, key: str, data: bytes) -> None:
         self._c().put_object(Bucket=self.bucket, Key=key, Body=data)
