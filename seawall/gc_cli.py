@@ -10,7 +10,7 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from seawall.app import Services
     from seawall.config import Settings
 
-__all__ = ["add_command", "collect", "run", "run_periodic"]
+__all__ = ["add_command", "collect", "collect_if_due", "run", "run_periodic"]
 
 log = logging.getLogger("seawall.gc")
 
@@ -110,22 +110,33 @@ def describe(report: GcReport) -> str:
     return "\n".join(lines)
 
 
-async def run_periodic(services: Services) -> None:
+async def run_periodic(
+    services: Services, *, sleep: Callable[[float], Awaitable[None]] = anyio.sleep
+) -> None:
     """Inside ``serve``: every ``gc.interval_seconds`` a collection runs on one node (whichever
     takes the interval's lease first; other nodes and workers skip it). Runs until cancelled."""
+    gc = services.settings.gc
+    await sleep(min(FIRST_RUN_SECONDS, gc.interval_seconds))
+    while True:
+        try:
+            report = await collect_if_due(services)
+            if report is not None:
+                log.info("garbage collection: %s", json.dumps(report.to_json()))
+        except Exception:
+            log.exception("garbage collection failed; the next interval tries again")
+        await sleep(gc.interval_seconds)
+
+
+async def collect_if_due(services: Services) -> GcReport | None:
+    """One periodic collection, unless another node or worker took this interval's lease."""
     from registry.meta.gc import SqlGcIndex
     from registry.storage.gc import new_owner
 
     gc = services.settings.gc
-    interval = timedelta(seconds=gc.interval_seconds)
-    await anyio.sleep(min(FIRST_RUN_SECONDS, gc.interval_seconds))
-    while True:
-        now = datetime.now(UTC)
-        try:
-            lease = SqlGcIndex(services.sql, new_owner())
-            if await lease.take_lease("periodic", now, now + interval * 0.9):
-                report = await collect(services, grace=timedelta(seconds=gc.grace_seconds))
-                log.info("garbage collection: %s", json.dumps(report.to_json()))
-        except Exception:
-            log.exception("garbage collection failed; the next interval tries again")
-        await anyio.sleep(gc.interval_seconds)
+    now = datetime.now(UTC)
+    lease = SqlGcIndex(services.sql, new_owner())
+    if not await lease.take_lease(
+        "periodic", now, now + timedelta(seconds=gc.interval_seconds) * 0.9
+    ):
+        return None
+    return await collect(services, grace=timedelta(seconds=gc.grace_seconds))

@@ -19,9 +19,10 @@ How the contract's promises are kept on a store that has only whole objects:
   upload state lives in the store, not in a node. Keys holding a ``~`` are a backend's scratch
   objects (never valid paths): hidden from ``list`` and ``walk``, removed with their directory.
 * **move** is a server-side copy, then a delete of the source: the destination appears whole.
-* **Readers** make one ranged request for what they read and stream it in ≤ 1 MiB chunks, one
-  worker-thread hop per chunk, where the store can (:meth:`ObjectStore.stream`: S3); elsewhere
-  one ranged request per part-sized span, yielded in ≤ 1 MiB chunks.
+* **Readers** make one (ranged) request for what they read, with no ``head`` before it, and
+  stream it in ≤ 1 MiB chunks, one worker-thread hop per chunk, where the store can
+  (:meth:`ObjectStore.open_stream`: S3); elsewhere a ``head``, then one ranged request per
+  part-sized span (pinned to the object's version), yielded in ≤ 1 MiB chunks.
 """
 
 from __future__ import annotations
@@ -135,11 +136,14 @@ class ObjectStore(ABC):
         :raises StorageError: it was replaced (another version) since the first read
         """
 
-    def stream(self, key: str, offset: int, length: int, version: str) -> Iterator[bytes] | None:
-        """``length`` (> 0) bytes from ``offset`` of the object's ``version`` as one request,
-        yielded in chunks of at most :data:`CHUNK_BYTES` (blocking: each ``next`` runs in a
-        worker thread), or None where the store reads by :meth:`read` spans instead. Raises
-        as :meth:`read` does, at the call."""
+    def open_stream(self, key: str, offset: int, length: int | None) -> Iterator[bytes] | None:
+        """``length`` bytes (all, if None; never 0) from ``offset`` in one request with no
+        ``head`` before it, yielded in chunks of at most :data:`CHUNK_BYTES` (blocking: each
+        ``next`` runs in a worker thread); or None where the store reads by :meth:`read` spans.
+
+        :raises PathNotFound: the object does not exist
+        :raises InvalidOffset: ``offset`` is past the end (``offset == size`` yields nothing)
+        """
         return None
 
     @abstractmethod
@@ -223,6 +227,12 @@ class ObjectStoreDriver(StorageDriver):
     async def _read(
         self, path: str, key: str, offset: int, length: int | None
     ) -> AsyncIterator[bytes]:
+        if length != 0:  # one request, no head first (a pull is one GET)
+            chunks = await self._run(self._open_stream, path, key, offset, length)
+            if chunks is not None:
+                async for chunk in self._drain(chunks):
+                    yield chunk
+                return
         info = await self._run(self.store.head, key)
         if info is None:
             raise PathNotFound("nothing is stored at this path", driver=self.name, path=path)
@@ -232,12 +242,6 @@ class ObjectStoreDriver(StorageDriver):
                 f"offset {offset} is past the end ({size} bytes)", driver=self.name, path=path
             )
         end = size if length is None else min(size, offset + length)
-        if end > offset:
-            chunks = await self._run(self.store.stream, key, offset, end - offset, info.version)
-            if chunks is not None:
-                async for chunk in self._drain(chunks):
-                    yield chunk
-                return
         position = offset
         while position < end:
             span = min(self.store.read_span_bytes, end - position)
@@ -248,6 +252,14 @@ class ObjectStoreDriver(StorageDriver):
             for start in range(0, len(view), CHUNK_BYTES):
                 yield bytes(view[start : start + CHUNK_BYTES])
             position += len(data)
+
+    def _open_stream(
+        self, path: str, key: str, offset: int, length: int | None
+    ) -> Iterator[bytes] | None:
+        try:
+            return self.store.open_stream(key, offset, length)
+        except (PathNotFound, InvalidOffset) as e:  # name the path, as the span reader does
+            raise type(e)(e.message, driver=self.name, path=path) from e
 
     async def _drain(self, chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
         """A store's blocking chunk iterator, one worker-thread hop per chunk; closed (its

@@ -12,8 +12,8 @@ close). Appending (a chunked upload's next ``PATCH``, on any node) starts a new 
 whose first part is the existing object — copied server-side with ``UploadPartCopy`` when it is at
 least 5 MiB, else read back (under 5 MiB) and sent with the new bytes, as S3 requires every part but
 the last to be 5 MiB or more. ``move`` is ``CopyObject`` (a multipart copy above 5 GiB), then a
-delete. A read is one ranged ``GetObject`` for everything it reads (pinned to the ETag), streamed
-in 1 MiB chunks.
+delete. A read is one ``GetObject`` for everything it reads (ranged unless it is the whole
+object; no ``HeadObject`` first), streamed in 1 MiB chunks.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import botocore.exceptions
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
-from registry.storage.base import DriverUnavailable, PathNotFound, StorageError
+from registry.storage.base import DriverUnavailable, InvalidOffset, PathNotFound, StorageError
 from registry.storage.drivers.objects import (
     CHUNK_BYTES,
     ObjectInfo,
@@ -154,18 +154,37 @@ class S3Store(ObjectStore):
         with body:
             return bytes(body.read())
 
-    def stream(self, key: str, offset: int, length: int, version: str) -> Iterator[bytes]:
-        """One GET for the whole range (a blob pull is one request, as distribution makes it;
-        per-span GETs cost a request each, and an emulator may read the whole object for each)."""
-        body = self._ranged(key, offset, length, version)
+    def open_stream(self, key: str, offset: int, length: int | None) -> Iterator[bytes]:
+        """One GET (ranged unless it reads the whole object), no HEAD first: a blob pull costs
+        one request. Per-span GETs would cost one each (and an emulator may read the whole
+        object for each)."""
+        extra = {}
+        if offset or length is not None:
+            last = "" if length is None else str(offset + length - 1)
+            extra["Range"] = f"bytes={offset}-{last}"
+        try:
+            body = self._c().get_object(Bucket=self.bucket, Key=key, **extra)["Body"]
+        except botocore.exceptions.ClientError as e:
+            if _code(e) in _NOT_FOUND:
+                raise PathNotFound("nothing is stored at this key", driver=NAME) from e
+            if _code(e) != "InvalidRange":
+                raise
+            return self._past_end(key, offset)
 
         def chunks() -> Iterator[bytes]:
-            if body is None:
-                return
             with body:
                 yield from body.iter_chunks(CHUNK_BYTES)
 
         return chunks()
+
+    def _past_end(self, key: str, offset: int) -> Iterator[bytes]:
+        """After a 416: nothing when ``offset`` is the end (or the object is empty)."""
+        info = self.head(key)
+        if info is None:
+            raise PathNotFound("nothing is stored at this key", driver=NAME)
+        if offset > info.size_bytes:
+            raise InvalidOffset(f"offset {offset} is past the end ({info.size_bytes} bytes)")
+        return iter(())
 
     def put(self, key: str, data: bytes) -> None:
         self._c().put_object(Bucket=self.bucket, Key=key, Body=data)
