@@ -31,6 +31,8 @@ CODES = {
     "PRECONDITION",
     "PAYLOAD_TOO_LARGE",
     "UNPROCESSABLE_ENTITY",
+    "REQUEST_TIMEOUT",  # a body cut short or stalled
+    "TOO_MANY_REQUESTS",  # wrong passwords from one source are throttled (Retry-After)
 }
 HUGE = str(2**63)
 BAD_IDS = ["0", "-1", "abc", HUGE, "9" * 40, "1e3", "%00", "١", "²", "1.5", "0x10", "%2e%2e"]
