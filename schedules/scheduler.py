@@ -28,9 +28,9 @@ from apscheduler.eventbrokers.local import LocalEventBroker
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import select
 
+from engine.cron import CronError, cron_trigger
 from engine.state.models import Policy
 from registry.meta.db import Database
-from schedules.cron import CronError, cron_trigger
 from schedules.jobs import fire_policy
 
 __all__ = ["ScheduleService"]

@@ -22,7 +22,6 @@ from adapters import registry as adapters
 from engine.api.app import create_api
 from engine.api.context import ApiContext
 from engine.observers import RunEnded
-from engine.service import ReplicationService
 from engine.state.secrets import SecretBox, load_or_create_secret_key
 from registry.auth.passwords import VerifiedCache, generate_secret, hash_password, verify_password
 from registry.auth.tokens import TokenIssuer, load_or_create_key
@@ -39,6 +38,7 @@ from registry.storage.base import DriverUnavailable, StorageDriver
 from registry.storage.blobs import BlobStore
 from seawall.config import Settings
 from seawall.replication import REPLICATOR, EndpointClients, adapter_info, replicator_password
+from seawall.service import ReplicationService
 
 __all__ = ["Services", "bootstrap", "build_app", "build_services", "edge_options"]
 

@@ -15,9 +15,9 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from engine.api.errors import bad_request
+from engine.cron import CronError, validate_cron
 from engine.filters import Filter
 from registry.oci.reference import is_valid_name
-from schedules.cron import CronError, validate_cron
 
 __all__ = ["TRIGGERS", "check_cron", "check_namespace", "check_timezone", "filters_of"]
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from schedules.cron import cron_trigger
+from engine.cron import cron_trigger
 from tests.replication.support import add_endpoint, add_policy, api, dumps, push_big_images
 from tests.schedules.test_events import eventually, executions
 from tests.support.client import client
