@@ -17,7 +17,6 @@ exception is translated here, once, into :mod:`adapters.oci.errors`.
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import threading
@@ -30,7 +29,7 @@ import anyio
 
 from adapters.azure_acr_config import ACR_REFRESH_USERNAME, KNOWN_AUTHORITY_HOSTS, AcrSettings
 from adapters.base import AdapterUnavailable
-from adapters.oci.auth import Credentials
+from adapters.oci.auth import Credentials, jwt_expiry
 from adapters.oci.credentials import CredentialsUnavailable, IssuedCredentials
 from adapters.oci.errors import ConnectionFailed, OciError, ProtocolError, Transient
 from adapters.oci.session import RegistrySession
@@ -42,7 +41,6 @@ __all__ = [
     "AadUnavailable",
     "TokenCredential",
     "build_credential",
-    "jwt_expiry",
 ]
 
 _MAX_ANSWER_BYTES = 256 * 1024
@@ -120,20 +118,6 @@ def build_credential(
                 workload_identity_client_id=client_id,
                 **authority,
             )
-
-
-def jwt_expiry(token: str) -> float | None:
-    """The ``exp`` claim of a JWT, unverified (only to know when to ask again); None if the
-    token is not a JWT or has none."""
-    parts = token.split(".")
-    if len(parts) != 3:
-        return None
-    try:
-        payload = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
-        exp = json.loads(payload).get("exp")
-    except (ValueError, AttributeError):
-        return None
-    return float(exp) if isinstance(exp, int | float) and not isinstance(exp, bool) else None
 
 
 class AadExchange:

@@ -30,7 +30,7 @@ from adapters.oci.errors import ProtocolError, error_from_response
 from adapters.oci.limits import parse_retry_after_seconds
 from adapters.oci.transport import Request, Response
 
-__all__ = ["Challenge", "Credentials", "RegistryAuth", "parse_challenges"]
+__all__ = ["Challenge", "Credentials", "RegistryAuth", "jwt_expiry", "parse_challenges"]
 
 _DEFAULT_TOKEN_SECONDS = 60.0  # the token spec's default when expires_in is absent
 _MAX_CACHED_TOKENS = 4096
@@ -235,15 +235,24 @@ class RegistryAuth:
         return token
 
 
-def _jwt_lifetime(token: object) -> float | None:
-    """Seconds until a JWT token's ``exp`` (ACR's token answers carry no ``expires_in``), at
-    most a day; None when the token is no JWT or says nothing."""
+def jwt_expiry(token: object) -> float | None:
+    """The ``exp`` claim (epoch seconds) of a JWT, unverified: only to know when to ask for a
+    new one. None when the token is no JWT or has no numeric ``exp``."""
     if not isinstance(token, str) or token.count(".") != 2 or len(token) > 16384:
         return None
     payload = token.split(".")[1]
     try:
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        remaining = float(claims["exp"]) - time.time()
+        exp = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["exp"]
     except (ValueError, KeyError, TypeError):
         return None
+    return float(exp) if isinstance(exp, int | float) and not isinstance(exp, bool) else None
+
+
+def _jwt_lifetime(token: object) -> float | None:
+    """Seconds until a JWT's ``exp`` (ACR's token answers carry no ``expires_in``), at most a
+    day; None when it says nothing or is past."""
+    exp = jwt_expiry(token)
+    if exp is None:
+        return None
+    remaining = exp - time.time()
     return min(remaining, 86400.0) if remaining > 0 else None
