@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 from registry.http.asgi import Request, Response
 from registry.http.context import RegistryContext
 from registry.oci.digest import Digest, DigestError
 from registry.oci.errors import RegistryError
+from registry.storage.base import PathNotFound
 
 __all__ = ["delete_blob", "get_blob", "parse_digest"]
 
@@ -60,7 +62,8 @@ async def get_blob(ctx: RegistryContext, req: Request) -> Response:
         start, end = span
         headers["Content-Length"] = str(end - start + 1)
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-        return Response(206, headers, stream=ctx.blobs.read(digest, start, end - start + 1))
+        stream = await _opened(ctx.blobs.read(digest, start, end - start + 1), key)
+        return Response(206, headers, stream=stream)
     if req.method == "HEAD":
         return Response(200, headers, head=True)
     if ctx.options.redirect_blobs:
@@ -70,7 +73,26 @@ async def get_blob(ctx: RegistryContext, req: Request) -> Response:
     local = ctx.blobs.local_file(digest)
     if local is not None:
         return Response(200, headers, file_path=local)
-    return Response(200, headers, stream=ctx.blobs.read(digest))
+    return Response(200, headers, stream=await _opened(ctx.blobs.read(digest), key))
+
+
+async def _opened(stream: AsyncIterator[bytes], key: str) -> AsyncIterator[bytes]:
+    """``stream`` with its first chunk already read: bytes the store no longer holds (a
+    collection removed them) are a ``BLOB_UNKNOWN`` answer, not a connection dropped after
+    the headers went out."""
+    try:
+        first = await anext(stream)
+    except StopAsyncIteration:
+        first = b""
+    except PathNotFound:
+        raise RegistryError("BLOB_UNKNOWN", {"digest": key}) from None
+
+    async def rest() -> AsyncIterator[bytes]:
+        yield first
+        async for chunk in stream:
+            yield chunk
+
+    return rest()
 
 
 def _headers(digest: str, size: int) -> dict[str, str]:
