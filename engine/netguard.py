@@ -14,7 +14,6 @@ a request is sent (a name can point anywhere).
 from __future__ import annotations
 
 import ipaddress
-import os
 import socket
 from urllib.parse import urlsplit
 
@@ -23,7 +22,6 @@ import anyio
 __all__ = [
     "ALLOW_ENV",
     "TargetRefused",
-    "allow_link_local_from_env",
     "check_resolved",
     "check_url",
     "is_link_local",
@@ -35,10 +33,6 @@ _HOW = f"set {ALLOW_ENV}=true on the server to allow it"
 
 class TargetRefused(ValueError):
     """A request would go to a link-local address; the message says which and how to allow it."""
-
-
-def allow_link_local_from_env() -> bool:
-    return os.environ.get(ALLOW_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def is_link_local(address: str) -> bool:

@@ -201,7 +201,6 @@ def build_app(settings: Settings) -> RegistryApp:
     clients = EndpointClients(
         settings, services.db, secrets, services.token_key, registry=services.context
     )
-    clients.allow_link_local = settings.allow_link_local_targets
     run_ended = RunEnded()  # ?wait= on an execution returns when a run of this node ends
     replication = ReplicationService(
         services.db,

@@ -23,7 +23,6 @@ from adapters.seawall import SeawallAdapter
 from engine.api.context import EndpointSpec, default_adapter_info
 from engine.netguard import (
     TargetRefused,
-    allow_link_local_from_env,
     check_resolved,
     check_url,
 )
@@ -82,7 +81,7 @@ class EndpointClients:
         """``registry``: this registry's context, to read blobs from its storage when it is
         a run's source (see :mod:`seawall.local_registry`); None: over HTTP like the rest."""
         self.settings, self.db, self.secrets = settings, db, secrets
-        self.allow_link_local = allow_link_local_from_env()
+        self.allow_link_local = settings.allow_link_local_targets
         self.registry = registry
         self._local_password = replicator_password(token_key)
         self._ca_dir = settings.data_path / "ca"
