@@ -85,12 +85,17 @@ class Copier:
         bandwidth: BandwidthLimit | None = None,
         follow_referrers: bool = True,
         mount: bool = True,
+        referrers_api: bool = False,
     ) -> None:
         """``mount``: the destination mounts blobs across repositories (its capability);
         False: never tried. ``chunk_bytes``: upload in chunks of this size (only where the
-        destination takes chunked uploads)."""
+        destination takes chunked uploads). ``referrers_api``: the destination answers the
+        referrers API (its capability), so no tag-schema index is kept there."""
         self.src, self.dst = src, dst
         self.mount = mount
+        # the destination lists referrers by itself (its declared capability): no tag-schema
+        # index to keep, and no request to find out
+        self.referrers_api = referrers_api
         self.chunk_bytes = chunk_bytes
         self.bandwidth = bandwidth
         self.follow_referrers = follow_referrers
@@ -191,7 +196,7 @@ class Copier:
             copied.append(desc)
             log(f"referrer {ref} ({desc.artifact_type or desc.media_type}) of {subject} copied")
             await self._referrers(src_repo, dst_repo, ref, result, log, seen)
-        if await publish_fallback(self.dst, dst_repo, subject, copied):
+        if not self.referrers_api and await publish_fallback(self.dst, dst_repo, subject, copied):
             log(f"referrers of {subject} listed in tag {fallback_tag(subject)} (no referrers API)")
 
     async def _blob(

@@ -155,6 +155,7 @@ async def sync_once(
                 destination.client,
                 blob_concurrency=blob_concurrency,
                 mount=destination.capabilities.blob_mount,
+                referrers_api=destination.capabilities.referrers_api,
             )
             if try_tag_delete:
                 destination.capabilities = replace(destination.capabilities, delete_tag=True)

@@ -327,6 +327,7 @@ def _copier(policy: dict[str, Any], src: RegistryAdapter, dst: Destination, blob
         chunk_bytes=(16 << 20) if chunked else None,
         bandwidth=BandwidthLimit(speed) if speed > 0 else None,
         mount=dst.capabilities.blob_mount,
+        referrers_api=dst.capabilities.referrers_api,
     )
 
 
