@@ -37,6 +37,7 @@ from registry.storage import factory as storage_drivers
 from registry.storage.base import DriverUnavailable, StorageDriver
 from registry.storage.blobs import BlobStore
 from seawall.config import Settings
+from seawall.read_through import build_read_through
 from seawall.replication import REPLICATOR, EndpointClients, adapter_info, replicator_password
 from seawall.service import ReplicationService
 
@@ -215,6 +216,8 @@ def build_app(settings: Settings) -> RegistryApp:
         notifier.settings, allow_link_local=settings.allow_link_local_targets
     )
     services.context.listeners.append(replication)
+    ctx = services.context  # reads through from other regions what it does not hold yet
+    ctx.read_through = build_read_through(settings, ctx, clients, services.db)
     api = create_api(
         ApiContext(
             db=services.db,

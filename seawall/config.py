@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 __all__ = [
     "AuthSettings",
     "GcSettings",
+    "ReadThroughSettings",
     "Settings",
     "SettingsError",
     "StorageSettings",
@@ -87,6 +88,26 @@ class GcSettings(_Strict):
     grace_seconds: float = Field(default=3600.0, ge=0)
 
 
+class ReadThroughSettings(_Strict):
+    # a pull of what this registry does not hold yet is fetched from another region
+    # (seawall.read_through): verified, stored, single-flighted. On by default; it acts only
+    # where there is somewhere to read from (the registries listed, else the regions)
+    enabled: bool = True
+    # registry endpoint names (`seawall registry add`) to read through, in order; empty: the
+    # regions this Seawall knows (`seawall region add`). Env: comma-separated
+    registries: list[str] = Field(default_factory=list)
+    # one upstream call (a region's manifest GET or blob opening; the gap between two chunks)
+    timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    max_concurrent_fetches: int = Field(default=8, ge=1, le=256)
+
+    @field_validator("registries", mode="before")
+    @classmethod
+    def _split_names(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [p.strip() for p in value.split(",") if p.strip()]
+        return value
+
+
 class Settings(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=5000, ge=0, le=65535)
@@ -118,6 +139,7 @@ class Settings(_Strict):
     storage: StorageSettings = StorageSettings()
     auth: AuthSettings = AuthSettings()
     gc: GcSettings = GcSettings()
+    read_through: ReadThroughSettings = ReadThroughSettings()
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from registry.http.asgi import Request, Response
 from registry.http.context import RegistryContext
+from registry.http.upstream import may_read_through
 from registry.oci.digest import Digest, DigestError
 from registry.oci.errors import RegistryError
 from registry.storage.base import PathNotFound
@@ -46,9 +47,12 @@ async def get_blob(ctx: RegistryContext, req: Request) -> Response:
     size = await ctx.content.blob_size(name, key)
     if size is None:
         manifest = await ctx.content.get_manifest(name, key)  # a manifest fetched as a blob
-        if manifest is None:
+        if manifest is not None:
+            return Response(200, _headers(key, manifest.size), manifest.data)
+        if ctx.read_through is not None and may_read_through(req):
+            size = await ctx.read_through.blob(name, digest)  # stored here when not None
+        if size is None:
             raise RegistryError("BLOB_UNKNOWN", {"digest": key})
-        return Response(200, _headers(key, manifest.size), manifest.data)
     headers = _headers(key, size)
     range_header = req.headers.get("range")
     if range_header and req.method == "GET":

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from registry.auth.passwords import VerifiedCache
 from registry.auth.tokens import TokenIssuer
 from registry.meta.accounts import AccountStore
 from registry.meta.content import ContentStore
 from registry.storage.blobs import BlobStore
+
+if TYPE_CHECKING:
+    from registry.http.read_through import ReadThrough
 
 __all__ = ["EventListener", "RegistryContext", "RegistryOptions"]
 
@@ -42,6 +45,7 @@ class RegistryContext:
     options: RegistryOptions = RegistryOptions()
     secret: bytes = b""  # signs upload session ids (stable across restarts and workers)
     listeners: list[EventListener] = field(default_factory=list)
+    read_through: ReadThrough | None = None  # what this registry lacks, from an upstream
 
     def notify(self) -> None:
         for listener in self.listeners:

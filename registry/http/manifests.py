@@ -9,6 +9,7 @@ from __future__ import annotations
 from registry.http.asgi import BodyTooLarge, Request, Response
 from registry.http.blobs import parse_digest
 from registry.http.context import RegistryContext
+from registry.http.upstream import may_read_through
 from registry.oci.digest import Digest, DigestError, sha256_of
 from registry.oci.errors import RegistryError
 from registry.oci.manifest import parse_manifest
@@ -37,6 +38,8 @@ async def get_manifest(ctx: RegistryContext, req: Request) -> Response:
     name, reference = req.params["name"], req.params["reference"]
     _check_reference(reference)
     record = await ctx.content.get_manifest(name, reference)
+    if record is None and ctx.read_through is not None and may_read_through(req):
+        record = await ctx.read_through.manifest(name, reference)
     if record is None:
         raise RegistryError("MANIFEST_UNKNOWN", {"name": name, "reference": reference})
     headers = {

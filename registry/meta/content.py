@@ -14,11 +14,13 @@ has one writer). Timestamps come from the backend (:meth:`SqlBackend.now`).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from registry.meta.cache import TTLCache
-from registry.meta.fence import BlobFence
+from registry.meta.fence import BlobFence, stamp, utc_now
 from registry.meta.sql import SqlBackend, Tx
 from registry.oci.errors import RegistryError
 from registry.oci.manifest import ParsedManifest
@@ -548,3 +550,93 @@ class ContentStore:
             ReferrerRecord(r[0], r[1], int(r[2]), r[3], json.loads(r[4]) if r[4] else None)
             for r in rows
         ]
+
+    # ------------------------------------------------------------------ read-through
+    async def put_fetched_manifest(
+        self, repo: str, digest: str, data: bytes, parsed: ParsedManifest, tags: Sequence[str]
+    ) -> bool:
+        """Store a manifest read through from another replica (:mod:`registry.http.read_through`)
+        as :meth:`put_manifest` stores a push — the same rows, and only once every blob and child
+        manifest it references is in ``repo`` — with two differences: no outbox event (the
+        replica it came from announced it already; an event here would send it back there and
+        on to every region this one replicates to), and a tag only where ``repo`` has no tag of
+        that name (a read-through never moves a tag that a push or a replication set).
+
+        Returns False, writing nothing, while a reference is missing.
+        """
+        subject = parsed.subject.digest if parsed.subject else None
+        annotations = json.dumps(parsed.annotations) if parsed.annotations else None
+        refs = [{"d": digest, "r": d.digest, "k": "blob"} for d in parsed.blobs]
+        refs += [{"d": digest, "r": d.digest, "k": "manifest"} for d in parsed.children]
+        known = self._repo_ids.get(repo)
+
+        def tx(t: Tx) -> int | None:
+            now = self.sql.now()
+            rid = known if known is not None else _ensure_repository(t, repo, now)
+            if self._missing_refs(t, rid, parsed):
+                return None
+            t.execute(
+                "INSERT INTO manifest (digest, media_type, size, data, artifact_type, "
+                "subject_digest, annotations_json, created_at) VALUES (:d, :mt, :size, :data, "
+                ":at, :subject, :ann, :now) ON CONFLICT DO NOTHING",
+                d=digest,
+                mt=parsed.media_type,
+                size=len(data),
+                data=data,
+                at=parsed.artifact_type,
+                subject=subject,
+                ann=annotations,
+                now=now,
+            )
+            if refs:
+                t.executemany(
+                    "INSERT INTO manifest_ref (digest, ref_digest, kind) "
+                    "VALUES (:d, :r, :k) ON CONFLICT DO NOTHING",
+                    refs,
+                )
+            t.execute(
+                "INSERT INTO repo_manifest (repository_id, digest, subject_digest, "
+                "created_at) VALUES (:rid, :d, :subject, :now) ON CONFLICT DO NOTHING",
+                rid=rid,
+                d=digest,
+                subject=subject,
+                now=now,
+            )
+            for tag in tags:
+                t.execute(
+                    "INSERT INTO tag (repository_id, name, digest, updated_at) VALUES "
+                    "(:rid, :tag, :d, :now) ON CONFLICT (repository_id, name) DO NOTHING",
+                    rid=rid,
+                    tag=tag,
+                    d=digest,
+                    now=now,
+                )
+            t.notify(CONTENT_CHANNEL, str(rid))
+            return rid
+
+        rid = await self.sql.write(tx)
+        if rid is None:
+            return False
+        self._repo_ids[repo] = rid
+        self._changed(rid)
+        return True
+
+    async def removed_recently(self, repo: str, reference: str, window_seconds: float) -> bool:
+        """Whether ``reference`` (a tag or a digest) of ``repo`` — or the whole repository — was
+        deleted here within the last ``window_seconds``, by the outbox's record. A read-through
+        must not bring back what was deleted here while the deletion is still on its way to
+        the replica it would read from. (Only the window is read, through the ``created_at``
+        index: the outbox keeps days of events and has no index by repository.)
+        """
+        since = stamp(self.sql, utc_now() - timedelta(seconds=window_seconds))
+        column = "digest" if ":" in reference else "tag"
+        actions = "('delete')" if column == "digest" else "('untag')"
+        row = await self.sql.one(
+            "SELECT 1 FROM event WHERE created_at >= :since AND repository = :repo AND "
+            f"((action IN {actions} AND {column} = :ref) OR action = 'delete_repository') "
+            "LIMIT 1",
+            since=since,
+            repo=repo,
+            ref=reference,
+        )
+        return row is not None

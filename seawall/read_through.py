@@ -1,0 +1,192 @@
+"""Read-through between regions: what this registry is asked for and does not hold yet is read
+from the other regions' registries (:class:`RegionUpstream`, the registry's
+:class:`~registry.http.upstream.Upstream`), so a pull never fails because replication is
+still on its way.
+
+The regions are tried in order, each through its endpoint's adapter and that adapter's one
+client (:class:`~seawall.replication.EndpointClients`: the same client, tokens, connections
+and limits replication uses). Per region, one call is bounded by ``timeout_seconds``; "not
+found", a refusal (401/403) or bad bytes move on to the next region; a region that failed to
+answer (unreachable, timed out, 5xx, 429) is passed over for :data:`DOWN_SECONDS`, so a lost
+region costs one request's wait, not every request's. Which regions: the registry endpoints
+named by the ``read_through.registries`` setting, else the regions this Seawall knows.
+
+What the registry does with the answer — verify, store, single flight, no outbox event, the
+recursion guard — is in :mod:`registry.http.read_through` and :mod:`registry.http.upstream`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+
+import anyio
+from sqlalchemy import select
+
+from adapters.base import RegistryAdapter
+from adapters.oci.errors import DigestMismatch, NotFound, OciError, Transient
+from adapters.protocol import BlobReader
+from engine.state.models import RegistryEndpoint
+from registry.http.context import RegistryContext
+from registry.http.read_through import ReadThrough, ReadThroughOptions
+from registry.http.upstream import FetchedManifest, UpstreamBlob, UpstreamCorrupt, UpstreamError
+from registry.meta.db import Database
+from seawall.config import Settings
+
+__all__ = [
+    "DOWN_SECONDS",
+    "AdapterFactory",
+    "EndpointsProvider",
+    "RegionUpstream",
+    "build_read_through",
+    "named_endpoints",
+]
+
+log = logging.getLogger("seawall.read_through")
+
+#: How long a region that failed to answer is passed over.
+DOWN_SECONDS = 30.0
+#: How long the endpoint ids a provider found are used before it looks again.
+ENDPOINTS_TTL_SECONDS = 5.0
+
+#: The endpoint's shared adapter while in the block (``EndpointClients.__call__``).
+AdapterFactory = Callable[[int], AbstractAsyncContextManager[RegistryAdapter]]
+#: The registry endpoint ids to read through, in order.
+EndpointsProvider = Callable[[], Awaitable[Sequence[int]]]
+
+E = RegistryEndpoint.__table__  # type: ignore[attr-defined]
+
+
+class _Blob:
+    """An upstream blob for the registry: :class:`BlobReader`'s bytes, errors translated."""
+
+    def __init__(self, reader: BlobReader, source: str) -> None:
+        self.reader, self.source = reader, source
+        self.size_bytes = reader.size_bytes
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self.reader.iter_chunks():
+                yield chunk
+        except OciError as e:
+            raise UpstreamError(f"{self.source}: {e}") from e
+
+
+class RegionUpstream:
+    """:class:`~registry.http.upstream.Upstream` over other regions' registries, in order."""
+
+    def __init__(
+        self,
+        adapters: AdapterFactory,
+        endpoints: EndpointsProvider,
+        *,
+        timeout_seconds: float = 10.0,
+        down_seconds: float = DOWN_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.adapters, self.endpoints = adapters, endpoints
+        self.timeout_seconds, self.down_seconds, self.clock = timeout_seconds, down_seconds, clock
+        self._down_until: dict[int, float] = {}
+
+    async def _candidates(self) -> list[int]:
+        now = self.clock()
+        return [e for e in await self.endpoints() if self._down_until.get(e, 0.0) <= now]
+
+    def _failed(self, endpoint: int, what: str, e: BaseException) -> None:
+        if isinstance(e, Transient | TimeoutError):
+            self._down_until[endpoint] = self.clock() + self.down_seconds
+            log.warning(
+                "read-through: endpoint %d passed over for %gs: %s: %s",
+                endpoint,
+                self.down_seconds,
+                what,
+                e or "timed out",
+            )
+        else:
+            log.warning("read-through: endpoint %d: %s: %s", endpoint, what, e)
+
+    async def fetch_manifest(self, repo: str, reference: str) -> FetchedManifest | None:
+        corrupt: list[str] = []
+        for endpoint in await self._candidates():
+            try:
+                with anyio.fail_after(self.timeout_seconds):
+                    async with self.adapters(endpoint) as adapter:
+                        m = await adapter.client().get_manifest(repo, reference)
+            except NotFound:
+                continue
+            except DigestMismatch as e:
+                corrupt.append(f"endpoint {endpoint}: {e}")
+                self._failed(endpoint, f"manifest {repo}:{reference}", e)
+                continue
+            except (OciError, TimeoutError, LookupError) as e:
+                self._failed(endpoint, f"manifest {repo}:{reference}", e)
+                continue
+            return FetchedManifest(m.data, m.media_type, m.digest, source=f"endpoint {endpoint}")
+        if corrupt:
+            raise UpstreamCorrupt("; ".join(corrupt))
+        return None
+
+    @asynccontextmanager
+    async def open_blob(self, repo: str, digest: str) -> AsyncIterator[UpstreamBlob | None]:
+        async with AsyncExitStack() as stack:
+            for endpoint in await self._candidates():
+                attempt = AsyncExitStack()
+                try:
+                    with anyio.fail_after(self.timeout_seconds):
+                        adapter = await attempt.enter_async_context(self.adapters(endpoint))
+                        opening = adapter.client().blob_stream(repo, digest)
+                        reader = await attempt.enter_async_context(opening)
+                except BaseException as e:
+                    with anyio.CancelScope(shield=True):
+                        await attempt.aclose()
+                    if not isinstance(e, OciError | TimeoutError | LookupError):
+                        raise
+                    if not isinstance(e, NotFound):
+                        self._failed(endpoint, f"blob {digest} of {repo}", e)
+                    continue
+                await stack.enter_async_context(attempt)
+                yield _Blob(reader, f"endpoint {endpoint}")
+                return
+            yield None
+
+
+def named_endpoints(
+    db: Database, names: Sequence[str], *, clock: Callable[[], float] = time.monotonic
+) -> EndpointsProvider:
+    """The ids of the registry endpoints called ``names``, in that order (names that do not
+    exist are left out), looked up again every :data:`ENDPOINTS_TTL_SECONDS`."""
+    found: list[int] = []
+    looked_at = -ENDPOINTS_TTL_SECONDS - 1.0
+
+    async def provider() -> Sequence[int]:
+        nonlocal found, looked_at
+        if not names:
+            return ()
+        if clock() - looked_at > ENDPOINTS_TTL_SECONDS:
+            async with db.read() as c:
+                rows = await c.execute(select(E.c.id, E.c.name).where(E.c.name.in_(names)))
+                ids = {name: int(i) for i, name in rows.all()}
+            found, looked_at = [ids[n] for n in names if n in ids], clock()
+        return found
+
+    return provider
+
+
+def build_read_through(
+    settings: Settings, context: RegistryContext, adapters: AdapterFactory, db: Database
+) -> ReadThrough | None:
+    """The registry's read-through from the ``read_through`` settings (None: off)."""
+    rt = settings.read_through
+    if not rt.enabled:
+        return None
+    upstream = RegionUpstream(
+        adapters, named_endpoints(db, rt.registries), timeout_seconds=rt.timeout_seconds
+    )
+    options = ReadThroughOptions(
+        timeout_seconds=rt.timeout_seconds,
+        max_concurrent_fetches=rt.max_concurrent_fetches,
+        max_manifest_bytes=settings.max_manifest_bytes,
+    )
+    return ReadThrough(upstream, context.content, context.blobs, options)

@@ -1,0 +1,125 @@
+"""A reverse proxy in front of a registry for tests: counts the manifest and blob requests that
+pass (what an upstream was asked), and can flip one byte of every manifest and blob body it
+forwards (an upstream serving corrupt bytes). Runs on 127.0.0.1 in its own thread and loop.
+
+The ``Host`` header is forwarded as the client sent it, so a Seawall behind it announces a
+token realm on the proxy and token requests pass through it too (they are not counted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import re
+import threading
+
+import aiohttp
+from aiohttp import web
+
+from tests.support.server import free_port
+
+__all__ = ["CountingProxy"]
+
+_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade"}
+_ROUTE = re.compile(r"^/v2/(?P<name>.+)/(?P<kind>manifests|blobs)/(?P<ref>[^/]+)$")
+
+
+class CountingProxy:
+    def __init__(self, target: str) -> None:
+        self.target = target.rstrip("/")
+        self.port = free_port()
+        #: flip the first byte of every manifest and blob body forwarded
+        self.corrupt = False
+        self._counts: collections.Counter[tuple[str, str, str, str, int]] = collections.Counter()
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def counts(self, repo: str | None = None) -> dict[tuple[str, str, str], int]:
+        """``{(method, "manifests" | "blobs", reference): requests}`` answered so far (of
+        ``repo`` only, when given), not counting ``401`` challenges (the token flow's first
+        try)."""
+        out: collections.Counter[tuple[str, str, str]] = collections.Counter()
+        with self._lock:
+            for (method, name, kind, ref, status), n in self._counts.items():
+                if status != 401 and (repo is None or name == repo):
+                    out[(method, kind, ref)] += n
+        return dict(out)
+
+    def total(self) -> int:
+        return sum(self.counts().values())
+
+    def reset(self) -> None:
+        with self._lock:
+            self._counts.clear()
+
+    def start(self) -> CountingProxy:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(30)
+        return self
+
+    def stop(self) -> None:
+        if self._loop is None:
+            return
+        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        assert self._thread is not None
+        self._thread.join(30)
+        self._loop.close()
+        self._loop = None
+
+    def __enter__(self) -> CountingProxy:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    async def _start(self) -> None:
+        self._session = aiohttp.ClientSession(auto_decompress=False)
+        app = web.Application(client_max_size=1 << 40)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+
+    async def _stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._session is not None:
+            await self._session.close()
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        m = _ROUTE.match(request.path)
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
+        body = await request.read() if request.can_read_body else None
+        assert self._session is not None
+        async with self._session.request(
+            request.method,
+            self.target + request.rel_url.raw_path_qs,
+            headers=headers,
+            data=body,
+            allow_redirects=False,
+        ) as upstream:
+            if m is not None:
+                with self._lock:
+                    key = (request.method, m["name"], m["kind"], m["ref"], upstream.status)
+                    self._counts[key] += 1
+            out_headers = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP}
+            response = web.StreamResponse(status=upstream.status, headers=out_headers)
+            await response.prepare(request)
+            flip = self.corrupt and m is not None and request.method == "GET"
+            async for chunk in upstream.content.iter_chunked(1 << 16):
+                if flip and chunk:
+                    chunk = bytes([chunk[0] ^ 0x01]) + chunk[1:]
+                    flip = False
+                await response.write(chunk)
+            await response.write_eof()
+            return response
