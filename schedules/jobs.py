@@ -1,4 +1,4 @@
-"""What a schedule does when it fires: queue a run of its policy.
+"""What a schedule does when it fires: queue a run of its policy, or run the failover checks.
 
 APScheduler stores schedules by reference to these functions (``schedules.jobs:fire_policy``),
 so they stay importable under these names. They run on whichever node's scheduler acquired the
@@ -8,12 +8,12 @@ job and only write an execution row; any node's replication service then claims 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from engine.state.runs import SKIPPED_TEXT, RunStore
 
-__all__ = ["Runtime", "fire_policy", "install"]
+__all__ = ["Runtime", "check_regions", "fire_policy", "install", "install_region_checks"]
 
 log = logging.getLogger("seawall.schedules")
 
@@ -61,3 +61,22 @@ async def fire_policy(policy_id: int, trigger: str = "scheduled") -> int | None:
     log.info("policy %s: %s run queued as execution %s", policy_id, trigger, eid)
     _runtime.wake()
     return eid
+
+
+#: What a ``dr-check`` firing runs (the failover checks of engine.regions), once installed.
+_region_checks: Callable[[], Awaitable[object]] | None = None
+
+
+def install_region_checks(check: Callable[[], Awaitable[object]] | None) -> None:
+    """Give :func:`check_regions` this process's failover checks (None: none here)."""
+    global _region_checks
+    _region_checks = check
+
+
+async def check_regions() -> None:
+    """Run the failover checks of every region (they record their results and send the alerts
+    due); on a node without them installed the firing is only logged."""
+    if _region_checks is None:
+        log.info("the failover check schedule fired on a node that does not run the checks")
+        return
+    await _region_checks()

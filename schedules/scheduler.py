@@ -12,11 +12,15 @@ made on other nodes).
   ``reconcile_seconds`` (the first one interval after the policy is created or changed; run
   it by hand for an initial sync): whatever events could not carry (a remote that never sent
   its webhook, a run that failed) is caught up.
+- ``dr-check``: the failover checks of every region every ``dr.check_interval_seconds``
+  (:meth:`ScheduleService.check_regions_every`; absent while it is 0). Give every node the
+  same interval: each keeps the schedule in step with its own.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,7 +35,7 @@ from sqlalchemy import select
 from engine.cron import CronError, cron_trigger
 from engine.state.models import Policy
 from registry.meta.db import Database
-from schedules.jobs import fire_policy
+from schedules.jobs import check_regions, fire_policy, install_region_checks
 
 __all__ = ["ScheduleService"]
 
@@ -39,6 +43,7 @@ log = logging.getLogger("seawall.schedules")
 P = Policy.__table__  # type: ignore[attr-defined]
 SYNC_SECONDS = 5.0
 FIRE_TASK = "schedules.jobs:fire_policy"
+DR_CHECK = "dr-check"  # the failover checks' schedule
 
 
 class ScheduleService:
@@ -55,6 +60,7 @@ class ScheduleService:
             cleanup_interval=timedelta(minutes=15),
         )
         self._wake = anyio.Event()
+        self.dr_check_seconds = 0.0  # see check_regions_every
         logging.getLogger("apscheduler").setLevel(
             max(logging.WARNING, logging.getLogger().getEffectiveLevel())
         )
@@ -62,6 +68,14 @@ class ScheduleService:
     def wake(self) -> None:
         """A policy may have changed: sync the schedules now."""
         self._wake.set()
+
+    def check_regions_every(
+        self, seconds: float, check: Callable[[], Awaitable[object]] | None
+    ) -> None:
+        """Run ``check`` (the failover checks) every ``seconds`` on whichever node acquires
+        the firing (0: the ``dr-check`` schedule is removed); set before :meth:`start`."""
+        self.dr_check_seconds = seconds
+        install_region_checks(check)
 
     async def start(self, tg: TaskGroup) -> None:
         await tg.start(self._serve, name="schedules")
@@ -136,3 +150,26 @@ class ScheduleService:
                 conflict_policy=ConflictPolicy.replace,
             )
             log.info("schedule %s set: %s", sid, meta)
+        await self._sync_region_checks({s.id: s for s in stored})
+
+    async def _sync_region_checks(self, stored: dict[str, Any]) -> None:
+        """The ``dr-check`` schedule as :attr:`dr_check_seconds` asks (see the module)."""
+        current = stored.get(DR_CHECK)
+        if self.dr_check_seconds <= 0:
+            if current is not None:
+                await self.scheduler.remove_schedule(DR_CHECK)
+                log.info("schedule %s removed", DR_CHECK)
+            return
+        meta: dict[str, Any] = {"every": self.dr_check_seconds}
+        if current is not None and current.metadata == meta:
+            return
+        await self.scheduler.add_schedule(
+            check_regions,
+            IntervalTrigger(seconds=self.dr_check_seconds),
+            id=DR_CHECK,
+            coalesce=CoalescePolicy.latest,
+            misfire_grace_time=None,
+            metadata=meta,
+            conflict_policy=ConflictPolicy.replace,
+        )
+        log.info("schedule %s set: %s", DR_CHECK, meta)

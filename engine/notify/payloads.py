@@ -34,11 +34,16 @@ from urllib.parse import urlsplit
 __all__ = [
     "ARTIFACT_LIST_LIMIT",
     "CLOUDEVENTS_TYPE",
+    "DR_CLOUDEVENTS_PREFIX",
+    "DR_EVENT_TYPES",
+    "DrEvent",
     "Event",
     "Sides",
     "artifact_event",
     "content_type",
+    "dr_event",
     "render",
+    "render_dr",
     "run_event",
     "sample_event",
 ]
@@ -328,3 +333,74 @@ def _aware(value: Any) -> datetime | None:
 def _iso(value: Any) -> str | None:
     aware = _aware(value)
     return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if aware else None
+
+
+# ---------------------------------------------------------------------------- failover alerts
+#: Alerts of the failover checks (:mod:`engine.regions.alerts`), one per transition: a region
+#: turned unhealthy or recovered; its replication lag passed ``dr.lag_alert_seconds`` or fell
+#: back under it. Sent to the webhooks of the policies replicating to or from the region
+#: (every policy for this Seawall's own region) that subscribe to the type.
+DR_EVENT_TYPES = (
+    "REGION_UNHEALTHY",
+    "REGION_RECOVERED",
+    "REPLICATION_LAG",
+    "REPLICATION_LAG_RECOVERED",
+)
+DR_CLOUDEVENTS_PREFIX = "io.seawall.dr."
+
+
+@dataclass(frozen=True, slots=True)
+class DrEvent:
+    """One failover alert, before it is rendered for a webhook. ``region``: the region's
+    name, whether it is this Seawall, its endpoint, health, lag and what the check found."""
+
+    event_type: str  # one of DR_EVENT_TYPES
+    id: str
+    occur_at: datetime
+    region: dict[str, Any]
+
+    @property
+    def event(self) -> str:
+        return self.event_type.lower()
+
+
+def dr_event(event_type: str, region: dict[str, Any], occur_at: datetime) -> DrEvent:
+    if event_type not in DR_EVENT_TYPES:
+        raise ValueError(f"unknown failover event type {event_type!r}")
+    return DrEvent(event_type, str(uuid.uuid4()), occur_at, dict(region))
+
+
+def render_dr(event: DrEvent, fmt: str, policy_id: int, webhook_id: int) -> str:
+    """The body sent to one webhook: Seawall's own shape (Harbor has no such event)::
+
+        {"type": "REGION_UNHEALTHY", "occur_at": 1767225600, "operator": "SEAWALL",
+         "event_data": {"region": {...}, "seawall": {"event": "region_unhealthy", ...}}}
+
+    CloudEvents: ``type`` is ``io.seawall.dr.region_unhealthy`` (and so on), ``data`` holds
+    ``region`` and ``seawall``."""
+    seawall = {
+        "event": event.event,
+        "event_type": event.event_type,
+        "event_id": event.id,
+        "policy": {"id": policy_id},
+    }
+    data = {"region": event.region, "seawall": seawall}
+    if fmt == "cloudevents":
+        body: dict[str, Any] = {
+            "specversion": "1.0",
+            "id": event.id,
+            "source": f"/api/v2.0/replication/policies/{policy_id}/webhooks/{webhook_id}",
+            "type": DR_CLOUDEVENTS_PREFIX + event.event,
+            "datacontenttype": "application/json",
+            "time": event.occur_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "data": data,
+            "seawallevent": event.event,
+        }
+    else:
+        body = {
+            "type": event.event_type,
+            "occur_at": int(event.occur_at.timestamp()),
+            "operator": "SEAWALL",
+            "event_data": data,
+        }
+    return json.dumps(body, separators=(",", ":"))
