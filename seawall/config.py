@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 __all__ = [
     "AuthSettings",
+    "DrSettings",
     "GcSettings",
     "ReadThroughSettings",
     "Settings",
@@ -88,6 +89,24 @@ class GcSettings(_Strict):
     grace_seconds: float = Field(default=3600.0, ge=0)
 
 
+class DrSettings(_Strict):
+    # failover checks (engine.regions, `seawall dr check`): this Seawall's own region name; a
+    # scheduled check this often (0: off), one node per firing; one region's check at most;
+    # the replication lag past which REPLICATION_LAG alerts go out; the canary push → pull
+    region_name: str = Field(default="local", min_length=1, max_length=63)
+    check_interval_seconds: float = Field(default=0.0, ge=0)
+    check_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    lag_alert_seconds: float = Field(default=300.0, gt=0)
+    canary: bool = True
+
+    @field_validator("region_name")
+    @classmethod
+    def _check_region_name(cls, value: str) -> str:
+        from engine.regions.report import check_region_name
+
+        return check_region_name(value)
+
+
 class ReadThroughSettings(_Strict):
     # a pull of what this registry does not hold yet is fetched from another region
     # (seawall.read_through): verified, stored, single-flighted. On by default; it acts only
@@ -139,6 +158,7 @@ class Settings(_Strict):
     storage: StorageSettings = StorageSettings()
     auth: AuthSettings = AuthSettings()
     gc: GcSettings = GcSettings()
+    dr: DrSettings = DrSettings()
     read_through: ReadThroughSettings = ReadThroughSettings()
 
     @field_validator("trusted_proxies", mode="before")
