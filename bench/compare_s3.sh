@@ -1,7 +1,10 @@
 #!/bin/bash
 # Object storage side by side: CNCF distribution's S3 driver (Debian docker-registry) and Seawall
 # (SEAWALL_STORAGE__DRIVER=s3) on the same moto S3 endpoint, in one run, alternating, REPEAT
-# times, each with blob redirects off (bytes through the registry) and on (307 to the store).
+# times. Per repeat and registry: a fresh bucket, the corpus pushed and pulled with blob
+# redirects off (bytes through the registry), then the registry restarted on the same bucket
+# (and, for Seawall, the same data directory) with redirects on (307 to the store) and the
+# corpus pulled again. Redirects change only blob GETs, so the push is measured once.
 # Appends JSON lines to results/s3-PRESET.jsonl; then, unless BIG_MIB=0, one large blob
 # (default 2048 MiB) through each registry with redirects off: peak server RSS.
 #   bench/compare_s3.sh PRESET [REPEAT]          # e.g. small 3
@@ -50,7 +53,7 @@ reset_moto() { curl -sf -X POST "$MOTO_URL/moto-api/reset" >/dev/null; }
 start_distribution() {  # start_distribution BUCKET REDIRECT(true|false); prints its PID
   local bucket=$1 disable=true
   [ "$2" = true ] && disable=false
-  curl -sf -X PUT "$MOTO_URL/$bucket" >/dev/null
+  curl -s -o /dev/null -X PUT "$MOTO_URL/$bucket"  # again on a restart: exists already
   cat >run/s3/dist.yml <<EOF
 version: 0.1
 log: {level: warn, accesslog: {disabled: true}}
@@ -67,8 +70,8 @@ EOF
   cat run/s3/dist.pid
 }
 
-start_seawall() {  # start_seawall BUCKET REDIRECT; prints the worker's PID (it serves)
-  rm -rf run/s3/seawall-data
+start_seawall() {  # start_seawall BUCKET REDIRECT [keep]; prints the worker's PID (it serves)
+  [ "${3:-}" = keep ] || rm -rf run/s3/seawall-data
   SEAWALL_ADMIN_PASSWORD=benchpw SEAWALL_LOG_LEVEL=warning SEAWALL_AUTH__BASIC_ON_REGISTRY=false \
     SEAWALL_STORAGE__DRIVER=s3 SEAWALL_STORAGE__BUCKET="$1" SEAWALL_STORAGE__REDIRECT="$2" \
     setsid "$SEAWALL" serve --host 127.0.0.1 --port $SW_PORT --data-dir run/s3/seawall-data \
@@ -90,13 +93,13 @@ rss_watch() {  # peak RSS (KiB) of a PID, sampled every 0.1 s until the file $2 
   echo "$peak"
 }
 
-measure() {  # measure SERVER REDIRECT URL PID [bench args...]
-  local server=$1 redirect=$2 url=$3 pid=$4; shift 4
+measure() {  # measure SERVER REDIRECT PHASES URL PID [bench args...]
+  local server=$1 redirect=$2 phases=$3 url=$4 pid=$5; shift 5
   local flag peakfile line
   flag=$(mktemp); peakfile=$(mktemp)
   (rss_watch "$pid" "$flag" >"$peakfile") &
   local watcher=$!
-  line=$($PY bench_registry.py "$url" --corpus "$corpus" --phases push,pull --server-pid "$pid" \
+  line=$($PY bench_registry.py "$url" --corpus "$corpus" --phases "$phases" --server-pid "$pid" \
     --label "$server-s3-redirect-$redirect" "$@")
   rm -f "$flag"; wait "$watcher"
   SERVER=$server REDIRECT=$redirect PEAK=$(cat "$peakfile") COMMIT=$commit $PY -c '
@@ -110,14 +113,18 @@ print(json.dumps(d))' <<<"$line" | tee -a "$out"
 
 start_moto
 for i in $(seq "$n"); do
-  for redirect in false true; do
-    pid=$(start_distribution "dist-$i-$redirect" "$redirect")
-    measure distribution "$redirect" "http://127.0.0.1:$DIST_PORT" "$pid"
-    stop_group run/s3/dist.pid; reset_moto
-    pid=$(start_seawall "seawall-$i-$redirect" "$redirect")
-    measure seawall "$redirect" "http://127.0.0.1:$SW_PORT" "$pid" --user admin --password benchpw
-    stop_group run/s3/seawall.pid; reset_moto
-  done
+  pid=$(start_distribution "dist-$i" false)
+  measure distribution false push,pull "http://127.0.0.1:$DIST_PORT" "$pid"
+  stop_group run/s3/dist.pid
+  pid=$(start_distribution "dist-$i" true)
+  measure distribution true pull "http://127.0.0.1:$DIST_PORT" "$pid"
+  stop_group run/s3/dist.pid; reset_moto
+  pid=$(start_seawall "seawall-$i" false)
+  measure seawall false push,pull "http://127.0.0.1:$SW_PORT" "$pid" --user admin --password benchpw
+  stop_group run/s3/seawall.pid
+  pid=$(start_seawall "seawall-$i" true keep)
+  measure seawall true pull "http://127.0.0.1:$SW_PORT" "$pid" --user admin --password benchpw
+  stop_group run/s3/seawall.pid; reset_moto
 done
 
 stamp() {  # the commit on each JSON line
