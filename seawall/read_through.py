@@ -7,9 +7,11 @@ The regions are tried in order, each through its endpoint's adapter and that ada
 client (:class:`~seawall.replication.EndpointClients`: the same client, tokens, connections
 and limits replication uses). Per region, one call is bounded by ``timeout_seconds``; "not
 found", a refusal (401/403) or bad bytes move on to the next region; a region that failed to
-answer (unreachable, timed out, 5xx, 429) is passed over for :data:`DOWN_SECONDS`, so a lost
-region costs one request's wait, not every request's. Which regions: the registry endpoints
-named by the ``read_through.registries`` setting, else the regions this Seawall knows.
+answer (unreachable, timed out, 5xx, 429) is passed over for :data:`DOWN_SECONDS`, then asked
+again only once a TCP connection to it opens, so a lost region costs one request's wait, not
+every request's. Which regions: the registry endpoints named by the ``read_through.registries``
+setting, else the regions this Seawall knows (``engine.regions``: every declared region's
+endpoint, by region name).
 
 What the registry does with the answer — verify, store, single flight, no outbox event, the
 recursion guard — is in :mod:`registry.http.read_through` and :mod:`registry.http.upstream`.
@@ -21,6 +23,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from urllib.parse import urlsplit
 
 import anyio
 from sqlalchemy import select
@@ -28,6 +31,7 @@ from sqlalchemy import select
 from adapters.base import RegistryAdapter
 from adapters.oci.errors import DigestMismatch, NotFound, OciError, Transient
 from adapters.protocol import BlobReader
+from engine.regions.store import RegionStore
 from engine.state.models import RegistryEndpoint
 from registry.http.context import RegistryContext
 from registry.http.read_through import ReadThrough, ReadThroughOptions
@@ -37,17 +41,22 @@ from seawall.config import Settings
 
 __all__ = [
     "DOWN_SECONDS",
+    "PROBE_SECONDS",
     "AdapterFactory",
     "EndpointsProvider",
     "RegionUpstream",
     "build_read_through",
+    "connects",
     "named_endpoints",
+    "region_endpoints",
 ]
 
 log = logging.getLogger("seawall.read_through")
 
 #: How long a region that failed to answer is passed over.
 DOWN_SECONDS = 30.0
+#: How long a TCP connection may take to open before a region that failed stays passed over.
+PROBE_SECONDS = 1.0
 #: How long the endpoint ids a provider found are used before it looks again.
 ENDPOINTS_TTL_SECONDS = 5.0
 
@@ -107,12 +116,26 @@ class RegionUpstream:
         else:
             log.warning("read-through: endpoint %d: %s: %s", endpoint, what, e)
 
+    async def _back(self, endpoint: int, adapter: RegistryAdapter) -> bool:
+        """Whether to ask ``endpoint``: yes, unless it failed before — then only once a TCP
+        connection to it opens within :data:`PROBE_SECONDS` (a region that is still down costs
+        a refused connection, not a request's whole timeout of retries)."""
+        if endpoint not in self._down_until:
+            return True
+        if await connects(adapter.registry_url()):
+            del self._down_until[endpoint]
+            return True
+        self._down_until[endpoint] = self.clock() + self.down_seconds
+        return False
+
     async def fetch_manifest(self, repo: str, reference: str) -> FetchedManifest | None:
         corrupt: list[str] = []
         for endpoint in await self._candidates():
             try:
                 with anyio.fail_after(self.timeout_seconds):
                     async with self.adapters(endpoint) as adapter:
+                        if not await self._back(endpoint, adapter):
+                            continue
                         m = await adapter.client().get_manifest(repo, reference)
             except NotFound:
                 continue
@@ -136,6 +159,9 @@ class RegionUpstream:
                 try:
                     with anyio.fail_after(self.timeout_seconds):
                         adapter = await attempt.enter_async_context(self.adapters(endpoint))
+                        if not await self._back(endpoint, adapter):
+                            await attempt.aclose()
+                            continue
                         opening = adapter.client().blob_stream(repo, digest)
                         reader = await attempt.enter_async_context(opening)
                 except BaseException as e:
@@ -152,26 +178,69 @@ class RegionUpstream:
             yield None
 
 
+async def connects(url: str, seconds: float | None = None) -> bool:
+    """Whether a TCP connection to ``url``'s host and port opens within ``seconds`` (default
+    :data:`PROBE_SECONDS`); True for a URL that is not HTTP (nothing to connect to)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        return True
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with anyio.fail_after(PROBE_SECONDS if seconds is None else seconds):
+            stream = await anyio.connect_tcp(parts.hostname or "", port)
+    except (OSError, TimeoutError):
+        return False
+    await stream.aclose()
+    return True
+
+
+def _cached(
+    lookup: Callable[[], Awaitable[list[int]]], clock: Callable[[], float]
+) -> EndpointsProvider:
+    """``lookup``'s answer, asked again once it is :data:`ENDPOINTS_TTL_SECONDS` old (while
+    it fails, the last answer)."""
+    found: list[int] = []
+    looked_at: float | None = None
+
+    async def provider() -> Sequence[int]:
+        nonlocal found, looked_at
+        if looked_at is None or clock() - looked_at > ENDPOINTS_TTL_SECONDS:
+            try:
+                found = await lookup()
+            except Exception as e:  # a miss stays a miss: never a 500 because of this
+                log.warning("read-through: cannot list the upstream endpoints: %s", e)
+            looked_at = clock()
+        return found
+
+    return provider
+
+
 def named_endpoints(
     db: Database, names: Sequence[str], *, clock: Callable[[], float] = time.monotonic
 ) -> EndpointsProvider:
     """The ids of the registry endpoints called ``names``, in that order (names that do not
-    exist are left out), looked up again every :data:`ENDPOINTS_TTL_SECONDS`."""
-    found: list[int] = []
-    looked_at = -ENDPOINTS_TTL_SECONDS - 1.0
+    exist are left out)."""
 
-    async def provider() -> Sequence[int]:
-        nonlocal found, looked_at
-        if not names:
-            return ()
-        if clock() - looked_at > ENDPOINTS_TTL_SECONDS:
-            async with db.read() as c:
-                rows = await c.execute(select(E.c.id, E.c.name).where(E.c.name.in_(names)))
-                ids = {name: int(i) for i, name in rows.all()}
-            found, looked_at = [ids[n] for n in names if n in ids], clock()
-        return found
+    async def lookup() -> list[int]:
+        async with db.read() as c:
+            rows = await c.execute(select(E.c.id, E.c.name).where(E.c.name.in_(list(names))))
+            ids = {name: int(i) for i, name in rows.all()}
+        return [ids[n] for n in names if n in ids]
 
-    return provider
+    return _cached(lookup, clock)
+
+
+def region_endpoints(
+    db: Database, *, clock: Callable[[], float] = time.monotonic
+) -> EndpointsProvider:
+    """The endpoints of the regions this Seawall knows (``seawall region add``), by region
+    name; this Seawall's own region has no endpoint and is never among them."""
+    store = RegionStore(db)
+
+    async def lookup() -> list[int]:
+        return [r.registry_id for r in await store.all() if r.endpoint is not None]
+
+    return _cached(lookup, clock)
 
 
 def build_read_through(
@@ -181,9 +250,8 @@ def build_read_through(
     rt = settings.read_through
     if not rt.enabled:
         return None
-    upstream = RegionUpstream(
-        adapters, named_endpoints(db, rt.registries), timeout_seconds=rt.timeout_seconds
-    )
+    endpoints = named_endpoints(db, rt.registries) if rt.registries else region_endpoints(db)
+    upstream = RegionUpstream(adapters, endpoints, timeout_seconds=rt.timeout_seconds)
     options = ReadThroughOptions(
         timeout_seconds=rt.timeout_seconds,
         max_concurrent_fetches=rt.max_concurrent_fetches,

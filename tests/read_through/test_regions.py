@@ -34,7 +34,7 @@ from tests.support.client import (
     sha256,
 )
 from tests.support.counting_proxy import CountingProxy
-from tests.support.server import SeawallProcess
+from tests.support.server import SeawallProcess, free_port
 
 NAMES = ("a", "b", "c")
 #: what Seawall's own clients send: such requests never read through
@@ -64,15 +64,29 @@ class Region:
 
 
 @pytest.fixture(scope="module")
-def regions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Region]]:
+def dead() -> Iterator[CountingProxy]:
+    """A region whose backend is gone: every request answers 502."""
+    with CountingProxy(f"http://127.0.0.1:{free_port()}") as proxy:
+        yield proxy
+
+
+def _env(name: str) -> dict[str, str]:
+    """Each region reads through the other two; C tries the dead region first (briefly)."""
+    others = [o for o in NAMES if o != name]
+    if name == "c":
+        return {
+            "SEAWALL_READ_THROUGH__REGISTRIES": ",".join(["dead", *others]),
+            "SEAWALL_READ_THROUGH__TIMEOUT_SECONDS": "2",
+        }
+    return {"SEAWALL_READ_THROUGH__REGISTRIES": ",".join(others)}
+
+
+@pytest.fixture(scope="module")
+def regions(
+    tmp_path_factory: pytest.TempPathFactory, dead: CountingProxy
+) -> Iterator[dict[str, Region]]:
     base = tmp_path_factory.mktemp("regions")
-    procs = {
-        n: SeawallProcess(
-            base / n,
-            extra_env={"SEAWALL_READ_THROUGH__REGISTRIES": ",".join(o for o in NAMES if o != n)},
-        )
-        for n in NAMES
-    }
+    procs = {n: SeawallProcess(base / n, extra_env=_env(n)) for n in NAMES}
     out: dict[str, Region] = {}
     try:
         with ThreadPoolExecutor(len(procs)) as pool:
@@ -92,6 +106,10 @@ def regions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Regi
                             username="admin",
                             password=other.proc.admin_password,
                         )
+                if n == "c":
+                    add_endpoint(
+                        a, "dead", dead.url, type_="seawall", username="admin", password="x"
+                    )
         yield out
     finally:
         for region in out.values():
@@ -362,3 +380,43 @@ def test_a_tag_deleted_here_is_not_read_back(regions: dict[str, Region]) -> None
         r = cb.get(f"/v2/{repo}/manifests/v1", headers={"Accept": ACCEPT})
         assert r.status_code == 404, (r.status_code, r.text)
         assert digest_of(cb, repo, digest) == digest  # the manifest itself stays
+
+
+def test_a_failing_region_is_passed_over(regions: dict[str, Region], dead: CountingProxy) -> None:
+    """C reads through a dead region first: asked once (a 502 and the client's retries), then
+    passed over — the next miss goes straight to A."""
+    a, c = regions["a"], regions["c"]
+    with a.client() as ca:
+        first, _ = push_image(ca, "rt/failover", "v1", seed="failover-1")
+        second, _ = push_image(ca, "rt/failover", "v2", seed="failover-2")
+    with c.client() as cc:
+        assert digest_of(cc, "rt/failover", "v1") == first
+        asked = dead.total()
+        assert digest_of(cc, "rt/failover", "v2") == second
+    assert dead.total() == asked
+
+
+def test_a_manifest_is_stored_only_with_what_it_references(regions: dict[str, Region]) -> None:
+    """Served at once, stored once its blobs are here (a replication's HEAD never finds half an
+    artifact); the same image in another repository, whose layers B stores already, costs one
+    manifest fetch and is stored at once."""
+    a, b = regions["a"], regions["b"]
+    with a.client() as ca:
+        digest, data = push_image(ca, "rt/whole", "v1", layers=2, seed="whole")
+        assert push_image(ca, "rt/whole-too", "v1", layers=2, seed="whole")[0] == digest
+    doc = json.loads(data)
+    blobs = [doc["config"]["digest"], *(layer["digest"] for layer in doc["layers"])]
+    with b.client() as cb:
+        assert digest_of(cb, "rt/whole", "v1") == digest
+        assert not b.holds("rt/whole", digest) and not b.holds("rt/whole", "v1")
+        for blob in blobs[:-1]:
+            assert cb.get(f"/v2/rt/whole/blobs/{blob}").status_code == 200
+        assert not b.holds("rt/whole", digest)  # one blob still missing
+        assert cb.get(f"/v2/rt/whole/blobs/{blobs[-1]}").status_code == 200
+        assert b.holds("rt/whole", digest) and b.holds("rt/whole", "v1")
+        a.proxy.reset()
+        assert digest_of(cb, "rt/whole-too", "v1") == digest
+    assert b.holds("rt/whole-too", "v1") and all(
+        b.holds("rt/whole-too", blob, "blobs") for blob in blobs
+    )
+    assert a.proxy.counts("rt/whole-too") == {("GET", "manifests", "v1"): 1}

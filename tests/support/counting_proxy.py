@@ -1,6 +1,7 @@
 """A reverse proxy in front of a registry for tests: counts the manifest and blob requests that
 pass (what an upstream was asked), and can flip one byte of every manifest and blob body it
-forwards (an upstream serving corrupt bytes). Runs on 127.0.0.1 in its own thread and loop.
+forwards (an upstream serving corrupt bytes); in front of nothing it answers ``502`` (a region
+whose backend is down). Runs on 127.0.0.1 in its own thread and loop.
 
 The ``Host`` header is forwarded as the client sent it, so a Seawall behind it announces a
 token realm on the proxy and token requests pass through it too (they are not counted).
@@ -96,22 +97,29 @@ class CountingProxy:
         if self._session is not None:
             await self._session.close()
 
+    def _count(self, method: str, m: re.Match[str] | None, status: int) -> None:
+        if m is not None:
+            with self._lock:
+                self._counts[(method, m["name"], m["kind"], m["ref"], status)] += 1
+
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         m = _ROUTE.match(request.path)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
         body = await request.read() if request.can_read_body else None
         assert self._session is not None
-        async with self._session.request(
-            request.method,
-            self.target + request.rel_url.raw_path_qs,
-            headers=headers,
-            data=body,
-            allow_redirects=False,
-        ) as upstream:
-            if m is not None:
-                with self._lock:
-                    key = (request.method, m["name"], m["kind"], m["ref"], upstream.status)
-                    self._counts[key] += 1
+        try:
+            upstream = await self._session.request(
+                request.method,
+                self.target + request.rel_url.raw_path_qs,
+                headers=headers,
+                data=body,
+                allow_redirects=False,
+            )
+        except aiohttp.ClientError:  # nothing there: a gateway's answer
+            self._count(request.method, m, 502)
+            return web.Response(status=502, text="upstream unreachable")
+        try:
+            self._count(request.method, m, upstream.status)
             out_headers = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP}
             response = web.StreamResponse(status=upstream.status, headers=out_headers)
             await response.prepare(request)
@@ -123,3 +131,5 @@ class CountingProxy:
                 await response.write(chunk)
             await response.write_eof()
             return response
+        finally:
+            upstream.release()
