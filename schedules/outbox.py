@@ -14,7 +14,9 @@ On PostgreSQL, ids are taken before commit, so an event can become visible after
 higher id: the consumer reads only the unbroken run of ids after its cursor and waits up to
 ``gap_seconds`` for a missing id (a transaction still committing) before passing it (its
 transaction rolled back, or is slow: the ids passed over are looked for again, as holes, for
-``hole_seconds``, and events that appear there are acted on then).
+``hole_seconds``, and events that appear there are acted on then). Those waits are this node's
+own (a monotonic clock); the times it writes and prunes by are the database's
+(:mod:`registry.meta.leases`).
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from engine.state.models import OutboxCursor
 from engine.state.runs import enqueue_events
 from registry.meta.db import Database
-from registry.meta.models import Event, utcnow
+from registry.meta.leases import db_now, db_time_in
+from registry.meta.models import Event
 
 __all__ = ["OutboxConsumer"]
 
@@ -166,7 +169,7 @@ class OutboxConsumer:
     async def _consume(self, c: AsyncConnection) -> tuple[bool, list[int]]:
         position = (await c.execute(select(C.c.position).where(C.c.name == CURSOR))).scalar()
         if position is None:
-            await c.execute(insert(C).values(name=CURSOR, position=0, updated_at=utcnow()))
+            await c.execute(insert(C).values(name=CURSOR, position=0, updated_at=db_now()))
             position = 0
         events = (
             await c.execute(
@@ -183,12 +186,11 @@ class OutboxConsumer:
             return False, []
         found = [(a, r, d, t) for _, a, r, d, t in [*late, *events]]
         queued = await enqueue_events(c, None, found)
-        now = utcnow()
         if events:
             moved = await c.execute(
                 update(C)
                 .where(C.c.name == CURSOR, C.c.position == position)
-                .values(position=events[-1][0], updated_at=now)
+                .values(position=events[-1][0], updated_at=db_now())
             )
             if not moved.rowcount:
                 raise _Raced
@@ -205,5 +207,5 @@ class OutboxConsumer:
             position = (await c.execute(select(C.c.position).where(C.c.name == CURSOR))).scalar()
             if not position:
                 return
-            cutoff = utcnow() - self.keep_events
+            cutoff = db_time_in(-self.keep_events)
             await c.execute(delete(E).where(E.c.id < position, E.c.created_at < cutoff))

@@ -2,7 +2,8 @@
 
 Every node runs one; executions are claimed through database leases, so with a shared database
 each run executes on exactly one node at a time, and a dead node's runs are taken over once
-their lease expires.
+their lease expires. Leases run on the database's clock (:mod:`registry.meta.leases`); the
+node's own clock (``clock``) is only compared with it, once at start, to warn of a skew.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Sequence
-from datetime import timedelta
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 
 import anyio
 from anyio.abc import TaskGroup
@@ -23,6 +24,7 @@ from engine.runner import AdapterFactory, Runner
 from engine.state.runs import RunStore
 from engine.state.secrets import SecretBox
 from registry.meta.db import Database
+from registry.meta.models import utcnow
 from schedules.jobs import Runtime, install
 from schedules.outbox import OutboxConsumer
 from schedules.scheduler import ScheduleService
@@ -30,6 +32,9 @@ from schedules.scheduler import ScheduleService
 __all__ = ["ReplicationService", "node_id"]
 
 log = logging.getLogger("seawall.engine")
+
+#: A node clock this far from the database's is reported at start (leases do not depend on it).
+CLOCK_SKEW_WARNING = timedelta(seconds=5)
 
 
 def node_id() -> str:
@@ -49,11 +54,13 @@ class ReplicationService:
         reconcile_seconds: float = 3600.0,
         help_other_nodes: bool = True,
         secrets: SecretBox | None = None,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         """``reconcile_seconds``: how often event-based policies also run whole (0: never).
-        ``help_other_nodes``: with free slots, run waiting tasks of other nodes' runs."""
+        ``help_other_nodes``: with free slots, run waiting tasks of other nodes' runs.
+        ``clock``: this node's clock (see :class:`~engine.state.runs.RunStore`)."""
         identity = node_id()
-        self.store = RunStore(db, identity, timedelta(seconds=lease_seconds))
+        self.store = RunStore(db, identity, timedelta(seconds=lease_seconds), clock=clock)
         self.outbox = OutboxConsumer(db, self.wake)
         self.schedules = ScheduleService(db, identity=identity, reconcile_seconds=reconcile_seconds)
         self.help_other_nodes = help_other_nodes
@@ -80,11 +87,28 @@ class ReplicationService:
 
     async def start(self, tg: TaskGroup) -> None:
         self._tg = tg
+        await self._report_clock_skew()
         install(Runtime(self.store, self._poke))
         tg.start_soon(self._loop, name="replication-service")
         await self.notifier.start(tg)
         await self.outbox.start(tg)
         await self.schedules.start(tg)
+
+    async def _report_clock_skew(self) -> None:
+        try:
+            skew = await self.store.clock_skew()
+        except Exception:
+            log.exception("reading the database's clock failed")
+            return
+        if abs(skew) >= CLOCK_SKEW_WARNING:
+            way = "ahead of" if skew > timedelta(0) else "behind"
+            log.warning(
+                "node %s: this node's clock is %.0f s %s the database's; leases use the "
+                "database's clock, cron schedules this node's: check its time synchronisation",
+                self.store.node_id,
+                abs(skew.total_seconds()),
+                way,
+            )
 
     async def _loop(self) -> None:
         async with anyio.create_task_group() as runs:

@@ -12,7 +12,9 @@ Retries: network errors, timeouts, ``5xx`` and ``429`` are retried after
 ``backoff_max``, or after ``Retry-After`` when the receiver sends one (same cap); after
 ``max_attempts`` (6) attempts the delivery is ``Failed``. Any other answer (``2xx``: ``Success``;
 ``3xx``/``4xx``: ``Failed`` at once) is final. Pending deliveries survive a restart: a lease
-left by a dead process expires after ``timeout + 20`` seconds and the row is sent again.
+left by a dead process expires after ``timeout + 20`` seconds and the row is sent again. Leases,
+due times and the times recorded are the database's (:mod:`registry.meta.leases`): a node whose
+clock is ahead takes no delivery another node is sending.
 
 Settings (environment variables, read when the notifier is built):
 
@@ -39,7 +41,7 @@ from typing import Any
 import anyio
 import httpx
 from anyio.abc import TaskGroup
-from sqlalchemy import and_, case, func, insert, or_, select, update
+from sqlalchemy import and_, case, func, insert, select, update
 
 from adapters.oci.limits import parse_retry_after_seconds
 from engine.netguard import ALLOW_ENV, TargetRefused, check_resolved
@@ -56,7 +58,7 @@ from engine.notify.payloads import (
 from engine.state.models import RegistryEndpoint, Task
 from engine.state.secrets import SecretBox, SecretError
 from registry.meta.db import Database
-from registry.meta.models import utcnow
+from registry.meta.leases import database_time, db_now, db_time_in, lease_free
 
 __all__ = ["Notifier", "NotifySettings", "load_sides", "webhook_events"]
 
@@ -251,7 +253,6 @@ class Notifier:
         if before is not None:
             await before()
         event = build(sides)
-        now = utcnow()
         async with self.db.write() as c:
             skip: set[int] = set()
             if event_type in ONCE_PER_RUN:  # a run resumed after a restart starts again
@@ -276,15 +277,13 @@ class Notifier:
                     "attempts": 0,
                     "last_error": "",
                     "history_json": "[]",
-                    "next_attempt_at": now,
-                    "created_at": now,
-                    "updated_at": now,
                 }
                 for h in hooks
                 if int(h["id"]) not in skip
             ]
             if rows:
-                await c.execute(insert(D), rows)
+                stamps = {"next_attempt_at": db_now(), "created_at": db_now()}
+                await c.execute(insert(D).values(updated_at=db_now(), **stamps), rows)
         if rows:
             self.wake()
 
@@ -365,28 +364,25 @@ class Notifier:
         return _Clients(timeout, self._transport)
 
     async def _seconds_to_next_due(self) -> float:
-        now = utcnow()
+        """Seconds until the next delivery is due, by the database's clock."""
         async with self.db.read() as c:
-            due = (
+            due, now = (
                 await c.execute(
                     # a row leased by another process is due again when its lease ends
                     select(
                         func.min(
                             case(
-                                (D.c.lease_expires > now, D.c.lease_expires),
+                                (D.c.lease_expires > db_now(), D.c.lease_expires),
                                 else_=D.c.next_attempt_at,
                             )
-                        )
+                        ),
+                        db_now(),
                     ).where(D.c.status == "Pending")
                 )
-            ).scalar()
+            ).one()
         if due is None:
             return self.settings.poll_seconds
-        if isinstance(due, str):
-            due = datetime.fromisoformat(due)
-        if due.tzinfo is None:
-            due = due.replace(tzinfo=UTC)
-        return max(0.0, (due - utcnow()).total_seconds())
+        return max(0.0, (_aware(due) - _aware(now)).total_seconds())
 
     async def deliver_due(self, clients: _Clients) -> int:
         """Lease the due deliveries (a batch), send them, record the outcomes; how many were
@@ -418,9 +414,8 @@ class Notifier:
         return len(claimed)
 
     async def _claim(self, token: str) -> list[_Claimed]:
-        now = utcnow()
-        free = or_(D.c.lease_expires.is_(None), D.c.lease_expires < now)
-        due = and_(D.c.status == "Pending", D.c.next_attempt_at <= now, free)
+        free = lease_free(D.c.lease_expires)
+        due = and_(D.c.status == "Pending", D.c.next_attempt_at <= db_now(), free)
         async with self.db.read() as c:  # idle polls never take the write lock
             # the oldest due delivery of each webhook: one at a time per receiver, in order, so
             # a slow receiver holds one lease, never a batch that outlives it
@@ -436,7 +431,7 @@ class Notifier:
             await c.execute(
                 update(D)
                 .where(D.c.id.in_(ids), due)
-                .values(lease_owner=token, lease_expires=now + self.settings.lease)
+                .values(lease_owner=token, lease_expires=db_time_in(self.settings.lease))
             )
             cols = [
                 D,
@@ -539,15 +534,7 @@ class Notifier:
         retry_after: float | None = None,
     ) -> None:
         row = item.row
-        now = utcnow()
         attempts = int(row["attempts"]) + 1
-        entry = {
-            "time": now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z",
-            "http_status": http_status,
-            "error": error,
-            "duration_ms": int(seconds * 1000),
-        }
-        history = [*item.history, entry][-50:]
         ok = not error
         if ok:
             status = "Success"
@@ -571,6 +558,14 @@ class Notifier:
                 "webhook delivery %s gave up after %s attempt(s): %s", row["id"], attempts, error
             )
         async with self.db.write() as c:
+            now = await database_time(c)
+            entry = {
+                "time": now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z",
+                "http_status": http_status,
+                "error": error,
+                "duration_ms": int(seconds * 1000),
+            }
+            history = [*item.history, entry][-50:]
             await c.execute(
                 update(D)
                 .where(D.c.id == row["id"], D.c.lease_owner == row["lease_owner"])
@@ -580,12 +575,19 @@ class Notifier:
                     last_http_status=http_status,
                     last_error=error,
                     history_json=json.dumps(history),
-                    next_attempt_at=now + timedelta(seconds=delay) if status == "Pending" else now,
+                    next_attempt_at=db_time_in(delay) if status == "Pending" else db_now(),
                     lease_owner=None,
                     lease_expires=None,
-                    updated_at=now,
+                    updated_at=db_now(),
                 )
             )
+
+
+def _aware(value: datetime | str) -> datetime:
+    """A time read from the database, as an aware UTC datetime."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class _Clients:

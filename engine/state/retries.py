@@ -15,12 +15,14 @@ A row's life::
 
 Runs stopped by a person and runs stopped by the deletion guard are not retried: they wait
 for a person, not for time.
+
+Times are the database's (:mod:`registry.meta.leases`): a retry is due by the database's
+clock, whichever node's clock is ahead or behind.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
@@ -29,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from engine.plan import GUARD
 from engine.scope import Scope
 from engine.state.models import EventRetry, Policy
-from registry.meta.models import utcnow
+from registry.meta.leases import db_now, db_time_in
 
 __all__ = ["EVENT_RETRY_SECONDS", "queue_due_retries", "settle_retry"]
 
@@ -56,15 +58,14 @@ async def settle_retry(c: AsyncConnection, execution: dict[str, Any], status: st
         log.warning("execution %s: events given up after %d retries", eid, attempt - 1)
         return
     delay = EVENT_RETRY_SECONDS[attempt - 1]
-    now = utcnow()
     await c.execute(
         insert(R).values(
             policy_id=int(execution["policy_id"]),
             scope_json=execution["scope_json"],
             attempt=attempt,
-            due_at=now + timedelta(seconds=delay),
+            due_at=db_time_in(delay),
             execution_id=None,
-            created_at=now,
+            created_at=db_now(),
         )
     )
     log.info("execution %s failed: its events run again in %ss (retry %d)", eid, delay, attempt)
@@ -81,12 +82,11 @@ async def queue_due_retries(c: AsyncConnection) -> list[int]:
     execution ids. A retry of a policy that is gone, disabled or no longer event-based ends."""
     from engine.state.runs import enqueue_scoped  # runs imports this module
 
-    now = utcnow()
     rows = (
         await c.execute(
             select(R.c.id, R.c.policy_id, R.c.scope_json, P.c.enabled, P.c.trigger_type)
             .outerjoin(P, P.c.id == R.c.policy_id)
-            .where(R.c.due_at <= now)
+            .where(R.c.due_at <= db_now())
             .order_by(R.c.due_at)
             .limit(BATCH)
         )
@@ -101,7 +101,7 @@ async def queue_due_retries(c: AsyncConnection) -> list[int]:
         )
         if not taken.rowcount:
             continue
-        eid = await enqueue_scoped(c, int(policy_id), "event_based", Scope.from_json(scope), now)
+        eid = await enqueue_scoped(c, int(policy_id), "event_based", Scope.from_json(scope))
         await c.execute(update(R).where(R.c.id == rid).values(execution_id=eid))
         queued.append(eid)
     return queued

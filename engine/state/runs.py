@@ -3,24 +3,31 @@
 Leases make progress survive a dead worker: a node owns an execution (and each task it runs)
 until ``lease_expires``; it renews the lease while working. Another node (or the same one after a
 restart) takes over whatever lease has expired: tasks still ``Pending`` or ``InProgress`` are
-run again, finished ones never are.
+run again, finished ones never are. Every lease and every time written here is the database's
+(:mod:`registry.meta.leases`): a node whose clock runs ahead or behind takes nobody's work.
+
+Claims are serialised per policy: two nodes never run two whole-policy runs (or two
+event-scoped runs) of one policy at once (:mod:`engine.state.claims`).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy import bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from engine.scope import EventTuple, Scope, scopes_for
+from engine.state import claims
 from engine.state.models import EventRetry, Execution, Policy, Replicated, Task
 from engine.state.retries import queue_due_retries, settle_retry
 from engine.tasks import ACTIVE, LedgerEntry, roll_up
 from registry.meta.db import Database
+from registry.meta.leases import clock_skew, db_now, db_time_in, lease_held, lease_seconds
 from registry.meta.models import utcnow
 
 __all__ = ["SKIPPED_TEXT", "RunStore", "enqueue_events", "enqueue_scoped"]
@@ -31,56 +38,28 @@ P = Policy.__table__  # type: ignore[attr-defined]
 L = Replicated.__table__  # type: ignore[attr-defined]
 R = EventRetry.__table__  # type: ignore[attr-defined]
 
+_log = logging.getLogger("seawall.engine")
+
 LEASE = timedelta(seconds=30)
 #: Harbor 2.14's text for a run skipped by ``single_active_replication`` (recorded ``Failed``);
 #: tools filter on it.
 SKIPPED_TEXT = "Execution skipped: active replication still in progress."
 
 
-def _leasable() -> Any:
-    return (T.c.status == "Pending") | (
-        (T.c.status == "InProgress") & (T.c.lease_expires < bindparam("now"))
-    )
-
-
-def _lease_statement() -> Any:
-    """Lease the first leasable task of a run in one ``UPDATE … RETURNING`` (built once:
-    SQLAlchemy then reuses its compiled form). The task is picked by an uncorrelated scalar
-    subquery, which PostgreSQL runs once; ``IN (SELECT … LIMIT 1 FOR UPDATE SKIP LOCKED)``
-    would be re-run per row there and lease every task."""
-    first = (
-        select(T.c.id)
-        .where(T.c.execution_id == bindparam("eid"), _leasable())
-        .order_by(T.c.id)
-        .limit(1)
-        .with_for_update(skip_locked=True)  # PostgreSQL: nodes leasing at once take different rows
-        .scalar_subquery()
-    )
-    return (
-        update(T)
-        .where(T.c.id == first, _leasable())
-        .values(
-            status="InProgress",
-            lease_owner=bindparam("owner"),
-            lease_expires=bindparam("expires"),
-            attempts=T.c.attempts + 1,
-            start_time=func.coalesce(T.c.start_time, bindparam("now")),
-        )
-        .returning(*T.c)
-    )
-
-
-_LEASE = _lease_statement()
 _FINISH = (
     update(T)
-    .where(T.c.id == bindparam("tid"))
+    .where(
+        T.c.id == bindparam("tid"),
+        # a task another node has leased since (this node stalled past its lease) is theirs
+        or_(T.c.lease_owner == bindparam("owner"), T.c.lease_owner.is_(None)),
+    )
     .values(
         status=bindparam("b_status"),
         outcome=bindparam("b_outcome"),
         reason=bindparam("b_reason"),
         log=bindparam("b_log"),
         bytes_copied=bindparam("b_bytes"),
-        end_time=bindparam("b_end"),
+        end_time=db_now(),
         lease_owner=None,
         lease_expires=None,
     )
@@ -88,8 +67,27 @@ _FINISH = (
 
 
 class RunStore:
-    def __init__(self, db: Database, node_id: str, lease: timedelta = LEASE) -> None:
-        self.db, self.node_id, self.lease = db, node_id, lease
+    """A node's view of executions and tasks: ``node_id`` owns its leases, each ``lease`` long.
+
+    ``clock`` is this node's clock, for what is local to the node only: no lease, expiry or
+    stored time comes from it (they are the database's), so a node whose clock is wrong by
+    minutes still takes nobody's work. :meth:`clock_skew` says how wrong it is.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        node_id: str,
+        lease: timedelta = LEASE,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.db, self.node_id, self.lease, self.clock = db, node_id, lease, clock
+
+    async def clock_skew(self) -> timedelta:
+        """How far this node's clock is ahead of the database's (negative: behind)."""
+        async with self.db.read() as c:
+            return await clock_skew(c, self.clock())
 
     # ------------------------------------------------------------------ executions
     async def create_execution(
@@ -104,7 +102,6 @@ class RunStore:
     ) -> int:
         """A new execution. ``status`` other than ``Pending`` records a run that will not
         happen (e.g. ``Stopped``: a scheduled firing skipped because a run was active)."""
-        now = utcnow()
         async with self.db.write() as c:
             res = await c.execute(
                 insert(X).values(
@@ -114,8 +111,8 @@ class RunStore:
                     status=status,
                     status_text=status_text,
                     scope_json=scope,
-                    start_time=now,
-                    end_time=None if status in ACTIVE else now,
+                    start_time=db_now(),
+                    end_time=None if status in ACTIVE else db_now(),
                 )
             )
             return int(res.inserted_primary_key[0])  # type: ignore[index]
@@ -135,7 +132,7 @@ class RunStore:
     async def requeue_scope(self, policy_id: int, scope: Scope) -> int:
         """Queue an event-scoped run again (after a failed one)."""
         async with self.db.write() as c:
-            return await enqueue_scoped(c, policy_id, "event_based", scope, utcnow())
+            return await enqueue_scoped(c, policy_id, "event_based", scope)
 
     async def queued_execution(self, policy_id: int) -> int | None:
         """A whole-policy run of the policy that no node has started yet, if any."""
@@ -158,55 +155,18 @@ class RunStore:
     async def claim_execution(self) -> int | None:
         """Take the oldest active execution whose lease is free or expired.
 
-        Runs of one policy never overlap: a whole-policy run waits while another whole-policy
-        run of the same policy is in progress (it is queued), and so does an event-scoped run
-        behind another event-scoped run (events arriving meanwhile merge into it, see
-        :func:`enqueue_scoped`). A scoped run does not wait for a long whole-policy run.
+        Runs of one policy never overlap, whichever nodes claim them at once: a whole-policy
+        run waits while another whole-policy run of the same policy is in progress (it is
+        queued), and so does an event-scoped run behind another event-scoped run (events
+        arriving meanwhile merge into it, see :func:`enqueue_scoped`). A scoped run does not
+        wait for a long whole-policy run. A run whose node died (its lease passed) is taken
+        over before a newer run of its policy starts. See :mod:`engine.state.claims`.
         """
-        now = utcnow()
-        other = X.alias("other")
-        same_kind = or_(
-            (other.c.scope_json == "") & (X.c.scope_json == ""),
-            (other.c.scope_json != "") & (X.c.scope_json != ""),
-        )
-        busy = (
-            select(other.c.id)
-            .where(
-                other.c.policy_id == X.c.policy_id,
-                other.c.id != X.c.id,
-                other.c.status == "InProgress",
-                other.c.lease_expires >= now,
-                same_kind,
-            )
-            .exists()
-        )
-        free = or_(X.c.lease_expires.is_(None), X.c.lease_expires < now)
         async with self.db.write() as c:
-            row = (
-                await c.execute(
-                    select(X.c.id)
-                    .where(X.c.status.in_(ACTIVE), free, ~busy)
-                    .order_by(X.c.id)
-                    .limit(1)
-                )
-            ).first()
-            if row is None:
-                return None
-            res = await c.execute(
-                update(X)
-                .where(X.c.id == row[0], X.c.status.in_(ACTIVE), free)
-                .values(
-                    lease_owner=self.node_id,
-                    lease_expires=now + self.lease,
-                    status="InProgress",
-                    status_text=case((X.c.status_text.like("queued:%"), ""), else_=X.c.status_text),
-                )
-            )
-            return int(row[0]) if res.rowcount else None
+            return await claims.claim_run(c, self.node_id, lease_seconds(self.lease))
 
     async def execution_to_help(self) -> int | None:
         """A run in progress on another node with tasks waiting: this node can take some."""
-        now = utcnow()
         waiting = select(T.c.id).where(T.c.execution_id == X.c.id, T.c.status == "Pending").exists()
         async with self.db.read() as c:
             row = (
@@ -218,7 +178,7 @@ class RunStore:
                         X.c.dry_run.is_(False),
                         X.c.stop_requested.is_(False),
                         X.c.lease_owner != self.node_id,
-                        X.c.lease_expires >= now,
+                        lease_held(X.c.lease_expires),
                         waiting,
                     )
                     .order_by(X.c.id)
@@ -246,7 +206,7 @@ class RunStore:
             res = await c.execute(
                 update(X)
                 .where(X.c.id == execution_id, X.c.lease_owner == self.node_id)
-                .values(lease_expires=utcnow() + self.lease)
+                .values(lease_expires=db_time_in(self.lease))
             )
             return bool(res.rowcount)
 
@@ -277,15 +237,8 @@ class RunStore:
     async def lease_task(self, execution_id: int) -> dict[str, Any] | None:
         """Lease a pending task, or an in-progress one whose lease expired (its worker died);
         the row as leased (``attempts`` counts the attempt just started), or None."""
-        now = utcnow()
-        params = {
-            "eid": execution_id,
-            "now": now,
-            "owner": self.node_id,
-            "expires": now + self.lease,
-        }
         async with self.db.write() as c:
-            row = (await c.execute(_LEASE, params)).mappings().first()
+            row = await claims.lease_task(c, execution_id, self.node_id, lease_seconds(self.lease))
             return dict(row) if row else None
 
     async def renew_tasks(self, task_ids: Sequence[int]) -> None:
@@ -295,7 +248,7 @@ class RunStore:
             await c.execute(
                 update(T)
                 .where(T.c.id.in_(list(task_ids)), T.c.lease_owner == self.node_id)
-                .values(lease_expires=utcnow() + self.lease)
+                .values(lease_expires=db_time_in(self.lease))
             )
 
     async def finish_task(
@@ -309,20 +262,24 @@ class RunStore:
         replicated: LedgerEntry | None = None,
     ) -> None:
         """End a task; ``replicated`` (what it put at the destination) goes into the ledger in
-        the same transaction."""
+        the same transaction. A task another node has leased since (this one stalled past its
+        lease) is left to that node: nothing is written."""
         async with self.db.write() as c:
-            await c.execute(
+            ended = await c.execute(
                 _FINISH,
                 {
                     "tid": task_id,
+                    "owner": self.node_id,
                     "b_status": status,
                     "b_outcome": outcome,
                     "b_reason": reason[:2000],
                     "b_log": log,
                     "b_bytes": bytes_copied,
-                    "b_end": utcnow(),
                 },
             )
+            if not ended.rowcount:
+                _log.warning("task %s: another node leased it meanwhile; left to it", task_id)
+                return
             if replicated is not None:
                 await _record_replicated(c, replicated)
 
@@ -331,7 +288,7 @@ class RunStore:
             await c.execute(
                 update(T)
                 .where(T.c.execution_id == execution_id, T.c.status.in_(ACTIVE))
-                .values(status="Stopped", outcome="stopped", end_time=utcnow())
+                .values(status="Stopped", outcome="stopped", end_time=db_now())
             )
 
     async def finalize(self, execution_id: int, status_text: str | None = None) -> str:
@@ -379,7 +336,7 @@ class RunStore:
             elif status == "Succeed" and not counts:
                 values["status_text"] = "no resources need to be replicated"
             if status not in ACTIVE:
-                values.update(end_time=utcnow(), lease_owner=None, lease_expires=None)
+                values.update(end_time=db_now(), lease_owner=None, lease_expires=None)
             await c.execute(update(X).where(X.c.id == execution_id).values(**values))
             if before is not None and before["status"] in ACTIVE and status not in ACTIVE:
                 await settle_retry(c, {**before, **values}, status)
@@ -388,7 +345,7 @@ class RunStore:
     async def queue_due_retries(self) -> list[int]:
         """Queue the runs of event retries that are due (any node's); their execution ids."""
         async with self.db.read() as c:  # idle polls never take the write lock
-            due = (await c.execute(select(R.c.id).where(R.c.due_at <= utcnow()).limit(1))).first()
+            due = (await c.execute(select(R.c.id).where(R.c.due_at <= db_now()).limit(1))).first()
         if due is None:
             return []
         async with self.db.write() as c:
@@ -429,7 +386,7 @@ def _record_statement(dialect: str) -> Any:
         dst_repository=bindparam("b_repo"),
         tag=bindparam("b_tag"),
         digest=bindparam("b_digest"),
-        updated_at=bindparam("b_at"),
+        updated_at=db_now(),
     )
     return stmt.on_conflict_do_update(
         index_elements=[L.c.policy_id, L.c.dst_repository, L.c.tag],
@@ -440,7 +397,6 @@ def _record_statement(dialect: str) -> Any:
 async def _record_replicated(c: AsyncConnection, r: LedgerEntry) -> None:
     if not r.tags:
         return
-    now = utcnow()
     await c.execute(
         _record_statement(c.dialect.name),
         [
@@ -449,7 +405,6 @@ async def _record_replicated(c: AsyncConnection, r: LedgerEntry) -> None:
                 "b_repo": r.dst_repository,
                 "b_tag": t,
                 "b_digest": r.digest,
-                "b_at": now,
             }
             for t in r.tags
         ],
@@ -474,18 +429,22 @@ async def enqueue_events(
             )
         )
     ).mappings()
-    now = utcnow()
     return [
-        await enqueue_scoped(c, pid, "event_based", scope, now)
+        await enqueue_scoped(c, pid, "event_based", scope)
         for pid, scope in scopes_for([dict(p) for p in policies], events).items()
     ]
 
 
 async def enqueue_scoped(
-    c: AsyncConnection, policy_id: int, trigger: str, scope: Scope, now: datetime
+    c: AsyncConnection,
+    policy_id: int,
+    trigger: str,
+    scope: Scope,
+    now: datetime | None = None,
 ) -> int:
     """Queue an event-scoped run of ``policy_id`` inside the caller's transaction: merged into
-    the policy's scoped run that no node has claimed yet, else a new one. Returns its id."""
+    the policy's scoped run that no node has claimed yet, else a new one. Returns its id.
+    ``now``: the new run's start time (default: the database's time)."""
     row = (
         await c.execute(
             select(X.c.id, X.c.scope_json)
@@ -525,7 +484,7 @@ async def enqueue_scoped(
             dry_run=False,
             status="Pending",
             scope_json=scope.to_json(),
-            start_time=now,
+            start_time=db_now() if now is None else now,
         )
     )
     return int(res.inserted_primary_key[0])  # type: ignore[index]

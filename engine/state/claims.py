@@ -1,0 +1,166 @@
+"""How a node takes work from the shared database: claiming a run, leasing one of its tasks.
+
+Both are leases on the database's clock (:mod:`registry.meta.leases`): a row is free when it
+was never leased or its lease has passed by the database's time, and a new lease ends the
+lease's length after the database's now — so a node whose clock is minutes ahead sees no
+other node's lease as passed, and one whose clock is behind grants no lease that has already
+ended.
+
+A **claim** of a run is serialised per policy. A run is claimable when it is active (Pending,
+or InProgress under a passed lease: its node died) and no other run of its policy, of the same
+kind (whole-policy, or event-scoped), is in progress under a lease that has not passed. The
+check and the claim happen together:
+
+- PostgreSQL: candidates are read, then each is claimed under a row lock on its policy
+  (:func:`~registry.meta.leases.claim_lock`: ``FOR NO KEY UPDATE SKIP LOCKED``, held until
+  the claim commits) by an ``UPDATE`` that checks again — a later statement, whose snapshot
+  sees every claim of the policy committed before the lock was granted. Two nodes claiming
+  runs of one policy at once: one waits for nothing and skips the policy, the other claims.
+- SQLite (one writer at a time): the oldest claimable run is picked and claimed by one
+  ``UPDATE`` statement, its check in its ``WHERE``.
+
+A **task** is leased with one ``UPDATE … RETURNING`` (the task picked by a scalar subquery,
+``FOR UPDATE SKIP LOCKED`` on PostgreSQL: nodes leasing at once take different tasks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import bindparam, case, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from engine.state.models import Execution, Policy, Task
+from engine.state.status import ACTIVE_EXECUTION, ExecutionStatus, TaskStatus
+from registry.meta.leases import claim_lock, db_now, db_time_in, lease_free, lease_held
+
+__all__ = ["CLAIM_CANDIDATES", "claim_run", "lease_task"]
+
+X = Execution.__table__  # type: ignore[attr-defined]
+T = Task.__table__  # type: ignore[attr-defined]
+P = Policy.__table__  # type: ignore[attr-defined]
+
+#: PostgreSQL: runs looked at per claim (the first whose policy no other node is claiming wins)
+CLAIM_CANDIDATES = 16
+
+
+def _leasable() -> Any:
+    return (T.c.status == TaskStatus.PENDING) | (
+        (T.c.status == TaskStatus.IN_PROGRESS) & lease_free(T.c.lease_expires)
+    )
+
+
+def _lease_statement() -> Any:
+    """Lease the first leasable task of a run in one ``UPDATE … RETURNING`` (built once:
+    SQLAlchemy then reuses its compiled form). The task is picked by an uncorrelated scalar
+    subquery, which PostgreSQL runs once; ``IN (SELECT … LIMIT 1 FOR UPDATE SKIP LOCKED)``
+    would be re-run per row there and lease every task."""
+    first = (
+        select(T.c.id)
+        .where(T.c.execution_id == bindparam("eid"), _leasable())
+        .order_by(T.c.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)  # PostgreSQL: nodes leasing at once take different rows
+        .scalar_subquery()
+    )
+    return (
+        update(T)
+        .where(T.c.id == first, _leasable())
+        .values(
+            status=TaskStatus.IN_PROGRESS,
+            lease_owner=bindparam("owner"),
+            lease_expires=db_time_in("lease_s"),
+            attempts=T.c.attempts + 1,
+            start_time=func.coalesce(T.c.start_time, db_now()),
+        )
+        .returning(*T.c)
+    )
+
+
+def _busy(x: Any) -> Any:
+    """Another run of ``x``'s policy, of the same kind (whole-policy or event-scoped), is in
+    progress under a lease that has not passed (a run whose node died is not in the way)."""
+    other = X.alias("other")
+    same_kind = or_(
+        (other.c.scope_json == "") & (x.c.scope_json == ""),
+        (other.c.scope_json != "") & (x.c.scope_json != ""),
+    )
+    return (
+        select(other.c.id)
+        .where(
+            other.c.policy_id == x.c.policy_id,
+            other.c.id != x.c.id,
+            other.c.status == ExecutionStatus.IN_PROGRESS,
+            lease_held(other.c.lease_expires),
+            same_kind,
+        )
+        .exists()
+    )
+
+
+def _claimable(x: Any) -> Any:
+    return x.c.status.in_(ACTIVE_EXECUTION) & lease_free(x.c.lease_expires) & ~_busy(x)
+
+
+def _claim_statement(pick: Any) -> Any:
+    """Claim the run ``pick`` names if it is still claimable — checked in this statement."""
+    return (
+        update(X)
+        .where(X.c.id == pick, _claimable(X))
+        .values(
+            lease_owner=bindparam("owner"),
+            lease_expires=db_time_in("lease_s"),
+            status=ExecutionStatus.IN_PROGRESS,
+            status_text=case((X.c.status_text.like("queued:%"), ""), else_=X.c.status_text),
+        )
+        .returning(X.c.id)
+    )
+
+
+_LEASE = _lease_statement()
+_OLDEST = X.alias("oldest")
+#: SQLite (one writer): the oldest claimable run, picked and claimed in one statement
+_CLAIM_OLDEST = _claim_statement(
+    select(_OLDEST.c.id)
+    .where(_claimable(_OLDEST))
+    .order_by(_OLDEST.c.id)
+    .limit(1)
+    .scalar_subquery()
+)
+#: PostgreSQL: runs that look claimable; each is claimed under its policy's row lock
+_CANDIDATES = (
+    select(X.c.id, X.c.policy_id).where(_claimable(X)).order_by(X.c.id).limit(CLAIM_CANDIDATES)
+)
+_CLAIM_ONE = _claim_statement(bindparam("eid"))
+
+
+async def claim_run(c: AsyncConnection, owner: str, lease_seconds: float) -> int | None:
+    """Claim the oldest claimable run for ``owner`` for ``lease_seconds``, in the caller's
+    (write) transaction; its id, or None. Commit promptly: on PostgreSQL the claim holds its
+    policy's row lock until then."""
+    params = {"owner": owner, "lease_s": lease_seconds}
+    if c.dialect.name != "postgresql":
+        row = (await c.execute(_CLAIM_OLDEST, params)).first()
+        return int(row[0]) if row else None
+    tried: set[int] = set()
+    for eid, policy_id in (await c.execute(_CANDIDATES)).all():
+        if policy_id in tried:  # its oldest candidate was tried: the rest wait behind it
+            continue
+        tried.add(policy_id)
+        if not await claim_lock(c, P.c.id, policy_id):
+            continue  # another node is claiming a run of this policy right now
+        row = (await c.execute(_CLAIM_ONE, {"eid": eid, **params})).first()
+        if row is not None:
+            return int(row[0])
+    return None
+
+
+async def lease_task(
+    c: AsyncConnection, execution_id: int, owner: str, lease_seconds: float
+) -> Mapping[str, Any] | None:
+    """Lease the first pending task of ``execution_id`` (or one whose lease passed: its
+    worker died) for ``owner``, in the caller's transaction; the row as leased (``attempts``
+    counts the attempt just started), or None."""
+    params = {"eid": execution_id, "owner": owner, "lease_s": lease_seconds}
+    return (await c.execute(_LEASE, params)).mappings().first()
