@@ -7,40 +7,45 @@ to a plain DSN for the hot-path executor (:func:`registry.meta.sql.postgres_dsn`
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager as AsyncContextManager
 from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
-from sqlalchemy import Connection, event, inspect, text
+from sqlalchemy import Connection, event, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlmodel import SQLModel
 
 from registry.meta import models  # noqa: F401 - registers the tables
 from registry.meta.sql import PG_SERVER_SETTINGS, SQLITE_PRAGMAS, postgres_dsn
 
-__all__ = ["Database", "create_engine", "init_schema", "is_postgres", "sqlalchemy_url"]
+__all__ = [
+    "POSTGRES_INDEXES",
+    "SCHEMA_LOCK_KEY",
+    "Database",
+    "SchemaStep",
+    "create_engine",
+    "create_schema",
+    "init_schema",
+    "is_postgres",
+    "sqlalchemy_url",
+]
 
-#: The key of the PostgreSQL advisory lock held around schema creation: nodes starting at once
-#: against one fresh database create the tables one after the other, not in a race.
+#: The key of the PostgreSQL advisory lock held around the schema step: nodes starting at once
+#: against one database create or upgrade the schema one after the other, not in a race.
 SCHEMA_LOCK_KEY = 0x5EA3A11  # "seawall"
 
-#: Indexes the PostgreSQL hot path needs beyond the models': listings page with ``COLLATE "C"``
-#: (byte order, as SQLite's), which the default-collation indexes cannot serve.
-_POSTGRES_INDEXES = (
-    'CREATE INDEX IF NOT EXISTS ix_repository_name_c ON repository (name COLLATE "C")',
-    'CREATE INDEX IF NOT EXISTS ix_tag_name_c ON tag (repository_id, name COLLATE "C")',
-)
+#: Indexes the PostgreSQL hot path needs beyond the models' (by name): listings page with
+#: ``COLLATE "C"`` (byte order, as SQLite's), which the default-collation indexes cannot serve.
+POSTGRES_INDEXES = {
+    "ix_repository_name_c": 'ON repository (name COLLATE "C")',
+    "ix_tag_name_c": 'ON tag (repository_id, name COLLATE "C")',
+}
 
-
-#: Indexes garbage collection needs (``registry.meta.gc``), made here for a database created
-#: before they were in the models (``create_all`` adds indexes only with a new table).
-_GC_INDEXES = (
-    "CREATE INDEX IF NOT EXISTS ix_repo_blob_digest ON repo_blob (digest)",
-    "CREATE INDEX IF NOT EXISTS ix_manifest_ref_ref ON manifest_ref (ref_digest)",
-    "CREATE INDEX IF NOT EXISTS ix_repo_manifest_digest ON repo_manifest (digest)",
-)
+#: Brings the schema of the database on the connection up to date. It runs inside the schema
+#: transaction (:func:`init_schema`), so it should not commit; it raises to roll everything back.
+SchemaStep = Callable[[Connection], None]
 
 
 def is_postgres(url: str) -> bool:
@@ -86,50 +91,45 @@ def create_engine(url: str) -> AsyncEngine:
     )
 
 
-async def init_schema(engine: AsyncEngine) -> None:
-    """Create missing tables (idempotent). On PostgreSQL under a transaction-scoped advisory
-    lock, so several nodes starting at once against one fresh database do not race (without it,
-    two ``CREATE TABLE`` of the same table collide on ``pg_type``'s unique index)."""
-    async with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SCHEMA_LOCK_KEY})
-        await conn.run_sync(SQLModel.metadata.create_all)
-        await conn.run_sync(_add_missing_columns)
-        for ddl in _GC_INDEXES:
-            await conn.execute(text(ddl))
-        if conn.dialect.name == "postgresql":
-            for ddl in _POSTGRES_INDEXES:
-                await conn.execute(text(ddl))
+def create_schema(conn: Connection) -> None:
+    """The registered tables (the models), made where missing, with the PostgreSQL indexes:
+    the whole schema of an empty database. It adds nothing to a table that exists; changing
+    one is the job of a versioned migration (``seawall.migrations``), passed as the step."""
+    SQLModel.metadata.create_all(conn)
+    if conn.dialect.name == "postgresql":
+        for name, on in POSTGRES_INDEXES.items():
+            conn.execute(text(f"CREATE INDEX IF NOT EXISTS {name} {on}"))
 
 
-def _add_missing_columns(conn: Connection) -> None:
-    """Columns added to a table since the database was created (``create_all`` makes missing
-    tables only): ``ALTER TABLE … ADD COLUMN`` with the column's default, so a data directory
-    from an earlier version keeps working. Columns are only ever added, never changed."""
-    inspector = inspect(conn)
-    for table in SQLModel.metadata.sorted_tables:
-        if not inspector.has_table(table.name):
-            continue
-        present = {c["name"] for c in inspector.get_columns(table.name)}
-        for column in table.columns:
-            if column.name in present:
-                continue
-            kind = column.type.compile(dialect=conn.dialect)
-            ddl = f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'
-            default = getattr(column.default, "arg", None)
-            if default is not None and not callable(default):
-                ddl += f" DEFAULT {_literal(default)}"
-                if not column.nullable:
-                    ddl += " NOT NULL"
-            conn.execute(text(ddl))
+async def init_schema(engine: AsyncEngine, step: SchemaStep = create_schema) -> None:
+    """Run ``step`` (default: :func:`create_schema`) in one transaction that holds the schema
+    lock, so processes starting at once against one database take turns and each sees the
+    schema the one before left; the step's changes are all committed or, if it raises, none.
 
-
-def _literal(value: object) -> str:
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, int | float):
-        return repr(value)
-    return "'" + str(value).replace("'", "''") + "'"
+    PostgreSQL: a transaction-scoped advisory lock (:data:`SCHEMA_LOCK_KEY`); DDL is
+    transactional. SQLite: ``BEGIN IMMEDIATE`` (the database's write lock, waiting up to its
+    busy timeout), with foreign keys off while it runs — SQLite changes a table by copying it
+    into a new one, which foreign-key actions would otherwise cascade into — and back on after.
+    """
+    async with engine.connect() as conn:
+        if conn.dialect.name != "sqlite":
+            async with conn.begin():
+                if conn.dialect.name == "postgresql":
+                    await conn.execute(
+                        text("SELECT pg_advisory_xact_lock(:k)"), {"k": SCHEMA_LOCK_KEY}
+                    )
+                await conn.run_sync(step)
+            return
+        await conn.exec_driver_sql("PRAGMA foreign_keys=OFF")  # no effect inside a transaction
+        await conn.commit()
+        try:
+            await conn.exec_driver_sql("BEGIN IMMEDIATE")
+            await conn.run_sync(step)
+            await conn.commit()
+        finally:
+            await conn.rollback()  # nothing left after the commit; else the step's changes
+            await conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+            await conn.commit()
 
 
 class Database:
