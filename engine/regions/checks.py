@@ -16,9 +16,10 @@ region (an unhealthy one would only time out again).
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -84,12 +85,12 @@ class DrChecker:
         lag_source: LagSource | None = None,
         wake_notifier: Callable[[], None] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        on_result: Callable[[RegionResult], Awaitable[None] | None] | None = None,
+        on_result: Callable[[RegionResult], object] | None = None,
     ) -> None:
         """``lag_source``: the replication lag samples (default: :mod:`engine.lag`).
         ``wake_notifier``: told when alert deliveries were written. ``clock``: the time the
         lag is measured at and results are stamped with. ``on_result``: hears of each
-        region's result (metrics)."""
+        region's result (metrics; a coroutine function or a plain one)."""
         self.db = db
         self.adapters = adapters
         self.settings = settings or CheckSettings()
@@ -155,7 +156,9 @@ class DrChecker:
                     return await list_local(local)
         except (OciError, AdapterError, TimeoutError) as e:
             log.warning("failover check: listing this registry failed: %s", e)
-            return None
+        except Exception:
+            log.exception("failover check: listing this registry failed")
+        return None
 
     async def _check(
         self, target: _Target, local: Listing | None, lag: RegionLag | None, now: datetime
@@ -208,6 +211,9 @@ class DrChecker:
                 consistency = Consistency(False, problems=(f"not listed within {limit:g} s",))
         except (OciError, AdapterError, LookupError) as e:
             health = Health(False, False, False, f"{type(e).__name__}: {e}"[:400])
+        except Exception as e:  # one region's trouble (a secret that no longer opens, …)
+            log.exception("failover check of region %s failed", target.name)
+            health = Health(False, False, False, f"check failed: {type(e).__name__}: {e}"[:400])
         return health, consistency
 
     async def _consistency(
@@ -225,7 +231,7 @@ class DrChecker:
             return
         try:
             done = self.on_result(result)
-            if done is not None:
+            if inspect.isawaitable(done):
                 await done
         except Exception:
             log.exception("reporting the check of region %s failed", result.name)

@@ -26,6 +26,7 @@ import pytest
 from seawall.cli import main
 from tests.replication.support import add_endpoint, add_policy, api, run
 from tests.support.client import client, push_image
+from tests.support.distribution import DistributionProcess
 from tests.support.server import SeawallProcess
 
 CANARY = "seawall-canary"
@@ -92,53 +93,70 @@ def deliveries(c: httpx.Client, policy_id: int) -> list[str]:
     return sorted(d["event_type"] for d in found.json())
 
 
+def replicated(a: SeawallProcess, regions: dict[str, SeawallProcess]) -> dict[str, int]:
+    """A holds apps/web:1.0, apps/web:2.0, apps/api:1.0 (and scratch/tmp:x, which no policy
+    selects); a manual push policy per region, ``apps/**`` (to C under the namespace
+    ``mirror``), run once; each region declared with the CLI. Returns the policies' ids."""
+    policies = {}
+    with client(a.url, "admin", a.admin_password) as pa, api(a.url, a.admin_password) as c:
+        for repo, tag in (("apps/web", "1.0"), ("apps/web", "2.0"), ("apps/api", "1.0")):
+            push_image(pa, repo, tag, seed=f"{repo}{tag}")
+        push_image(pa, "scratch/tmp", "x", seed="not protected")
+        for name, proc in regions.items():
+            endpoint = add_endpoint(
+                c, f"{name}-seawall", proc.url, "seawall", "admin", proc.admin_password
+            )
+            policies[name] = add_policy(
+                c,
+                f"to-{name}",
+                dest=endpoint,
+                filters=[{"type": "name", "value": "apps/**"}],
+                dest_namespace="mirror" if name == "c" else "",
+            )
+            assert run(c, policies[name])[0]["status"] == "Succeed"
+            added = seawall(a, "region", "add", name, "--registry", f"{name}-seawall")
+            assert added[0] == 0, added
+    return policies
+
+
+def check_in_a_process(a: SeawallProcess) -> tuple[int, dict[str, dict[str, Any]]]:
+    """The real command, in a process of its own: exit status and JSON."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEAWALL_")}
+    env.update(SEAWALL_URL=a.url, SEAWALL_ADMIN_PASSWORD=a.admin_password)
+    done = subprocess.run(
+        [sys.executable, "-m", "seawall", "dr", "check", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.stderr == ""
+    return done.returncode, {r["name"]: r for r in json.loads(done.stdout)["regions"]}
+
+
 def test_dr_check_reports_health_lag_and_differences(three: list[SeawallProcess]) -> None:
     a, b, c = three
+    policies = replicated(a, {"b": b, "c": c})
+    hook = {
+        "name": "alerts",
+        "address": "http://127.0.0.1:9/alerts",  # never answers: the rows are what counts
+        "event_types": ["REGION_UNHEALTHY", "REGION_RECOVERED"],
+    }
     with (
         client(a.url, "admin", a.admin_password) as pa,
         client(b.url, "admin", b.admin_password) as pb,
         client(c.url, "admin", c.admin_password) as pc,
         api(a.url, a.admin_password) as api_a,
     ):
-        for repo, tag in (("apps/web", "1.0"), ("apps/web", "2.0"), ("apps/api", "1.0")):
-            push_image(pa, repo, tag, seed=f"{repo}{tag}")
-        push_image(pa, "scratch/tmp", "x", seed="not protected")  # outside the filters
-        policies = {}
-        for name, proc in (("b", b), ("c", c)):
-            endpoint = add_endpoint(
-                api_a, f"{name}-seawall", proc.url, "seawall", "admin", proc.admin_password
-            )
-            policies[name] = add_policy(
-                api_a, f"to-{name}", dest=endpoint, filters=[{"type": "name", "value": "apps/**"}]
-            )
-            assert run(api_a, policies[name])[0]["status"] == "Succeed"
-            added = seawall(a, "region", "add", name, "--registry", f"{name}-seawall")
-            assert added[0] == 0, added
-        hook = {
-            "name": "alerts",
-            "address": "http://127.0.0.1:9/alerts",  # never answers: the rows are what counts
-            "event_types": ["REGION_UNHEALTHY", "REGION_RECOVERED"],
-        }
         assert api_a.post(f"/replication/policies/{policies['c']}/webhooks", json=hook).is_success
-
         # C loses a tag; B moves one and gains one of its own
-        gone = pc.head("/v2/apps/api/manifests/1.0").headers["Docker-Content-Digest"]
-        assert pc.delete(f"/v2/apps/api/manifests/{gone}").status_code == 202
+        gone = pc.head("/v2/mirror/api/manifests/1.0").headers["Docker-Content-Digest"]
+        assert pc.delete(f"/v2/mirror/api/manifests/{gone}").status_code == 202
         push_image(pb, "apps/web", "2.0", seed="moved in b")
         push_image(pb, "apps/web", "hotfix", seed="only in b")
 
-        # the real command, in a process of its own: exit status and JSON
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SEAWALL_")}
-        env.update(SEAWALL_URL=a.url, SEAWALL_ADMIN_PASSWORD=a.admin_password)
-        done = subprocess.run(
-            [sys.executable, "-m", "seawall", "dr", "check", "--json"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert (done.returncode, done.stderr) == (1, "")
-        found = {r["name"]: r for r in json.loads(done.stdout)["regions"]}
+        code, found = check_in_a_process(a)
+        assert code == 1
         assert list(found) == ["a", "b", "c"]
         assert found["a"]["self"] is True and found["a"]["healthy"] is True
         for name in ("b", "c"):
@@ -148,7 +166,7 @@ def test_dr_check_reports_health_lag_and_differences(three: list[SeawallProcess]
             assert found[name]["lag_seconds"] == 0.0  # caught up: nothing pushed since
         assert (found["b"]["missing"], found["b"]["differs"]) == ([], ["apps/web:2.0"])
         assert found["b"]["extra"] == ["apps/web:hotfix"]
-        assert (found["c"]["missing"], found["c"]["differs"]) == (["apps/api:1.0"], [])
+        assert (found["c"]["missing"], found["c"]["differs"]) == (["mirror/api:1.0"], [])
         assert found["c"]["consistency"]["protected_repositories"] == 2
         for proc in (a, b, c):  # the canaries were cleaned up
             with client(proc.url, "admin", proc.admin_password) as x:
@@ -170,7 +188,7 @@ def test_dr_check_reports_health_lag_and_differences(three: list[SeawallProcess]
         assert deliveries(api_a, policies["c"]) == ["REGION_UNHEALTHY"]
 
         # repaired: C back, both policies run again (B's moved tag is overwritten)
-        c.start()
+        c.start(timeout_s=120)
         for name in ("b", "c"):
             assert run(api_a, policies[name])[0]["status"] == "Succeed"
         code, found = check(a)
@@ -182,10 +200,13 @@ def test_dr_check_reports_health_lag_and_differences(three: list[SeawallProcess]
         assert code == 0 and "all regions healthy and consistent" in table
 
 
-def test_region_cli_and_latest_results(two: list[SeawallProcess]) -> None:
+def test_region_cli_and_latest_results(
+    two: list[SeawallProcess], dist: DistributionProcess
+) -> None:
     a, b = two
     with api(a.url, a.admin_password) as api_a:
         add_endpoint(api_a, "b-seawall", b.url, "seawall", "admin", b.admin_password)
+        add_endpoint(api_a, "d-distribution", dist.url)
     added = seawall(a, "region", "add", "b", "--registry", "b-seawall", "--protect", "lib/**")
     assert added[0] == 0 and "added region b" in added[1], added
     listed = json.loads(seawall(a, "region", "list", "--json")[1])
@@ -200,6 +221,33 @@ def test_region_cli_and_latest_results(two: list[SeawallProcess]) -> None:
     assert "a (this Seawall)" in table and "b-seawall" in table
     shown = seawall(a, "region", "show", "b")[1]
     assert "healthy:     yes" in shown and "lib/**" in shown
+    # --protect: lib/** here must be there too, under the same name
+    with client(a.url, "admin", a.admin_password) as pa:
+        push_image(pa, "lib/base", "1", seed="base")
+    code, out, _ = seawall(a, "dr", "check", "--region", "b")
+    assert code == 1 and "b: missing 1" in out and "lib/base:1" in out
+    with client(b.url, "admin", b.admin_password) as pb:
+        push_image(pb, "lib/base", "1", seed="base")
+    assert seawall(a, "dr", "check", "--region", "b")[0] == 0
+    # a registry that is not a Seawall (CNCF distribution, tags listed without digests)
+    added = seawall(a, "region", "add", "d", "--registry", "d-distribution", "--protect", "lib/*")
+    assert added[0] == 0, added
+    code, out, _ = seawall(a, "dr", "check", "--region", "d", "--json")
+    (d,) = json.loads(out)["regions"]
+    assert code == 1 and d["healthy"] and d["health"]["canary_removed"], d
+    assert (d["missing"], d["differs"], d["extra"]) == (["lib/base:1"], [], [])
+    with httpx.Client(base_url=dist.url) as pd:
+        push_image(pd, "lib/base", "1", seed="base")
+    assert seawall(a, "dr", "check", "--region", "d")[0] == 0
+    # reachable, but the credentials are refused: unhealthy, said why
+    with api(a.url, a.admin_password) as api_a:
+        add_endpoint(api_a, "b-wrong", b.url, "seawall", "admin", "not-the-password")
+    assert seawall(a, "region", "add", "w", "--registry", "b-wrong")[0] == 0
+    code, out, _ = seawall(a, "dr", "check", "--region", "w", "--json")
+    (w,) = json.loads(out)["regions"]
+    assert code == 1 and not w["healthy"] and w["consistency"]["checked"] is False
+    assert (w["health"]["reachable"], w["health"]["authenticated"]) == (True, False)
+    assert "401" in w["health"]["detail"], w["health"]
     # usage and lookup errors: one line, exit 2 / 1
     for args, code, words in (
         (("region", "add", "b2", "--registry", "nope"), 1, "no registry named 'nope'"),
@@ -216,4 +264,5 @@ def test_region_cli_and_latest_results(two: list[SeawallProcess]) -> None:
         if code == 1:  # argparse's usage errors (2) come with the usage line
             assert len(err.strip().splitlines()) == 1, err
     assert seawall(a, "region", "remove", "b")[0] == 0
-    assert [r["name"] for r in json.loads(seawall(a, "region", "list", "--json")[1])] == ["a"]
+    listed = json.loads(seawall(a, "region", "list", "--json")[1])
+    assert [r["name"] for r in listed] == ["a", "d", "w"]
