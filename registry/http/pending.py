@@ -28,7 +28,6 @@ class PendingManifest:
     repo: str
     record: ManifestRecord
     parsed: ParsedManifest
-    tags: set[str]
     missing: set[str]  # references not yet in the repository, as last known
     expires_at: float
 
@@ -40,39 +39,25 @@ class PendingManifest:
 @dataclass
 class PendingManifests:
     """Bounded by age (``ttl_seconds``) and by the bytes held (``max_bytes``, oldest dropped
-    first). Keys: (repository, digest); tags point at digests."""
+    first). Keyed by (repository, digest)."""
 
     ttl_seconds: float
     max_bytes: int
     clock: Callable[[], float] = time.monotonic
     _entries: OrderedDict[tuple[str, str], PendingManifest] = field(default_factory=OrderedDict)
-    _tags: dict[tuple[str, str], str] = field(default_factory=dict)
     _bytes: int = 0
 
-    def get(self, repo: str, reference: str) -> PendingManifest | None:
+    def get(self, repo: str, digest: str) -> PendingManifest | None:
         self._expire()
-        digest = reference if ":" in reference else self._tags.get((repo, reference))
-        return self._entries.get((repo, digest)) if digest else None
+        return self._entries.get((repo, digest))
 
-    def add(
-        self, repo: str, record: ManifestRecord, parsed: ParsedManifest, tag: str | None
-    ) -> PendingManifest:
+    def add(self, repo: str, record: ManifestRecord, parsed: ParsedManifest) -> PendingManifest:
         key = (repo, record.digest)
         entry = self._entries.get(key)
         if entry is None:
-            entry = PendingManifest(
-                repo, record, parsed, set(), set(), self.clock() + self.ttl_seconds
-            )
-            self._entries[key] = entry
+            expires_at = self.clock() + self.ttl_seconds
+            entry = self._entries[key] = PendingManifest(repo, record, parsed, set(), expires_at)
             self._bytes += record.size
-        if tag is not None:
-            old = self._tags.get((repo, tag))
-            if old is not None and old != record.digest:
-                old_entry = self._entries.get((repo, old))
-                if old_entry is not None:
-                    old_entry.tags.discard(tag)
-            self._tags[(repo, tag)] = record.digest
-            entry.tags.add(tag)
         self._expire()
         return entry
 
@@ -98,12 +83,8 @@ class PendingManifests:
 
     def drop(self, entry: PendingManifest) -> None:
         """Forget ``entry`` (it is stored now)."""
-        if self._entries.pop((entry.repo, entry.record.digest), None) is None:
-            return
-        self._bytes -= entry.record.size
-        for tag in entry.tags:
-            if self._tags.get((entry.repo, tag)) == entry.record.digest:
-                del self._tags[(entry.repo, tag)]
+        if self._entries.pop((entry.repo, entry.record.digest), None) is not None:
+            self._bytes -= entry.record.size
 
     def _expire(self) -> None:
         now = self.clock()

@@ -8,15 +8,20 @@ path an upload takes: it becomes visible only once its digest matched. Nothing u
 ever served under the digest asked for: a blob is served only after it is stored (the cost is
 the first byte: see docs/operations.md), a manifest only after its bytes were checked.
 
-Stored as a push would be, but announced by no outbox event
+Stored as a push would be, by digest, but announced by no outbox event
 (:meth:`ContentStore.put_fetched_manifest`): the replica it came from announced it already, and
-an event here would replicate it back there and on to every region this one replicates to.
-The replication that comes later finds it here and skips it. A manifest is stored only once
-what it references is in the repository (:mod:`registry.http.pending`): before, its verified
-bytes are served from memory, and each blob or child manifest the client fetches next is read
-through in turn; blobs the repository's storage already holds are linked at once (the upstream
-vouched for them by the manifest), so a new tag of an image whose layers are here costs one
-manifest fetch.
+an event here would replicate it back there and on to every region this one replicates to. A
+manifest is stored only once what it references is in the repository
+(:mod:`registry.http.pending`): before, its verified bytes are served from memory, and each
+blob or child manifest the client fetches next is read through in turn; blobs the storage
+already holds (another repository's layers) are linked at once, the upstream having vouched for
+them by the manifest, so a new tag of an image whose layers are here costs one manifest fetch.
+
+Tags are not stored: a tag resolved upstream is believed for ``tag_seconds`` (then asked again,
+one request per node), and arrives for good with the replication from the region that has it.
+That replication finds the manifest and blobs here (``HEAD``: nothing copied) and puts only the
+tag — so it is its own (the policy's deletion sync may remove it later), and a tag moved in two
+regions at once is decided by the regions' rule, never by a read-through.
 
 Single flight. Concurrent requests for one (repository, reference) or (repository, blob) share
 one upstream fetch (:class:`SingleFlight`), which first looks again at what is here (a fetch
@@ -51,6 +56,7 @@ from registry.http.upstream import (
     UpstreamCorrupt,
     UpstreamError,
 )
+from registry.meta.cache import TTLCache
 from registry.meta.content import ContentStore, ManifestRecord
 from registry.oci.digest import Digest, DigestError, sha256_of
 from registry.oci.errors import RegistryError
@@ -70,6 +76,7 @@ class ReadThroughOptions:
     max_manifest_bytes: int = 4 * 1024 * 1024
     pending_seconds: float = 120.0  # a verified manifest waits this long for its references
     pending_max_bytes: int = 64 * 1024 * 1024
+    tag_seconds: float = 30.0  # a tag resolved upstream is believed this long
     removed_window_seconds: float = 600.0
 
 
@@ -107,6 +114,7 @@ class ReadThrough:
         self.upstream, self.content, self.blobs = upstream, content, blobs
         self.options = o = options or ReadThroughOptions()
         self.pending = PendingManifests(o.pending_seconds, o.pending_max_bytes, clock)
+        self._tags: TTLCache[str] = TTLCache(16384, o.tag_seconds, clock)  # (repo, tag) → digest
         self._manifests: SingleFlight[tuple[str, str], ManifestRecord | None] = SingleFlight()
         self._blobs: SingleFlight[tuple[str, str], int | None] = SingleFlight()
         self._slots = anyio.CapacityLimiter(o.max_concurrent_fetches)
@@ -118,24 +126,43 @@ class ReadThrough:
 
     # ------------------------------------------------------------------ manifests
     async def manifest(self, repo: str, reference: str) -> ManifestRecord | None:
-        """The manifest ``reference`` of ``repo`` from the upstream (verified; stored when its
-        references are here, else held in memory), or None when no upstream has it.
+        """The manifest ``reference`` of ``repo`` from the upstream (verified; stored by digest
+        once its references are here, else held in memory), or None when no upstream has it.
+        A tag is resolved for ``tag_seconds``, never stored.
 
         :raises RegistryError: ``UNAVAILABLE`` when the upstream failed or served bad bytes.
         """
-        waiting = self.pending.get(repo, reference)
-        if waiting is not None:
-            return waiting.record
+        known = await self._known(repo, reference)
+        if known is not None:
+            return known
         key = (repo, reference)
         return await self._manifests.run(key, lambda: self._fetch_manifest(repo, reference))
 
-    async def _fetch_manifest(self, repo: str, reference: str) -> ManifestRecord | None:
-        here = await self.content.get_manifest(repo, reference)  # a fetch just ended?
-        if here is not None:
-            return here
-        waiting = self.pending.get(repo, reference)
+    async def _known(self, repo: str, reference: str) -> ManifestRecord | None:
+        """What an earlier fetch left: a tag it resolved (to a manifest stored or waiting), a
+        manifest waiting for its references."""
+        if ":" in reference:
+            waiting = self.pending.get(repo, reference)
+            return None if waiting is None else waiting.record
+        digest = self._tags.get((repo, reference))
+        if digest is None:
+            return None
+        if await self.content.removed_recently(
+            repo, reference, self.options.removed_window_seconds
+        ):
+            self._tags.pop((repo, reference))  # deleted here since it was resolved
+            return None
+        waiting = self.pending.get(repo, digest)
         if waiting is not None:
             return waiting.record
+        return await self.content.get_manifest(repo, digest)
+
+    async def _fetch_manifest(self, repo: str, reference: str) -> ManifestRecord | None:
+        here = await self.content.get_manifest(repo, reference)  # a fetch just ended?
+        if here is None:
+            here = await self._known(repo, reference)
+        if here is not None:
+            return here
         async with self._slot():
             self._counts["manifest_fetches"] += 1
             try:
@@ -154,8 +181,12 @@ class ReadThrough:
         window = self.options.removed_window_seconds
         if await self.content.removed_recently(repo, reference, window):
             return None  # deleted here; the upstream has not seen the deletion yet
-        tag = None if ":" in reference else reference
-        entry = self.pending.add(repo, record, parsed, tag)
+        if ":" not in reference:
+            self._tags.put((repo, reference), record.digest)
+        stored = await self.content.get_manifest(repo, record.digest)
+        if stored is not None:  # a tag of a manifest that is here (replication put it by digest)
+            return stored
+        entry = self.pending.add(repo, record, parsed)
         entry.missing = set(await self._missing(repo, parsed))
         await self._link_stored_blobs(entry)
         await self._settle(repo)
@@ -219,7 +250,7 @@ class ReadThrough:
                     continue
                 record = entry.record
                 stored = await self.content.put_fetched_manifest(
-                    repo, record.digest, record.data, entry.parsed, sorted(entry.tags)
+                    repo, record.digest, record.data, entry.parsed
                 )
                 if stored:
                     self._counts["manifests_stored"] += 1

@@ -14,7 +14,6 @@ has one writer). Timestamps come from the backend (:meth:`SqlBackend.now`).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -553,14 +552,14 @@ class ContentStore:
 
     # ------------------------------------------------------------------ read-through
     async def put_fetched_manifest(
-        self, repo: str, digest: str, data: bytes, parsed: ParsedManifest, tags: Sequence[str]
+        self, repo: str, digest: str, data: bytes, parsed: ParsedManifest
     ) -> bool:
         """Store a manifest read through from another replica (:mod:`registry.http.read_through`)
-        as :meth:`put_manifest` stores a push — the same rows, and only once every blob and child
-        manifest it references is in ``repo`` — with two differences: no outbox event (the
-        replica it came from announced it already; an event here would send it back there and
-        on to every region this one replicates to), and a tag only where ``repo`` has no tag of
-        that name (a read-through never moves a tag that a push or a replication set).
+        by digest, as :meth:`put_manifest` stores a push — the same rows, and only once every
+        blob and child manifest it references is in ``repo`` — but with no tag and no outbox
+        event: the replica it came from announced it already (an event here would send it back
+        there and on to every region this one replicates to), and its tags arrive with that
+        replica's replication, which thereby records them as its own (deletion sync).
 
         Returns False, writing nothing, while a reference is missing.
         """
@@ -602,15 +601,6 @@ class ContentStore:
                 subject=subject,
                 now=now,
             )
-            for tag in tags:
-                t.execute(
-                    "INSERT INTO tag (repository_id, name, digest, updated_at) VALUES "
-                    "(:rid, :tag, :d, :now) ON CONFLICT (repository_id, name) DO NOTHING",
-                    rid=rid,
-                    tag=tag,
-                    d=digest,
-                    now=now,
-                )
             t.notify(CONTENT_CHANNEL, str(rid))
             return rid
 

@@ -98,22 +98,19 @@ async def test_pending_manifests_expire_and_stay_within_their_bytes() -> None:
     now = [0.0]
     first, parsed1 = _record("one")
     second, parsed2 = _record("two")
-    pending = PendingManifests(
-        ttl_seconds=60, max_bytes=first.size + second.size + 8, clock=lambda: now[0]
-    )
-    pending.add("app", first, parsed1, "v1")  # type: ignore[arg-type]
-    assert pending.get("app", "v1") is pending.get("app", first.digest) is not None
+    third, parsed3 = _record("three")
+    bound = first.size + second.size + 8
+    pending = PendingManifests(ttl_seconds=60, max_bytes=bound, clock=lambda: now[0])
+    pending.add("app", first, parsed1)  # type: ignore[arg-type]
+    assert pending.get("app", first.digest) is not None and not pending.get("other", first.digest)
     assert pending.blob_size("app", sha256(b"layer-one")) == len(b"layer-one")
     now[0] = 30.0
-    pending.add("app", second, parsed2, "v1")  # type: ignore[arg-type]  # the tag moved
-    entry = pending.get("app", "v1")
-    assert entry is not None and entry.record.digest == second.digest
-    third, parsed3 = _record("three")
+    pending.add("app", second, parsed2)  # type: ignore[arg-type]
     now[0] = 40.0
-    pending.add("app", third, parsed3, None)  # type: ignore[arg-type]  # over the bytes: oldest goes
+    pending.add("app", third, parsed3)  # type: ignore[arg-type]  # over the bytes: oldest goes
     assert pending.get("app", first.digest) is None and pending.get("app", second.digest)
     now[0] = 95.0  # past the second's 60 s, within the third's
-    assert pending.get("app", "v1") is None and pending.get("app", third.digest) is not None
+    assert pending.get("app", second.digest) is None and pending.get("app", third.digest)
 
 
 @pytest.fixture

@@ -192,7 +192,8 @@ def test_a_push_to_a_is_pullable_from_b_and_c_at_once(
     assert layout_digest(tmp_path / "c-digest") == arm64
     # what was read through is stored: the index whole (every child fetched), with its tag
     for region in (b, c):
-        assert region.holds(repo, "1.0") and region.holds(repo, amd64) and region.holds(repo, arm64)
+        assert region.holds(repo, index) and region.holds(repo, amd64) and region.holds(repo, arm64)
+        assert not region.holds(repo, "1.0")  # tags come with replication (its to delete)
         with region.client() as rc:
             assert digest_of(rc, repo, "1.0") == index
 
@@ -210,6 +211,7 @@ def test_a_push_to_a_is_pullable_from_b_and_c_at_once(
             ex, tasks = run(admin_a, pid)
             assert ex["status"] == "Succeed", dumps([ex, tasks])
     for region in (b, c):
+        assert region.holds(repo, "1.0")  # the policy put the tag (the rest was there)
         with region.client() as rc:
             assert digest_of(rc, repo, "1.0") == index
             assert digest_of(rc, repo, amd64) == amd64
@@ -230,7 +232,7 @@ def test_a_read_through_is_announced_by_no_event(regions: dict[str, Region]) -> 
         assert digest_of(cb, "rt-events/pulled", "v1") == pulled
         for blob in _blobs(cb, "rt-events/pulled", pulled):
             assert cb.get(f"/v2/rt-events/pulled/blobs/{blob}").status_code == 200
-    assert b.holds("rt-events/pulled", "v1")  # stored (no outbox event written for it)
+    assert b.holds("rt-events/pulled", pulled)  # stored (no outbox event written for it)
     with api(b.proc.url, b.proc.admin_password) as admin_b:
         pid = add_policy(
             admin_b,
@@ -308,7 +310,7 @@ def test_a_herd_of_pulls_costs_the_upstream_one_fetch_each(regions: dict[str, Re
     expected = {("GET", "manifests", "v1"): 1} | {("GET", "blobs", d): 1 for d in blobs}
     assert a.proxy.counts(repo) == expected
     assert c.proxy.counts(repo) == {}  # A had it: C was never asked
-    assert b.holds(repo, "v1") and b.holds(repo, digest)
+    assert b.holds(repo, digest)
 
 
 def test_corrupt_upstream_bytes_are_refused_and_not_stored(regions: dict[str, Region]) -> None:
@@ -413,10 +415,39 @@ def test_a_manifest_is_stored_only_with_what_it_references(regions: dict[str, Re
             assert cb.get(f"/v2/rt/whole/blobs/{blob}").status_code == 200
         assert not b.holds("rt/whole", digest)  # one blob still missing
         assert cb.get(f"/v2/rt/whole/blobs/{blobs[-1]}").status_code == 200
-        assert b.holds("rt/whole", digest) and b.holds("rt/whole", "v1")
+        assert b.holds("rt/whole", digest) and not b.holds("rt/whole", "v1")
         a.proxy.reset()
         assert digest_of(cb, "rt/whole-too", "v1") == digest
-    assert b.holds("rt/whole-too", "v1") and all(
+    assert b.holds("rt/whole-too", digest) and all(
         b.holds("rt/whole-too", blob, "blobs") for blob in blobs
     )
     assert a.proxy.counts("rt/whole-too") == {("GET", "manifests", "v1"): 1}
+
+
+def test_a_tag_read_through_is_the_replications_to_delete(regions: dict[str, Region]) -> None:
+    """B read v1 through before the replication came; the replication then put the tag (all
+    else was there), so its deletion sync removes it when v1 is deleted in A."""
+    a, b = regions["a"], regions["b"]
+    repo = "rt/deletion-sync"
+    with a.client() as ca:
+        push_image(ca, repo, "v1", layers=2, seed="deletion-sync")
+        with b.client() as cb:
+            pull(cb, repo, "v1")
+        with api(a.proc.url, a.proc.admin_password) as admin_a:
+            pid = add_policy(
+                admin_a,
+                "rt-deletion-sync",
+                dest=_endpoint_id(admin_a, "b"),
+                filters=[{"type": "name", "value": repo}],
+                deletion=True,
+                max_deletion_fraction=1.0,
+            )
+            ex, tasks = run(admin_a, pid)
+            assert ex["status"] == "Succeed", dumps([ex, tasks])
+            assert b.holds(repo, "v1")
+            assert ca.delete(f"/v2/{repo}/manifests/v1").status_code == 202
+            ex, tasks = run(admin_a, pid)
+            assert ex["status"] == "Succeed", dumps([ex, tasks])
+    assert not b.holds(repo, "v1")
+    with b.client() as cb:
+        assert cb.get(f"/v2/{repo}/manifests/v1", headers={"Accept": ACCEPT}).status_code == 404
