@@ -1,6 +1,7 @@
 """The parts of read-through that need no server: single flight, the pending manifests' bounds
-(an injected clock), where the upstream list comes from (a real SQLite database), and the TCP
-probe that lets a failed region back in."""
+(an injected clock), the content store's additions (on SQLite and PostgreSQL), where the
+upstream list comes from (a real SQLite database), and the TCP probe that lets a failed region
+back in."""
 
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ from engine.regions.models import Region
 from engine.state.models import RegistryEndpoint
 from registry.http.pending import PendingManifests
 from registry.http.upstream import SingleFlight
-from registry.meta.content import ManifestRecord
+from registry.meta.content import ContentStore, ManifestRecord
 from registry.meta.db import Database, create_engine, init_schema
-from registry.oci.manifest import parse_manifest
+from registry.meta.sql import PostgresBackend, SqliteBackend, postgres_dsn, sqlite_path
+from registry.oci.manifest import ParsedManifest, parse_manifest
 from seawall.read_through import connects, named_endpoints, region_endpoints
 from tests.support.client import image_manifest, sha256
 
@@ -88,7 +90,7 @@ async def test_a_leader_that_is_cancelled_still_serves_the_others() -> None:
     assert got == ["done"]
 
 
-def _record(seed: str) -> tuple[ManifestRecord, object]:
+def _record(seed: str) -> tuple[ManifestRecord, ParsedManifest]:
     data = image_manifest(seed.encode(), [f"layer-{seed}".encode()])
     parsed = parse_manifest(data, "application/vnd.oci.image.manifest.v1+json")
     return ManifestRecord(sha256(data), parsed.media_type, len(data), data), parsed
@@ -101,13 +103,13 @@ async def test_pending_manifests_expire_and_stay_within_their_bytes() -> None:
     third, parsed3 = _record("three")
     bound = first.size + second.size + 8
     pending = PendingManifests(ttl_seconds=60, max_bytes=bound, clock=lambda: now[0])
-    pending.add("app", first, parsed1)  # type: ignore[arg-type]
+    pending.add("app", first, parsed1)
     assert pending.get("app", first.digest) is not None and not pending.get("other", first.digest)
     assert pending.blob_size("app", sha256(b"layer-one")) == len(b"layer-one")
     now[0] = 30.0
-    pending.add("app", second, parsed2)  # type: ignore[arg-type]
+    pending.add("app", second, parsed2)
     now[0] = 40.0
-    pending.add("app", third, parsed3)  # type: ignore[arg-type]  # over the bytes: oldest goes
+    pending.add("app", third, parsed3)  # over the bytes: oldest goes
     assert pending.get("app", first.digest) is None and pending.get("app", second.digest)
     now[0] = 95.0  # past the second's 60 s, within the third's
     assert pending.get("app", second.digest) is None and pending.get("app", third.digest)
@@ -139,3 +141,55 @@ async def test_the_probe_tells_an_open_port_from_a_closed_one() -> None:
         assert await connects(f"http://127.0.0.1:{port}/")
     assert not await connects(f"http://127.0.0.1:{port}/", seconds=1)
     assert await connects("file:///somewhere")  # nothing to connect to
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def content(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ContentStore]:
+    """A ContentStore on a fresh database of each kind (PostgreSQL: the session cluster)."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'c.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    engine = create_engine(url)
+    await init_schema(engine)
+    await engine.dispose()
+    path, dsn = sqlite_path(url), postgres_dsn(url)
+    sql = SqliteBackend(path) if path is not None else PostgresBackend(str(dsn))
+    yield ContentStore(sql)
+    await sql.aclose()
+
+
+async def _events(content: ContentStore) -> list[tuple[str, str | None]]:
+    return [(r[0], r[1]) for r in await content.sql.all("SELECT action, tag FROM event")]
+
+
+async def test_a_fetched_manifest_is_stored_whole_and_unannounced(content: ContentStore) -> None:
+    record, parsed = _record("fetched")
+    assert not await content.put_fetched_manifest("app", record.digest, record.data, parsed)
+    assert await content.get_manifest("app", record.digest) is None  # its blobs are not here
+    for blob in (b"fetched", b"layer-fetched"):
+        await content.link_blob("app", sha256(blob), len(blob))
+    assert await content.put_fetched_manifest("app", record.digest, record.data, parsed)
+    assert await content.put_fetched_manifest("app", record.digest, record.data, parsed)  # again
+    stored = await content.get_manifest("app", record.digest)
+    assert stored is not None and stored.data == record.data
+    assert await content.list_tags("app", None, None) == []  # no tag
+    assert await _events(content) == []  # no outbox event
+
+
+async def test_what_was_deleted_here_lately_is_known(content: ContentStore) -> None:
+    record, parsed = _record("deleted")
+    for blob in (b"deleted", b"layer-deleted"):
+        await content.link_blob("app", sha256(blob), len(blob))
+    await content.put_manifest("app", record.digest, record.data, parsed, "v1", "admin")
+    await content.put_manifest("app", record.digest, record.data, parsed, "v2", "admin")
+    assert not await content.removed_recently("app", "v1", 600)
+    assert await content.delete_tag("app", "v1", "admin")
+    assert await content.removed_recently("app", "v1", 600)
+    assert not await content.removed_recently("app", "v2", 600)
+    assert not await content.removed_recently("other", "v1", 600)
+    assert not await content.removed_recently("app", record.digest, 600)
+    assert await content.delete_manifest("app", record.digest, "admin")
+    assert await content.removed_recently("app", record.digest, 600)
+    assert await content.removed_recently("app", "v2", 600)  # its tags went with it
+    assert await content.delete_repository("other", "admin") is False

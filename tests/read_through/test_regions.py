@@ -120,7 +120,7 @@ def regions(
 
 def push_index(c: httpx.Client, repo: str, tag: str) -> tuple[str, list[str]]:
     """An index of two platform images of two layers each; (index digest, child digests)."""
-    children = []
+    children: list[dict[str, Any]] = []
     for arch in ("amd64", "arm64"):
         config = json.dumps({"architecture": arch, "os": "linux", "tag": tag}).encode()
         layers = [gzip.compress(os.urandom(64 * 1024)) for _ in range(2)]  # as skopeo keeps
@@ -141,7 +141,7 @@ def push_index(c: httpx.Client, repo: str, tag: str) -> tuple[str, list[str]]:
     index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": children}).encode()
     r = c.put(f"/v2/{repo}/manifests/{tag}", content=index, headers=_ct(OCI_INDEX))
     assert r.status_code == 201, r.text
-    return sha256(index), [ch["digest"] for ch in children]
+    return sha256(index), [str(ch["digest"]) for ch in children]
 
 
 def _ct(media_type: str) -> dict[str, str]:
@@ -193,18 +193,17 @@ def test_a_push_to_a_is_pullable_from_b_and_c_at_once(
     # what was read through is stored: the index whole (every child fetched), with its tag
     for region in (b, c):
         assert region.holds(repo, index) and region.holds(repo, amd64) and region.holds(repo, arm64)
-        assert not region.holds(repo, "1.0")  # tags come with replication (its to delete)
+        assert not region.holds(repo, "1.0")  # tags come with replication (its own to delete)
         with region.client() as rc:
             assert digest_of(rc, repo, "1.0") == index
 
     # the replication that comes later finds it there: no conflict, nothing changes
     with api(a.proc.url, a.proc.admin_password) as admin_a:
         for target in ("b", "c"):
-            dest = _endpoint_id(admin_a, target)
             pid = add_policy(
                 admin_a,
                 f"rt-later-{target}",
-                dest=dest,
+                dest=_endpoint_id(admin_a, target),
                 filters=[{"type": "name", "value": repo}],
                 override=False,
             )
