@@ -37,6 +37,7 @@ from registry.storage import factory as storage_drivers
 from registry.storage.base import DriverUnavailable, StorageDriver
 from registry.storage.blobs import BlobStore
 from seawall.config import Settings
+from seawall.metrics import build_metrics
 from seawall.read_through import build_read_through
 from seawall.replication import REPLICATOR, EndpointClients, adapter_info, replicator_password
 from seawall.service import ReplicationService
@@ -233,6 +234,8 @@ def build_app(settings: Settings) -> RegistryApp:
         )
     )
 
+    metrics = build_metrics(settings, services.db)  # /metrics; the request path counts
+
     async def lifespan(scope: Scope, receive: Receive, send: Send) -> None:
         message = await receive()
         if message["type"] != "lifespan.startup":
@@ -244,6 +247,7 @@ def build_app(settings: Settings) -> RegistryApp:
                 tg.start_soon(services.sql.run_listener)
             if settings.engine_enabled:
                 await replication.start(tg)
+            await metrics.start(tg)
             if settings.gc.interval_seconds > 0:
                 from seawall.gc_cli import run_periodic
 
@@ -257,5 +261,9 @@ def build_app(settings: Settings) -> RegistryApp:
         await send({"type": "lifespan.shutdown.complete"})
 
     return RegistryApp(
-        services.context, fallback=api, lifespan=lifespan, edge=edge_options(settings)
+        services.context,
+        fallback=api,
+        lifespan=lifespan,
+        edge=edge_options(settings),
+        metrics=metrics.metrics,
     )

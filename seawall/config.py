@@ -22,6 +22,7 @@ __all__ = [
     "AuthSettings",
     "DrSettings",
     "GcSettings",
+    "MetricsSettings",
     "ReadThroughSettings",
     "Settings",
     "SettingsError",
@@ -87,6 +88,12 @@ class GcSettings(_Strict):
     # interval (0: off; `seawall gc` runs one on demand), and the least age of what it removes
     interval_seconds: float = Field(default=0.0, ge=0)
     grace_seconds: float = Field(default=3600.0, ge=0)
+
+
+class MetricsSettings(_Strict):
+    # GET /metrics (Prometheus text format) without credentials; false: an administrator's
+    # HTTP Basic credentials are required
+    public: bool = False
 
 
 class DrSettings(_Strict):
@@ -158,6 +165,7 @@ class Settings(_Strict):
     storage: StorageSettings = StorageSettings()
     auth: AuthSettings = AuthSettings()
     gc: GcSettings = GcSettings()
+    metrics: MetricsSettings = MetricsSettings()
     dr: DrSettings = DrSettings()
     read_through: ReadThroughSettings = ReadThroughSettings()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -25,10 +26,12 @@ from registry.http.asgi import (
 from registry.http.auth import authorize, challenge, verified_token
 from registry.http.context import RegistryContext
 from registry.http.edge import Edge, EdgeOptions
+from registry.http.metrics import Metrics, metrics_response
 from registry.http.token import token
 from registry.oci.errors import RegistryError
 from registry.oci.reference import is_valid_name, validate_name
 from registry.storage.base import StorageError
+from registry.storage.fence import BlobBusy
 
 __all__ = ["RegistryApp"]
 
@@ -36,6 +39,9 @@ log = logging.getLogger("seawall.registry")
 
 Handler = Callable[[RegistryContext, Request], Awaitable[Response]]
 API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
+#: Seconds a client is asked to wait before sending a request again that met a blob being
+#: garbage-collected (the collection deletes one blob's bytes in well under that).
+BLOB_BUSY_RETRY_SECONDS = 1
 PULL, PUSH, DELETE = frozenset({"pull"}), frozenset({"pull", "push"}), frozenset({"delete"})
 
 
@@ -78,9 +84,10 @@ ROUTES = (
 
 
 class RegistryApp:
-    """ASGI app for ``/v2/``, ``/service/token`` and ``/healthz``; anything else goes to
-    ``fallback`` (the management API) when one is given. Every request, the fallback's too,
-    first passes the :class:`~registry.http.edge.Edge` (trusted proxies, body deadlines)."""
+    """ASGI app for ``/v2/``, ``/service/token``, ``/healthz`` and (with ``metrics``)
+    ``/metrics``; anything else goes to ``fallback`` (the management API) when one is given.
+    Every request, the fallback's too, first passes the :class:`~registry.http.edge.Edge`
+    (trusted proxies, body deadlines) and is counted by ``metrics``."""
 
     def __init__(
         self,
@@ -88,9 +95,13 @@ class RegistryApp:
         fallback: Callable[[Scope, Receive, Send], Awaitable[None]] | None = None,
         lifespan: Callable[[Scope, Receive, Send], Awaitable[None]] | None = None,
         edge: EdgeOptions | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.ctx, self.fallback, self.lifespan = ctx, fallback, lifespan
         self.edge = Edge(edge or EdgeOptions())
+        self.metrics = metrics
+        own = {"/service/token", "/healthz"} | ({"/metrics"} if metrics else set())
+        self._own_paths = frozenset(own)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -99,26 +110,36 @@ class RegistryApp:
             return
         if scope["type"] != "http":
             return
+        started = time.perf_counter()
         scope, receive = self.edge.admit(scope, receive)
         path: str = scope["path"]
-        if not path.startswith("/v2") and path not in ("/service/token", "/healthz"):
-            if self.fallback is not None:
-                await self.fallback(scope, receive, send)
+        if not path.startswith("/v2") and path not in self._own_paths:
+            if self.metrics is not None:  # counted from what it sends
+                await self.metrics.requests.track(scope, receive, send, self._fallback, started)
             else:
-                await send_response(
-                    scope,
-                    send,
-                    _error(RegistryError("UNSUPPORTED", status=404, message="not found")),
-                )
+                await self._fallback(scope, receive, send)
             return
-        req = Request(scope, receive)
+        counted = self.metrics.requests.counting(scope, receive) if self.metrics else None
+        req = Request(scope, counted or receive)
+        response: Response | None = None
         try:
-            response = await self.dispatch(req)
-        except Exception as e:
-            response = _error(_registry_error(e, req))
-        if path.startswith("/v2"):
-            response.headers.update(API_VERSION)
-        await send_response(scope, send, response)
+            try:
+                response = await self.dispatch(req)
+            except Exception as e:
+                response = _error(_registry_error(e, req))
+            if path.startswith("/v2"):
+                response.headers.update(API_VERSION)
+            await send_response(scope, send, response)
+        finally:
+            if self.metrics is not None:
+                self.metrics.requests.answered(scope, response, started, counted)
+
+    async def _fallback(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.fallback is not None:
+            await self.fallback(scope, receive, send)
+        else:
+            error = RegistryError("UNSUPPORTED", status=404, message="not found")
+            await send_response(scope, send, _error(error))
 
     async def dispatch(self, req: Request) -> Response:
         path, method = req.path, req.method
@@ -132,6 +153,8 @@ class RegistryApp:
             return await token(self.ctx, req)
         if path == "/healthz":
             return json_response({"status": "ok"})
+        if path == "/metrics" and self.metrics is not None:
+            return await metrics_response(self.ctx, req, self.metrics)
         for route in ROUTES:
             m = route.pattern.match(path)
             if m is None:
@@ -215,6 +238,14 @@ def _registry_error(e: Exception, req: Request) -> RegistryError:
             {"reason": e.reason, "retry_after_seconds": e.retry_after_seconds},
             message=f"{e.reason}; retry after {e.retry_after_seconds} s",
             headers={"Retry-After": str(e.retry_after_seconds)},
+        )
+    if isinstance(e, BlobBusy):  # a StorageError that says: send it again shortly
+        log.info("%s %s: %s", req.method, req.path, e)
+        return RegistryError(
+            "UNAVAILABLE",
+            {"reason": "blob busy", "retry_after_seconds": BLOB_BUSY_RETRY_SECONDS},
+            message="the blob is being garbage-collected right now; send the request again",
+            headers={"Retry-After": str(BLOB_BUSY_RETRY_SECONDS)},
         )
     if isinstance(e, StorageError):
         log.error("storage error on %s %s: %s", req.method, req.path, e)

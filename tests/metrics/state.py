@@ -19,7 +19,7 @@ from engine.state.models import Execution, OutboxCursor, Policy, RegistryEndpoin
 from registry.meta.db import Database, create_engine, init_schema
 from registry.meta.models import Event
 
-__all__ = ["T0", "State", "digest", "open_state"]
+__all__ = ["T0", "TK", "State", "X", "at", "digest", "open_state", "scope"]
 
 E = Event.__table__  # type: ignore[attr-defined]
 P = Policy.__table__  # type: ignore[attr-defined]
