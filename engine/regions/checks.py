@@ -29,6 +29,7 @@ import anyio
 
 from adapters.base import AdapterError, RegistryAdapter
 from adapters.oci.errors import OciError
+from engine.lag import replication_lag
 from engine.plan import Listing
 from engine.regions import alerts
 from engine.regions.canary import probe
@@ -110,7 +111,7 @@ class DrChecker:
         targets = await self._targets(names)
         now = self.clock()
         local = await self._local_listing(targets)
-        lag = await region_lag(self.db, now, self.lag_source)
+        lag = await region_lag(self.db, now, self.lag_source or replication_lag)
         results: dict[str, RegionResult] = {}
 
         async def one(target: _Target) -> None:

@@ -12,34 +12,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Protocol
 
-from sqlalchemy import select
-
+from engine.lag import LagBasis, LagSample, replication_lag
 from engine.regions.report import LagEntry
-from engine.state.models import Policy
 from registry.meta.db import Database
 
-__all__ = ["LagSample", "LagSource", "RegionLag", "region_lag"]
+__all__ = ["LagSource", "RegionLag", "region_lag"]
 
 log = logging.getLogger("seawall.dr")
-P = Policy.__table__  # type: ignore[attr-defined]
-
-
-class LagSample(Protocol):
-    """What :mod:`engine.lag` reports per policy and target."""
-
-    @property
-    def policy(self) -> str: ...
-
-    @property
-    def policy_id(self) -> int: ...
-
-    @property
-    def lag_seconds(self) -> float: ...
-
-    @property
-    def oldest_change_at(self) -> datetime | None: ...
 
 
 LagSource = Callable[[Database, datetime], Awaitable[Sequence[LagSample]]]
@@ -47,35 +27,19 @@ LagSource = Callable[[Database, datetime], Awaitable[Sequence[LagSample]]]
 RegionLag = Mapping[int, tuple[LagEntry, ...]]
 
 
-def _default_source() -> LagSource | None:
-    try:
-        from engine.lag import replication_lag
-    except ImportError:  # not part of this build
-        return None
-    return replication_lag
-
-
-async def region_lag(db: Database, now: datetime, source: LagSource | None) -> RegionLag | None:
-    """Each endpoint's lag entries at ``now``; None when the lag cannot be measured."""
-    source = source or _default_source()
-    if source is None:
-        return None
+async def region_lag(
+    db: Database, now: datetime, source: LagSource = replication_lag
+) -> RegionLag | None:
+    """Each endpoint's lag entries at ``now`` (aware UTC); None when it cannot be measured."""
     try:
         samples = await source(db, now)
     except Exception:
         log.exception("failover check: measuring the replication lag failed")
         return None
-    async with db.read() as c:
-        rows = (await c.execute(select(P.c.id, P.c.src_registry_id, P.c.dest_registry_id))).all()
-    pushes = {  # policy id -> endpoint id, for the pushes from this registry
-        int(pid): int(dest) for pid, src, dest in rows if src is None and dest is not None
-    }
     out: dict[int, list[LagEntry]] = {}
     for sample in samples:
-        endpoint = pushes.get(int(sample.policy_id))
-        if endpoint is not None:
-            lag = max(0.0, float(sample.lag_seconds))
-            out.setdefault(endpoint, []).append(
-                LagEntry(sample.policy, lag, sample.oldest_change_at)
-            )
+        # a push from this registry: a local source (its changes are in the outbox)
+        if sample.target_id is not None and sample.basis is LagBasis.EVENTS:
+            entry = LagEntry(sample.policy, max(0.0, sample.lag_seconds), sample.oldest_change_at)
+            out.setdefault(int(sample.target_id), []).append(entry)
     return {k: tuple(sorted(v, key=lambda e: e.policy)) for k, v in out.items()}
