@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
-from sqlalchemy import Connection, event, text
+from sqlalchemy import Connection, MetaData, event, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlmodel import SQLModel
 
@@ -91,11 +91,12 @@ def create_engine(url: str) -> AsyncEngine:
     )
 
 
-def create_schema(conn: Connection) -> None:
-    """The registered tables (the models), made where missing, with the PostgreSQL indexes:
-    the whole schema of an empty database. It adds nothing to a table that exists; changing
-    one is the job of a versioned migration (``seawall.migrations``), passed as the step."""
-    SQLModel.metadata.create_all(conn)
+def create_schema(conn: Connection, metadata: MetaData = SQLModel.metadata) -> None:
+    """The tables of ``metadata`` (default: every registered model's), made where missing,
+    with the PostgreSQL indexes: the whole schema of an empty database. It adds nothing to a
+    table that exists; changing one is the job of a versioned migration (``seawall.migrations``),
+    passed to :func:`init_schema` as the step."""
+    metadata.create_all(conn)
     if conn.dialect.name == "postgresql":
         for name, on in POSTGRES_INDEXES.items():
             conn.execute(text(f"CREATE INDEX IF NOT EXISTS {name} {on}"))

@@ -6,10 +6,11 @@ command that opens the database runs (under the schema lock), :mod:`.runner` its
 :mod:`.schema` is what the revisions must arrive at (the models) and what they leave alone
 (APScheduler's tables). Importing this package does not import Alembic.
 
-Adding a revision (after changing a model): ``python -m seawall.migrations "what changed"``
-writes ``versions/NNNN_what_changed.py`` from the difference between the models and a scratch
-database the revisions built; read and edit it (it cannot see renames or data to move; SQLite
-alters tables in batch mode, copy and move), set :data:`HEAD` to it, give it a test if it moves
+Adding a revision (after changing a model; a new module of tables first joins
+:data:`.schema.MODEL_MODULES`): ``python -m seawall.migrations "what changed"`` writes
+``versions/NNNN_what_changed.py`` from the difference between the models and a scratch database
+the revisions built, and sets :data:`HEAD` to it; read and edit it (it cannot see renames or
+data to move; SQLite alters tables in batch mode, copy and move), give it a test if it moves
 data, and never edit a revision that has been released.
 """
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -29,7 +30,10 @@ def _write(conn: Connection, message: str) -> str:
     config = alembic_config(conn)
     command.upgrade(config, "head")
     next_id = f"{int(head()) + 1:04d}"
-    command.revision(config, message, autogenerate=True, rev_id=next_id)
+    written = command.revision(config, message, autogenerate=True, rev_id=next_id)
+    for script in written if isinstance(written, list) else [written]:
+        if script is not None:  # in the project's style where ruff is installed
+            subprocess.run([sys.executable, "-m", "ruff", "format", "-q", script.path], check=False)
     return next_id
 
 

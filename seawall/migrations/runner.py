@@ -93,7 +93,7 @@ def upgrade(conn: Connection) -> Upgrade:
         raise SchemaTooNew(str(before.revision), newest)
     config = alembic_config(conn)
     if before.state is State.EMPTY:
-        create_schema(conn)
+        create_schema(conn, schema.target_metadata())
         command.stamp(config, newest)
     elif before.state is not State.CURRENT:
         if before.stamp_as is not None:

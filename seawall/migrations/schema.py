@@ -1,5 +1,9 @@
-"""What the migrations bring a database to: the tables of every package's models (the registry's,
-the engine's, its notifier's), without the objects Seawall does not describe in them.
+"""What the migrations bring a database to: the tables of the model modules listed in
+:data:`MODEL_MODULES`, without the objects Seawall does not describe in them.
+
+A module of tables joins the list together with the revision that creates them: tables other
+modules register on ``SQLModel.metadata`` (one with no revision yet) are neither made by the
+schema step nor compared here, and a test fails on any the server registers.
 
 APScheduler keeps its own tables in the same database (``schedules/scheduler.py``), created and
 upgraded by its data store: the migrations neither make nor compare them. The PostgreSQL listing
@@ -9,37 +13,51 @@ migrations, left out of the comparison.
 
 from __future__ import annotations
 
+import functools
+import importlib
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, Table
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
+from sqlmodel.sql.sqltypes import AutoString, UTCDateTime
 
-# the models of every package, registered on SQLModel.metadata by being imported
-from engine.notify import models as _notify_models  # noqa: F401
-from engine.state import models as _state_models  # noqa: F401
-from registry.meta import models as _registry_models  # noqa: F401
 from registry.meta.db import POSTGRES_INDEXES
 from seawall.migrations.step import VERSION_TABLE
 
 __all__ = [
     "APSCHEDULER_TABLES",
+    "MODEL_MODULES",
     "context_options",
     "differences",
     "include_name",
+    "render_item",
     "target_metadata",
 ]
+
+#: The modules whose tables the revisions build (foreign keys point into the same module or an
+#: earlier one)
+MODEL_MODULES = ("registry.meta.models", "engine.state.models", "engine.notify.models")
 
 #: APScheduler 4's SQLAlchemy data store's tables (it has no prefix of its own)
 APSCHEDULER_TABLES = frozenset({"metadata", "tasks", "schedules", "jobs", "job_results"})
 
 
+@functools.cache
 def target_metadata() -> MetaData:
-    """Every table Seawall's models declare (registered by the imports above)."""
-    return SQLModel.metadata
+    """The tables of :data:`MODEL_MODULES`' SQLModel classes, copied into a metadata of their
+    own (with their indexes and constraints)."""
+    metadata = MetaData()
+    for name in MODEL_MODULES:
+        for obj in vars(importlib.import_module(name)).values():
+            if isinstance(obj, type) and issubclass(obj, SQLModel) and obj.__module__ == name:
+                table = getattr(obj, "__table__", None)
+                if isinstance(table, Table):
+                    table.to_metadata(metadata)
+    return metadata
 
 
 def include_name(name: str | None, type_: str, parent_names: Mapping[str, Any]) -> bool:
@@ -52,6 +70,16 @@ def include_name(name: str | None, type_: str, parent_names: Mapping[str, Any]) 
     return True
 
 
+def render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[False]:
+    """New revisions name plain SQLAlchemy types, not SQLModel's: ``AutoString`` is a
+    ``String``, ``UTCDateTime`` a ``DateTime(timezone=True)`` (the DDL they make)."""
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    if type_ == "type" and isinstance(obj, AutoString):
+        return f"sa.String({obj.length})" if obj.length else "sa.String()"
+    return False
+
+
 def context_options(conn: Connection) -> dict[str, Any]:
     """How every migration context is configured (runs, stamps, comparisons, new revisions):
     SQLite changes tables in batch mode (copy and move), as it cannot alter a column."""
@@ -60,6 +88,7 @@ def context_options(conn: Connection) -> dict[str, Any]:
         "include_name": include_name,
         "compare_type": True,
         "render_as_batch": conn.dialect.name == "sqlite",
+        "render_item": render_item,
         "version_table": VERSION_TABLE,
     }
 
