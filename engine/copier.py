@@ -5,6 +5,10 @@ that holds it → stream source → destination (resumed from the last acknowled
 failure, never held whole in memory). Blobs before manifests, children before indexes, subjects
 before referrers, tags last: a tag moves only once everything it names is complete. The same
 blob wanted by two tasks at once is copied once (single flight).
+
+A source's manifest is parsed by the rules the registry applies to a push
+(:func:`parse_source_manifest`): one that is not a manifest fails its artifact with a
+:class:`ProtocolError` saying what is wrong, before anything of it is copied.
 """
 
 from __future__ import annotations
@@ -16,13 +20,15 @@ from typing import Any
 
 import anyio
 
+from adapters.oci.errors import ProtocolError
 from adapters.oci.types import Descriptor, Manifest
 from adapters.protocol import RegistryClient
 from engine.bandwidth import BandwidthLimit
 from engine.referrers import fallback_tag, publish_fallback, source_referrers
-from registry.oci import mediatypes as mt
+from registry.oci.errors import RegistryError
+from registry.oci.manifest import ParsedManifest, parse_manifest
 
-__all__ = ["Copier", "CopyResult"]
+__all__ = ["Copier", "CopyResult", "parse_source_manifest"]
 
 Log = Callable[[str], None]
 
@@ -41,6 +47,23 @@ class CopyResult:
             f"done: {self.blobs_copied} blobs copied, {self.blobs_skipped} present, "
             f"{self.blobs_mounted} mounted, {self.bytes_copied} bytes"
         )
+
+
+def parse_source_manifest(manifest: Manifest, repo: str) -> ParsedManifest:
+    """What ``manifest`` (as fetched from ``repo`` at the source) references, by the rules the
+    registry applies to a push (:func:`registry.oci.manifest.parse_manifest`).
+
+    :raises ProtocolError: the manifest is not one (broken JSON, a field missing or of the
+        wrong type, an unsupported media type), naming it and what is wrong: the task copying
+        it fails with that reason, nothing else does.
+    """
+    try:
+        return parse_manifest(manifest.data, manifest.media_type)
+    except RegistryError as e:
+        detail = e.detail.get("reason") if isinstance(e.detail, dict) else None
+        raise ProtocolError(
+            f"source manifest {repo}@{manifest.digest} is invalid: {detail or e.message}"
+        ) from None
 
 
 @dataclass
@@ -152,18 +175,15 @@ class Copier:
             log(f"manifest {digest} already at destination")
             return None
         manifest = await self.src.get_manifest(src_repo, digest)
-        doc: dict[str, Any] = manifest.json()
-        if manifest.media_type in mt.INDEX_TYPES or "manifests" in doc:
+        parsed = parse_source_manifest(manifest, src_repo)
+        if parsed.is_index:
             await _all(
-                partial(self._manifest_tree, src_repo, dst_repo, child["digest"], result, log, seen)
-                for child in doc.get("manifests", [])
+                partial(self._manifest_tree, src_repo, dst_repo, child.digest, result, log, seen)
+                for child in parsed.children
             )
-        else:
-            blobs = [doc["config"], *doc.get("layers", [])] if "config" in doc else []
+        else:  # config and layers; not foreign layers (they live elsewhere: their ``urls``)
             await _all(
-                partial(self._blob, src_repo, dst_repo, desc, result, log)
-                for desc in blobs
-                if not desc.get("urls")  # a foreign layer lives elsewhere
+                partial(self._blob, src_repo, dst_repo, desc, result, log) for desc in parsed.blobs
             )
         await self.dst.put_manifest(
             dst_repo, reference or digest, manifest.data, manifest.media_type
@@ -200,9 +220,9 @@ class Copier:
             log(f"referrers of {subject} listed in tag {fallback_tag(subject)} (no referrers API)")
 
     async def _blob(
-        self, src_repo: str, dst_repo: str, desc: dict[str, Any], result: CopyResult, log: Log
+        self, src_repo: str, dst_repo: str, desc: Descriptor, result: CopyResult, log: Log
     ) -> None:
-        digest, size = desc["digest"], int(desc["size"])
+        digest, size = desc.digest, desc.size
         key = (dst_repo, digest)
         while (flight := self._flights.get(key)) is not None:  # someone is copying it: wait
             await flight.done.wait()

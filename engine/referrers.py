@@ -43,7 +43,14 @@ async def _fallback_index(client: RegistryClient, repo: str, subject: str) -> li
     except ValueError as e:
         raise ProtocolError(f"{repo}:{fallback_tag(subject)} is not a JSON index: {e}") from e
     entries = doc.get("manifests") if isinstance(doc, dict) else None
-    return [descriptor(d) for d in entries or [] if isinstance(d, dict)]
+    if not isinstance(entries, list):
+        return []
+    try:
+        return [descriptor(d) for d in entries if isinstance(d, dict)]
+    except (TypeError, ValueError) as e:  # e.g. a size that is not a number
+        raise ProtocolError(
+            f"{repo}:{fallback_tag(subject)} lists a malformed descriptor: {e}"
+        ) from e
 
 
 async def source_referrers(client: RegistryClient, repo: str, subject: str) -> list[Descriptor]:
