@@ -1,7 +1,10 @@
 """Run one execution: plan it (once), then carry out its tasks under leases, then roll it up.
 
 A dry run and a real run share this path: a dry run writes the same tasks with outcomes
-``would-copy`` / ``would-delete`` and never touches the destination.
+``would-copy`` / ``would-delete`` and never touches the destination. Each task is carried out
+by :func:`engine.taskrun.run_task` (the code ``seawall sync`` runs too) against the run store;
+a task's failure, expected or not, ends that task, never the run. A plan that fails ends the
+run ``Failed`` once (a listing task says why) instead of crashing it at every lease.
 """
 
 from __future__ import annotations
@@ -15,8 +18,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
-from adapters.base import AdapterError, RegistryAdapter
-from adapters.oci.errors import OciError, Transient
+from adapters.base import RegistryAdapter
+from adapters.oci.errors import OciError
 from engine.bandwidth import BandwidthLimit
 from engine.copier import Copier
 from engine.destination import Destination
@@ -25,14 +28,9 @@ from engine.observers import RunObserver, notify_all
 from engine.plan import Plan, PolicySpec
 from engine.planning import plan_policy, plan_scope
 from engine.scope import Scope
-from engine.tasks import (
-    LedgerEntry,
-    delete_replicated,
-    failed_listing,
-    retry_delay,
-    task_tags,
-    tasks_from_plan,
-)
+from engine.state.status import ExecutionStatus, TaskStatus
+from engine.taskrun import LeasedTask, RunTools, TaskEnd, run_task, unexpected_reason
+from engine.tasks import failed_listing, tasks_from_plan
 
 if TYPE_CHECKING:  # seawall sync shares this module's neighbours without SQLAlchemy
     from engine.state.runs import RunStore
@@ -88,7 +86,7 @@ class Runner:
         policy = await self.store.policy(int(execution["policy_id"]))
         if policy is None:
             await self.store.finalize(execution_id, "its policy was deleted")
-            return "Failed"
+            return ExecutionStatus.FAILED
         await notify_all(self.observers, "run_started", execution, policy)
         async with (
             self.adapters(policy["src_registry_id"]) as src,
@@ -116,18 +114,23 @@ class Runner:
             except OciError as e:
                 await self.store.add_tasks(eid, [failed_listing(f"listing failed: {e}")])
                 return await self.store.finalize(eid, f"listing failed: {e}")
+            except Exception as e:  # fails the run once, not again at every lease
+                log.exception("planning execution %s failed", eid)
+                text = f"planning failed: {unexpected_reason(e)}"
+                await self.store.add_tasks(eid, [failed_listing(text)])
+                return await self.store.finalize(eid, text)
             rows = tasks_from_plan(plan, bool(execution["dry_run"]))
             if plan.problems:
                 status_text = "source listing incomplete: no deletion was done"
             if plan.deletions_blocked:
                 status_text = plan.deletions_blocked
             await self.store.add_tasks(eid, rows)
-        copier = _copier(policy, src, dst, self.blob_concurrency)
+        tools = RunTools(spec.policy_id, _copier(policy, src, dst, self.blob_concurrency), dst)
 
         async def report(task: dict[str, Any]) -> None:
             await notify_all(self.observers, "task_finished", execution, policy, task)
 
-        stopped = await self._work(eid, spec, copier, dst, report)
+        stopped = await self._work(eid, tools, report)
         if stopped:
             await self.store.stop_pending(eid)
         return await self.store.finalize(eid, status_text)
@@ -162,14 +165,13 @@ class Runner:
         ):
             dst = await Destination.open(dst_adapter)
             copier = _copier(policy, src, dst, self.blob_concurrency)
-            await self._work(execution_id, policy_spec(policy), copier, dst, report, owner=False)
+            tools = RunTools(int(policy["id"]), copier, dst)
+            await self._work(execution_id, tools, report, owner=False)
 
     async def _work(
         self,
         eid: int,
-        spec: PolicySpec,
-        copier: Copier,
-        dst: Destination,
+        tools: RunTools,
         report: Callable[[dict[str, Any]], Awaitable[None]],
         *,
         owner: bool = True,
@@ -178,6 +180,7 @@ class Runner:
         the run also waits for tasks other nodes are running; a helper leaves when none waits."""
         running: set[int] = set()
         stop = anyio.Event()
+        state = _StoreTasks(self.store, tools.policy_id, stop)
         async with anyio.create_task_group() as outer:
             outer.start_soon(self._heartbeat, eid, running, stop, outer.cancel_scope, owner)
             slots = anyio.Semaphore(self.artifact_concurrency)
@@ -186,11 +189,17 @@ class Runner:
                 # One task leased at a time: what this node is not running yet stays
                 # Pending, so other nodes sharing the database can take it.
                 while not stop.is_set():
-                    task = await self.store.lease_task(eid)
-                    if task is None:
+                    row = await self.store.lease_task(eid)
+                    if row is None:
                         return
-                    running.add(int(task["id"]))
-                    await self._one(spec, copier, dst, task, slots, running, report, stop)
+                    task = LeasedTask.from_row(row)
+                    running.add(task.id)
+                    try:
+                        end = await run_task(state, tools, task, slots)
+                    finally:
+                        running.discard(task.id)
+                    if end.status in (TaskStatus.SUCCEED, TaskStatus.FAILED):
+                        await report(_finished(row, end))
 
             while not stop.is_set():
                 async with anyio.create_task_group() as tg:
@@ -227,95 +236,6 @@ class Runner:
                     return
                 await self.store.renew_tasks(sorted(running))
 
-    async def _one(
-        self,
-        spec: PolicySpec,
-        copier: Copier,
-        dst: Destination,
-        task: dict[str, Any],
-        slots: anyio.Semaphore,
-        running: set[int],
-        report: Callable[[dict[str, Any]], Awaitable[None]],
-        stop: anyio.Event,
-    ) -> None:
-        tid = int(task["id"])
-        lines: list[str] = [task.get("log") or ""] if task.get("log") else []
-
-        def note(msg: str) -> None:
-            lines.append(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {msg}")
-
-        note(f"attempt {int(task['attempts'])} on node {self.store.node_id}")  # counts this one
-        try:
-            async with slots:
-                outcome, nbytes, ledger = await self._execute(spec, copier, dst, task, note)
-            await self.store.finish_task(
-                tid, "Succeed", outcome, "", "\n".join(lines), nbytes, ledger
-            )
-            await report(_finished(task, "Succeed", outcome, "", nbytes))
-        except anyio.get_cancelled_exc_class():
-            if stop.is_set():  # a user stopped the run
-                note("stopped")
-                with anyio.CancelScope(shield=True):
-                    await self.store.finish_task(
-                        tid, "Stopped", "stopped", "run stopped", "\n".join(lines), 0
-                    )
-            # else this node is shutting down or lost the run's lease: the task stays leased
-            # until its lease expires, then the run's (new) owner runs it again
-            raise
-        except (OciError, AdapterError, OSError) as e:
-            note(f"error: {e}")
-            delay = retry_delay(int(task["attempts"])) if isinstance(e, Transient) else None
-            again = delay is not None
-            status = "Pending" if again else "Failed"
-            if delay is not None:
-                await anyio.sleep(delay)
-            await self.store.finish_task(
-                tid, status, "" if again else "failed", str(e), "\n".join(lines), 0
-            )
-            if not again:
-                await report(_finished(task, "Failed", "failed", str(e), 0))
-        finally:
-            running.discard(tid)
-
-    async def _execute(
-        self,
-        spec: PolicySpec,
-        copier: Copier,
-        dst: Destination,
-        task: dict[str, Any],
-        note: Callable[[str], None],
-    ) -> tuple[str, int, LedgerEntry | None]:
-        """The task's outcome, bytes copied, and what to add to the policy's ledger."""
-        tags = task_tags(task)
-        if task["operation"] == "deletion":
-            outcome = await self._delete(
-                spec, dst, task["dst_repository"], tags[0], task["digest"], note
-            )
-            return outcome, 0, None
-        await dst.prepare(task["dst_repository"])
-        result = await copier.copy(
-            task["src_repository"], task["dst_repository"], task["digest"], tags, note
-        )
-        note(result.summary())
-        ledger = LedgerEntry(spec.policy_id, task["dst_repository"], tags, task["digest"])
-        return "copied", result.bytes_copied, ledger
-
-    async def _delete(
-        self,
-        spec: PolicySpec,
-        dst: Destination,
-        repo: str,
-        tag: str,
-        digest: str,
-        note: Callable[[str], None],
-    ) -> str:
-        outcome, forget = await delete_replicated(
-            dst.client, repo, tag, digest, note, delete_tag=dst.capabilities.delete_tag
-        )
-        if forget:
-            await self.store.forget_replicated(spec.policy_id, repo, tag)
-        return outcome
-
 
 def _copier(policy: dict[str, Any], src: RegistryAdapter, dst: Destination, blobs: int) -> Copier:
     speed = int(policy.get("speed_bytes_per_second") or -1)
@@ -331,7 +251,32 @@ def _copier(policy: dict[str, Any], src: RegistryAdapter, dst: Destination, blob
     )
 
 
-def _finished(
-    task: dict[str, Any], status: str, outcome: str, reason: str, nbytes: int
-) -> dict[str, Any]:
-    return {**task, "status": status, "outcome": outcome, "reason": reason, "bytes_copied": nbytes}
+def _finished(row: dict[str, Any], end: TaskEnd) -> dict[str, Any]:
+    """The task's row as it ended (what observers hear)."""
+    return {
+        **row,
+        "status": end.status,
+        "outcome": end.outcome,
+        "reason": end.reason,
+        "bytes_copied": end.bytes_copied,
+    }
+
+
+class _StoreTasks:
+    """:class:`engine.taskrun.TaskState` over the run store: tasks end in the shared
+    database (ledger rows in the same transaction); a stop is the run's stop event."""
+
+    def __init__(self, store: RunStore, policy_id: int, stop: anyio.Event) -> None:
+        self.store, self.policy_id, self.stop = store, policy_id, stop
+        self.where = f"node {store.node_id}"
+
+    def stopping(self) -> bool:
+        return self.stop.is_set()
+
+    async def finish(self, task: LeasedTask, end: TaskEnd) -> None:
+        await self.store.finish_task(
+            task.id, end.status, end.outcome, end.reason, end.log, end.bytes_copied, end.ledger
+        )
+
+    async def forget_replicated(self, dst_repository: str, tag: str) -> None:
+        await self.store.forget_replicated(self.policy_id, dst_repository, tag)

@@ -14,6 +14,13 @@ from typing import Any
 from adapters.oci.errors import NotFound, Unsupported
 from adapters.protocol import RegistryClient
 from engine.plan import Plan
+from engine.state.status import (
+    ACTIVE_TASK,
+    ExecutionStatus,
+    TaskOperation,
+    TaskOutcome,
+    TaskStatus,
+)
 
 __all__ = [
     "ACTIVE",
@@ -30,8 +37,8 @@ __all__ = [
 
 #: Attempts a task gets in all when it fails transiently (a network error, a 5xx, a 429).
 MAX_ATTEMPTS = 5
-#: Statuses of a run or task that has not ended.
-ACTIVE = ("Pending", "InProgress")
+#: Statuses of a run or task that has not ended (the same strings for both).
+ACTIVE = ACTIVE_TASK
 
 
 @dataclass(frozen=True)
@@ -79,17 +86,23 @@ def task_row(
 
 def failed_listing(reason: str) -> dict[str, Any]:
     """The task row that records a listing failure (the run then fails, deleting nothing)."""
-    return task_row("list", "", "", "", (), "Failed", "failed", reason[:2000])
+    return task_row(
+        TaskOperation.LIST, "", "", "", (), TaskStatus.FAILED, TaskOutcome.FAILED, reason[:2000]
+    )
 
 
 def tasks_from_plan(plan: Plan, dry_run: bool) -> list[dict[str, Any]]:
     """Task rows for a plan. Skips are finished at once; a dry run's copies and deletions too."""
     rows: list[dict[str, Any]] = []
-    copy_status, copy_outcome = ("Succeed", "would-copy") if dry_run else ("Pending", "")
+    copy_status, copy_outcome = (
+        (TaskStatus.SUCCEED, TaskOutcome.WOULD_COPY)
+        if dry_run
+        else (TaskStatus.PENDING, TaskOutcome.NONE)
+    )
     for c in plan.copies:
         rows.append(
             task_row(
-                "copy",
+                TaskOperation.COPY,
                 c.src_repository,
                 c.dst_repository,
                 c.digest,
@@ -102,41 +115,52 @@ def tasks_from_plan(plan: Plan, dry_run: bool) -> list[dict[str, Any]]:
     for s in plan.skips:
         rows.append(
             task_row(
-                "copy",
+                TaskOperation.COPY,
                 s.src_repository,
                 s.dst_repository,
                 s.digest,
                 s.tags,
-                "Succeed",
+                TaskStatus.SUCCEED,
                 s.outcome,
                 s.reason,
             )
         )
     for d in plan.deletions:
         if plan.deletions_blocked:
-            status, outcome, reason = "Failed", "blocked", plan.deletions_blocked
+            status, outcome = TaskStatus.FAILED, TaskOutcome.BLOCKED
+            reason = plan.deletions_blocked
         elif dry_run:
-            status, outcome, reason = "Succeed", "would-delete", d.reason
+            status, outcome, reason = TaskStatus.SUCCEED, TaskOutcome.WOULD_DELETE, d.reason
         else:
-            status, outcome, reason = "Pending", "", d.reason
+            status, outcome, reason = TaskStatus.PENDING, TaskOutcome.NONE, d.reason
         rows.append(
-            task_row("deletion", "", d.dst_repository, d.digest, (d.tag,), status, outcome, reason)
+            task_row(
+                TaskOperation.DELETION,
+                "",
+                d.dst_repository,
+                d.digest,
+                (d.tag,),
+                status,
+                outcome,
+                reason,
+            )
         )
     if plan.problems:
         rows.append(failed_listing("; ".join(plan.problems)))
     return rows
 
 
-def roll_up(counts: dict[str, int]) -> str:
+def roll_up(counts: dict[str, int]) -> ExecutionStatus:
     """Harbor's rule: InProgress while any task is pending or running; else Failed if any failed;
-    else Stopped if any stopped; else Succeed (also for zero tasks)."""
-    if counts.get("Pending", 0) or counts.get("InProgress", 0):
-        return "InProgress"
-    if counts.get("Failed", 0):
-        return "Failed"
-    if counts.get("Stopped", 0):
-        return "Stopped"
-    return "Succeed"
+    else Stopped if any stopped; else Succeed (also for zero tasks). ``counts``: tasks by
+    status."""
+    if any(counts.get(status, 0) for status in ACTIVE_TASK):
+        return ExecutionStatus.IN_PROGRESS
+    if counts.get(TaskStatus.FAILED, 0):
+        return ExecutionStatus.FAILED
+    if counts.get(TaskStatus.STOPPED, 0):
+        return ExecutionStatus.STOPPED
+    return ExecutionStatus.SUCCEED
 
 
 def task_tags(row: dict[str, Any]) -> tuple[str, ...]:
@@ -159,7 +183,7 @@ async def delete_replicated(
     current = await dst.head_manifest(repo, tag)
     if current is None or current.digest != digest:
         note(f"{repo}:{tag} no longer names {digest}: left alone")
-        return "skipped-differs", True
+        return TaskOutcome.SKIPPED_DIFFERS, True
     try:
         if not delete_tag:
             raise Unsupported("the registry deletes manifests by digest only")
@@ -175,7 +199,7 @@ async def delete_replicated(
                 f"{repo}:{tag}: the registry cannot delete tags and {sharing[0]} still "
                 "names the artifact: left in place"
             )
-            return "skipped-differs", False
+            return TaskOutcome.SKIPPED_DIFFERS, False
         await dst.delete_manifest(repo, digest)
         note(f"deleted {repo}@{digest} (tag {tag}; the registry deletes by digest only)")
-    return "deleted", True
+    return TaskOutcome.DELETED, True
