@@ -26,6 +26,7 @@ from engine.listing import (
 )
 from engine.naming import map_repository
 from engine.plan import CopyAction, Listing, Plan, PolicySpec, make_plan
+from engine.regions.report import is_canary
 from engine.scope import Scope
 
 __all__ = ["plan_policy", "plan_scope"]
@@ -56,7 +57,7 @@ async def plan_policy(
     entry, check every destination tag."""
     filters = list(spec.filters)
     repos, preloaded = await list_repositories(
-        src, lambda r: repository_matches(filters, r), name_prefix(filters)
+        src, lambda r: not is_canary(r) and repository_matches(filters, r), name_prefix(filters)
     )
     dst_repos = {_map(spec, r) for r in repos} | set(ledger)
     listings: dict[str, Listing] = {}

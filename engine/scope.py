@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.filters import Filter, repository_matches
+from engine.regions.report import is_canary
 
 __all__ = ["DELETIONS", "Scope", "scopes_for"]
 
@@ -109,6 +110,8 @@ def scopes_for(
         scope = Scope()
         for action, repository, digest, tag in events:
             if action in DELETIONS and not policy["deletion"]:
+                continue
+            if is_canary(repository):  # the failover checks' canaries are nobody's changes
                 continue
             if not repository_matches(filters, repository):
                 continue

@@ -17,11 +17,13 @@ from pathlib import Path
 import anyio
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+import engine.regions.models  # registers the region tables for create_all
 import engine.state.models  # noqa: F401 - registers the replication tables for create_all
 from adapters import registry as adapters
 from engine.api.app import create_api
 from engine.api.context import ApiContext
 from engine.observers import RunEnded
+from engine.regions.checks import CheckSettings, DrChecker
 from engine.state.secrets import SecretBox, load_or_create_secret_key
 from registry.auth.passwords import VerifiedCache, generate_secret, hash_password, verify_password
 from registry.auth.tokens import TokenIssuer, load_or_create_key
@@ -217,6 +219,19 @@ def build_app(settings: Settings) -> RegistryApp:
         notifier.settings, allow_link_local=settings.allow_link_local_targets
     )
     services.context.listeners.append(replication)
+    regions = DrChecker(  # the failover checks: on demand (API) and every dr.check_interval
+        services.db,
+        clients,
+        CheckSettings(
+            self_name=settings.dr.region_name,
+            timeout_seconds=settings.dr.check_timeout_seconds,
+            lag_alert_seconds=settings.dr.lag_alert_seconds,
+            canary=settings.dr.canary,
+            allow_link_local=settings.allow_link_local_targets,
+        ),
+        wake_notifier=notifier.wake,
+    )
+    replication.schedules.check_regions_every(settings.dr.check_interval_seconds, regions.run)
     ctx = services.context  # reads through from other regions what it does not hold yet
     ctx.read_through = build_read_through(settings, ctx, clients, services.db)
     api = create_api(
@@ -231,6 +246,7 @@ def build_app(settings: Settings) -> RegistryApp:
             adapter_info=adapter_info,
             run_ended=run_ended.wait,
             allow_link_local=settings.allow_link_local_targets,
+            regions=regions,
         )
     )
 

@@ -86,6 +86,10 @@ def _parser() -> argparse.ArgumentParser:
     from seawall import gc_cli
 
     gc_cli.add_command(sub, _add_common)
+    from seawall import dr_cli, region_cli
+
+    region_cli.add_commands(sub)
+    dr_cli.add_commands(sub)
     return parser
 
 
@@ -283,6 +287,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from seawall import gc_cli
 
         return gc_cli.run(args, _settings(args))
+    if args.command == "region":
+        from seawall import region_cli
+
+        return region_cli.run(args)
+    if args.command == "dr":
+        from seawall import dr_cli
+
+        return dr_cli.run(args)
     from seawall import replication_cli
 
     if args.command in replication_cli.COMMANDS:

@@ -55,6 +55,10 @@ EVENTS = (  # what a webhook subscribes to (the server checks)
     "ARTIFACT_FAILED",
     "REPLICATION_FINISHED",
     "REPLICATION_FAILED",
+    "REGION_UNHEALTHY",
+    "REGION_RECOVERED",
+    "REPLICATION_LAG",
+    "REPLICATION_LAG_RECOVERED",
 )
 
 

@@ -8,6 +8,7 @@
     registries.py   /registries…, /replication/adapters, /replication/adapterinfos
     policies.py     /replication/policies… (policy_fields.py: filters, cron, timezone checks)
     executions.py   /replication/executions… and their tasks and logs
+    regions.py      /regions…, /dr/check (failover checks)
 
 Wire it with ``create_api(ApiContext(...))`` as the registry app's ``fallback``.
 """

@@ -21,6 +21,7 @@ from engine.api import (
     executions,
     notifications,
     policies,
+    regions,
     registries,
     repositories,
     system,
@@ -118,6 +119,9 @@ ROUTES = (
     _route("/replication/executions/{id}", GET=executions.get, PUT=executions.stop),
     _route("/replication/executions/{id}/tasks", GET=executions.tasks),
     _route("/replication/executions/{id}/tasks/{task_id}/log", GET=executions.task_log),
+    _route("/regions", GET=regions.list_regions, POST=regions.create),
+    _named(r"/regions/(?P<name>[^/]+)", GET=regions.get, DELETE=regions.delete),
+    _route("/dr/check", GET=regions.latest, POST=regions.check_now),
 )
 
 

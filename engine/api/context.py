@@ -12,6 +12,7 @@ from typing import Any, TypedDict
 
 import anyio
 
+from engine.regions.report import RegionChecks
 from engine.state.secrets import SecretBox
 from registry.http.context import RegistryContext
 from registry.meta.db import Database
@@ -95,6 +96,8 @@ class ApiContext:
         API runs it in a worker thread.
     :param allow_link_local: endpoint and webhook URLs may name link-local addresses (cloud
         metadata services; refused by default, see :mod:`engine.netguard`).
+    :param regions: runs the failover checks (``POST /dr/check``) and names this Seawall's
+        own region; None: the checks are not wired here (that route answers 412).
     """
 
     db: Database
@@ -108,3 +111,4 @@ class ApiContext:
     check_endpoint: Callable[[EndpointSpec], tuple[str, ...]] = accept_endpoint
     max_body_bytes: int = field(default=1 << 20)
     allow_link_local: bool = False
+    regions: RegionChecks | None = None

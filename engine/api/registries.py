@@ -36,6 +36,7 @@ from engine.api.errors import ApiError, bad_request, not_found
 from engine.api.paging import fetch_page, list_response, page_of, query_terms, sort_order
 from engine.api.wire import Body, read_body, rfc3339
 from engine.netguard import TargetRefused, check_url
+from engine.regions.models import Region
 from engine.state.models import Policy, RegistryEndpoint, endpoint_options
 from registry.http.asgi import Request, Response, json_response
 from registry.meta.models import utcnow
@@ -58,6 +59,7 @@ __all__ = [
 
 R = RegistryEndpoint.__table__  # type: ignore[attr-defined]
 P = Policy.__table__  # type: ignore[attr-defined]
+G = Region.__table__  # type: ignore[attr-defined]
 MASK = "*****"
 CREDENTIAL_TYPES = ("basic", "oauth")
 SEARCHABLE = {"name": R.c.name, "type": R.c.type, "url": R.c.url, "status": R.c.status}
@@ -275,6 +277,13 @@ async def delete(ctx: ApiContext, req: Request) -> Response:
                 "PRECONDITION",
                 f"registry {registry_id} is used by replication policies "
                 f"{', '.join(users[:10])}; delete them or point them elsewhere first",
+            )
+        region = (await c.execute(select(G.c.name).where(G.c.registry_id == registry_id))).first()
+        if region is not None:
+            raise ApiError(
+                "PRECONDITION",
+                f"registry {registry_id} is region {region[0]!r}; remove the region first "
+                f"(seawall region remove {region[0]})",
             )
         await c.execute(sql_delete(R).where(R.c.id == registry_id))
     return Response(200)

@@ -17,18 +17,21 @@ from datetime import datetime
 from sqlalchemy import Column, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from engine.notify.payloads import DR_EVENT_TYPES
 from registry.meta.models import utcnow
 
 __all__ = ["DELIVERY_STATUSES", "EVENT_TYPES", "FORMATS", "Delivery", "Webhook"]
 
 FORMATS = ("default", "cloudevents")
-# What a webhook can subscribe to (Seawall's names; every payload is Harbor's REPLICATION event).
+# What a webhook can subscribe to (Seawall's names): run events, whose payload is Harbor's
+# REPLICATION event, and the failover checks' alerts (engine.notify.payloads.render_dr).
 EVENT_TYPES = (
     "REPLICATION_STARTED",
     "ARTIFACT_REPLICATED",
     "ARTIFACT_FAILED",
     "REPLICATION_FINISHED",
     "REPLICATION_FAILED",
+    *DR_EVENT_TYPES,
 )
 DELIVERY_STATUSES = ("Pending", "Success", "Failed")
 

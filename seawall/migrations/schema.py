@@ -40,7 +40,12 @@ __all__ = [
 
 #: The modules whose tables the revisions build (foreign keys point into the same module or an
 #: earlier one)
-MODEL_MODULES = ("registry.meta.models", "engine.state.models", "engine.notify.models")
+MODEL_MODULES = (
+    "registry.meta.models",
+    "engine.state.models",
+    "engine.notify.models",
+    "engine.regions.models",
+)
 
 #: APScheduler 4's SQLAlchemy data store's tables (it has no prefix of its own)
 APSCHEDULER_TABLES = frozenset({"metadata", "tasks", "schedules", "jobs", "job_results"})
