@@ -2,7 +2,8 @@
 
 Everything here is read from the database when Prometheus scrapes (nothing is counted on the
 replication path), so every worker and every node sharing the database shows the same figures;
-scrape one node, or aggregate with ``max``. The families (``docs/api.md`` lists them):
+scrape one node, or aggregate with ``max``. The families (``docs/registry-api.md``,
+"Metrics", lists them with the registry's):
 
 =============================================== ======= =======================================
 ``seawall_replication_runs_total``              counter finished runs (not dry runs): policy,

@@ -3,8 +3,8 @@
 Every HTTP request the server answers — registry, token, management API — is counted by
 :class:`RequestMetrics` in plain integers on the way out: route family (a bounded set, never
 the raw path), method, status, latency, and body bytes received and sent. Nothing is locked
-(one event loop per worker) and nothing is formatted until a scrape; see ``docs/api.md`` for
-the measured cost.
+(one event loop per worker) and nothing is formatted until a scrape; the measured cost is in
+``docs/registry-api.md`` ("Metrics").
 
 ``/metrics`` shows the families of its :class:`MetricsSource` s — this process's request
 metrics (or, with several workers, every worker's: ``seawall.metrics``) and the figures the
@@ -244,7 +244,8 @@ class RequestMetrics:
 
     def __init__(self) -> None:
         self.counts = RequestCounts()
-        self._families: dict[str, str] = {}  # path -> family, bounded (see _family)
+        # (path, method) -> its counts, so that a path seen before costs one lookup; bounded
+        self._by_path: dict[tuple[str, str], RouteCounts] = {}
 
     def counting(self, scope: Scope, receive: Receive) -> CountedReceive | None:
         """``receive`` counting body bytes, for a request that may have a body (None for
@@ -262,21 +263,30 @@ class RequestMetrics:
         """Count a request the registry answered with ``response`` (None: it raised before
         answering, which the server answers ``500``); ``started``: its ``perf_counter``."""
         seconds = time.perf_counter() - started
+        method: str = scope["method"]
+        c = self._by_path.get((scope["path"], method)) or self._counts_of(scope["path"], method)
         if response is None:
             status, sent = 500, 0
         else:
             status = response.status
-            sent = 0 if response.head or scope["method"] == "HEAD" else _length(response)
-        path: str = scope["path"]
-        family = self._families.get(path)
-        if family is None:
-            family = route_family(path)
-            if len(self._families) >= _FAMILY_CACHE:
-                self._families.clear()
-            self._families[path] = family
-        self.observe(
-            family, scope["method"], status, seconds, received.bytes if received else 0, sent
-        )
+            sent = 0 if response.head or method == "HEAD" else _length(response)
+        c.statuses[status] = c.statuses.get(status, 0) + 1
+        c.buckets[bisect.bisect_left(LATENCY_BUCKETS_SECONDS, seconds)] += 1
+        c.total_seconds += seconds
+        c.sent_bytes += sent
+        if received is not None:
+            c.received_bytes += received.bytes
+
+    def _counts_of(self, path: str, method: str) -> RouteCounts:
+        """The counts a path's requests go to (remembered for the next request to it)."""
+        key = (route_family(path), method if method in _METHODS else "other")
+        c = self.counts.routes.get(key)
+        if c is None:
+            c = self.counts.routes[key] = RouteCounts()
+        if len(self._by_path) >= _PATHS_REMEMBERED:
+            self._by_path.clear()
+        self._by_path[(path, method)] = c
+        return c
 
     async def track(
         self,
@@ -325,7 +335,7 @@ class RequestMetrics:
         return self.counts.families()
 
 
-_FAMILY_CACHE = 4096  # paths whose family is remembered (cleared when full)
+_PATHS_REMEMBERED = 4096  # (path, method) pairs whose counts are found in one lookup
 
 
 def _length(response: Response) -> int:
