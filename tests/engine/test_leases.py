@@ -1,7 +1,8 @@
 """Leases on the database's clock, on SQLite and on PostgreSQL: a node whose clock is a day
 ahead (or behind) takes nobody's run or task, a lease written by Python before this change
-still compares right, claims of one policy's runs never overlap, and a node learns how far its
-clock is from the database's. (Several real nodes at once: ``test_multinode_leases``.)"""
+still compares right, claims of one policy's runs never overlap, a webhook delivery another
+node is sending waits for its lease, and a node learns how far its clock is from the
+database's. (Several real nodes at once: ``test_multinode_leases``.)"""
 
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import anyio
+import httpx
 import pytest
 from sqlalchemy import insert, select, update
 
 import engine.state.models  # noqa: F401 - registers the tables
+from engine.notify import Notifier, NotifySettings
+from engine.notify.models import Delivery, Webhook
 from engine.state.models import Execution, Policy, Task
 from engine.state.runs import RunStore
 from registry.meta.db import Database, create_engine, init_schema
@@ -24,6 +28,8 @@ pytestmark = pytest.mark.anyio
 X = Execution.__table__  # type: ignore[attr-defined]
 P = Policy.__table__  # type: ignore[attr-defined]
 T = Task.__table__  # type: ignore[attr-defined]
+W = Webhook.__table__  # type: ignore[attr-defined]
+D = Delivery.__table__  # type: ignore[attr-defined]
 DAY = timedelta(days=1)
 LEASE = timedelta(seconds=30)
 
@@ -128,6 +134,40 @@ async def test_claims_made_at_once_take_one_run_per_policy(db: Database) -> None
     async with db.read() as c:
         held = (await c.execute(select(X.c.id).where(X.c.status == "InProgress"))).all()
     assert len(held) == 1
+
+
+async def test_a_delivery_another_node_is_sending_waits_for_its_lease(db: Database) -> None:
+    async with db.write() as c:
+        await c.execute(insert(W).values(id=1, policy_id=1, name="w", address="http://hook.test/"))
+        await c.execute(
+            insert(D).values(
+                webhook_id=1,
+                policy_id=1,
+                event_type="TEST",
+                payload_json="{}",
+                next_attempt_at=db_time_in(-60),
+                lease_owner="other",
+                lease_expires=db_time_in(30),
+            )
+        )
+    sent: list[httpx.Request] = []
+
+    def receive(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(200)
+
+    notifier = Notifier(db, NotifySettings(), node_id="me", transport=httpx.MockTransport(receive))
+    async with notifier._clients() as clients:
+        assert await notifier.deliver_due(clients) == 0
+        await _expire(db, D, 1)
+        assert await notifier.deliver_due(clients) == 1
+    assert len(sent) == 1
+    async with db.read() as c:
+        status, history, updated, now = (
+            await c.execute(select(D.c.status, D.c.history_json, D.c.updated_at, db_now()))
+        ).one()
+    assert status == "Success" and '"http_status": 200' in history
+    assert abs(now - updated) < timedelta(seconds=5)
 
 
 async def test_a_node_learns_how_far_its_clock_is_off(db: Database) -> None:
