@@ -33,13 +33,14 @@ from registry.http.context import RegistryContext, RegistryOptions
 from registry.http.edge import EdgeOptions
 from registry.meta.accounts import AccountStore
 from registry.meta.content import ContentStore
-from registry.meta.db import Database, create_engine, init_schema
+from registry.meta.db import Database, create_engine
 from registry.meta.sql import PostgresBackend, SqlBackend, SqliteBackend, postgres_dsn, sqlite_path
 from registry.storage import factory as storage_drivers
 from registry.storage.base import DriverUnavailable, StorageDriver
 from registry.storage.blobs import BlobStore
 from seawall.config import Settings
 from seawall.metrics import build_metrics
+from seawall.migrations import upgrade_on_start
 from seawall.read_through import build_read_through
 from seawall.replication import REPLICATOR, EndpointClients, adapter_info, replicator_password
 from seawall.service import ReplicationService
@@ -160,7 +161,9 @@ async def bootstrap(settings: Settings) -> str | None:
     the admin already existed)."""
     services = build_services(settings)
     try:
-        await init_schema(services.engine)
+        upgraded = await upgrade_on_start(services.engine)  # under the schema lock
+        if upgraded.changed:
+            print(upgraded.describe(), flush=True)
         accounts = services.context.accounts
         await _ensure_admin(
             accounts,
@@ -256,7 +259,7 @@ def build_app(settings: Settings) -> RegistryApp:
         message = await receive()
         if message["type"] != "lifespan.startup":
             return
-        await init_schema(services.engine)
+        await upgrade_on_start(services.engine)  # up to date already after bootstrap: a check
         async with anyio.create_task_group() as tg:
             if isinstance(services.sql, PostgresBackend):
                 # other nodes' changes reach this node's caches (see registry.meta.cache)

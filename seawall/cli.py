@@ -86,6 +86,9 @@ def _parser() -> argparse.ArgumentParser:
     from seawall import gc_cli
 
     gc_cli.add_command(sub, _add_common)
+    from seawall import db_cli
+
+    db_cli.add_command(sub, _add_common)
     from seawall import dr_cli, region_cli
 
     region_cli.add_commands(sub)
@@ -203,12 +206,12 @@ async def _accounts(args: argparse.Namespace, settings: Settings) -> int:
     from registry.auth.passwords import generate_secret, hash_password
     from registry.auth.permissions import parse_grant
     from registry.meta.accounts import GrantRow
-    from registry.meta.db import init_schema
     from seawall.app import build_services
+    from seawall.migrations import upgrade_on_start
 
     services = build_services(settings)
     try:
-        await init_schema(services.engine)
+        await upgrade_on_start(services.engine)
         accounts = services.context.accounts
         prefix = "robot$" if args.command == "robot" else ""
         if args.action == "list":
@@ -287,6 +290,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from seawall import gc_cli
 
         return gc_cli.run(args, _settings(args))
+    if args.command == "db":
+        from seawall import db_cli
+
+        return db_cli.run(args, _settings(args))
     if args.command == "region":
         from seawall import region_cli
 

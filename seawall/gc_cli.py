@@ -75,12 +75,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _run_once(settings: Settings, grace: timedelta, dry_run: bool) -> GcReport:
-    from registry.meta.db import init_schema
     from seawall.app import build_services
+    from seawall.migrations import upgrade_on_start
 
     services = build_services(settings)
     try:
-        await init_schema(services.engine)
+        await upgrade_on_start(services.engine)
         return await collect(services, grace=grace, dry_run=dry_run)
     finally:
         await services.close()

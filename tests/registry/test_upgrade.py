@@ -1,28 +1,32 @@
-"""A data directory from an earlier version (tables without the columns added since) keeps
-working: the missing columns are added at start, with their defaults."""
+"""A data directory from a version before versioned migrations, even one older than the
+baseline revision (tables without columns added since), keeps working: the first revisions add
+the missing columns at start, with their defaults."""
 
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 
+from tests.migrations.support import unpack
 from tests.replication.support import add_policy, api, start, wait
 from tests.support.server import SeawallProcess
 
 
-def test_columns_added_since_are_added_at_start(fresh_seawall: SeawallProcess) -> None:
-    local = fresh_seawall.start()  # creates the schema
-    local.stop()
+def test_columns_added_since_are_added_at_start(
+    fresh_seawall: SeawallProcess, tmp_path: Path
+) -> None:
+    assert unpack(tmp_path) == fresh_seawall.data_dir  # written by 9420392, before migrations
     db = sqlite3.connect(fresh_seawall.data_dir / "seawall.db")
     db.execute("ALTER TABLE execution DROP COLUMN scope_json")  # as before event triggers
     db.execute("ALTER TABLE registry_endpoint DROP COLUMN webhook_secret_encrypted")
     db.commit()
     db.close()
-    local.start()
+    local = fresh_seawall.start()
     with api(local.url, local.admin_password) as a:
         r = a.post(
             "/registries",
             json={
-                "name": "far",
+                "name": "far-after-upgrade",
                 "type": "docker-registry",
                 "url": "http://127.0.0.1:9",
                 "webhook_secret": "0123456789abcdef-secret",

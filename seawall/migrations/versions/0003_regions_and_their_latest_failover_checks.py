@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.engine import Connection
 
 from seawall.migrations.errors import refuse_downgrade
 
@@ -18,6 +19,12 @@ revision = "0003"
 down_revision = "0002"
 branch_labels = None
 depends_on = None
+
+
+def is_applied(conn: Connection) -> bool:
+    """Whether an un-versioned database holds both tables (made by ``create_all`` before the
+    migrations ran on start)."""
+    return {"region", "region_check"} <= set(sa.inspect(conn).get_table_names())
 
 
 def upgrade() -> None:
