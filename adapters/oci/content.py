@@ -51,10 +51,13 @@ def digest_of(data: bytes, like: str | None) -> str:
 def descriptor(doc: Any) -> Descriptor:
     if not isinstance(doc, dict):
         raise ProtocolError("referrers index entry is not an object")
+    size = doc.get("size", 0)
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise ProtocolError(f"referrers index entry has no valid size: {str(size)[:100]!r}")
     return Descriptor(
         media_type=str(doc.get("mediaType", "")),
         digest=str(doc.get("digest", "")),
-        size=int(doc.get("size", 0)),
+        size=size,
         artifact_type=doc.get("artifactType"),
         annotations=doc.get("annotations"),
         platform=doc.get("platform"),
