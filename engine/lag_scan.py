@@ -9,17 +9,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from engine.filters import Filter, repository_matches
-from engine.scope import Scope, scopes_for
+from engine.scope import DELETIONS, Scope, scopes_for
 from engine.state.models import EventRetry, Execution, Task
 from registry.meta.models import Event
 
 __all__ = [
     "PolicyView",
     "Run",
+    "ScanMemo",
     "oldest_covered_event",
     "oldest_unreplicated_event",
     "utc",
@@ -84,27 +85,41 @@ def utc(value: datetime) -> datetime:
 # ---------------------------------------------------------------- scheduled and manual
 
 
+#: What a scheduled policy's scan found: per policy id, the scan's key (since, filters,
+#: deletion), the oldest covered change found (None: none yet) and the last event id read.
+ScanMemo = dict[int, tuple[tuple[Any, ...], datetime | None, int]]
+
+
 async def oldest_covered_event(
-    c: AsyncConnection, p: PolicyView, since: datetime
+    c: AsyncConnection, p: PolicyView, since: datetime, memo: ScanMemo | None = None
 ) -> datetime | None:
-    """The oldest event since ``since`` that the policy covers (events in time order, a page
-    at a time, until one is covered)."""
-    coverage = _Coverage(p)
-    after: tuple[datetime, int] | None = None
-    while True:
-        q = select(E.c.id, E.c.created_at, E.c.action, E.c.repository, E.c.digest, E.c.tag)
-        q = q.where(E.c.created_at >= since)
-        if after is not None:
-            q = q.where(
-                or_(E.c.created_at > after[0], and_(E.c.created_at == after[0], E.c.id > after[1]))
-            )
-        rows = (await c.execute(q.order_by(E.c.created_at, E.c.id).limit(_PAGE))).all()
-        for i, at, action, repository, digest, tag in rows:
-            if coverage.scope_of(_Event(int(i), utc(at), action, repository, digest, tag)):
-                return utc(at)
-        if len(rows) < _PAGE:
-            return None
-        after = (rows[-1][1], int(rows[-1][0]))
+    """The oldest event since ``since`` that the policy covers: one grouped query, the oldest
+    event per repository (and whether it removes something), matched against the policy.
+
+    ``memo`` (kept by the caller between calls) makes the next call cheap: a change found stays
+    the oldest until ``since`` moves, and when none was found only newer events are read.
+    """
+    key = (since, p.row["filters_json"], bool(p.row["deletion"]))
+    after = 0
+    if memo is not None and p.id in memo and memo[p.id][0] == key:
+        _, found, after = memo[p.id]
+        if found is not None:
+            return found
+    removes = E.c.action.in_(sorted(DELETIONS))
+    rows = await c.execute(
+        select(E.c.repository, removes, func.min(E.c.created_at), func.max(E.c.id))
+        .where(E.c.created_at >= since, E.c.id > after)
+        .group_by(E.c.repository, removes)
+    )
+    coverage, oldest, last = _Coverage(p), None, after
+    for repository, removal, first, top in rows:
+        last = max(last, int(top))
+        change = _Event(0, utc(first), "delete" if removal else "push", repository, None, None)
+        if coverage.scope_of(change) and (oldest is None or change.at < oldest):
+            oldest = change.at
+    if memo is not None:
+        memo[p.id] = (key, oldest, last)
+    return oldest
 
 
 class _Coverage:
@@ -140,7 +155,7 @@ async def oldest_unreplicated_event(
     settled (an unsettled name scans back to ``since``: that is a lag)."""
     scopes = await _open_scopes(c, p.id, since)
     scan = _Scan(p, cursor, scopes)
-    successes = _Successes(c, p.id)
+    successes = _Successes(c, p.id, scan.open.repositories)
     oldest: datetime | None = None
     async for e in _newest_first(c, since, cursor, scan.open.repositories):
         if e.id <= cursor and scan.settled():
@@ -237,8 +252,13 @@ class _Successes:
     """The policy's successful runs that ended at or after a time, read further back as the
     scan needs them; a run's copy tasks in a repository read once, when first needed."""
 
-    def __init__(self, c: AsyncConnection, policy_id: int) -> None:
+    def __init__(self, c: AsyncConnection, policy_id: int, repositories: set[str]) -> None:
         self.c, self.policy_id = c, policy_id
+        # scoped runs matter only for consumed events, which are all in these repositories:
+        # a run whose scope does not mention one is not read (a superset test in SQL; exact
+        # checks follow). Too many to list: every run is read.
+        named = [X.c.scope_json.like(f"%{json.dumps(r)}%") for r in sorted(repositories)]
+        self.relevant = or_(X.c.scope_json == "", *named) if len(named) <= 100 else None
         self.low: datetime | None = None  # runs that ended at or after it are loaded
         self.step = timedelta(seconds=1)
         self.whole: list[Run] = []
@@ -258,6 +278,8 @@ class _Successes:
         )
         if self.low is not None:
             q = q.where(X.c.end_time < self.low)
+        if self.relevant is not None:
+            q = q.where(self.relevant)
         for i, s, start, end in (await self.c.execute(q)).all():
             run = Run(int(i), "Succeed", Scope.from_json(s) if s else None, utc(start), utc(end))
             if run.scope is None:

@@ -41,7 +41,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from sqlalchemy import func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from engine.lag import LOCAL_TARGET, OUTBOX_CURSOR, LagSample, replication_lag
+from engine.lag import LOCAL_TARGET, OUTBOX_CURSOR, LagMemo, LagSample, replication_lag
 from engine.state.models import Execution, OutboxCursor, Policy, RegistryEndpoint, Task
 from registry.meta.db import Database
 from registry.meta.models import Event, utcnow
@@ -138,6 +138,7 @@ class ReplicationMetrics:
         self.db, self.clock = db, clock
         self._runs = _Tally(X, _run_counts)
         self._tasks = _Tally(T, _task_counts)
+        self._lag_memo = LagMemo()
         self._lock = anyio.Lock()  # concurrent scrapes take turns (the tallies are shared)
 
     async def collect(self) -> Sequence[Metric]:
@@ -155,7 +156,7 @@ class ReplicationMetrics:
                     )
                 ).all()
                 backlog = await _backlog(c)
-            lag = await replication_lag(self.db, now)
+            lag = await replication_lag(self.db, now, self._lag_memo)
         return [
             *_run_families(policies, runs, active),
             *_task_families(policies, tasks),

@@ -10,7 +10,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from engine.lag import LOCAL_TARGET, LagBasis, LagSample, replication_lag
+from engine.lag import LOCAL_TARGET, LagBasis, LagMemo, LagSample, replication_lag
 from tests.metrics.state import State, at, digest, open_state, scope
 from tests.support.postgres import PostgresCluster
 
@@ -241,3 +241,39 @@ def test_many_changes_in_many_runs_scan_to_the_oldest_pending(db_url: Callable[[
         await s.task(run, "apps/hot", digest("d2999"), ["latest"])
 
     assert lag_of(measure(db_url, build)) == NOW - 50
+
+
+def test_a_memo_between_calls_changes_no_figure(db_url: Callable[[], str]) -> None:
+    """``/metrics`` keeps a memo between scrapes: each call gives what a fresh one would."""
+
+    async def go() -> list[float]:
+        s = await open_state(db_url())
+        memo, seen = LagMemo(), []
+        try:
+            pid = await s.policy(
+                "p",
+                dest=await s.endpoint("dist"),
+                trigger="scheduled",
+                filters=[{"type": "name", "value": "apps/**"}],
+                created=0,
+            )
+
+            async def both() -> None:
+                fresh = await replication_lag(s.db, at(NOW))
+                kept = await replication_lag(s.db, at(NOW), memo)
+                assert fresh == kept
+                seen.append(kept[0].lag_seconds)
+
+            await s.event(10, "push", "other/x", D1, "1")
+            await both()  # nothing covered yet
+            await s.event(50, "push", "apps/a", D1, "1")
+            await both()  # found among the newer events only
+            await s.event(60, "push", "apps/b", D2, "1")
+            await both()  # the oldest found stays
+            await s.run(pid, "Succeed", 55, 70, trigger="scheduled")
+            await both()  # since moved: scanned again
+            return seen
+        finally:
+            await s.close()
+
+    assert anyio.run(go) == [0.0, NOW - 50, NOW - 50, NOW - 60]
