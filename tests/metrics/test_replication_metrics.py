@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import anyio
+import pytest
 from prometheus_client.core import Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -62,9 +63,16 @@ async def _world(s: State) -> int:
     return running
 
 
-def test_families_from_the_database(tmp_path: Path) -> None:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'm.db'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+def test_families_from_the_database(db_url: str) -> None:
     async def go() -> tuple[Samples, Samples, Samples]:
-        s = await open_state(f"sqlite+aiosqlite:///{tmp_path / 'm.db'}")
+        s = await open_state(db_url)
         try:
             running = await _world(s)
             metrics = ReplicationMetrics(s.db, clock=lambda: at(NOW))
