@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -157,17 +158,18 @@ async def oldest_unreplicated_event(
     scan = _Scan(p, cursor, scopes)
     successes = _Successes(c, p.id, scan.open.repositories)
     oldest: datetime | None = None
-    async for e in _newest_first(c, since, cursor, scan.open.repositories):
-        if e.id <= cursor and scan.settled():
-            break
-        scope = scan.scope_of(e)
-        if scope is None or scan.superseded(e):
-            continue
-        await successes.reach(e.at)
-        if await successes.replicated(e, scope, consumed=e.id <= cursor):
-            scan.replicated(e, scope)
-        elif e.id > cursor or within(scope, scan.open):
-            oldest = e.at  # newest first: the last one found is the oldest
+    async with aclosing(_newest_first(c, since, cursor, scan.open.repositories)) as events:
+        async for e in events:
+            if e.id <= cursor and scan.settled():
+                break
+            scope = scan.scope_of(e)
+            if scope is None or scan.superseded(e):
+                continue
+            await successes.reach(e.at)
+            if await successes.replicated(e, scope, consumed=e.id <= cursor):
+                scan.replicated(e, scope)
+            elif e.id > cursor or within(scope, scan.open):
+                oldest = e.at if oldest is None else min(oldest, e.at)
     return oldest
 
 
