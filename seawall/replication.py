@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from adapters import registry as adapters
 from adapters.base import AdapterError, EndpointConfig, RegistryAdapter
+from adapters.local import LocalRegistry, ThisRegistryAdapter
 from adapters.oci.errors import OciError
 from adapters.seawall import SeawallAdapter
 from engine.api.context import EndpointSpec, default_adapter_info
@@ -28,10 +29,8 @@ from engine.netguard import (
 )
 from engine.state.models import RegistryEndpoint, endpoint_options
 from engine.state.secrets import SecretBox
-from registry.http.context import RegistryContext
 from registry.meta.db import Database
 from seawall.config import Settings
-from seawall.local_registry import ThisRegistryAdapter
 
 __all__ = ["REPLICATOR", "EndpointClients", "adapter_info", "replicator_password"]
 
@@ -76,10 +75,11 @@ class EndpointClients:
         db: Database,
         secrets: SecretBox,
         token_key: bytes,
-        registry: RegistryContext | None = None,
+        registry: LocalRegistry | None = None,
     ) -> None:
-        """``registry``: this registry's context, to read blobs from its storage when it is
-        a run's source (see :mod:`seawall.local_registry`); None: over HTTP like the rest."""
+        """``registry``: this registry (its ``RegistryContext``), to read manifests,
+        referrers and blobs from its database and storage when it is a run's source (see
+        :mod:`adapters.local`); None: over HTTP like the rest."""
         self.settings, self.db, self.secrets = settings, db, secrets
         self.allow_link_local = settings.allow_link_local_targets
         self.registry = registry

@@ -9,13 +9,19 @@ artifact on. A read finds what a ``GET`` would (a blob only when linked to the r
 manifest by tag or digest in it); anything it does not find (a digest the repository holds as a
 manifest, an unknown one, a malformed reference) is asked for over HTTP, so errors are the
 registry's own.
+
+The adapter reads through :class:`LocalRegistry`, a small protocol declared here: the
+registry's :class:`registry.http.context.RegistryContext` satisfies it as it is (its
+``content`` a :class:`registry.meta.content.ContentStore`, its ``blobs`` a
+:class:`registry.storage.blobs.BlobStore`), and ``seawall.replication`` wires the one into the
+other. The registry knows nothing of this module.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from adapters.base import EndpointConfig
 from adapters.oci.blobs import DEFAULT_CHUNK_BYTES, BlobStream
@@ -23,15 +29,67 @@ from adapters.oci.client import OciClient
 from adapters.oci.errors import NotFound, OciError, Transient
 from adapters.oci.types import Descriptor, Manifest
 from adapters.seawall import SeawallAdapter
-from registry.http.context import RegistryContext
 from registry.oci.digest import Digest, DigestError
 from registry.storage.base import PathNotFound, StorageError
 
-__all__ = ["WHOLE_READ_BYTES", "LocalBlobStream", "LocalRegistryClient", "ThisRegistryAdapter"]
+if TYPE_CHECKING:
+    from registry.meta.content import ManifestRecord, ReferrerRecord
+
+__all__ = [
+    "WHOLE_READ_BYTES",
+    "LocalBlobStream",
+    "LocalBlobs",
+    "LocalContent",
+    "LocalRegistry",
+    "LocalRegistryClient",
+    "ThisRegistryAdapter",
+]
 
 #: A blob up to this size is read whole, in one storage call (most blobs are small: configs,
 #: signatures, thin layers); larger ones stream in chunks.
 WHOLE_READ_BYTES = 1 << 20
+
+
+class LocalContent(Protocol):
+    """What the adapter reads of the registry's metadata (``ContentStore`` satisfies it)."""
+
+    async def get_manifest(self, repo: str, reference: str) -> ManifestRecord | None:
+        """The manifest ``reference`` (a tag or a digest) names in ``repo``, or None."""
+        ...
+
+    async def referrers(
+        self, repo: str, subject: str, artifact_type: str | None
+    ) -> list[ReferrerRecord]:
+        """The referrers of manifest ``subject`` in ``repo`` (of ``artifact_type`` if given)."""
+        ...
+
+    async def blob_size(self, repo: str, digest: str) -> int | None:
+        """The size of blob ``digest`` when linked to ``repo`` (what a ``GET`` serves), else
+        None."""
+        ...
+
+
+class LocalBlobs(Protocol):
+    """What the adapter reads of the registry's blob storage (``BlobStore`` satisfies it)."""
+
+    def read(self, digest: Digest, offset: int = 0) -> AsyncIterator[bytes]:
+        """The blob's bytes from ``offset``; opens on the first read.
+        :raises registry.storage.base.StorageError: (``PathNotFound``: it is gone)."""
+        ...
+
+    async def content(self, digest: Digest) -> bytes:
+        """A small blob's bytes in one storage call. :raises PathNotFound:"""
+        ...
+
+
+class LocalRegistry(Protocol):
+    """The registry the engine runs in, as the adapter reads it (``RegistryContext``)."""
+
+    @property
+    def content(self) -> LocalContent: ...
+
+    @property
+    def blobs(self) -> LocalBlobs: ...
 
 
 class LocalBlobStream:
@@ -63,7 +121,7 @@ class LocalBlobStream:
 class LocalRegistryClient(OciClient):
     """:class:`OciClient` for this registry, reading blob bytes from its storage."""
 
-    def __init__(self, registry: RegistryContext, base_url: str, **kwargs: Any) -> None:
+    def __init__(self, registry: LocalRegistry, base_url: str, **kwargs: Any) -> None:
         super().__init__(base_url, **kwargs)
         self.registry = registry
 
@@ -117,7 +175,7 @@ class LocalRegistryClient(OciClient):
 class ThisRegistryAdapter(SeawallAdapter):
     """The ``seawall`` adapter for the registry the engine runs in."""
 
-    def __init__(self, config: EndpointConfig, registry: RegistryContext) -> None:
+    def __init__(self, config: EndpointConfig, registry: LocalRegistry) -> None:
         super().__init__(config)
         self._registry = registry
 
