@@ -28,6 +28,7 @@ from engine.observers import RunObserver, notify_all
 from engine.plan import Plan, PolicySpec
 from engine.planning import plan_policy, plan_scope
 from engine.scope import Scope
+from engine.state.rows import ExecutionRow, PolicyRow
 from engine.state.status import ExecutionStatus, TaskStatus
 from engine.taskrun import LeasedTask, RunTools, TaskEnd, run_task, unexpected_reason
 from engine.tasks import failed_listing, tasks_from_plan
@@ -48,17 +49,17 @@ class AdapterFactory(Protocol):
     def __call__(self, registry_id: int | None) -> AbstractAsyncContextManager[RegistryAdapter]: ...
 
 
-def policy_spec(policy: dict[str, Any]) -> PolicySpec:
-    filters = tuple(Filter.from_harbor(f) for f in json.loads(policy.get("filters_json") or "[]"))
+def policy_spec(policy: PolicyRow) -> PolicySpec:
+    filters = tuple(Filter.from_harbor(f) for f in json.loads(policy.filters_json or "[]"))
     return PolicySpec(
-        policy_id=int(policy["id"]),
+        policy_id=policy.id,
         filters=filters,
-        dest_namespace=policy.get("dest_namespace") or "",
-        dest_namespace_replace_count=int(policy.get("dest_namespace_replace_count", -1)),
-        override=bool(policy.get("override", True)),
-        deletion=bool(policy.get("deletion", False)),
-        max_deletions=int(policy.get("max_deletions", 100)),
-        max_deletion_fraction=float(policy.get("max_deletion_fraction", 0.25)),
+        dest_namespace=policy.dest_namespace or "",
+        dest_namespace_replace_count=policy.dest_namespace_replace_count,
+        override=policy.override,
+        deletion=policy.deletion,
+        max_deletions=policy.max_deletions,
+        max_deletion_fraction=policy.max_deletion_fraction,
     )
 
 
@@ -79,37 +80,39 @@ class Runner:
         self.observers = list(observers)
         self.artifact_concurrency, self.blob_concurrency = artifact_concurrency, blob_concurrency
 
-    async def run(self, execution_id: int) -> str:
+    async def run(self, execution_id: int) -> ExecutionStatus:
         execution = await self.store.execution(execution_id)
         if execution is None:
             raise LookupError(f"execution {execution_id} does not exist")
-        policy = await self.store.policy(int(execution["policy_id"]))
+        policy = await self.store.policy(execution.policy_id)
         if policy is None:
             await self.store.finalize(execution_id, "its policy was deleted")
             return ExecutionStatus.FAILED
-        await notify_all(self.observers, "run_started", execution, policy)
+        heard = _Heard(self.observers, execution, policy)
+        await heard("run_started")
         async with (
-            self.adapters(policy["src_registry_id"]) as src,
-            self.adapters(policy["dest_registry_id"]) as dst,
+            self.adapters(policy.src_registry_id) as src,
+            self.adapters(policy.dest_registry_id) as dst,
         ):
-            status = await self._run(execution, policy, src, await Destination.open(dst))
+            status = await self._run(execution, policy, src, await Destination.open(dst), heard)
         final = await self.store.execution(execution_id)
-        await notify_all(self.observers, "run_finished", final or execution, policy, status)
+        await _Heard(self.observers, final or execution, policy)("run_finished", status)
         return status
 
     async def _run(
         self,
-        execution: dict[str, Any],
-        policy: dict[str, Any],
+        execution: ExecutionRow,
+        policy: PolicyRow,
         src: RegistryAdapter,
         dst: Destination,
-    ) -> str:
-        eid = int(execution["id"])
+        heard: _Heard,
+    ) -> ExecutionStatus:
+        eid = execution.id
         spec = policy_spec(policy)
         status_text: str | None = None
-        if not execution["planned"]:
+        if not execution.planned:
             try:
-                scope = Scope.from_json(execution["scope_json"])
+                scope = Scope.from_json(execution.scope_json)
                 plan = await self.plan(spec, src, dst.adapter, scope)
             except OciError as e:
                 await self.store.add_tasks(eid, [failed_listing(f"listing failed: {e}")])
@@ -119,18 +122,14 @@ class Runner:
                 text = f"planning failed: {unexpected_reason(e)}"
                 await self.store.add_tasks(eid, [failed_listing(text)])
                 return await self.store.finalize(eid, text)
-            rows = tasks_from_plan(plan, bool(execution["dry_run"]))
+            rows = tasks_from_plan(plan, execution.dry_run)
             if plan.problems:
                 status_text = "source listing incomplete: no deletion was done"
             if plan.deletions_blocked:
                 status_text = plan.deletions_blocked
             await self.store.add_tasks(eid, rows)
         tools = RunTools(spec.policy_id, _copier(policy, src, dst, self.blob_concurrency), dst)
-
-        async def report(task: dict[str, Any]) -> None:
-            await notify_all(self.observers, "task_finished", execution, policy, task)
-
-        stopped = await self._work(eid, tools, report)
+        stopped = await self._work(eid, tools, heard.task_finished)
         if stopped:
             await self.store.stop_pending(eid)
         return await self.store.finalize(eid, status_text)
@@ -152,27 +151,24 @@ class Runner:
         """Run some waiting tasks of a run that another node owns: a large run spreads across
         the nodes that share the database. The owner plans the run and closes it."""
         execution = await self.store.execution(execution_id)
-        policy = await self.store.policy(int(execution["policy_id"])) if execution else None
+        policy = await self.store.policy(execution.policy_id) if execution else None
         if execution is None or policy is None:
             return
-
-        async def report(task: dict[str, Any]) -> None:
-            await notify_all(self.observers, "task_finished", execution, policy, task)
-
+        heard = _Heard(self.observers, execution, policy)
         async with (
-            self.adapters(policy["src_registry_id"]) as src,
-            self.adapters(policy["dest_registry_id"]) as dst_adapter,
+            self.adapters(policy.src_registry_id) as src,
+            self.adapters(policy.dest_registry_id) as dst_adapter,
         ):
             dst = await Destination.open(dst_adapter)
             copier = _copier(policy, src, dst, self.blob_concurrency)
-            tools = RunTools(int(policy["id"]), copier, dst)
-            await self._work(execution_id, tools, report, owner=False)
+            tools = RunTools(policy.id, copier, dst)
+            await self._work(execution_id, tools, heard.task_finished, owner=False)
 
     async def _work(
         self,
         eid: int,
         tools: RunTools,
-        report: Callable[[dict[str, Any]], Awaitable[None]],
+        report: Callable[[LeasedTask, TaskEnd], Awaitable[None]],
         *,
         owner: bool = True,
     ) -> bool:
@@ -189,17 +185,16 @@ class Runner:
                 # One task leased at a time: what this node is not running yet stays
                 # Pending, so other nodes sharing the database can take it.
                 while not stop.is_set():
-                    row = await self.store.lease_task(eid)
-                    if row is None:
+                    task = await self.store.lease_task(eid)
+                    if task is None:
                         return
-                    task = LeasedTask.from_row(row)
                     running.add(task.id)
                     try:
                         end = await run_task(state, tools, task, slots)
                     finally:
                         running.discard(task.id)
                     if end.status in (TaskStatus.SUCCEED, TaskStatus.FAILED):
-                        await report(_finished(row, end))
+                        await report(task, end)
 
             while not stop.is_set():
                 async with anyio.create_task_group() as tg:
@@ -237,9 +232,9 @@ class Runner:
                 await self.store.renew_tasks(sorted(running))
 
 
-def _copier(policy: dict[str, Any], src: RegistryAdapter, dst: Destination, blobs: int) -> Copier:
-    speed = int(policy.get("speed_bytes_per_second") or -1)
-    chunked = bool(policy.get("copy_by_chunk")) and dst.capabilities.chunked_upload
+def _copier(policy: PolicyRow, src: RegistryAdapter, dst: Destination, blobs: int) -> Copier:
+    speed = int(policy.speed_bytes_per_second or -1)
+    chunked = policy.copy_by_chunk and dst.capabilities.chunked_upload
     return Copier(
         src.client(),
         dst.client,
@@ -251,13 +246,39 @@ def _copier(policy: dict[str, Any], src: RegistryAdapter, dst: Destination, blob
     )
 
 
-def _finished(row: dict[str, Any], end: TaskEnd) -> dict[str, Any]:
-    """The task's row as it ended (what observers hear)."""
+class _Heard:
+    """Tells a run's observers what happens to it. Observers take rows as mappings
+    (:mod:`engine.observers`): the run's and the policy's are converted once per run."""
+
+    def __init__(
+        self, observers: Sequence[RunObserver], execution: ExecutionRow, policy: PolicyRow
+    ) -> None:
+        self.observers = observers
+        self.execution, self.policy = execution.as_dict(), policy.as_dict()
+
+    async def __call__(self, method: str, *args: Any) -> None:
+        await notify_all(self.observers, method, self.execution, self.policy, *args)
+
+    async def task_finished(self, task: LeasedTask, end: TaskEnd) -> None:
+        await self("task_finished", _finished(self.execution["id"], task, end))
+
+
+def _finished(execution_id: int, task: LeasedTask, end: TaskEnd) -> dict[str, Any]:
+    """The task as it ended, as observers take it: a ``task`` row's columns."""
     return {
-        **row,
+        "id": task.id,
+        "execution_id": execution_id,
+        "operation": task.operation,
+        "resource_type": task.resource_type,
+        "src_repository": task.src_repository,
+        "dst_repository": task.dst_repository,
+        "digest": task.digest,
+        "tags_json": json.dumps(list(task.tags)),
+        "attempts": task.attempts,
         "status": end.status,
         "outcome": end.outcome,
         "reason": end.reason,
+        "log": end.log,
         "bytes_copied": end.bytes_copied,
     }
 

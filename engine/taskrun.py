@@ -59,10 +59,12 @@ Note = Callable[[str], None]
 
 @dataclass(frozen=True, slots=True)
 class LeasedTask:
-    """A task as leased for one attempt (``attempts`` counts this one)."""
+    """A task as leased for one attempt (``attempts`` counts this one). ``resource_type``:
+    Harbor's (``artifact``), for what observers tell of the task."""
 
     id: int
     operation: str
+    resource_type: str
     src_repository: str
     dst_repository: str
     digest: str
@@ -71,11 +73,12 @@ class LeasedTask:
     log: str
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> LeasedTask:
+    def from_row(cls, row: Mapping[Any, Any]) -> LeasedTask:
         """From a task row of either store (``tags_json``: a JSON list of tags)."""
         return cls(
             id=int(row["id"]),
             operation=str(row["operation"]),
+            resource_type=str(row.get("resource_type") or ""),
             src_repository=str(row.get("src_repository") or ""),
             dst_repository=str(row.get("dst_repository") or ""),
             digest=str(row.get("digest") or ""),

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from engine.state.runs import SKIPPED_TEXT, RunStore
+from engine.state.status import ExecutionStatus
 
 __all__ = ["Runtime", "check_regions", "fire_policy", "install", "install_region_checks"]
 
@@ -42,7 +43,7 @@ async def fire_policy(policy_id: int, trigger: str = "scheduled") -> int | None:
         raise RuntimeError("schedules.jobs: no runtime installed")
     store = _runtime.store
     policy = await store.policy(policy_id)
-    if policy is None or not policy["enabled"]:
+    if policy is None or not policy.enabled:
         log.info("schedule of policy %s fired, but the policy is gone or disabled", policy_id)
         return None
     active = await store.active_execution(policy_id)
@@ -50,9 +51,9 @@ async def fire_policy(policy_id: int, trigger: str = "scheduled") -> int | None:
     if queued is not None:
         log.info("policy %s: a run is already queued (execution %s)", policy_id, queued)
         return queued
-    if active is not None and policy["single_active_replication"]:
+    if active is not None and policy.single_active_replication:
         eid = await store.create_execution(
-            policy_id, trigger, status="Failed", status_text=SKIPPED_TEXT
+            policy_id, trigger, status=ExecutionStatus.FAILED, status_text=SKIPPED_TEXT
         )
         log.info("policy %s: run skipped, execution %s still active", policy_id, active)
         return eid

@@ -32,8 +32,9 @@ from engine.api.paging import fetch_page, list_response, page_of, sort_order
 from engine.api.policies import load as load_policy
 from engine.api.wire import MAX_ID, query_int, read_body, rfc3339
 from engine.state.models import Execution, Policy, Task
+from engine.state.rows import ExecutionRow
 from engine.state.runs import SKIPPED_TEXT, RunStore
-from engine.tasks import ACTIVE
+from engine.state.status import ACTIVE_EXECUTION, ExecutionStatus, TaskStatus
 from registry.http.asgi import Request, Response, json_response
 from registry.meta.models import utcnow
 
@@ -43,8 +44,15 @@ X = Execution.__table__  # type: ignore[attr-defined]
 T = Task.__table__  # type: ignore[attr-defined]
 P = Policy.__table__  # type: ignore[attr-defined]
 TRIGGERS = ("manual", "scheduled", "event_based")
-STATUSES = ("InProgress", "Succeed", "Failed", "Stopped")
-TASK_STATUSES = ("Pending", "InProgress", "Succeed", "Failed", "Stopped")
+#: What ``?status=`` takes (Harbor shows no ``Pending`` run: a queued one is ``InProgress``)
+STATUSES = (
+    ExecutionStatus.IN_PROGRESS,
+    ExecutionStatus.SUCCEED,
+    ExecutionStatus.FAILED,
+    ExecutionStatus.STOPPED,
+)
+TASK_STATUSES = tuple(TaskStatus)
+COUNTS = ("total", "failed", "succeed", "in_progress", "stopped", "skipped", "bytes_copied")
 EXECUTION_SORT = {
     "id": X.c.id,
     "policy_id": X.c.policy_id,
@@ -57,19 +65,22 @@ MAX_WAIT_SECONDS = 60.0
 WAIT_RECHECK_SECONDS = 0.25  # a run ending on another node is seen this late at most
 
 
-def execution_json(row: dict[str, Any], live: dict[str, int] | None = None) -> dict[str, Any]:
-    counts = live or row
+def execution_json(row: ExecutionRow, live: dict[str, int] | None = None) -> dict[str, Any]:
+    """Harbor's ``ReplicationExecution`` (and Seawall's fields); ``live``: an active run's
+    counts from its tasks (else the counts stored at its end)."""
+    counts = live or {k: getattr(row, k) for k in COUNTS}
+    pending = row.status == ExecutionStatus.PENDING
     return {
-        "id": row["id"],
-        "policy_id": row["policy_id"],
-        "status": "InProgress" if row["status"] == "Pending" else row["status"],
-        "status_text": row["status_text"],
-        "trigger": row["trigger"],
-        "start_time": rfc3339(row["start_time"]),
-        "end_time": rfc3339(row["end_time"]),
+        "id": row.id,
+        "policy_id": row.policy_id,
+        "status": ExecutionStatus.IN_PROGRESS if pending else row.status,
+        "status_text": row.status_text,
+        "trigger": row.trigger,
+        "start_time": rfc3339(row.start_time),
+        "end_time": rfc3339(row.end_time),
         **{k: int(counts[k]) for k in ("total", "failed", "succeed", "in_progress", "stopped")},
         "skipped": int(counts["skipped"]),
-        "dry_run": row["dry_run"],
+        "dry_run": row.dry_run,
         "bytes_copied": int(counts["bytes_copied"]),
     }
 
@@ -102,13 +113,12 @@ async def _live_counts(c: Any, ids: list[int]) -> dict[int, dict[str, int]]:
         .where(T.c.execution_id.in_(ids))
         .group_by(T.c.execution_id, T.c.status)
     )
-    out: dict[int, dict[str, int]] = {
-        i: dict.fromkeys(
-            ("total", "failed", "succeed", "in_progress", "stopped", "skipped", "bytes_copied"), 0
-        )
-        for i in ids
+    out: dict[int, dict[str, int]] = {i: dict.fromkeys(COUNTS, 0) for i in ids}
+    slot = {
+        TaskStatus.SUCCEED: "succeed",
+        TaskStatus.FAILED: "failed",
+        TaskStatus.STOPPED: "stopped",
     }
-    slot = {"Succeed": "succeed", "Failed": "failed", "Stopped": "stopped"}
     for eid, status, count, skip, nbytes in rows.all():
         counts = out[int(eid)]
         counts["total"] += count
@@ -118,11 +128,11 @@ async def _live_counts(c: Any, ids: list[int]) -> dict[int, dict[str, int]]:
     return out
 
 
-async def _load(c: Any, execution_id: int) -> dict[str, Any]:
+async def _load(c: Any, execution_id: int) -> ExecutionRow:
     row = (await c.execute(select(X).where(X.c.id == execution_id))).mappings().first()
     if row is None:
         raise not_found(f"replication execution {execution_id} does not exist")
-    return dict(row)
+    return ExecutionRow.from_mapping(row)
 
 
 async def start(ctx: ApiContext, req: Request) -> Response:
@@ -153,7 +163,9 @@ async def _record_skip_if_active(
     async with ctx.db.write() as c:
         active = (
             await c.execute(
-                select(X.c.id).where(X.c.policy_id == policy_id, X.c.status.in_(ACTIVE)).limit(1)
+                select(X.c.id)
+                .where(X.c.policy_id == policy_id, X.c.status.in_(ACTIVE_EXECUTION))
+                .limit(1)
             )
         ).scalar()
         if active is None:
@@ -164,7 +176,7 @@ async def _record_skip_if_active(
                 policy_id=policy_id,
                 trigger=trigger,
                 dry_run=dry_run,
-                status="Failed",
+                status=ExecutionStatus.FAILED,
                 status_text=SKIPPED_TEXT,
                 planned=True,
                 start_time=now,
@@ -182,16 +194,18 @@ async def list_executions(ctx: ApiContext, req: Request) -> Response:
     if status := req.q("status"):
         if status not in STATUSES:
             raise bad_request(f"status must be one of {', '.join(STATUSES)}")
-        where.append(X.c.status.in_(ACTIVE) if status == "InProgress" else X.c.status == status)
+        active = status == ExecutionStatus.IN_PROGRESS
+        where.append(X.c.status.in_(ACTIVE_EXECUTION) if active else X.c.status == status)
     if trigger := req.q("trigger"):
         if trigger not in TRIGGERS:
             raise bad_request(f"trigger must be one of {', '.join(TRIGGERS)}")
         where.append(X.c.trigger == trigger)
     order = sort_order(req, EXECUTION_SORT, [X.c.id.desc()])
     async with ctx.db.read() as c:
-        rows, total = await fetch_page(c, select(X).where(*where).order_by(*order), page)
-        live = await _live_counts(c, [r["id"] for r in rows if r["status"] in ACTIVE])
-    items = [execution_json(r, live.get(r["id"])) for r in rows]
+        found, total = await fetch_page(c, select(X).where(*where).order_by(*order), page)
+        rows = [ExecutionRow.from_mapping(r) for r in found]
+        live = await _live_counts(c, [r.id for r in rows if r.active])
+    items = [execution_json(r, live.get(r.id)) for r in rows]
     return list_response(req, items, page, total)
 
 
@@ -214,10 +228,10 @@ async def get(ctx: ApiContext, req: Request) -> Response:
     while True:
         async with ctx.db.read() as c:
             row = await _load(c, execution_id)
-            live = await _live_counts(c, [row["id"]] if row["status"] in ACTIVE else [])
+            live = await _live_counts(c, [row.id] if row.active else [])
         left = deadline - anyio.current_time()
-        if row["status"] not in ACTIVE or left <= 0:
-            return json_response(execution_json(row, live.get(row["id"])))
+        if not row.active or left <= 0:
+            return json_response(execution_json(row, live.get(row.id)))
         await ctx.run_ended(min(left, WAIT_RECHECK_SECONDS))
 
 
@@ -228,19 +242,27 @@ async def stop(ctx: ApiContext, req: Request) -> Response:
     async with ctx.db.write() as c:  # one transaction: no event merges into a run being stopped
         await c.execute(
             update(X)
-            .where(X.c.id == execution_id, X.c.status.in_(ACTIVE))
+            .where(X.c.id == execution_id, X.c.status.in_(ACTIVE_EXECUTION))
             .values(stop_requested=True)
         )
         await c.execute(  # nobody holds it yet: nobody else will stop it
             update(X)
-            .where(X.c.id == execution_id, X.c.status == "Pending", X.c.lease_owner.is_(None))
-            .values(status="Stopped", status_text="stopped before it started", end_time=utcnow())
+            .where(
+                X.c.id == execution_id,
+                X.c.status == ExecutionStatus.PENDING,
+                X.c.lease_owner.is_(None),
+            )
+            .values(
+                status=ExecutionStatus.STOPPED,
+                status_text="stopped before it started",
+                end_time=utcnow(),
+            )
         )
     ctx.wake()
     return Response(200)
 
 
-async def _visible(c: Any, req: Request, execution: dict[str, Any]) -> ColumnElement[bool]:
+async def _visible(c: Any, req: Request, execution: ExecutionRow) -> ColumnElement[bool]:
     """The tasks of ``execution`` the caller may see: all for an admin; for anyone else those
     whose repository on this registry they may pull (see :mod:`engine.api.access`)."""
     viewer = viewer_of(req)
@@ -248,9 +270,7 @@ async def _visible(c: Any, req: Request, execution: dict[str, Any]) -> ColumnEle
         return true()
     policy = (
         await c.execute(
-            select(P.c.src_registry_id, P.c.dest_registry_id).where(
-                P.c.id == execution["policy_id"]
-            )
+            select(P.c.src_registry_id, P.c.dest_registry_id).where(P.c.id == execution.policy_id)
         )
     ).first()
     if policy is None or (policy[0] is not None and policy[1] is not None):

@@ -25,7 +25,6 @@ A **task** is leased with one ``UPDATE … RETURNING`` (the task picked by a sca
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import bindparam, case, func, or_, select, update
@@ -33,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from engine.state.models import Execution, Policy, Task
 from engine.state.status import ACTIVE_EXECUTION, ExecutionStatus, TaskStatus
+from engine.taskrun import LeasedTask
 from registry.meta.leases import claim_lock, db_now, db_time_in, lease_free, lease_held
 
 __all__ = ["CLAIM_CANDIDATES", "claim_run", "lease_task"]
@@ -158,9 +158,10 @@ async def claim_run(c: AsyncConnection, owner: str, lease_seconds: float) -> int
 
 async def lease_task(
     c: AsyncConnection, execution_id: int, owner: str, lease_seconds: float
-) -> Mapping[str, Any] | None:
+) -> LeasedTask | None:
     """Lease the first pending task of ``execution_id`` (or one whose lease passed: its
-    worker died) for ``owner``, in the caller's transaction; the row as leased (``attempts``
-    counts the attempt just started), or None."""
+    worker died) for ``owner``, in the caller's transaction; the task as leased
+    (``attempts`` counts the attempt just started), or None."""
     params = {"eid": execution_id, "owner": owner, "lease_s": lease_seconds}
-    return (await c.execute(_LEASE, params)).mappings().first()
+    row = (await c.execute(_LEASE, params)).mappings().first()
+    return LeasedTask.from_row(row) if row is not None else None

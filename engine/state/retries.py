@@ -23,7 +23,6 @@ clock, whichever node's clock is ahead or behind.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -31,6 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from engine.plan import GUARD
 from engine.scope import Scope
 from engine.state.models import EventRetry, Policy
+from engine.state.rows import ExecutionRow
+from engine.state.status import ExecutionStatus
 from registry.meta.leases import db_now, db_time_in
 
 __all__ = ["EVENT_RETRY_SECONDS", "queue_due_retries", "settle_retry"]
@@ -44,14 +45,17 @@ EVENT_RETRY_SECONDS = (5.0, 20.0, 60.0, 180.0, 600.0)
 BATCH = 100
 
 
-async def settle_retry(c: AsyncConnection, execution: dict[str, Any], status: str) -> None:
-    """The run ``execution`` just ended with ``status``, in the caller's transaction: its
-    retries are done, or (a failed event run) due again after the next delay."""
-    eid = int(execution["id"])
+async def settle_retry(
+    c: AsyncConnection, execution: ExecutionRow, status: ExecutionStatus
+) -> None:
+    """The run ``execution`` (as it ends) just ended with ``status``, in the caller's
+    transaction: its retries are done, or (a failed event run) due again after the next
+    delay."""
+    eid = execution.id
     done = (await c.execute(select(R.c.attempt).where(R.c.execution_id == eid))).scalars().all()
     if done:  # several when retries merged into one run
         await c.execute(delete(R).where(R.c.execution_id == eid))
-    if status != "Failed" or not _retryable(execution):
+    if status != ExecutionStatus.FAILED or not _retryable(execution):
         return
     attempt = max(done, default=0) + 1
     if attempt > len(EVENT_RETRY_SECONDS):
@@ -60,8 +64,8 @@ async def settle_retry(c: AsyncConnection, execution: dict[str, Any], status: st
     delay = EVENT_RETRY_SECONDS[attempt - 1]
     await c.execute(
         insert(R).values(
-            policy_id=int(execution["policy_id"]),
-            scope_json=execution["scope_json"],
+            policy_id=execution.policy_id,
+            scope_json=execution.scope_json,
             attempt=attempt,
             due_at=db_time_in(delay),
             execution_id=None,
@@ -71,10 +75,10 @@ async def settle_retry(c: AsyncConnection, execution: dict[str, Any], status: st
     log.info("execution %s failed: its events run again in %ss (retry %d)", eid, delay, attempt)
 
 
-def _retryable(execution: dict[str, Any]) -> bool:
-    if not execution.get("scope_json") or execution.get("stop_requested"):
+def _retryable(execution: ExecutionRow) -> bool:
+    if not execution.scope_json or execution.stop_requested:
         return False
-    return not (execution.get("status_text") or "").startswith(GUARD)
+    return not (execution.status_text or "").startswith(GUARD)
 
 
 async def queue_due_retries(c: AsyncConnection) -> list[int]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,7 +26,16 @@ from engine.scope import EventTuple, Scope, scopes_for
 from engine.state import claims
 from engine.state.models import EventRetry, Execution, Policy, Replicated, Task
 from engine.state.retries import queue_due_retries, settle_retry
-from engine.tasks import ACTIVE, LedgerEntry, roll_up
+from engine.state.rows import ExecutionRow, PolicyRow
+from engine.state.status import (
+    ACTIVE_EXECUTION,
+    ACTIVE_TASK,
+    ExecutionStatus,
+    TaskOutcome,
+    TaskStatus,
+)
+from engine.taskrun import LeasedTask
+from engine.tasks import LedgerEntry, roll_up
 from registry.meta.db import Database
 from registry.meta.leases import clock_skew, db_now, db_time_in, lease_held, lease_seconds
 from registry.meta.models import utcnow
@@ -97,7 +107,7 @@ class RunStore:
         dry_run: bool = False,
         *,
         scope: str = "",
-        status: str = "Pending",
+        status: ExecutionStatus = ExecutionStatus.PENDING,
         status_text: str = "",
     ) -> int:
         """A new execution. ``status`` other than ``Pending`` records a run that will not
@@ -112,7 +122,7 @@ class RunStore:
                     status_text=status_text,
                     scope_json=scope,
                     start_time=db_now(),
-                    end_time=None if status in ACTIVE else db_now(),
+                    end_time=None if status in ACTIVE_EXECUTION else db_now(),
                 )
             )
             return int(res.inserted_primary_key[0])  # type: ignore[index]
@@ -123,7 +133,11 @@ class RunStore:
             row = (
                 await c.execute(
                     select(X.c.id)
-                    .where(X.c.policy_id == policy_id, X.c.status.in_(ACTIVE), X.c.scope_json == "")
+                    .where(
+                        X.c.policy_id == policy_id,
+                        X.c.status.in_(ACTIVE_EXECUTION),
+                        X.c.scope_json == "",
+                    )
                     .limit(1)
                 )
             ).first()
@@ -142,7 +156,7 @@ class RunStore:
                     select(X.c.id)
                     .where(
                         X.c.policy_id == policy_id,
-                        X.c.status == "Pending",
+                        X.c.status == ExecutionStatus.PENDING,
                         X.c.lease_owner.is_(None),
                         X.c.scope_json == "",
                         X.c.dry_run.is_(False),
@@ -167,13 +181,17 @@ class RunStore:
 
     async def execution_to_help(self) -> int | None:
         """A run in progress on another node with tasks waiting: this node can take some."""
-        waiting = select(T.c.id).where(T.c.execution_id == X.c.id, T.c.status == "Pending").exists()
+        waiting = (
+            select(T.c.id)
+            .where(T.c.execution_id == X.c.id, T.c.status == TaskStatus.PENDING)
+            .exists()
+        )
         async with self.db.read() as c:
             row = (
                 await c.execute(
                     select(X.c.id)
                     .where(
-                        X.c.status == "InProgress",
+                        X.c.status == ExecutionStatus.IN_PROGRESS,
                         X.c.planned.is_(True),
                         X.c.dry_run.is_(False),
                         X.c.stop_requested.is_(False),
@@ -194,7 +212,7 @@ class RunStore:
                 (
                     await c.execute(
                         select(func.count()).where(
-                            T.c.execution_id == execution_id, T.c.status.in_(ACTIVE)
+                            T.c.execution_id == execution_id, T.c.status.in_(ACTIVE_TASK)
                         )
                     )
                 ).scalar_one()
@@ -210,15 +228,15 @@ class RunStore:
             )
             return bool(res.rowcount)
 
-    async def execution(self, execution_id: int) -> dict[str, Any] | None:
+    async def execution(self, execution_id: int) -> ExecutionRow | None:
         async with self.db.read() as c:
             row = (await c.execute(select(X).where(X.c.id == execution_id))).mappings().first()
-            return dict(row) if row else None
+            return ExecutionRow.from_mapping(row) if row else None
 
-    async def policy(self, policy_id: int) -> dict[str, Any] | None:
+    async def policy(self, policy_id: int) -> PolicyRow | None:
         async with self.db.read() as c:
             row = (await c.execute(select(P).where(P.c.id == policy_id))).mappings().first()
-            return dict(row) if row else None
+            return PolicyRow.from_mapping(row) if row else None
 
     async def stop_requested(self, execution_id: int) -> bool:
         async with self.db.read() as c:
@@ -234,12 +252,11 @@ class RunStore:
                 await c.execute(insert(T), [{"execution_id": execution_id, **t} for t in tasks])
             await c.execute(update(X).where(X.c.id == execution_id).values(planned=True))
 
-    async def lease_task(self, execution_id: int) -> dict[str, Any] | None:
+    async def lease_task(self, execution_id: int) -> LeasedTask | None:
         """Lease a pending task, or an in-progress one whose lease expired (its worker died);
-        the row as leased (``attempts`` counts the attempt just started), or None."""
+        the task as leased (``attempts`` counts the attempt just started), or None."""
         async with self.db.write() as c:
-            row = await claims.lease_task(c, execution_id, self.node_id, lease_seconds(self.lease))
-            return dict(row) if row else None
+            return await claims.lease_task(c, execution_id, self.node_id, lease_seconds(self.lease))
 
     async def renew_tasks(self, task_ids: Sequence[int]) -> None:
         if not task_ids:
@@ -254,7 +271,7 @@ class RunStore:
     async def finish_task(
         self,
         task_id: int,
-        status: str,
+        status: TaskStatus,
         outcome: str,
         reason: str,
         log: str,
@@ -287,11 +304,11 @@ class RunStore:
         async with self.db.write() as c:
             await c.execute(
                 update(T)
-                .where(T.c.execution_id == execution_id, T.c.status.in_(ACTIVE))
-                .values(status="Stopped", outcome="stopped", end_time=db_now())
+                .where(T.c.execution_id == execution_id, T.c.status.in_(ACTIVE_TASK))
+                .values(status=TaskStatus.STOPPED, outcome=TaskOutcome.STOPPED, end_time=db_now())
             )
 
-    async def finalize(self, execution_id: int, status_text: str | None = None) -> str:
+    async def finalize(self, execution_id: int, status_text: str | None = None) -> ExecutionStatus:
         """Recount the tasks, roll the status up and (when nothing is active) close the run;
         a run that ends settles its event retries in the same transaction (see
         :mod:`engine.state.retries`)."""
@@ -324,22 +341,26 @@ class RunStore:
             values: dict[str, Any] = {
                 "status": status,
                 "total": sum(counts.values()),
-                "succeed": counts.get("Succeed", 0),
-                "failed": counts.get("Failed", 0),
-                "stopped": counts.get("Stopped", 0),
-                "in_progress": counts.get("InProgress", 0) + counts.get("Pending", 0),
+                "succeed": counts.get(TaskStatus.SUCCEED, 0),
+                "failed": counts.get(TaskStatus.FAILED, 0),
+                "stopped": counts.get(TaskStatus.STOPPED, 0),
+                "in_progress": sum(counts.get(s, 0) for s in ACTIVE_TASK),
                 "skipped": skipped,
                 "bytes_copied": copied,
             }
             if status_text is not None:
                 values["status_text"] = status_text
-            elif status == "Succeed" and not counts:
+            elif status == ExecutionStatus.SUCCEED and not counts:
                 values["status_text"] = "no resources need to be replicated"
-            if status not in ACTIVE:
+            # the run as it ends now (its event retries are settled with it), else None
+            ending = None
+            if status not in ACTIVE_EXECUTION:
+                run = ExecutionRow.from_mapping(before) if before is not None else None
+                ending = replace(run, **values) if run is not None and run.active else None
                 values.update(end_time=db_now(), lease_owner=None, lease_expires=None)
             await c.execute(update(X).where(X.c.id == execution_id).values(**values))
-            if before is not None and before["status"] in ACTIVE and status not in ACTIVE:
-                await settle_retry(c, {**before, **values}, status)
+            if ending is not None:
+                await settle_retry(c, ending, status)
             return status
 
     async def queue_due_retries(self) -> list[int]:
@@ -450,7 +471,7 @@ async def enqueue_scoped(
             select(X.c.id, X.c.scope_json)
             .where(
                 X.c.policy_id == policy_id,
-                X.c.status == "Pending",
+                X.c.status == ExecutionStatus.PENDING,
                 X.c.lease_owner.is_(None),
                 X.c.scope_json != "",
                 X.c.dry_run.is_(False),
@@ -469,7 +490,7 @@ async def enqueue_scoped(
             update(X)
             .where(
                 X.c.id == row[0],
-                X.c.status == "Pending",
+                X.c.status == ExecutionStatus.PENDING,
                 X.c.lease_owner.is_(None),
                 X.c.stop_requested.is_(False),
             )
@@ -482,7 +503,7 @@ async def enqueue_scoped(
             policy_id=policy_id,
             trigger=trigger,
             dry_run=False,
-            status="Pending",
+            status=ExecutionStatus.PENDING,
             scope_json=scope.to_json(),
             start_time=db_now() if now is None else now,
         )

@@ -80,7 +80,7 @@ async def test_a_failed_event_run_is_retried_with_back_off_until_it_succeeds(
     (again,) = await store.queue_due_retries()
     assert again != failed
     run = await store.execution(again)
-    assert run is not None and Scope.from_json(run["scope_json"]).tags == SCOPE.tags
+    assert run is not None and Scope.from_json(run.scope_json).tags == SCOPE.tags
     assert await store.queue_due_retries() == []  # queued once, by one node
     await store.add_tasks(again, [{"status": "Failed"}])
     await store.finalize(again)

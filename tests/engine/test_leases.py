@@ -20,6 +20,7 @@ from engine.notify import Notifier, NotifySettings
 from engine.notify.models import Delivery, Webhook
 from engine.state.models import Execution, Policy, Task
 from engine.state.runs import RunStore
+from engine.state.status import TaskStatus
 from registry.meta.db import Database, create_engine, init_schema
 from registry.meta.leases import db_now, db_time_in
 from registry.meta.models import utcnow
@@ -57,6 +58,11 @@ def node(db: Database, name: str, skew: timedelta = timedelta(0)) -> RunStore:
     return RunStore(db, name, LEASE, clock=lambda: utcnow() + skew)
 
 
+async def _owner(db: Database, task_id: int) -> str | None:
+    async with db.read() as c:
+        return (await c.execute(select(T.c.lease_owner).where(T.c.id == task_id))).scalar()
+
+
 async def _expire(db: Database, table: object, row_id: int) -> None:
     """The lease of ``row_id`` passes (as if its holder died LEASE ago)."""
     async with db.write() as c:
@@ -70,17 +76,18 @@ async def test_a_node_ahead_or_behind_takes_no_task_that_is_held(db: Database) -
     eid = await right.create_execution(1, "manual")
     await right.add_tasks(eid, [{"digest": "sha256:a"}])
     task = await behind.lease_task(eid)
-    assert task is not None and task["lease_owner"] == "behind"
+    assert task is not None and task.attempts == 1 and await _owner(db, task.id) == "behind"
     async with db.read() as c:
         expires, now = (await c.execute(select(T.c.lease_expires, db_now()))).one()
     assert LEASE - timedelta(seconds=5) < expires - now <= LEASE  # the database's time
     assert await ahead.lease_task(eid) is None
     assert await right.lease_task(eid) is None
-    await _expire(db, T, int(task["id"]))
+    await _expire(db, T, task.id)
     again = await ahead.lease_task(eid)
-    assert again is not None and again["attempts"] == 2 and again["lease_owner"] == "ahead"
-    await behind.finish_task(int(task["id"]), "Succeed", "copied", "", "", 0)  # too late: not its
-    await ahead.finish_task(int(task["id"]), "Succeed", "copied", "", "by ahead", 0)
+    assert again is not None and again.id == task.id and again.attempts == 2
+    assert await _owner(db, task.id) == "ahead"
+    await behind.finish_task(task.id, TaskStatus.SUCCEED, "copied", "", "", 0)  # too late
+    await ahead.finish_task(task.id, TaskStatus.SUCCEED, "copied", "", "by ahead", 0)
     async with db.read() as c:
         row = (await c.execute(select(T.c.log, T.c.status, T.c.lease_owner))).one()
     assert tuple(row) == ("by ahead", "Succeed", None)
@@ -98,7 +105,7 @@ async def test_leases_written_by_python_compare_with_the_database_time(db: Datab
     async with db.write() as c:
         await c.execute(insert(T), rows)
     leased = await store.lease_task(eid)
-    assert leased is not None and leased["id"] == 2  # the one whose lease passed
+    assert leased is not None and leased.id == 2  # the one whose lease passed
     assert await store.lease_task(eid) is None
 
 
