@@ -31,19 +31,32 @@ from apscheduler.datastores.sqlalchemy import SQLAlchemyDataStore
 from apscheduler.eventbrokers.local import LocalEventBroker
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import select
+from sqlalchemy.engine import Connection
 
 from engine.cron import CronError, cron_trigger
 from engine.state.models import Policy
 from registry.meta.db import Database
 from schedules.jobs import check_regions, fire_policy, install_region_checks
 
-__all__ = ["ScheduleService"]
+__all__ = ["ScheduleService", "create_scheduler_tables"]
 
 log = logging.getLogger("seawall.schedules")
 P = Policy.__table__  # type: ignore[attr-defined]
 SYNC_SECONDS = 5.0
 FIRE_TASK = "schedules.jobs:fire_policy"
 DR_CHECK = "dr-check"  # the failover checks' schedule
+
+
+def create_scheduler_tables(conn: Connection) -> None:
+    """APScheduler's tables and its schema-version row, made on ``conn`` if missing: run in the
+    schema step (under the schema lock), so workers or nodes starting at once on a new database
+    do not race each other's ``CREATE TABLE`` in the data store's own start (one of them failed
+    with "table … already exists" and ran without its lifespan)."""
+    metadata = SQLAlchemyDataStore(conn.engine).get_table_definitions()
+    metadata.create_all(conn)
+    version = metadata.tables["metadata"]
+    if conn.execute(select(version.c.schema_version)).first() is None:
+        conn.execute(version.insert().values(schema_version=1))
 
 
 class ScheduleService:

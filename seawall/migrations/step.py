@@ -24,7 +24,7 @@ __all__ = ["HEAD", "VERSION_TABLE", "schema_step", "upgrade_database", "upgrade_
 log = logging.getLogger("seawall.migrations")
 
 #: The newest revision in ``versions/`` (a test checks they agree: bump it with a new revision)
-HEAD = "0003"
+HEAD = "0004"
 #: Where Alembic keeps a database's revision
 VERSION_TABLE = "alembic_version"
 
@@ -46,8 +46,15 @@ async def upgrade_database(engine: AsyncEngine) -> Upgrade:
     """:func:`schema_step` in the schema transaction, under the schema lock; logged when it
     changed something. :raises SchemaError: (one line) a database this Seawall must not
     change."""
+    from schedules.scheduler import create_scheduler_tables
+
     done: list[Upgrade] = []
-    await init_schema(engine, lambda conn: done.append(schema_step(conn)))
+
+    def step(conn: Connection) -> None:
+        done.append(schema_step(conn))
+        create_scheduler_tables(conn)  # APScheduler's own, under the same lock
+
+    await init_schema(engine, step)
     if done[0].changed:
         log.info("%s", done[0].describe())
     return done[0]
