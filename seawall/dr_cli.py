@@ -1,4 +1,5 @@
-"""``seawall dr check``: the failover checks of every region, through the management API.
+"""``seawall dr check``: the failover checks of every region, through the management API;
+``seawall dr drill``: a failover drill, run beside the server (:mod:`seawall.drill_cli`).
 
 ``POST /api/v2.0/dr/check`` runs them now (an admin's credentials); ``--latest`` shows the
 latest recorded ones instead (``GET``; any account, scheduled checks included). Output: a
@@ -16,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from seawall.drill_cli import add_drill, run_drill
 from seawall.region_cli import connection_flags
 from seawall.replication_client import ApiClient, CliError, credentials_from
 from seawall.replication_output import print_json, table
@@ -31,7 +33,7 @@ SHOWN = 20  # entries of missing / differs / extra printed per region in the tab
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    dr = sub.add_parser("dr", help="disaster recovery: failover checks of the regions")
+    dr = sub.add_parser("dr", help="disaster recovery: failover checks and drills of the regions")
     group = dr.add_subparsers(dest="action", required=True)
     check = group.add_parser(
         "check",
@@ -52,9 +54,12 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         action="store_true",
         help="show the latest recorded checks instead of running one",
     )
+    add_drill(group)
 
 
 def run(args: argparse.Namespace, transport: httpx.BaseTransport | None = None) -> int:
+    if args.action == "drill":
+        return run_drill(args)
     api = ApiClient(credentials_from(args.url, args.username, args.password), transport)
     try:
         if args.latest and args.region:
