@@ -143,16 +143,21 @@ class Driller:
                 served=0,
                 problems=place.problems[:20],
             )
+            sampler = Sampler(
+                self.db, self.adapters, scene.regions, lag_source=self.lag_source, wall=self.wall
+            )
             try:
                 if failure.confirmed:
                     report = await self._measure(scene, report, at_risk, failed_at)
+                down = () if region == self.self_name else (region,)
+                first = await sampler.sample(self.clock() - failed_at, local, down)
             except BaseException:  # never leave the region down on the way out
                 if self.hooks.restore_command:
                     with anyio.CancelScope(shield=True):
                         await self._hook("restore", self.hooks.restore_command, scene)
                 raise
-            recovery, series = await self._recover(scene, local, failed_at)
-        return replace(report, recovery=recovery, series=tuple(series))
+            recovery, points = await self._recover(scene, sampler, local, failed_at)
+        return replace(report, recovery=recovery, series=(*first.points, *points))
 
     async def _measure(
         self, scene: _Scene, report: DrillReport, at_risk: Sequence[AtRisk], failed_at: float
@@ -285,17 +290,11 @@ class Driller:
 
     # ------------------------------------------------------------------ 5 restore, converge
     async def _recover(
-        self, scene: _Scene, snapshot: Listing, failed_at: float
+        self, scene: _Scene, sampler: Sampler, snapshot: Listing, failed_at: float
     ) -> tuple[Recovery, list[SeriesPoint]]:
-        sampler = Sampler(
-            self.db, self.adapters, scene.regions, lag_source=self.lag_source, wall=self.wall
-        )
-        is_self = scene.failed == self.self_name
-        down = () if is_self else (scene.failed,)
-        first = await sampler.sample(self.clock() - failed_at, snapshot, down)
-        series = list(first.points)
+        """Step 5: the restore hook, the region answering, the runs, the samples after."""
         if self.mode is DrillMode.SIMULATED:
-            return Recovery(False, detail="simulated: nothing was stopped"), series
+            return Recovery(False, detail="simulated: nothing was stopped"), []
         hook = None
         if self.hooks.restore_command:
             hook = await self._hook("restore", self.hooks.restore_command, scene)
@@ -304,21 +303,18 @@ class Driller:
         if answered is None:
             limit = self.options.converge_timeout_seconds
             detail = f"region {scene.failed} did not answer within {limit:g} s"
-            return Recovery(True, hook, detail=detail), series
+            return Recovery(True, hook, detail=detail), []
         runs = await self._queue_runs(scene)
+        is_self = scene.failed == self.self_name
         watched = [r.name for r in scene.regions] if is_self else [scene.failed]
 
         async def local() -> Listing:
             return await sampler.local_listing(snapshot)
 
-        async def nobody_down() -> tuple[str, ...]:
-            return ()
-
         points, settled = await watch(
             sampler,
             watched,
             local,
-            nobody_down,
             failed_at,
             max(0.0, deadline - self.clock()),
             poll_seconds=max(self.options.poll_seconds, 0.5),
@@ -326,7 +322,7 @@ class Driller:
             sleep=self.sleep,
         )
         recovery = Recovery(True, hook, answered - failed_at, settled, tuple(runs))
-        return recovery, series + points
+        return recovery, points
 
     async def _answering(self, adapter: RegistryAdapter, deadline: float) -> float | None:
         """The clock reading when ``adapter``'s registry answered again (None: not by

@@ -114,7 +114,6 @@ async def watch(
     sampler: Sampler,
     watched: Collection[str],
     local: Callable[[], Awaitable[Listing]],
-    down: Callable[[], Awaitable[Collection[str]]],
     since: float,
     timeout_seconds: float,
     *,
@@ -122,13 +121,14 @@ async def watch(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
 ) -> tuple[list[SeriesPoint], float | None]:
-    """Sample until every region in ``watched`` is settled or ``timeout_seconds`` have
-    passed; ``t_seconds`` count from ``since`` (a ``clock`` reading: the failure). Returns the
-    points and when (seconds after ``since``) the last watched region settled (None: not)."""
+    """Sample every region (each asked: they are all up) until every one in ``watched`` is
+    settled or ``timeout_seconds`` have passed; ``t_seconds`` count from ``since`` (a
+    ``clock`` reading: the failure). Returns the points and when (seconds after ``since``)
+    the last watched region settled (None: not)."""
     points: list[SeriesPoint] = []
     deadline = clock() + timeout_seconds
     while True:
-        sample = await sampler.sample(clock() - since, await local(), await down())
+        sample = await sampler.sample(clock() - since, await local(), ())
         points += sample.points
         if set(watched) <= sample.settled:
             return points, max(0.0, clock() - since)

@@ -21,7 +21,8 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,13 +189,14 @@ def holds(proc: SeawallProcess, ref: str, digest: str) -> bool:
     return r.status_code == 200 and r.headers.get("Docker-Content-Digest") == digest
 
 
-def eventually(check: Any, what: str, timeout_s: float = 60.0) -> None:
-    """Poll ``check`` (a condition, not a time) until it holds."""
-    import time
-
+def eventually(
+    check: Callable[[], bool], what: str, log: Callable[[], str], timeout_s: float = 120.0
+) -> None:
+    """Poll ``check`` (a condition, not a time) until it holds (a failed event run is
+    retried 5 s, then 20 s, then 60 s later: room for two retries on a loaded machine)."""
     deadline = time.monotonic() + timeout_s
     while not check():
-        assert time.monotonic() < deadline, f"{what}: not within {timeout_s}s"
+        assert time.monotonic() < deadline, f"{what}: not within {timeout_s}s\n{log()[-3000:]}"
         time.sleep(0.1)
 
 
@@ -246,7 +248,8 @@ def test_drill_of_a_killed_region(tmp_path: Path) -> None:
         pushed = push_apps(w.a)
         for proc in (w.b, w.c):
             for ref, digest in pushed.items():
-                eventually(lambda p=proc, r=ref, d=digest: holds(p, r, d), f"{ref} replicated")
+                replicated = lambda p=proc, r=ref, d=digest: holds(p, r, d)  # noqa: E731
+                eventually(replicated, f"{ref} replicated", w.a.log)
         b_server = w.b.proc
         assert b_server is not None
         # simulated first: nothing is stopped, the survivors are judged by what they hold
