@@ -21,19 +21,26 @@ interleave: a hold sees a claim that committed before it, and a claim sees a hol
   refused: the bytes may have been deleted since they were written.
 * :meth:`BlobFence.unmark` (a read of a marked blob): removes the mark, so a client that checked
   a blob with ``HEAD`` and is about to reference it keeps it for another grace period.
+
+Every time written or compared here (a hold's ``until``, a claim's age) is the **database's**,
+computed in the SQL itself (:mod:`registry.meta.leases`): a node whose clock runs minutes ahead
+never takes over a collection's live claim, and one whose clock is behind writes no hold that
+has already ended. The stored forms are the columns' usual ones, so rows written by a node's
+clock before compare as they did.
 """
 
 from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
 
+from registry.meta.leases import sql_time_in
 from registry.meta.sql import SqlBackend, Tx
 from registry.oci.errors import RegistryError
 from registry.storage.fence import BlobBusy
@@ -65,6 +72,8 @@ _HELD: ContextVar[tuple[tuple[str, str], ...]] = ContextVar("seawall_blob_holds"
 
 
 def utc_now() -> datetime:
+    """This node's clock (UTC): for what is local to the node, never to compare with what the
+    fence stores (that is the database's clock: :mod:`registry.meta.leases`)."""
     return datetime.now(UTC)
 
 
@@ -93,14 +102,15 @@ def lock_digests(t: Tx, dialect: str, digests: Sequence[str]) -> None:
 class BlobFence:
     """The request path's side of the fence (see the module docstring)."""
 
-    def __init__(
-        self,
-        sql: SqlBackend,
-        *,
-        wait_seconds: float = HOLD_WAIT_SECONDS,
-        clock: Callable[[], datetime] = utc_now,
-    ) -> None:
-        self.sql, self.wait_seconds, self.clock = sql, wait_seconds, clock
+    def __init__(self, sql: SqlBackend, *, wait_seconds: float = HOLD_WAIT_SECONDS) -> None:
+        self.sql, self.wait_seconds = sql, wait_seconds
+        stale, until = sql_time_in(sql.dialect, "stale_s"), sql_time_in(sql.dialect, "ttl_s")
+        self._claim_sql = (
+            f"SELECT claimed_at < {stale} FROM blob_gc WHERE digest = :d AND claimed_at IS NOT NULL"
+        )
+        self._hold_sql = (
+            f"INSERT INTO blob_hold (digest, token, until) VALUES (:d, :token, {until})"
+        )
 
     async def hold(self, digest: str) -> None:
         """See :class:`registry.storage.fence.PublishFence`."""
@@ -118,23 +128,14 @@ class BlobFence:
         _HELD.set((*_HELD.get(), (digest, token)))
 
     def _hold(self, t: Tx, digest: str, token: str) -> bool:
-        now = self.clock()
         lock_digests(t, self.sql.dialect, [digest])
-        claim = t.one(
-            "SELECT claimed_at < :stale FROM blob_gc WHERE digest = :d AND claimed_at IS NOT NULL",
-            d=digest,
-            stale=stamp(self.sql, now - CLAIM_STALE),
-        )
+        stale_s = -CLAIM_STALE.total_seconds()
+        claim = t.one(self._claim_sql, d=digest, stale_s=stale_s)
         if claim is not None:
             if not claim[0]:
                 return False  # a collection is deleting the bytes: wait for it
             t.execute("DELETE FROM blob_gc WHERE digest = :d", d=digest)  # it died: take over
-        t.execute(
-            "INSERT INTO blob_hold (digest, token, until) VALUES (:d, :token, :until)",
-            d=digest,
-            token=token,
-            until=stamp(self.sql, now + HOLD_TTL),
-        )
+        t.execute(self._hold_sql, d=digest, token=token, ttl_s=HOLD_TTL.total_seconds())
         return True
 
     def take(self, digest: str) -> str | None:

@@ -34,9 +34,11 @@ claim made in one ``UPDATE`` statement (its check in its ``WHERE``) is already s
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Float, bindparam, literal, select
+from sqlalchemy import Float, bindparam, literal, literal_column, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
@@ -52,6 +54,8 @@ __all__ = [
     "lease_free",
     "lease_held",
     "lease_seconds",
+    "sql_now",
+    "sql_time_in",
 ]
 
 #: SQLite: the database's time in SQLAlchemy's stored form (``%f`` is ``SS.SSS``).
@@ -160,3 +164,21 @@ async def clock_skew(c: AsyncConnection, node_time: datetime) -> timedelta:
     """How far ``node_time`` (a node's clock, read now) is ahead of the database's clock
     (negative: behind), within a round trip."""
     return node_time - await database_time(c)
+
+
+_DIALECTS = {"postgresql": postgresql.dialect(), "sqlite": sqlite.dialect()}
+
+
+@cache
+def sql_now(dialect: str) -> str:
+    """:func:`db_now` as SQL text in ``dialect`` (``sqlite`` or ``postgresql``), for the
+    registry's plain-SQL executor (:mod:`registry.meta.sql`); the same expression, compiled."""
+    return str(_DbNow().compile(dialect=_DIALECTS[dialect]))
+
+
+@cache
+def sql_time_in(dialect: str, param: str) -> str:
+    """:func:`db_time_in` as SQL text in ``dialect``: the database's time plus the seconds in
+    the ``:param`` bind parameter (a float; negative: ago), for :mod:`registry.meta.sql`."""
+    seconds: ColumnElement[Any] = literal_column(f":{param}")
+    return str(_DbTimeIn(seconds).compile(dialect=_DIALECTS[dialect]))

@@ -66,13 +66,22 @@ the bytes of those claims and drops claims that went stale; meanwhile a push of 
 waits and then gets ``503`` until it does. Several collections may run at once (each claims
 what it deletes).
 
-**Assumptions.** Clocks of nodes and store agree to well within the grace and within
-``CLAIM_STALE - CLAIM_WINDOW`` (14 min); a collection process does not stall for that long
-between checking its window and its delete reaching the store.
+**Time.** Every time the collection compares or writes in the database — marks and claims,
+holds' ends, links' ages, the grace, the periodic lease — is the **database's**, computed in the
+SQL (:mod:`registry.meta.leases`): nodes whose clocks disagree by minutes still agree on what is
+ripe, held or stale. The store's modified times (of blobs and upload sessions) are compared with
+the database's time too, read once per batch (:meth:`GcIndex.database_time`). A node's own clock
+(:attr:`GcOptions.clock`) decides only what is local to it: it is compared with the database's
+once per run, and a large difference is logged.
+
+**Assumptions.** The store's clock agrees with the database's to well within the grace; a
+collection process does not stall for ``CLAIM_STALE - CLAIM_WINDOW`` (14 min) between
+checking its window (a monotonic clock) and its delete reaching the store.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -102,11 +111,16 @@ BATCH = 256
 CLAIM_WINDOW = timedelta(seconds=60)
 #: Deletes in flight at once.
 DELETE_CONCURRENCY = 8
+#: A node whose clock is further than this from the database's says so in the log.
+SKEW_WARNING = timedelta(seconds=60)
+
+log = logging.getLogger("seawall.gc")
 
 
 @dataclass(frozen=True, slots=True)
 class BlobState:
-    """What the database says of one listed blob, at ``now`` with ``cutoff = now - grace``."""
+    """What the database says of one listed blob, at its time ``now``, with the cutoff
+    ``now - grace``."""
 
     live: bool = False  # a manifest in some repository references it
     young_link: bool = False  # linked into a repository after the cutoff
@@ -118,36 +132,45 @@ class BlobState:
 
 
 class GcIndex(Protocol):
-    """What a collection asks of the metadata (:class:`registry.meta.gc.SqlGcIndex`)."""
+    """What a collection asks of the metadata (:class:`registry.meta.gc.SqlGcIndex`). Every
+    method compares with and writes the database's time (never the caller's)."""
 
     owner: str
 
-    async def expire_holds(self, now: datetime) -> int:
+    async def database_time(self) -> datetime:
+        """The database's time now (aware, UTC): what the store's modified times compare with."""
+
+    async def expire_holds(self) -> int:
         """Delete holds past their ``until``; their number."""
 
-    async def states(
-        self, digests: Sequence[str], now: datetime, cutoff: datetime
-    ) -> dict[str, BlobState]:
+    async def states(self, digests: Sequence[str], grace: timedelta) -> dict[str, BlobState]:
         """The state of each digest (missing from the result: no row anywhere)."""
 
-    async def mark(self, digests: Sequence[str], now: datetime) -> None: ...
+    async def mark(self, digests: Sequence[str]) -> None: ...
 
     async def unmark(self, digests: Sequence[str]) -> None: ...
 
-    async def claim(self, digests: Sequence[str], now: datetime, cutoff: datetime) -> list[str]:
+    async def claim(self, digests: Sequence[str], grace: timedelta) -> list[str]:
         """Claim those of ``digests`` that are still removable (I2); the claimed ones."""
 
     async def release(self, digests: Sequence[str]) -> None:
         """Drop this collection's claims on ``digests`` (their bytes are gone)."""
 
-    async def drop_stale_claims(self, now: datetime) -> int: ...
+    async def drop_stale_claims(self) -> int: ...
+
+
+def _node_now() -> datetime:
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)
 class GcOptions:
+    """``clock`` is the node's own: only compared with the database's, to log a node whose
+    clock is off (see the module docstring, *Time*)."""
+
     grace: timedelta = timedelta(hours=1)
     dry_run: bool = False
-    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    clock: Callable[[], datetime] = field(default=_node_now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,18 +224,29 @@ class Collector:
 
     async def run(self) -> GcReport:
         started = time.monotonic()
+        await self._check_clock()
         if not self.options.dry_run:
-            await self.index.expire_holds(self.options.clock())
+            await self.index.expire_holds()
         await self._blobs()
         await self._uploads()
         if not self.options.dry_run:
-            await self.index.drop_stale_claims(self.options.clock())
+            await self.index.drop_stale_claims()
         return GcReport(
             dry_run=self.options.dry_run,
             grace_seconds=self.options.grace.total_seconds(),
             duration_seconds=round(time.monotonic() - started, 3),
             **self._tally,
         )
+
+    async def _check_clock(self) -> None:
+        """Log when this node's clock is far from the database's (which the run keeps)."""
+        skew = self.options.clock() - await self.index.database_time()
+        if abs(skew) > SKEW_WARNING:
+            log.warning(
+                "garbage collection: this node's clock is %+.0f s from the database's; "
+                "the collection keeps the database's time",
+                skew.total_seconds(),
+            )
 
     # ------------------------------------------------------------------ blobs
     async def _blobs(self) -> None:
@@ -230,9 +264,8 @@ class Collector:
             await self._batch(batch)
 
     async def _batch(self, found: dict[str, FileInfo]) -> None:
-        now = self.options.clock()
-        cutoff = now - self.options.grace
-        states = await self.index.states(list(found), now, cutoff)
+        cutoff = await self.index.database_time() - self.options.grace
+        states = await self.index.states(list(found), self.options.grace)
         plan = _Plan.of(found, states, cutoff, self.index.owner, self.options.grace)
         self._add("blobs_scanned", len(found))
         self._add("blobs_live", len(plan.live))
@@ -242,9 +275,9 @@ class Collector:
             self._add("blobs_kept", len(plan.unreferenced) - len(plan.ripe))
             return
         await self.index.unmark(plan.stale_marks)
-        await self.index.mark(plan.new, now)
+        await self.index.mark(plan.new)
         claimed_at = time.monotonic()
-        claimed = await self.index.claim(plan.ripe, now, cutoff) if plan.ripe else []
+        claimed = await self.index.claim(plan.ripe, self.options.grace) if plan.ripe else []
         self._add("blobs_kept", len(plan.unreferenced) - len(claimed))
         deleted = await self._delete(claimed + plan.finish, found, claimed_at)
         self._count_removed(deleted, found)
@@ -286,7 +319,7 @@ class Collector:
     # ------------------------------------------------------------------ uploads
     async def _uploads(self) -> None:
         """Delete upload sessions nothing was written to for the grace period."""
-        cutoff = self.options.clock() - self.options.grace
+        cutoff = await self.index.database_time() - self.options.grace
         sessions: dict[str, tuple[datetime, int]] = {}
         async for info in self.driver.walk(paths.UPLOADS):
             parts = info.path.split("/")
