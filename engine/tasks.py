@@ -7,7 +7,7 @@ task rows from a plan, Harbor's roll-up rule, and the guarded deletion of a repl
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -163,7 +163,7 @@ def roll_up(counts: dict[str, int]) -> ExecutionStatus:
     return ExecutionStatus.SUCCEED
 
 
-def task_tags(row: dict[str, Any]) -> tuple[str, ...]:
+def task_tags(row: Mapping[Any, Any]) -> tuple[str, ...]:
     return tuple(json.loads(row.get("tags_json") or "[]"))
 
 
