@@ -40,7 +40,7 @@ from engine.listing import list_side
 from engine.plan import Listing
 from engine.regions.checks import AdapterFactory
 from engine.regions.consistency import list_local, protections
-from engine.regions.drill_ack import acknowledged_at
+from engine.regions.drill_ack import acknowledged_at, changes_after, outbox_position
 from engine.regions.drill_converge import RegionView, Sampler, watch
 from engine.regions.drill_hooks import hook_env, run_hook
 from engine.regions.drill_probe import Pullers, answers, held, serve_all
@@ -56,7 +56,13 @@ from engine.regions.drill_report import (
     SeriesPoint,
     bounded,
 )
-from engine.regions.drill_scope import Placement, at_risk_of_region, at_risk_of_self, placement
+from engine.regions.drill_scope import (
+    Placement,
+    apply_changes,
+    at_risk_of_region,
+    at_risk_of_self,
+    placement,
+)
 from engine.regions.rpo import LagSource
 from engine.regions.store import RegionStore
 from engine.state.runs import RunStore
@@ -95,6 +101,17 @@ class _Scene:
     survivors: tuple[str, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    """Before the failure: this registry's listing, the placement, what is at risk, and the
+    outbox's latest event id when the listing began."""
+
+    local: Listing
+    place: Placement
+    at_risk: list[AtRisk]
+    position: int
+
+
 class Driller:
     """Runs drills (:meth:`run`). ``clock`` (monotonic) times the phases, ``wall`` (aware
     UTC) dates the failure and measures the lag, ``sleep`` waits between polls."""
@@ -129,7 +146,8 @@ class Driller:
         started_at = self.wall()
         async with AsyncExitStack() as stack:
             scene = await self._scene(region, stack)
-            local, place, at_risk = await self._snapshot(scene)
+            snap = await self._snapshot(scene)
+            local, at_risk = snap.local, snap.at_risk
             failure, failed_at = await self._fail(scene)
             report = DrillReport(
                 region=region,
@@ -141,13 +159,16 @@ class Driller:
                 failure=failure,
                 rto_seconds=None,
                 served=0,
-                problems=place.problems[:20],
+                problems=snap.place.problems[:20],
             )
             sampler = Sampler(
                 self.db, self.adapters, scene.regions, lag_source=self.lag_source, wall=self.wall
             )
             try:
                 if failure.confirmed:
+                    if region == self.self_name:
+                        local, at_risk = await self._taken_since(scene, snap, failure.at)
+                        report = replace(report, artifacts=len(at_risk))
                     report = await self._measure(scene, report, at_risk, failed_at)
                 down = () if region == self.self_name else (region,)
                 first = await sampler.sample(self.clock() - failed_at, local, down)
@@ -218,7 +239,7 @@ class Driller:
         survivors = tuple(n for n in names if n != region)
         return _Scene(region, tuple(views), adapters, urls, survivors)
 
-    async def _snapshot(self, scene: _Scene) -> tuple[Listing, Placement, list[AtRisk]]:
+    async def _snapshot(self, scene: _Scene) -> _Snapshot:
         failed = scene.adapters[scene.failed]
         if not await answers(failed, ANSWER_SECONDS * 2):
             raise DrillRefused(
@@ -226,12 +247,13 @@ class Driller:
                 "starts from a working region (see `seawall dr check`)"
             )
         here = scene.adapters[self.self_name]
+        position = await outbox_position(self.db)  # before the listing: nothing is missed
         try:
             with anyio.fail_after(LIST_SECONDS):
                 local = await list_local(here)
                 place = await placement(local, here, {r.name: r.protections for r in scene.regions})
                 if scene.failed == self.self_name:
-                    return local, place, at_risk_of_self(self.self_name, place)
+                    return _Snapshot(local, place, at_risk_of_self(self.self_name, place), position)
                 repos = {n for names in place.names.get(scene.failed, {}).values() for n in names}
                 there = await list_side(failed, sorted(repos), missing_ok=True)
         except (OciError, AdapterError, TimeoutError) as e:
@@ -240,7 +262,23 @@ class Driller:
         if there.problems:
             raise DrillRefused(f"region {scene.failed} could not be listed: {there.problems[0]}")
         at_risk = at_risk_of_region(scene.failed, there, self.self_name, place, scene.survivors)
-        return local, place, at_risk
+        return _Snapshot(local, place, at_risk, position)
+
+    async def _taken_since(
+        self, scene: _Scene, snap: _Snapshot, failed_wall: datetime
+    ) -> tuple[Listing, list[AtRisk]]:
+        """This Seawall failed: what it acknowledged between its listing and the failure
+        (its outbox) is at risk too. Returns its listing at the failure and what is at risk.
+        Manifests are not read (this Seawall is down): label and artifact-type filters judge
+        only what the snapshot described."""
+        changes = await changes_after(self.db, snap.position, failed_wall)
+        if not changes:
+            return snap.local, snap.at_risk
+        later = apply_changes(snap.local, changes)
+        place = await placement(later, None, {r.name: r.protections for r in scene.regions})
+        known = {(a.repository, a.digest) for a in snap.at_risk}
+        new = at_risk_of_self(self.self_name, place)
+        return later, [*snap.at_risk, *(a for a in new if (a.repository, a.digest) not in known)]
 
     # ------------------------------------------------------------------ 2 fail
     async def _fail(self, scene: _Scene) -> tuple[Failure, float]:

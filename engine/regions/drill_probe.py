@@ -179,6 +179,8 @@ async def serve_all(
     pending: dict[Key, AtRisk] = {
         (a.repository, a.digest, loc): a for a in artifacts for loc in a.locations
     }
+    if not pending:
+        return 0.0, []  # nothing to serve: served from the start
     why: dict[Key, str] = {}
     limit = anyio.Semaphore(concurrency)
     deadline = failed_at + timeout_seconds

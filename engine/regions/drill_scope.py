@@ -30,10 +30,11 @@ from engine.listing import DETAIL_FILTERS, describe
 from engine.naming import NamingError
 from engine.plan import Listing, make_plan
 from engine.regions.consistency import Protection
+from engine.regions.drill_ack import Change
 from engine.regions.drill_report import AtRisk, Location
 from engine.regions.report import is_canary
 
-__all__ = ["Placement", "at_risk_of_region", "at_risk_of_self", "placement"]
+__all__ = ["Placement", "apply_changes", "at_risk_of_region", "at_risk_of_self", "placement"]
 
 Wanted = dict[tuple[str, str], tuple[str, str]]  # (repository there, tag) -> (here, digest)
 
@@ -60,7 +61,8 @@ async def placement(
     regions: Mapping[str, Sequence[Protection]],
 ) -> Placement:
     """Each region's wanted tags from ``local`` (this registry's listing). ``local_adapter``
-    reads manifests for label and artifact-type filters (None: such filters are a problem)."""
+    reads manifests for label and artifact-type filters (None: they judge by the details
+    ``local`` already has, and select nothing they would need to read)."""
     wanted: dict[str, Wanted] = {}
     names: dict[str, dict[str, frozenset[str]]] = {}
     problems: list[str] = [*local.problems]
@@ -98,9 +100,27 @@ async def _chosen(
     if not any(f.type in DETAIL_FILTERS for f in filters):
         return chosen, []
     if adapter is None:
-        return chosen, [f"{protection.label}: its filters need manifests this drill cannot read"]
+        return chosen, []
     described = await describe(adapter.client(), chosen)
     return described, list(described.problems)
+
+
+def apply_changes(listing: Listing, changes: Iterable[Change]) -> Listing:
+    """``listing`` (repository -> tag -> digest) with the outbox's later changes applied."""
+    tags = {repo: dict(found) for repo, found in listing.tags.items()}
+    for change in changes:
+        held = tags.setdefault(change.repository, {})
+        if change.action in ("push", "tag") and change.tag and change.digest:
+            held[change.tag] = change.digest
+        elif change.action == "untag" and change.tag:
+            held.pop(change.tag, None)
+        elif change.action == "delete" and change.digest:
+            for tag in [t for t, d in held.items() if d == change.digest]:
+                del held[tag]
+        elif change.action == "delete_repository":
+            held.clear()
+    kept = {repo: found for repo, found in tags.items() if found}
+    return replace(listing, tags=kept)
 
 
 def _group(entries: Iterable[tuple[str, str, str]]) -> dict[tuple[str, str], list[str]]:

@@ -9,8 +9,9 @@ command starts the region's server again, detached, as the test started it.
 1. Region B killed: nothing is lost (A and C hold everything B held), every artifact is served
    by A and C at once, B comes back and catches up with the push A took while it was down.
 2. This Seawall (A) killed while its replication is held back (A runs without its engine: its
-   outbox consumer does not run): the push it acknowledged but never replicated is the one
-   artifact lost, dated by A's outbox; A comes back with its engine and B and C re-converge.
+   outbox consumer does not run): the push it acknowledged but never replicated is lost, and
+   so is one it took after the drill listed it (the fail command pushes, then kills), both
+   dated by A's outbox; A comes back with its engine and B and C re-converge.
 """
 
 from __future__ import annotations
@@ -60,8 +61,9 @@ PUSH = """\
 import sys
 sys.path.insert(0, sys.argv[1])
 from tests.support.client import client, push_image
-with client(sys.argv[2], "admin", sys.argv[3]) as c:
-    print(push_image(c, "apps/web", "3.0", seed="while b was down")[0])
+root, url, password, repo, tag, seed = sys.argv[1:]
+with client(url, "admin", password) as c:
+    print(push_image(c, repo, tag, seed=seed)[0])
 """
 
 
@@ -208,10 +210,12 @@ def drill(
     env.update(A_ENV)
     args = ["--region", region, "--json", "--data-dir", str(w.a.data_dir), "--port", str(w.a.port)]
     if hooks:
-        fail = f'kill -9 -"$(cat {w.dir}/$SEAWALL_DRILL_REGION.pgid)"'
+        kill = f'kill -9 -"$(cat {w.dir}/$SEAWALL_DRILL_REGION.pgid)"'
+        push = f"{sys.executable} {w.dir / 'push.py'} {ROOT} {w.a.url} {w.a.admin_password}"
         if region == "b":  # and a change B misses while it is down
-            push = w.dir / "push.py"
-            fail += f" && {sys.executable} {push} {ROOT} {w.a.url} {w.a.admin_password}"
+            fail = f"{kill} && {push} apps/web 3.0 'while b was down'"
+        else:  # a push A takes after the drill listed it, just before it dies
+            fail = f"{push} apps/web 9.10 'just before the kill' && {kill}"
         restore = f"{sys.executable} {w.dir / 'restart.py'} {w.dir / 'specs.json'}"
         args += ["--fail-command", fail, "--restore-command", restore, "--poll-seconds", "0.2"]
         args += ["--converge-timeout-seconds", "120"]
@@ -300,28 +304,29 @@ def test_drill_of_this_seawall_with_an_unreplicated_push(tmp_path: Path) -> None
 
         assert a_server.poll() == -signal.SIGKILL
         assert code == 1 and report["passed"] is False, err
-        assert report["rpo_artifacts"] == 1
-        (lost,) = report["lost"]
-        assert (lost["repository"], lost["digest"], lost["tags"]) == (
-            "apps/web",
-            held_back,
-            ["9.9"],
-        )
-        assert lost["acknowledged_at"] is not None and lost["age_seconds"] > 0
-        assert report["rpo_seconds"] == lost["age_seconds"]
-        assert sorted(lost["survivors"]) == ["b:apps/web", "c:apps/web"]
-        assert any("lost artifact" in r for r in report["reasons"]), report["reasons"]
+        # lost: the push held back, and the one A took after the drill listed it (its outbox)
+        last_moment = report["failure"]["hook"]["output"].strip()
+        assert report["rpo_artifacts"] == 2
+        lost = {tuple(x["tags"]): x for x in report["lost"]}
+        assert (lost[("9.9",)]["digest"], lost[("9.10",)]["digest"]) == (held_back, last_moment)
+        for x in lost.values():
+            assert x["repository"] == "apps/web" and x["acknowledged_at"] is not None
+            assert sorted(x["survivors"]) == ["b:apps/web", "c:apps/web"]
+        assert 0 < lost[("9.10",)]["age_seconds"] < lost[("9.9",)]["age_seconds"]
+        assert report["rpo_seconds"] == lost[("9.9",)]["age_seconds"]
+        assert any("2 lost artifact(s)" in r for r in report["reasons"]), report["reasons"]
         # everything else B and C serve at once
         assert report["survivors"] == ["b", "c"]
-        assert report["artifacts"] == len(pushed) + 1 and report["served"] == len(pushed)
+        assert report["artifacts"] == len(pushed) + 2 and report["served"] == len(pushed)
         assert 0 <= report["rto_seconds"] < 10
         # A back with its engine: its outbox and the queued runs bring B and C up to date
         assert report["recovery"]["converged"] is True, report["recovery"]
         assert sorted(report["recovery"]["runs_queued"]) == ["to-b", "to-c"]
         for region in ("b", "c"):
             series = points(report, region)
-            assert series[0]["missing"] == 1 and series[0]["lag_seconds"] > 0
+            assert series[0]["missing"] == 2 and series[0]["lag_seconds"] > 0
             assert (series[-1]["missing"], series[-1]["lag_seconds"]) == (0, 0)
         wait_http(w.a.url + "/v2/")
         for proc in (w.b, w.c):
             assert holds(proc, "apps/web:9.9", held_back)
+            assert holds(proc, "apps/web:9.10", last_moment)
