@@ -90,7 +90,8 @@ class Rig:
         dry_run: bool = False,
         clock: Callable[[], datetime] | None = None,
     ) -> GcReport:
-        """One collection in this process, with an injectable clock."""
+        """One collection in this process; ``clock`` (optional) is when it runs, as if the
+        database's clock read that."""
         return asyncio.run(self._collect(grace, dry_run, clock))
 
     async def _collect(
@@ -102,8 +103,10 @@ class Rig:
 
         services = build_services(self.settings)
         try:
-            options = GcOptions(grace, dry_run, clock or (lambda: datetime.now(UTC)))
-            index = SqlGcIndex(services.sql, new_owner())
+            # the database's time decides: a collection "later" sees it moved forward
+            ahead = clock() - datetime.now(UTC) if clock is not None else timedelta(0)
+            index = SqlGcIndex(services.sql, new_owner(), ahead=ahead)
+            options = GcOptions(grace, dry_run)
             return await Collector(services.driver, index, options).run()
         finally:
             await services.close()
