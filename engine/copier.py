@@ -9,6 +9,11 @@ blob wanted by two tasks at once is copied once (single flight).
 A source's manifest is parsed by the rules the registry applies to a push
 (:func:`parse_source_manifest`): one that is not a manifest fails its artifact with a
 :class:`ProtocolError` saying what is wrong, before anything of it is copied.
+
+Between two Seawalls each tag carries its origin (where and when it was written,
+:mod:`registry.oci.origin`): the copier reads it from the source as it sets the tag (a tag that
+moved or went at the source since the plan is left to the run its change queued) and sends it
+with the tag's ``PUT``; a deletion carries the source's tombstone's (:meth:`Copier.deleting`).
 """
 
 from __future__ import annotations
@@ -16,17 +21,19 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import anyio
 
 from adapters.oci.errors import ProtocolError
-from adapters.oci.types import Descriptor, Manifest
+from adapters.oci.origins import OriginClient, carries_origins
+from adapters.oci.types import Descriptor, Manifest, ManifestRef
 from adapters.protocol import RegistryClient
 from engine.bandwidth import BandwidthLimit
 from engine.referrers import fallback_tag, publish_fallback, source_referrers
 from registry.oci.errors import RegistryError
 from registry.oci.manifest import ParsedManifest, parse_manifest
+from registry.oci.origin import Origin
 
 __all__ = ["Copier", "CopyResult", "parse_source_manifest"]
 
@@ -125,6 +132,8 @@ class Copier:
         self._blob_slots = anyio.Semaphore(blob_concurrency)
         self._flights: dict[tuple[str, str], _Flight] = {}
         self._at_destination: dict[str, str] = {}  # digest -> a dst repository that has it
+        #: both sides are Seawalls: tags carry their origins
+        self.carries_origins = carries_origins(src) and carries_origins(dst)
 
     async def copy(
         self, src_repo: str, dst_repo: str, digest: str, tags: tuple[str, ...], log: Log
@@ -136,10 +145,22 @@ class Copier:
         referrers it goes up by digest, the referrers follow it, and the tags come last.
         """
         result = CopyResult()
+        origins: dict[str, Origin | None] = {}
+        if tags and self.carries_origins:
+            tags, origins = await self._tag_origins(src_repo, digest, tags, log)
+            if not tags:
+                return result
         found = await source_referrers(self.src, src_repo, digest) if self.follow_referrers else []
         by_tag = tags[0] if tags and not found else None
         manifest = await self._manifest_tree(
-            src_repo, dst_repo, digest, result, log, set(), reference=by_tag
+            src_repo,
+            dst_repo,
+            digest,
+            result,
+            log,
+            set(),
+            reference=by_tag,
+            origin=origins.get(by_tag or ""),
         )
         if manifest is not None and by_tag is not None:
             log(f"tagged {dst_repo}:{by_tag} -> {digest}")
@@ -150,10 +171,55 @@ class Copier:
             manifest = await self.src.get_manifest(src_repo, digest)
         for tag in tags:
             assert manifest is not None
-            await self.dst.put_manifest(dst_repo, tag, manifest.data, manifest.media_type)
+            await self._put(dst_repo, tag, manifest, origins.get(tag))
             result.manifests_put += 1
             log(f"tagged {dst_repo}:{tag} -> {digest}")
         return result
+
+    async def _tag_origins(
+        self, src_repo: str, digest: str, tags: tuple[str, ...], log: Log
+    ) -> tuple[tuple[str, ...], dict[str, Origin | None]]:
+        """The tags that still name ``digest`` at the source, and each one's origin there; a
+        tag that moved or went since the plan is left out (the change queued a run of its
+        own, which carries it: set here it would claim an origin it does not have)."""
+        src = self.src
+        assert carries_origins(src)
+        heads = {}
+
+        async def one(tag: str) -> None:
+            heads[tag] = await src.head_tag(src_repo, tag)
+
+        await _all(partial(one, tag) for tag in tags)
+        kept = tuple(t for t in tags if (ref := heads[t].ref) is not None and ref.digest == digest)
+        for tag in tags:
+            if tag not in kept:
+                log(f"{src_repo}:{tag} no longer names {digest} at the source: not set")
+        return kept, {t: heads[t].origin for t in kept}
+
+    async def _put(
+        self, dst_repo: str, reference: str, manifest: Manifest, origin: Origin | None
+    ) -> None:
+        if origin is not None and carries_origins(self.dst):
+            await self.dst.put_manifest(
+                dst_repo, reference, manifest.data, manifest.media_type, origin=origin
+            )
+        else:
+            await self.dst.put_manifest(dst_repo, reference, manifest.data, manifest.media_type)
+
+    async def deleting(self, dst: RegistryClient, src_repo: str, tag: str) -> RegistryClient:
+        """``dst`` for deleting ``tag`` where the plan said the source deleted it (from
+        ``src_repo``): between two Seawalls, a client whose delete carries the source's
+        tombstone's origin, and which finds the tag gone at the destination (so leaves it
+        alone) when the source holds it again. ``dst`` itself elsewhere."""
+        if not (self.carries_origins and src_repo and carries_origins(dst)):
+            return dst
+        src = self.src
+        assert carries_origins(src)
+        head = await src.head_tag(src_repo, tag)
+        if head.ref is None and head.tombstone is None:
+            return dst  # no record of the deletion (past the retention): as elsewhere
+        origin = head.tombstone.origin if head.tombstone else None
+        return cast(RegistryClient, _OriginDeletes(dst, tag, origin))
 
     async def _manifest_tree(
         self,
@@ -164,10 +230,12 @@ class Copier:
         log: Log,
         seen: set[str],
         reference: str | None = None,
+        origin: Origin | None = None,
     ) -> Manifest | None:
-        """Copy ``digest`` and what it references, putting it last, by ``reference`` (a tag)
-        when given, else by digest; its bytes, or None when there was nothing to copy (already
-        copied in this tree, or present at the destination: no GET then)."""
+        """Copy ``digest`` and what it references, putting it last, by ``reference`` (a tag,
+        with its ``origin``) when given, else by digest; its bytes, or None when there was
+        nothing to copy (already copied in this tree, or present at the destination: no GET
+        then)."""
         if digest in seen:
             return None
         seen.add(digest)
@@ -185,9 +253,7 @@ class Copier:
             await _all(
                 partial(self._blob, src_repo, dst_repo, desc, result, log) for desc in parsed.blobs
             )
-        await self.dst.put_manifest(
-            dst_repo, reference or digest, manifest.data, manifest.media_type
-        )
+        await self._put(dst_repo, reference or digest, manifest, origin if reference else None)
         result.manifests_put += 1
         log(f"put manifest {digest} ({manifest.media_type}, {manifest.size} bytes)")
         return manifest
@@ -275,3 +341,25 @@ class Copier:
                     await self.bandwidth.consume(len(chunk))
                 result.bytes_copied += len(chunk)
                 yield chunk
+
+
+class _OriginDeletes:
+    """A destination client for one deletion: ``tag``'s deletes carry ``origin``; with no
+    origin (the source holds the tag again) the tag reads as gone, so nothing is deleted."""
+
+    def __init__(self, dst: OriginClient, tag: str, origin: Origin | None) -> None:
+        self._dst, self._tag, self._origin = dst, tag, origin
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._dst, name)
+
+    async def head_manifest(self, repo: str, reference: str) -> ManifestRef | None:
+        if reference == self._tag and self._origin is None:
+            return None
+        return await self._dst.head_manifest(repo, reference)  # type: ignore[attr-defined]
+
+    async def delete_tag(self, repo: str, tag: str) -> None:
+        await self._dst.delete_tag(repo, tag, origin=self._origin)
+
+    async def delete_manifest(self, repo: str, digest: str) -> None:
+        await self._dst.delete_manifest(repo, digest, origin=self._origin)

@@ -1,21 +1,27 @@
 """Listing one side of a replication: repositories, their tags and the digest each tag names.
 
 A listing that fails anywhere is marked incomplete (never silently shorter), so deletion sync can
-refuse to act on it.
+refuse to act on it. A Seawall's listing also says where and when each tag was written and
+which tags were deleted there (:class:`adapters.seawall.OriginListing`), in the same requests:
+the planner settles conflicts between regions with them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
+from typing import TypeVar
 
 import anyio
 
 from adapters.base import RegistryAdapter
 from adapters.oci.errors import NotFound, OciError
+from adapters.oci.origins import TagStates, carries_origins
 from adapters.oci.types import ManifestRef
 from adapters.protocol import RegistryClient
+from adapters.seawall import OriginListing
 from engine.plan import Listing
+from registry.oci.origin import Origin, Tombstone
 
 __all__ = [
     "DETAIL_FILTERS",
@@ -31,8 +37,11 @@ __all__ = [
 DETAIL_FILTERS = frozenset({"label", "artifact_type", "resource"})
 
 
-#: ``{repository: (tags, {tag: manifest})}`` listed with the catalog (see list_repositories).
-Preloaded = Mapping[str, tuple[list[str], Mapping[str, ManifestRef]]]
+#: ``{repository: (tags, {tag: manifest}, their origins and tombstones)}`` listed with the
+#: catalog (see list_repositories).
+Preloaded = Mapping[str, tuple[list[str], Mapping[str, ManifestRef], TagStates]]
+_NONE = TagStates()
+V = TypeVar("V")
 
 
 async def list_repositories(
@@ -42,11 +51,16 @@ async def list_repositories(
     listing), and the tags of those repositories where the provider lists them with the
     catalog (a Seawall: the whole listing in a request per 100 repositories; only names
     starting with ``prefix``, which every name ``keep`` keeps must have)."""
-    names, listings = await adapter.catalog_listings(prefix)
+    found: Mapping[str, tuple[list[str], Mapping[str, ManifestRef], TagStates]] | None
+    if isinstance(adapter, OriginListing):
+        names, found = await adapter.catalog_states(prefix)
+    else:
+        names, plain = await adapter.catalog_listings(prefix)
+        found = None if plain is None else {r: (t, m, _NONE) for r, (t, m) in plain.items()}
     repos = [r for r in names if keep(r)]
-    if listings is None:
+    if found is None:
         return repos, {}
-    return repos, {r: listings[r] for r in repos if r in listings}
+    return repos, {r: found[r] for r in repos if r in found}
 
 
 async def list_side(
@@ -73,8 +87,20 @@ async def list_side(
     preloaded = preloaded or {}
     tags: dict[str, dict[str, str]] = {}
     media_types: dict[str, str] = {}
+    origins: dict[str, Mapping[str, Origin]] = {}
+    tombstones: dict[str, Mapping[str, Tombstone]] = {}
     problems: list[str] = []
     slots = anyio.Semaphore(concurrency)
+    reports = isinstance(adapter, OriginListing)
+
+    async def listed(repo: str) -> tuple[list[str], Mapping[str, ManifestRef], TagStates]:
+        if repo in preloaded:
+            return preloaded[repo]
+        async with slots:
+            if isinstance(adapter, OriginListing):
+                return await adapter.list_tag_states(repo)
+            names, refs = await adapter.list_tag_refs(repo)
+            return names, refs, _NONE
 
     async def one_tag(repo: str, tag: str) -> None:
         async with slots:
@@ -85,21 +111,18 @@ async def list_side(
 
     async def one_repo(repo: str) -> None:
         try:
-            if repo in preloaded:
-                names, listed = preloaded[repo]
-            else:
-                async with slots:
-                    names, listed = await adapter.list_tag_refs(repo)
+            names, refs, states = await listed(repo)
         except NotFound:
             if not missing_ok:
                 problems.append(f"{repo}: repository not found")
             tags[repo] = {}
             return
         tags[repo] = {}
+        origins[repo], tombstones[repo] = states.origins, states.tombstones
         trusted = known.get(repo, {})
         async with anyio.create_task_group() as tg:
             for tag in names:
-                if (ref := listed.get(tag)) is not None:
+                if (ref := refs.get(tag)) is not None:
                     tags[repo][tag] = ref.digest
                     media_types[ref.digest] = ref.media_type
                 elif tag in trusted:
@@ -116,7 +139,15 @@ async def list_side(
     async with anyio.create_task_group() as tg:
         for repo in sorted(set(repositories)):
             tg.start_soon(guarded, repo)
-    return Listing(tags, complete=not problems, problems=tuple(problems), media_types=media_types)
+    return Listing(
+        tags,
+        complete=not problems,
+        problems=tuple(problems),
+        media_types=media_types,
+        reports_origins=reports,
+        origins=origins,
+        tombstones=tombstones,
+    )
 
 
 def _labels(annotations: object) -> frozenset[str]:
@@ -175,16 +206,28 @@ async def head_tags(
     client: RegistryClient, wanted: Mapping[str, Iterable[str]], concurrency: int = 32
 ) -> Listing:
     """Only the named tags (``{repository: tags}``): one ``HEAD`` each; a tag (or repository)
-    that does not exist is absent from the listing, any other failure makes it incomplete."""
+    that does not exist is absent from the listing, any other failure makes it incomplete.
+    A Seawall's ``HEAD`` also says the tag's origin, or the tombstone of a deleted tag."""
     tags: dict[str, dict[str, str]] = {repo: {} for repo in wanted}
+    origins: dict[str, dict[str, Origin]] = {repo: {} for repo in wanted}
+    tombstones: dict[str, dict[str, Tombstone]] = {repo: {} for repo in wanted}
     media_types: dict[str, str] = {}
     problems: list[str] = []
     slots = anyio.Semaphore(concurrency)
+    reports = carries_origins(client)
 
     async def one(repo: str, tag: str) -> None:
         try:
             async with slots:
-                ref = await client.head_manifest(repo, tag)
+                if carries_origins(client):
+                    head = await client.head_tag(repo, tag)
+                    ref = head.ref
+                    if head.origin is not None:
+                        origins[repo][tag] = head.origin
+                    if head.tombstone is not None:
+                        tombstones[repo][tag] = head.tombstone
+                else:
+                    ref = await client.head_manifest(repo, tag)
         except NotFound:
             return
         except OciError as e:
@@ -198,18 +241,35 @@ async def head_tags(
         for repo, names in wanted.items():
             for tag in sorted(set(names)):
                 tg.start_soon(one, repo, tag)
-    return Listing(tags, complete=not problems, problems=tuple(problems), media_types=media_types)
+    return Listing(
+        tags,
+        complete=not problems,
+        problems=tuple(problems),
+        media_types=media_types,
+        reports_origins=reports,
+        origins=origins,
+        tombstones=tombstones,
+    )
 
 
 def merge_listings(a: Listing, b: Listing) -> Listing:
     """Both listings in one (tags of a repository listed in both are united)."""
-    tags: dict[str, dict[str, str]] = {r: dict(t) for r, t in a.tags.items()}
-    for repo, more in b.tags.items():
-        tags.setdefault(repo, {}).update(more)
     return Listing(
-        tags,
+        _united(a.tags, b.tags),
         complete=a.complete and b.complete,
         problems=a.problems + b.problems,
         media_types={**a.media_types, **b.media_types},
         details={**a.details, **b.details},
+        reports_origins=a.reports_origins and b.reports_origins,
+        origins=_united(a.origins, b.origins),
+        tombstones=_united(a.tombstones, b.tombstones),
     )
+
+
+def _united(
+    a: Mapping[str, Mapping[str, V]], b: Mapping[str, Mapping[str, V]]
+) -> dict[str, dict[str, V]]:
+    out: dict[str, dict[str, V]] = {r: dict(t) for r, t in a.items()}
+    for repo, more in b.items():
+        out.setdefault(repo, {}).update(more)
+    return out

@@ -3,6 +3,12 @@ by a real run (one code path for both).
 
 The planner is pure: :func:`make_plan` takes the policy and the listings and returns a
 :class:`Plan`; it does no I/O, so every rule here is unit-tested without a registry.
+
+Where both sides report tag origins and tombstones (Seawalls: :mod:`registry.oci.origin`) and
+the policy has a conflict rule (:mod:`engine.conflicts`: set for regions that replicate to each
+other), a tag the two sides disagree about is settled by the rule, and a tag deleted on one
+side is never copied back from the other: with deletion on, the tombstone deletes it there
+instead. Elsewhere the override rule decides, as Harbor's does.
 """
 
 from __future__ import annotations
@@ -11,8 +17,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
+from engine.conflicts import NO_ORIGIN, Conflict, ConflictRule, Side, Write
 from engine.filters import Candidate, Filter, apply_filters
 from engine.naming import map_repository
+from registry.oci.origin import Origin, Tombstone
 
 __all__ = [
     "GUARD",
@@ -43,6 +51,8 @@ class PolicySpec:
     deletion: bool = False
     max_deletions: int = 100
     max_deletion_fraction: float = 0.25
+    #: settles tags written differently on both sides (only where both report origins)
+    conflict_rule: ConflictRule = field(default_factory=ConflictRule)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +70,20 @@ class Listing:
     #: digest -> (artifact type, labels), filled only when filters need them (see
     #: :func:`engine.listing.describe`): one manifest GET per artifact
     details: Mapping[str, tuple[str | None, frozenset[str]]] = field(default_factory=dict)
+    #: the side reports where and when each tag was written, and the tags deleted there (a
+    #: Seawall): ``origins`` ``{repo: {tag: origin}}`` (a tag missing there was written before
+    #: origins were recorded) and ``tombstones`` ``{repo: {tag: tombstone}}``
+    reports_origins: bool = False
+    origins: Mapping[str, Mapping[str, Origin]] = field(default_factory=dict)
+    tombstones: Mapping[str, Mapping[str, Tombstone]] = field(default_factory=dict)
+
+    def write(self, repo: str, tag: str) -> Write | None:
+        """The side's last write of ``repo:tag``: the tag, its tombstone, or None."""
+        digest = self.tags.get(repo, {}).get(tag)
+        if digest is not None:
+            return Write(self.origins.get(repo, {}).get(tag, NO_ORIGIN), digest)
+        gone = self.tombstones.get(repo, {}).get(tag)
+        return None if gone is None else Write.of_tombstone(gone)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +112,9 @@ class DeleteAction:
     tag: str
     digest: str
     reason: str = "deleted at source"
+    #: the repository the tag was deleted from at the source, where known (a Seawall's
+    #: tombstone there gives the deletion its origin: :meth:`engine.copier.Copier.deleting`)
+    src_repository: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +124,7 @@ class Plan:
     deletions: tuple[DeleteAction, ...] = ()
     deletions_blocked: str = ""  # why planned deletions will not run (guard or bad listing)
     problems: tuple[str, ...] = ()  # what went wrong listing the source
+    conflicts: tuple[Conflict, ...] = ()  # tags both sides wrote differently, and who won
 
     @property
     def total(self) -> int:
@@ -172,9 +200,11 @@ def make_plan(
     """
     copies: list[CopyAction] = []
     skips: list[SkipAction] = []
+    conflicts: list[Conflict] = []
     kept_tags: dict[str, set[str]] = {}
     candidates = _candidates(source)
     chosen = apply_filters(list(policy.filters), candidates)
+    aware = _aware(policy, source, destination)
     for cand in chosen + _fallback_referrers(policy.filters, candidates, chosen):
         dst_repo = map_repository(
             cand.repository, policy.dest_namespace, policy.dest_namespace_replace_count
@@ -182,18 +212,32 @@ def make_plan(
         kept_tags.setdefault(dst_repo, set()).update(cand.tags)
         dst_tags = destination.tags.get(dst_repo, {})
         to_copy, identical, differs = [], [], []
+        settled: dict[str, Conflict] = {}
         for tag in cand.tags:
             have = dst_tags.get(tag)
             if have == cand.digest:
                 identical.append(tag)
-            elif have is None or policy.override:
+                continue
+            theirs = destination.write(dst_repo, tag) if aware else None
+            if theirs is not None:  # both sides wrote it: the rule settles it
+                ours = source.write(cand.repository, tag)
+                assert ours is not None
+                settled[tag] = policy.conflict_rule.settle(cand.repository, tag, ours, theirs)
+                if settled[tag].winner == Side.DESTINATION:
+                    continue
+            if have is None or policy.override:
                 to_copy.append(tag)
             else:
                 differs.append(tag)
+        conflicts.extend(settled.values())
+        skips.extend(_lost(cand, dst_repo, settled))
         if to_copy:
             reason = "missing at destination" if not identical else "some tags missing"
             if any(dst_tags.get(t) not in (None, cand.digest) for t in to_copy):
                 reason = "destination differs (override on)"
+            won = [settled[t] for t in to_copy if t in settled]
+            if won:
+                reason = f"conflict settled for the source: {won[0].describe()}"
             copies.append(
                 CopyAction(
                     cand.repository, dst_repo, cand.digest, tuple(to_copy), cand.media_type, reason
@@ -221,10 +265,43 @@ def make_plan(
                     "destination differs and override is off",
                 )
             )
-    deletions, blocked = _deletions(
+    deletions, blocked, settled_deletions = _deletions(
         policy, source, destination, kept_tags, replicated or {}, deletion_base
     )
-    return Plan(tuple(_subject_first(copies)), tuple(skips), deletions, blocked)
+    return Plan(
+        tuple(_subject_first(copies)),
+        tuple(skips),
+        deletions,
+        blocked,
+        conflicts=tuple(conflicts) + settled_deletions,
+    )
+
+
+def _aware(policy: PolicySpec, source: Listing, destination: Listing) -> bool:
+    """Whether conflicts are settled: the policy has a rule, and both sides report origins."""
+    return policy.conflict_rule.settles and source.reports_origins and destination.reports_origins
+
+
+def _lost(cand: Candidate, dst_repo: str, settled: Mapping[str, Conflict]) -> list[SkipAction]:
+    """Skips for the tags of ``cand`` whose conflict the destination won: one per reason."""
+    lost = [c for c in settled.values() if c.winner == Side.DESTINATION]
+    out: list[SkipAction] = []
+    for deleted in (True, False):
+        some = [c for c in lost if c.destination.deleted == deleted]
+        if not some:
+            continue
+        what = "deleted at the destination: not copied back" if deleted else "destination wins"
+        out.append(
+            SkipAction(
+                cand.repository,
+                dst_repo,
+                cand.digest,
+                tuple(c.tag for c in some),
+                "skipped-differs",
+                f"conflict settled for the destination ({what}): {some[0].describe()}",
+            )
+        )
+    return out
 
 
 def _deletions(
@@ -234,34 +311,123 @@ def _deletions(
     kept_tags: Mapping[str, set[str]],
     replicated: Mapping[str, Mapping[str, str]],
     base: int | None,
-) -> tuple[tuple[DeleteAction, ...], str]:
+) -> tuple[tuple[DeleteAction, ...], str, tuple[Conflict, ...]]:
+    """Deletion sync: what the ledger holds and the source no longer has (never more than
+    that, where the sides report no origins); where they do, also what the source's tombstones
+    delete — a tag deleted there later than the destination's was written (by the policy's
+    rule) — and nothing whose destination write is the later one."""
     if not policy.deletion:
-        return (), ""
-    candidates: list[DeleteAction] = []
+        return (), "", ()
+    aware = _aware(policy, source, destination)
+    sources = _source_repositories(policy, source) if aware else {}
+    candidates: dict[tuple[str, str], DeleteAction] = {}
+    conflicts: list[Conflict] = []
+    inferred = 0  # deletions inferred from absence alone (what the fraction guard is for)
     for dst_repo, ledger in sorted(replicated.items()):
         present = destination.tags.get(dst_repo, {})
         keep = kept_tags.get(dst_repo, set())
         for tag, digest in sorted(ledger.items()):
             if tag in keep or present.get(tag) != digest:
                 continue  # still at the source, or no longer what we put there: not ours to delete
-            candidates.append(DeleteAction(dst_repo, tag, digest))
-    if not candidates:
-        return (), ""
+            gone = _settled(policy, source, destination, sources.get(dst_repo), dst_repo, tag)
+            if gone is not None:
+                conflicts.append(gone)
+                if gone.winner == Side.DESTINATION:
+                    continue
+            else:
+                inferred += 1
+            candidates[(dst_repo, tag)] = DeleteAction(
+                dst_repo, tag, digest, src_repository=sources.get(dst_repo, "")
+            )
+    for dst_repo, src_repo in sorted(sources.items()):
+        present = destination.tags.get(dst_repo, {})
+        for tag in sorted(source.tombstones.get(src_repo, {})):
+            if (dst_repo, tag) in candidates or tag not in present:
+                continue
+            if tag in kept_tags.get(dst_repo, set()) or not _tag_selected(policy, src_repo, tag):
+                continue
+            gone = _settled(policy, source, destination, src_repo, dst_repo, tag)
+            assert gone is not None
+            conflicts.append(gone)
+            if gone.winner == Side.SOURCE:
+                why = f"deleted at source ({gone.source.origin.describe()})"
+                candidates[(dst_repo, tag)] = DeleteAction(
+                    dst_repo, tag, present[tag], why, src_repo
+                )
+    found = tuple(candidates.values())
+    return found, _blocked(policy, source, destination, found, inferred, base), tuple(conflicts)
+
+
+def _source_repositories(policy: PolicySpec, source: Listing) -> dict[str, str]:
+    """``{destination repository: source repository}`` of the repositories the source listed
+    (tags or tombstones) that the name filters keep."""
+    names = set(source.tags) | set(source.tombstones)
+    selected = apply_filters(
+        [f for f in policy.filters if f.type == "name"], [Candidate(r, "", ()) for r in names]
+    )
+    return {
+        map_repository(c.repository, policy.dest_namespace, policy.dest_namespace_replace_count): (
+            c.repository
+        )
+        for c in selected
+    }
+
+
+def _tag_selected(policy: PolicySpec, repo: str, tag: str) -> bool:
+    """Whether the policy would carry ``repo:tag``, judged on names alone: a policy with
+    filters on what an artifact is (labels, types) deletes by tombstone only what its ledger
+    says it put there."""
+    if any(f.type not in ("name", "tag") for f in policy.filters):
+        return False
+    return bool(apply_filters(list(policy.filters), [Candidate(repo, "", (tag,))]))
+
+
+def _settled(
+    policy: PolicySpec,
+    source: Listing,
+    destination: Listing,
+    src_repo: str | None,
+    dst_repo: str,
+    tag: str,
+) -> Conflict | None:
+    """The rule's verdict between the source's tombstone of a tag and the destination's tag;
+    None where the source has no tombstone for it (or the sides report no origins)."""
+    if src_repo is None:
+        return None
+    ours, theirs = source.write(src_repo, tag), destination.write(dst_repo, tag)
+    if ours is None or not ours.deleted or theirs is None or theirs.deleted:
+        return None
+    return policy.conflict_rule.settle(src_repo, tag, ours, theirs)
+
+
+def _blocked(
+    policy: PolicySpec,
+    source: Listing,
+    destination: Listing,
+    found: tuple[DeleteAction, ...],
+    inferred: int,
+    base: int | None,
+) -> str:
+    """Why ``found`` may not run: an incomplete source listing, or a guard. The fraction guard
+    counts only deletions inferred from a tag's absence at the source (a tombstone is a
+    record of the deletion, not an inference); ``max_deletions`` counts all."""
+    if not found:
+        return ""
     if not source.complete:
         why = "; ".join(source.problems[:3]) or "the source listing was incomplete"
-        return tuple(candidates), f"no deletion: {why}"
+        return f"no deletion: {why}"
     total = (base if base is not None else sum(len(t) for t in destination.tags.values())) or 1
-    if len(candidates) > policy.max_deletions:
-        return tuple(candidates), (
-            f"{GUARD}: {len(candidates)} deletions exceed max_deletions="
+    if len(found) > policy.max_deletions:
+        return (
+            f"{GUARD}: {len(found)} deletions exceed max_deletions="
             f"{policy.max_deletions}; review them with a dry run, then raise the limit "
             "(seawall policy update NAME --max-deletions N, or the API's max_deletions)"
         )
-    if len(candidates) / total > policy.max_deletion_fraction:
-        return tuple(candidates), (
-            f"{GUARD}: {len(candidates)} of {total} destination tags "
-            f"({len(candidates) / total:.0%}) exceed max_deletion_fraction="
+    if inferred and inferred / total > policy.max_deletion_fraction:
+        return (
+            f"{GUARD}: {inferred} of {total} destination tags "
+            f"({inferred / total:.0%}) exceed max_deletion_fraction="
             f"{policy.max_deletion_fraction:g}; review them with a dry run, then raise the limit "
             "(seawall policy update NAME --max-deletion-fraction F)"
         )
-    return tuple(candidates), ""
+    return ""

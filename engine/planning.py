@@ -2,11 +2,16 @@
 
 Shared by the service's runner and ``seawall sync``; no database here (the ledger of what the
 policy replicated comes in as a mapping).
+
+Between two Seawalls the plan settles tags written differently on both sides by the conflict
+rule of the run's remote endpoint (:func:`conflict_rule`); each settled conflict is logged (the
+audit record; the task rows say it too).
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Awaitable
 from dataclasses import replace
 
@@ -15,6 +20,8 @@ import anyio
 from adapters.base import RegistryAdapter
 from adapters.oci.errors import OciError
 from adapters.protocol import RegistryClient
+from adapters.seawall import SeawallAdapter
+from engine.conflicts import ConflictRule, rule_from_options
 from engine.filters import name_prefix, repository_matches
 from engine.listing import (
     DETAIL_FILTERS,
@@ -29,9 +36,27 @@ from engine.plan import CopyAction, Listing, Plan, PolicySpec, make_plan
 from engine.regions.report import is_canary
 from engine.scope import Scope
 
-__all__ = ["plan_policy", "plan_scope"]
+__all__ = ["conflict_rule", "plan_policy", "plan_scope"]
 
+log = logging.getLogger("seawall.engine")
 Ledger = dict[str, dict[str, str]]
+
+
+def conflict_rule(src: RegistryAdapter, dst: RegistryAdapter) -> ConflictRule:
+    """The rule a run between ``src`` and ``dst`` settles conflicts by: the one set on its
+    remote Seawall endpoint (the destination's, where both are remote and it sets one); none
+    (the source is the authority) where none is set. Each region's endpoints for the others
+    must say the same rule (docs/operations.md)."""
+    for side in (dst, src):
+        if isinstance(side, SeawallAdapter) and side.config.option("conflict_rule"):
+            return rule_from_options(dict(side.config.options))
+    return ConflictRule()
+
+
+def _audited(plan: Plan) -> Plan:
+    for conflict in plan.conflicts:
+        log.info("replication conflict settled: %s", conflict.describe())
+    return plan
 
 
 def _map(spec: PolicySpec, repo: str) -> str:
@@ -55,6 +80,7 @@ async def plan_policy(
     """The whole policy: the source's catalog (name filters first), both sides listed at once
     (the destination's repositories follow from the catalog). ``verify``: trust no ledger
     entry, check every destination tag."""
+    spec = replace(spec, conflict_rule=conflict_rule(src, dst))
     filters = list(spec.filters)
     repos, preloaded = await list_repositories(
         src, lambda r: not is_canary(r) and repository_matches(filters, r), name_prefix(filters)
@@ -74,7 +100,7 @@ async def plan_policy(
         tg.start_soon(source)
         tg.start_soon(destination)
     found = listings["src"]
-    plan = await _planned(spec, found, listings["dst"], ledger)
+    plan = _audited(await _planned(spec, found, listings["dst"], ledger))
     return plan if found.complete else replace(plan, problems=found.problems)
 
 
@@ -92,6 +118,7 @@ async def plan_scope(
     scope's tags alone, one ``HEAD`` per tag on each side, with the ledger narrowed to those
     tags so nothing else is considered for deletion. The deletion guard's fraction is taken
     over everything the policy has replicated."""
+    spec = replace(spec, conflict_rule=conflict_rule(src, dst))
     names = sorted(r for r in scope.repositories if repository_matches(list(spec.filters), r))
     whole = [r for r in names if r in scope.whole]
     narrow = {r: scope.tags.get(r, set()) for r in names if r not in scope.whole}
@@ -119,7 +146,9 @@ async def plan_scope(
         tg.start_soon(destination)
     source_listing, destination_listing = listings["src"], listings["dst"]
     base = sum(len(t) for t in ledger.values())
-    plan = await _planned(spec, source_listing, destination_listing, mine, deletion_base=base)
+    plan = _audited(
+        await _planned(spec, source_listing, destination_listing, mine, deletion_base=base)
+    )
     plan = await _with_late_referrers(plan, spec, src.client(), dst.client(), scope, source_listing)
     if source_listing.complete:
         return plan

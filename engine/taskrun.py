@@ -191,8 +191,9 @@ async def _execute(
     """The task's outcome, bytes copied, and what to add to the policy's ledger."""
     dst = tools.destination
     if task.operation == TaskOperation.DELETION:
+        client = await tools.copier.deleting(dst.client, task.src_repository, task.tags[0])
         outcome, forget = await delete_replicated(
-            dst.client,
+            client,
             task.dst_repository,
             task.tags[0],
             task.digest,

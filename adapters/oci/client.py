@@ -35,6 +35,7 @@ from adapters.oci.content import (
 from adapters.oci.credentials import CredentialProvider, RefreshingCredentials
 from adapters.oci.errors import DigestMismatch, ProtocolError, RequestRejected, Unsupported
 from adapters.oci.limits import RetryPolicy
+from adapters.oci.origins import TagHead, TagStates, origins_of, tombstones_of
 from adapters.oci.session import RegistrySession
 from adapters.oci.transport import AiohttpTransport, Request, Response, Transport
 from adapters.oci.types import MANIFEST_ACCEPT, ClientStats, Manifest, ManifestRef, PingResult
@@ -51,11 +52,17 @@ from adapters.oci.urls import pull as pull_scope
 from adapters.oci.urls import push as push_scope
 from registry.oci import mediatypes as mt
 from registry.oci.manifest import Descriptor
+from registry.oci.origin import ORIGIN_HEADER, TOMBSTONE_HEADER, Origin
 
-__all__ = ["OciClient"]
+__all__ = ["OciClient", "TagListing"]
 
 MiB = 1024 * 1024
 _PAGE_LIMIT = 100_000  # pages followed at most: a Link loop must end
+
+#: One repository as a tag list describes it: its tags, the manifests those it says name, and
+#: (a Seawall) their origins and the repository's tombstones.
+TagListing = tuple[list[str], dict[str, ManifestRef], TagStates]
+_ORIGIN_HEADERS = (ORIGIN_HEADER, TOMBSTONE_HEADER)
 
 
 class OciClient:
@@ -85,12 +92,17 @@ class OciClient:
         credential_provider: CredentialProvider | None = None,
         refresh_before_seconds: float = 300.0,
         credential_clock: Callable[[], float] = time.time,
+        origins: bool = False,
     ) -> None:
         """``credential_provider``: where credentials that expire come from (a cloud
         registry's token exchange); they replace ``username``/``password``/``token``, are
         fetched before the first request, ``refresh_before_seconds`` before they expire, and
         once more after a 401 (see :mod:`adapters.oci.credentials`); their expiry is read
-        against ``credential_clock``."""
+        against ``credential_clock``. ``origins``: the registry is a Seawall, which records
+        where and when each tag was written (:attr:`carries_origins`)."""
+        #: the registry reports tag origins and tombstones, and keeps the origins this client's
+        #: writes carry (a Seawall): the engine then settles conflicts between regions
+        self.carries_origins = origins
         self.base_url = normalize_base_url(base_url)
         self.endpoint = Endpoint(self.base_url)
         self.auth = RegistryAuth(Credentials(username, password, token))
@@ -176,12 +188,22 @@ class OciClient:
         manifests they name, as :meth:`list_tag_refs` would return them; None otherwise.
         ``prefix``: only names starting with it are wanted (a Seawall then lists only those;
         other registries list all, as :meth:`catalog` does)."""
+        repos, listings = await self.catalog_states(prefix, page_size)
+        if listings is None:
+            return repos, None
+        return repos, {repo: (names, refs) for repo, (names, refs, _) in listings.items()}
+
+    async def catalog_states(
+        self, prefix: str = "", page_size: int = 1000
+    ) -> tuple[list[str], dict[str, TagListing] | None]:
+        """:meth:`catalog_listings` with each repository's :class:`TagStates` (tag origins and
+        tombstones: empty where the registry does not report them)."""
         url = self.endpoint.catalog(page_size)
         if prefix:
             url += "&" + urlencode({"prefix": prefix})
         accept = f"{mt.SEAWALL_CATALOG}, application/json"
         repos: list[str] = []
-        listings: dict[str, tuple[list[str], dict[str, ManifestRef]]] | None = {}
+        listings: dict[str, TagListing] | None = {}
         async for page, media_type in self._pages(url, CATALOG_SCOPE, accept):
             repos.extend(str(r) for r in page.get("repositories") or [])
             found = page.get("listings")
@@ -191,7 +213,9 @@ class OciClient:
             for repo, one in found.items():
                 if isinstance(one, dict) and isinstance(one.get("tags"), list):
                     names = [str(t) for t in one["tags"]]
-                    listings[str(repo)] = (names, _tag_refs(one.get("manifests")))
+                    manifests = one.get("manifests")
+                    states = TagStates(origins_of(manifests), tombstones_of(one.get("tombstones")))
+                    listings[str(repo)] = (names, _tag_refs(manifests), states)
         return repos, listings
 
     async def list_tags(self, repo: str, page_size: int = 1000) -> list[str]:
@@ -205,15 +229,26 @@ class OciClient:
         :data:`~registry.oci.mediatypes.SEAWALL_TAG_LIST`), the manifest each names; a tag
         without one needs :meth:`head_manifest`. Other registries: :meth:`list_tags`, same
         requests."""
+        tags, refs, _ = await self.list_tag_states(repo, page_size)
+        return tags, refs
+
+    async def list_tag_states(self, repo: str, page_size: int = 1000) -> TagListing:
+        """:meth:`list_tag_refs` with the repository's :class:`TagStates` (a Seawall's tag
+        origins and tombstones; empty elsewhere), in the same requests."""
         tags: list[str] = []
         refs: dict[str, ManifestRef] = {}
+        origins: dict[str, Origin] = {}
+        tombstones: dict[str, object] = {}
         url = self.endpoint.tags(repo, page_size)
         accept = f"{mt.SEAWALL_TAG_LIST}, application/json"
         async for page, media_type in self._pages(url, pull_scope(repo), accept):
             tags.extend(str(t) for t in page.get("tags") or [])
             if media_type == mt.SEAWALL_TAG_LIST:
                 refs.update(_tag_refs(page.get("manifests")))
-        return tags, refs
+                origins.update(origins_of(page.get("manifests")))
+                found = page.get("tombstones")
+                tombstones.update(found if isinstance(found, dict) else {})
+        return tags, refs, TagStates(origins, tombstones_of(tombstones))
 
     async def _paged(self, url: str | None, scope: str, key: str) -> list[str]:
         out: list[str] = []
@@ -239,18 +274,29 @@ class OciClient:
 
     async def head_manifest(self, repo: str, reference: str) -> ManifestRef | None:
         """Digest, media type and size of a manifest, or None if there is none."""
+        ref, _ = await self._head(repo, reference)
+        return ref
+
+    async def head_tag(self, repo: str, tag: str) -> TagHead:
+        """:meth:`head_manifest` of a tag, with the tag's origin or, for a tag deleted there,
+        its tombstone (a Seawall says them in headers; other registries do not)."""
+        ref, headers = await self._head(repo, tag)
+        return TagHead.from_headers(ref, headers)
+
+    async def _head(self, repo: str, reference: str) -> tuple[ManifestRef | None, dict[str, str]]:
         request = self._manifest_request("HEAD", repo, reference)
         async with self.session.request(request, expect=(200, 404)) as response:
+            kept = {k: v for k in _ORIGIN_HEADERS if (v := response.headers.get(k))}
             if response.status == 404:
-                return None
+                return None, kept
             digest = response.headers.get("Docker-Content-Digest")
             length = response.headers.get("Content-Length", "")
             media_type = media_type_of(response.headers.get("Content-Type"))
         if digest is None and is_digest(reference):
             digest = reference
         if digest is None or not length.isdigit() or media_type is None:
-            return (await self.get_manifest(repo, reference)).ref  # HEAD told too little
-        return ManifestRef(digest, media_type, int(length))
+            return (await self.get_manifest(repo, reference)).ref, kept  # HEAD told too little
+        return ManifestRef(digest, media_type, int(length)), kept
 
     async def get_manifest(self, repo: str, reference: str) -> Manifest:
         """The manifest's exact bytes; DigestMismatch if they do not hash to the digest asked
@@ -270,13 +316,22 @@ class OciClient:
             )
         return Manifest(data, media_type or sniff_media_type(data), digest)
 
-    async def put_manifest(self, repo: str, reference: str, data: bytes, media_type: str) -> str:
-        """Store ``data`` under a tag or digest; returns its digest."""
+    async def put_manifest(
+        self,
+        repo: str,
+        reference: str,
+        data: bytes,
+        media_type: str,
+        *,
+        origin: Origin | None = None,
+    ) -> str:
+        """Store ``data`` under a tag or digest; returns its digest. ``origin``: the tag's
+        original origin, carried to a Seawall (sent only where :attr:`carries_origins`)."""
         digest = digest_of(data, reference if is_digest(reference) else None)
         request = Request(
             "PUT",
             self.endpoint.manifest(repo, reference),
-            headers={"Content-Type": media_type},
+            headers={"Content-Type": media_type, **self._origin_headers(origin)},
             content=data,
             scope=push_scope(repo),
         )
@@ -290,18 +345,22 @@ class OciClient:
             )
         return digest
 
-    async def delete_manifest(self, repo: str, digest: str) -> None:
-        """Delete a manifest by digest (and every tag on it). NotFound if absent."""
+    async def delete_manifest(
+        self, repo: str, digest: str, *, origin: Origin | None = None
+    ) -> None:
+        """Delete a manifest by digest (and every tag on it). NotFound if absent.
+        ``origin``: the deletion's original origin (as for :meth:`put_manifest`)."""
         if not is_digest(digest):
             raise RequestRejected(f"delete_manifest needs a digest, got {digest!r}: see delete_tag")
-        await self._delete(repo, digest)
+        await self._delete(repo, digest, origin)
 
-    async def delete_tag(self, repo: str, tag: str) -> None:
-        """Remove one tag (OCI 1.1). Unsupported if the registry only deletes by digest."""
+    async def delete_tag(self, repo: str, tag: str, *, origin: Origin | None = None) -> None:
+        """Remove one tag (OCI 1.1). Unsupported if the registry only deletes by digest.
+        ``origin``: the deletion's original origin (as for :meth:`put_manifest`)."""
         if is_digest(tag):
             raise RequestRejected(f"delete_tag needs a tag, got the digest {tag!r}")
         try:
-            await self._delete(repo, tag)
+            await self._delete(repo, tag, origin)
         except (RequestRejected, DigestMismatch) as error:
             if error.status != 400:
                 raise
@@ -315,11 +374,17 @@ class OciClient:
                 url=error.url,
             ) from error
 
-    async def _delete(self, repo: str, reference: str) -> None:
+    async def _delete(self, repo: str, reference: str, origin: Origin | None = None) -> None:
         url = self.endpoint.manifest(repo, reference)
-        request = Request("DELETE", url, scope=delete(repo))
+        headers = self._origin_headers(origin)
+        request = Request("DELETE", url, headers=headers, scope=delete(repo))
         async with self.session.request(request, expect=(200, 202, 204)):
             pass
+
+    def _origin_headers(self, origin: Origin | None) -> dict[str, str]:
+        if origin is None or not self.carries_origins:
+            return {}
+        return {ORIGIN_HEADER: origin.header()}
 
     def _manifest_request(self, method: str, repo: str, reference: str) -> Request:
         return Request(

@@ -1,7 +1,8 @@
 """``/v2/<name>/tags/list`` and ``/v2/_catalog``: lexical order, ``n``/``last`` pagination with
 ``Link: <…>; rel="next"``. A tag list asked for as :data:`SEAWALL_TAG_LIST` also carries each
-tag's digest, media type and size; a catalog asked for as :data:`SEAWALL_CATALOG` carries each
-repository's tag list so (and takes ``prefix=``)."""
+tag's digest, media type, size and origin (the region that took the push and its time then),
+and the tombstones of deleted tags in the page's range of names; a catalog asked for as
+:data:`SEAWALL_CATALOG` carries each repository's tag list so (and takes ``prefix=``)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from registry.meta.content import TagRecord
 from registry.oci.errors import RegistryError
 from registry.oci.mediatypes import SEAWALL_CATALOG, SEAWALL_TAG_LIST
 from registry.oci.numbers import NumberError, parse_count
+from registry.oci.origin import Tombstone
 
 __all__ = ["catalog", "tags_list"]
 
@@ -55,9 +57,17 @@ def _link(path: str, n: int | None, items: list[str], **more: str) -> dict[str, 
 
 
 def _manifests(records: list[TagRecord]) -> dict[str, dict[str, object]]:
-    return {
-        r.name: {"digest": r.digest, "mediaType": r.media_type, "size": r.size} for r in records
-    }
+    out: dict[str, dict[str, object]] = {}
+    for r in records:
+        entry: dict[str, object] = {"digest": r.digest, "mediaType": r.media_type, "size": r.size}
+        if r.origin is not None:
+            entry["origin"] = r.origin.json()
+        out[r.name] = entry
+    return out
+
+
+def _tombstones(found: dict[str, Tombstone]) -> dict[str, dict[str, str]]:
+    return {name: found[name].json() for name in sorted(found)}
 
 
 async def tags_list(ctx: RegistryContext, req: Request) -> Response:
@@ -79,8 +89,18 @@ async def _tag_records(
     if records is None or (n == 0 and await ctx.content.repository_id(name) is None):
         raise RegistryError("NAME_UNKNOWN", {"name": name})
     tags = [r.name for r in records]
-    headers = {"Content-Type": SEAWALL_TAG_LIST, **_link(req.path, n, tags), **VARY}
-    body = {"name": name, "tags": tags, "manifests": _manifests(records)}
+    link = _link(req.path, n, tags)
+    # the tombstones named in this page's range: after ``last``, up to its last tag (the
+    # last page: to the end), so the pages together carry each exactly once
+    upto = tags[-1] if link else None
+    gone = {} if n == 0 else await ctx.content.tombstones(name, last, upto)
+    headers = {"Content-Type": SEAWALL_TAG_LIST, **link, **VARY}
+    body = {
+        "name": name,
+        "tags": tags,
+        "manifests": _manifests(records),
+        "tombstones": _tombstones(gone),
+    }
     return json_response(body, headers=headers)
 
 
@@ -99,8 +119,13 @@ async def _catalog_with_tags(
     prefix = _text_arg(req, "prefix") or ""
     repos = [] if n == 0 else await ctx.content.list_repositories(n, last, prefix)
     records = await ctx.content.tag_records_of(repos)
+    gone = await ctx.content.tombstones_of(repos)
     listings = {
-        repo: {"tags": [r.name for r in records[repo]], "manifests": _manifests(records[repo])}
+        repo: {
+            "tags": [r.name for r in records[repo]],
+            "manifests": _manifests(records[repo]),
+            "tombstones": _tombstones(gone[repo]),
+        }
         for repo in repos
     }
     headers = {"Content-Type": SEAWALL_CATALOG, **_link(req.path, n, repos, prefix=prefix), **VARY}

@@ -20,14 +20,18 @@ from typing import Any
 
 from registry.meta.cache import TTLCache
 from registry.meta.fence import BlobFence, stamp, utc_now
+from registry.meta.origins import clear_tombstone, origin_of, tombstone_of, write_tombstones
 from registry.meta.sql import SqlBackend, Tx
 from registry.oci.errors import RegistryError
 from registry.oci.manifest import ParsedManifest
+from registry.oci.origin import Origin, Tombstone, is_region_name
 
 __all__ = ["CONTENT_CHANNEL", "ContentStore", "ManifestRecord", "ReferrerRecord", "TagRecord"]
 
 #: The notification channel of content changes; the payload is the repository id.
 CONTENT_CHANNEL = "seawall_content"
+#: How long a deleted tag's tombstone is kept by default (30 days).
+TOMBSTONE_RETENTION_SECONDS = 30 * 86400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +53,7 @@ class ManifestRecord:
     media_type: str
     size: int
     data: bytes
+    origin: Origin | None = None  # found by tag: the tag's origin (None: not recorded)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +62,7 @@ class TagRecord:
     digest: str
     media_type: str
     size: int
+    origin: Origin | None = None  # None: written before origins were recorded
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,8 +129,22 @@ def _ensure_repository(tx: Tx, name: str, now: Any) -> int:
 
 
 class ContentStore:
-    def __init__(self, sql: SqlBackend, *, cache_ttl_seconds: float = 2.0) -> None:
+    def __init__(
+        self,
+        sql: SqlBackend,
+        *,
+        cache_ttl_seconds: float = 2.0,
+        region_name: str = "local",
+        tombstone_retention_seconds: float = TOMBSTONE_RETENTION_SECONDS,
+    ) -> None:
+        """``region_name``: this registry's region (setting ``dr.region_name``), the origin of
+        what clients push and delete here. ``tombstone_retention_seconds``: how long a deleted
+        tag's tombstone is kept (:mod:`registry.meta.origins`)."""
+        if not is_region_name(region_name):
+            raise ValueError(f"region name {region_name!r} breaks the region name rule")
         self.sql = sql
+        self.region_name = region_name
+        self.tombstone_retention_seconds = tombstone_retention_seconds
         self._d = d = _Dialect.of(sql.dialect)
         # (a deleted repository keeps its row, so ids cached by other processes stay valid,
         # and leaves the catalog with its last blob link)
@@ -140,11 +160,22 @@ class ContentStore:
             f"ORDER BY name{d.collate} LIMIT :n"
         )
         self._q_tag_records_between = (
-            "SELECT r.name, t.name, t.digest, m.media_type, m.size FROM repository r "
+            "SELECT r.name, t.name, t.digest, m.media_type, m.size, t.origin_region, "
+            "t.origin_at FROM repository r "
             "JOIN tag t ON t.repository_id = r.id JOIN manifest m ON m.digest = t.digest "
             f"WHERE r.name{d.collate} >= :first AND r.name{d.collate} <= :upto "
             f"ORDER BY r.name{d.collate}, t.name{d.collate}"
         )
+        self._q_tombstones_between = (
+            "SELECT r.name, g.name, g.digest, g.origin_region, g.origin_at FROM repository r "
+            "JOIN tag_tombstone g ON g.repository_id = r.id "
+            f"WHERE r.name{d.collate} >= :first AND r.name{d.collate} <= :upto"
+        )
+        self._q_tombstones = (
+            "SELECT name, digest, origin_region, origin_at FROM tag_tombstone "
+            f"WHERE repository_id = :rid AND name{d.collate} > :last"
+        )
+        self._q_tombstones_upto = self._q_tombstones + f" AND name{d.collate} <= :upto"
         self._q_repositories_with_blob = (
             "SELECT r.name FROM repo_blob rb JOIN repository r ON r.id = rb.repository_id "
             f"WHERE rb.digest = :digest ORDER BY r.name{d.collate} LIMIT :n"
@@ -154,8 +185,8 @@ class ContentStore:
             f"ORDER BY name{d.collate} LIMIT :n"
         )
         self._q_tag_records = (
-            "SELECT t.name, t.digest, m.media_type, m.size FROM tag t "
-            f"JOIN manifest m ON m.digest = t.digest WHERE t.repository_id = :rid "
+            "SELECT t.name, t.digest, m.media_type, m.size, t.origin_region, t.origin_at "
+            f"FROM tag t JOIN manifest m ON m.digest = t.digest WHERE t.repository_id = :rid "
             f"AND t.name{d.collate} > :last ORDER BY t.name{d.collate} LIMIT :n"
         )
         self._q_tags_of_digest = (
@@ -226,9 +257,22 @@ class ContentStore:
             return {}
         out: dict[str, list[TagRecord]] = {repo: [] for repo in repos}
         rows = await self.sql.all(self._q_tag_records_between, first=repos[0], upto=repos[-1])
-        for repo, tag, digest, media_type, size in rows:
+        for repo, tag, digest, media_type, size, region, at in rows:
             if repo in out:
-                out[repo].append(TagRecord(tag, digest, media_type, int(size)))
+                out[repo].append(
+                    TagRecord(tag, digest, media_type, int(size), origin_of(region, at))
+                )
+        return out
+
+    async def tombstones_of(self, repos: list[str]) -> dict[str, dict[str, Tombstone]]:
+        """The tombstones of ``repos``, a page of :meth:`list_repositories` (one range query)."""
+        out: dict[str, dict[str, Tombstone]] = {repo: {} for repo in repos}
+        if not repos:
+            return out
+        rows = await self.sql.all(self._q_tombstones_between, first=repos[0], upto=repos[-1])
+        for repo, tag, digest, region, at in rows:
+            if repo in out and (found := tombstone_of(digest, region, at)) is not None:
+                out[repo][tag] = found
         return out
 
     # ------------------------------------------------------------------ blobs
@@ -335,8 +379,15 @@ class ContentStore:
         parsed: ParsedManifest,
         tag: str | None,
         actor: str | None,
-    ) -> None:
+        origin: Origin | None = None,
+    ) -> bool:
         """Store a manifest (and tag) in one transaction with its outbox event.
+
+        ``origin``: a replicating Seawall's write carries the tag's original origin (else the
+        origin is this region, now). Such a write that changes nothing here — the manifest in
+        the repository already, the tag already naming it — writes nothing and no event
+        (another region's replication finds nothing to do, so nothing loops). Returns whether
+        anything changed.
 
         :raises RegistryError: ``MANIFEST_BLOB_UNKNOWN`` when a referenced blob or child
             manifest is not in the repository.
@@ -348,9 +399,10 @@ class ContentStore:
 
         known = self._repo_ids.get(repo)
 
-        def tx(t: Tx) -> int:
+        def tx(t: Tx) -> int | None:
             now = self.sql.now()
             rid = known if known is not None else _ensure_repository(t, repo, now)
+            current = None if tag is None else self._tag_digest(t, rid, tag)
             missing = self._missing_refs(t, rid, parsed)
             if missing:
                 raise RegistryError(
@@ -376,7 +428,7 @@ class ContentStore:
                     "VALUES (:d, :r, :k) ON CONFLICT DO NOTHING",
                     refs,
                 )
-            t.execute(
+            linked = t.execute(
                 "INSERT INTO repo_manifest (repository_id, digest, subject_digest, "
                 "created_at) VALUES (:rid, :d, :subject, :now) ON CONFLICT DO NOTHING",
                 rid=rid,
@@ -384,23 +436,55 @@ class ContentStore:
                 subject=subject,
                 now=now,
             )
+            if origin is not None and not linked and (tag is None or current == digest):
+                return None  # a replicated write of what is here already
             if tag is not None:
-                t.execute(
-                    "INSERT INTO tag (repository_id, name, digest, updated_at) VALUES "
-                    "(:rid, :tag, :d, :now) ON CONFLICT (repository_id, name) DO UPDATE "
-                    "SET digest = excluded.digest, updated_at = excluded.updated_at",
-                    rid=rid,
-                    tag=tag,
-                    d=digest,
-                    now=now,
-                )
+                self._set_tag(t, rid, tag, digest, now, origin)
             _event(t, now, "push", repo, digest, tag, actor, parsed.media_type, len(data))
             t.notify(CONTENT_CHANNEL, str(rid))
             return rid
 
         rid = await self.sql.write(tx)
+        if rid is None:
+            return False
         self._repo_ids[repo] = rid
         self._changed(rid)
+        return True
+
+    @staticmethod
+    def _tag_digest(t: Tx, rid: int, tag: str) -> str | None:
+        row = t.one(
+            "SELECT digest FROM tag WHERE repository_id = :rid AND name = :tag", rid=rid, tag=tag
+        )
+        return None if row is None else str(row[0])
+
+    def _origin(self, given: Origin | None) -> Origin:
+        """``given`` (carried by a replicating Seawall), else this region now."""
+        return given if given is not None else Origin(utc_now(), self.region_name)
+
+    def _set_tag(
+        self, t: Tx, rid: int, tag: str, digest: str, now: Any, given: Origin | None
+    ) -> None:
+        origin = self._origin(given)
+        t.execute(
+            "INSERT INTO tag (repository_id, name, digest, updated_at, origin_region, origin_at) "
+            "VALUES (:rid, :tag, :d, :now, :region, :at) ON CONFLICT (repository_id, name) "
+            "DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at, "
+            "origin_region = excluded.origin_region, origin_at = excluded.origin_at",
+            rid=rid,
+            tag=tag,
+            d=digest,
+            now=now,
+            region=origin.region,
+            at=stamp(self.sql, origin.at),
+        )
+        clear_tombstone(t, rid, tag)
+
+    def _bury(self, t: Tx, rid: int, tags: list[tuple[str, str]], given: Origin | None) -> None:
+        """Tombstones for ``tags`` (``(name, digest)``) deleted now, with the deletion's origin."""
+        write_tombstones(
+            t, self.sql, rid, tags, self._origin(given), self.tombstone_retention_seconds
+        )
 
     async def get_manifest(self, repo: str, reference: str) -> ManifestRecord | None:
         rid = await self.repository_id(repo)
@@ -421,21 +505,26 @@ class ContentStore:
             )
         else:
             row = await self.sql.one(
-                "SELECT m.digest, m.media_type, m.size, m.data FROM tag t "
-                "JOIN manifest m ON m.digest = t.digest "
+                "SELECT m.digest, m.media_type, m.size, m.data, t.origin_region, t.origin_at "
+                "FROM tag t JOIN manifest m ON m.digest = t.digest "
                 "WHERE t.repository_id = :rid AND t.name = :ref",
                 rid=rid,
                 ref=reference,
             )
         if row is None:
             return None
-        record = ManifestRecord(row[0], row[1], int(row[2]), bytes(row[3]))
+        origin = origin_of(row[4], row[5]) if len(row) > 4 else None
+        record = ManifestRecord(row[0], row[1], int(row[2]), bytes(row[3]), origin)
         if live and record.size <= 64 * 1024:
             self._manifests.put(key, record)
         return record
 
-    async def delete_manifest(self, repo: str, digest: str, actor: str | None) -> bool:
-        """Remove a manifest and every tag naming it from ``repo``."""
+    async def delete_manifest(
+        self, repo: str, digest: str, actor: str | None, origin: Origin | None = None
+    ) -> bool:
+        """Remove a manifest and every tag naming it from ``repo`` (each tag leaves a
+        tombstone with the deletion's ``origin``: carried by a replicating Seawall, else this
+        region now)."""
         rid = await self.repository_id(repo)
         if rid is None:
             return False
@@ -452,6 +541,7 @@ class ContentStore:
             t.execute(
                 "DELETE FROM tag WHERE repository_id = :rid AND digest = :d", rid=rid, d=digest
             )
+            self._bury(t, rid, [(tag, digest) for tag in tags], origin)
             for tag in tags:
                 _event(t, now, "untag", repo, digest, tag, actor)
             _event(t, now, "delete", repo, digest, None, actor)
@@ -462,7 +552,9 @@ class ContentStore:
         self._changed(rid)
         return found
 
-    async def delete_repository(self, repo: str, actor: str | None) -> bool:
+    async def delete_repository(
+        self, repo: str, actor: str | None, origin: Origin | None = None
+    ) -> bool:
         """Remove every tag, manifest and blob link of ``repo`` in one transaction, announced by
         one ``delete_repository`` event (the blobs stay for other repositories and the garbage
         collector). False when there was nothing to delete."""
@@ -471,6 +563,11 @@ class ContentStore:
             return False
 
         def tx(t: Tx) -> bool:
+            tags = [
+                (str(r[0]), str(r[1]))
+                for r in t.all("SELECT name, digest FROM tag WHERE repository_id = :rid", rid=rid)
+            ]
+            self._bury(t, rid, tags, origin)
             removed = 0
             for table in ("tag", "repo_manifest", "repo_blob"):
                 removed += t.execute(f"DELETE FROM {table} WHERE repository_id = :rid", rid=rid)
@@ -484,7 +581,11 @@ class ContentStore:
         self._changed(rid)
         return found
 
-    async def delete_tag(self, repo: str, tag: str, actor: str | None) -> bool:
+    async def delete_tag(
+        self, repo: str, tag: str, actor: str | None, origin: Origin | None = None
+    ) -> bool:
+        """Remove ``tag``; it leaves a tombstone with the deletion's ``origin`` (carried by a
+        replicating Seawall, else this region now)."""
         rid = await self.repository_id(repo)
         if rid is None:
             return False
@@ -500,6 +601,7 @@ class ContentStore:
             t.execute(
                 "DELETE FROM tag WHERE repository_id = :rid AND name = :tag", rid=rid, tag=tag
             )
+            self._bury(t, rid, [(tag, str(row[0]))], origin)
             _event(t, self.sql.now(), "untag", repo, row[0], tag, actor)
             t.notify(CONTENT_CHANNEL, str(rid))
             return True
@@ -529,7 +631,38 @@ class ContentStore:
         rows = await self.sql.all(
             self._q_tag_records, rid=rid, last=last or "", n=self._d.no_limit if n is None else n
         )
-        return [TagRecord(r[0], r[1], r[2], int(r[3])) for r in rows]
+        return [TagRecord(r[0], r[1], r[2], int(r[3]), origin_of(r[4], r[5])) for r in rows]
+
+    async def tombstones(
+        self, repo: str, last: str | None, upto: str | None
+    ) -> dict[str, Tombstone]:
+        """Tombstones of ``repo`` named after ``last`` and up to ``upto`` (None: no end): the
+        range of names one page of :meth:`list_tag_records` covers."""
+        rid = await self.repository_id(repo)
+        if rid is None:
+            return {}
+        if upto is None:
+            rows = await self.sql.all(self._q_tombstones, rid=rid, last=last or "")
+        else:
+            rows = await self.sql.all(self._q_tombstones_upto, rid=rid, last=last or "", upto=upto)
+        out = {}
+        for name, digest, region, at in rows:
+            if (found := tombstone_of(digest, region, at)) is not None:
+                out[str(name)] = found
+        return out
+
+    async def tombstone(self, repo: str, tag: str) -> Tombstone | None:
+        """The tombstone ``repo:tag`` left, if it was deleted here (within the retention)."""
+        rid = await self.repository_id(repo)
+        if rid is None:
+            return None
+        row = await self.sql.one(
+            "SELECT digest, origin_region, origin_at FROM tag_tombstone "
+            "WHERE repository_id = :rid AND name = :tag",
+            rid=rid,
+            tag=tag,
+        )
+        return None if row is None else tombstone_of(row[0], row[1], row[2])
 
     async def referrers(
         self, repo: str, subject: str, artifact_type: str | None

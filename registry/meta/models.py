@@ -6,7 +6,8 @@ database transaction covers a manifest, its tag and the event that announces the
     repository ─┬─ repo_blob (digest)        a blob is reachable in a repository
                 ├─ repo_manifest (digest) ── manifest (global, by digest; bytes kept here)
                 │                             └─ manifest_ref (blob / child manifest it needs)
-                ├─ tag (name → digest)
+                ├─ tag (name → digest, origin: region and time of the write)
+                ├─ tag_tombstone (a deleted tag: digest, the deletion's origin)
     event                                    the durable outbox: push, tag, untag, delete
     account ── permission                    users, robots, admin; per-repository-prefix rights
     blob_hold, blob_gc, gc_lease             garbage collection's fence (registry.meta.fence)
@@ -33,6 +34,7 @@ __all__ = [
     "RepoManifest",
     "Repository",
     "Tag",
+    "TagTombstone",
     "utcnow",
 ]
 
@@ -110,6 +112,25 @@ class Tag(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=128)
     digest: str = Field(max_length=150)
     updated_at: datetime = Field(default_factory=utcnow)
+    #: the region that took the client's push and its time then (``registry.oci.origin``);
+    #: a replicated tag keeps the original's. NULL: written before origins were recorded.
+    origin_region: str | None = Field(default=None, max_length=63)
+    origin_at: datetime | None = None
+
+
+class TagTombstone(SQLModel, table=True):
+    """A tag deleted here: the digest it named and the deletion's origin (the region that took
+    the client's delete, and its time then), so a region that still holds the tag does not
+    bring it back. Removed when the tag is set again; pruned after the retention
+    (``ContentStore.tombstone_retention_seconds``) by ``deleted_at``, this registry's time."""
+
+    __tablename__ = "tag_tombstone"
+    repository_id: int = Field(foreign_key="repository.id", primary_key=True)
+    name: str = Field(primary_key=True, max_length=128)
+    digest: str = Field(max_length=150)
+    origin_region: str = Field(max_length=63)
+    origin_at: datetime
+    deleted_at: datetime = Field(default_factory=utcnow)
 
 
 class Event(SQLModel, table=True):
