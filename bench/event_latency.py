@@ -1,24 +1,31 @@
 #!/usr/bin/env python3
-"""Push-to-replica latency of event-triggered replication between two local Seawall instances.
+"""Push-to-replica latency of event-triggered replication from one local Seawall to others.
 
-    event_latency.py [--rate 5] [--seconds 60] [--grace 30] [--repeats 1] [--out FILE]
-                     [--postgres URL | --postgres-auto]
+    event_latency.py [--rate 5] [--duration 60] [--targets 1] [--grace 30] [--repeats 1]
+                     [--out FILE] [--postgres URL | --postgres-auto]
 
-Starts Seawall A (the source) and B (the replica) on 127.0.0.1 and free ports, registers B on A
-as a ``seawall`` endpoint (admin credentials) and creates an ``event_based`` push policy A → B.
+Starts Seawall A (the source) and ``--targets`` replicas B1…BN on 127.0.0.1 and free ports,
+registers each replica on A as a ``seawall`` endpoint (admin credentials) and creates one
+``event_based`` push policy A → Bj per replica (a fan-out: every push goes to every replica).
+The replicas run with read-through off (``SEAWALL_READ_THROUGH__ENABLED=false``): a ``HEAD`` at
+a replica answers only what replication put there, never what it would fetch from A.
 Then pushes small distinct images (a unique config and one 2–16 KiB layer each) to A at a steady
 rate: push *i* starts at ``t0 + i/rate`` (a push that cannot start on time is counted as late).
-Each push is timed from the moment its manifest ``PUT`` returned ``201``; a watcher polls B
-(``HEAD`` manifest by tag, bearer token, ``--poll`` interval, bounded concurrency) and records when
-the tag shows the pushed digest. A tag not visible ``--grace`` seconds after the last push is lost.
+Each push is timed from the moment its manifest ``PUT`` returned ``201``; a watcher polls every
+replica (``HEAD`` manifest by tag, bearer token, ``--poll`` interval, bounded concurrency per
+replica) and records when the tag shows the pushed digest there. A push's latency is until it is
+visible at *each* replica (figures per replica, and the max over replicas per push); a tag not
+visible ``--grace`` seconds after the last push is lost; the drain is from the last push's
+``201`` to the last tag becoming visible anywhere (the backlog left when pushing stopped).
 
 With ``--postgres URL`` (an empty database) or ``--postgres-auto`` (a throwaway cluster: initdb +
 pg_ctl on 127.0.0.1, as the ``postgres`` user when run as root) the source is two engine nodes
-sharing that database and one data directory; pushes alternate between them. B stays SQLite.
+sharing that database and one data directory; pushes alternate between them. Replicas stay
+SQLite.
 
 Prints a human summary and appends one JSON line per run to ``--out``: count, lost, latency
 p50/p90/p99/max (seconds), push-time and schedule-lag figures, load average, and where the time
-went (push → run start → task end, from A's ``/api/v2.0/replication/executions``).
+went (push → run start → task end per policy, from A's ``/api/v2.0/replication/executions``).
 """
 
 from __future__ import annotations
@@ -292,13 +299,13 @@ def api(url: str) -> httpx.Client:
     return httpx.Client(base_url=f"{url}/api/v2.0", auth=("admin", ADMIN_PASSWORD), timeout=60.0)
 
 
-def setup_replication(a_url: str, b_url: str, repo_prefix: str) -> int:
-    """Register B on A and create the event-based policy; the policy id."""
+def setup_replication(a_url: str, b_url: str, repo_prefix: str, j: int = 0) -> int:
+    """Register replica ``j`` on A and create its event-based policy; the policy id."""
     with api(a_url) as c:
         r = c.post(
             "/registries",
             json={
-                "name": "replica",
+                "name": f"replica-{j}",
                 "type": "seawall",
                 "url": b_url,
                 "insecure": True,
@@ -315,7 +322,7 @@ def setup_replication(a_url: str, b_url: str, repo_prefix: str) -> int:
         r = c.post(
             "/replication/policies",
             json={
-                "name": "on-push",
+                "name": f"on-push-{j}",
                 "src_registry": None,
                 "dest_registry": {"id": dest},
                 "trigger": {"type": "event_based"},
@@ -361,14 +368,23 @@ class Push:
     digest: str = ""
     pushed_mono: float | None = None  # manifest PUT returned 201
     pushed_wall: float | None = None
-    visible_mono: float | None = None
+    visible: list[float | None] = field(default_factory=list)  # per replica, monotonic
     error: str = ""
+
+    def latency_at(self, j: int) -> float | None:
+        """Push → visible at replica ``j`` (None: not seen)."""
+        seen = self.visible[j] if j < len(self.visible) else None
+        if self.pushed_mono is None or seen is None:
+            return None
+        return seen - self.pushed_mono
 
     @property
     def latency(self) -> float | None:
-        if self.pushed_mono is None or self.visible_mono is None:
+        """Push → visible at every replica (None: not seen at one of them)."""
+        each = [self.latency_at(j) for j in range(len(self.visible))]
+        if not each or any(x is None for x in each):
             return None
-        return self.visible_mono - self.pushed_mono
+        return max(x for x in each if x is not None)
 
 
 def quantile(values: list[float], q: float) -> float | None:
@@ -383,17 +399,23 @@ def r3(x: float | None) -> float | None:
     return None if x is None else round(x, 3)
 
 
-async def measure(args: argparse.Namespace, a_urls: list[str], b_url: str) -> list[Push]:
+async def measure(args: argparse.Namespace, a_urls: list[str], b_urls: list[str]) -> list[Push]:
     n = int(args.rate * args.seconds)
     nonce = uuid.uuid4().hex[:8]
     rng = random.Random(nonce)
     pushes = [
-        Push(i, f"{args.repo_prefix}/app{i % args.repos}", f"t{i:05d}-{nonce}", i % len(a_urls))
+        Push(
+            i,
+            f"{args.repo_prefix}/app{i % args.repos}",
+            f"t{i:05d}-{nonce}",
+            i % len(a_urls),
+            visible=[None] * len(b_urls),
+        )
         for i in range(n)
     ]
     sources = [registry_client(u, args.max_inflight) for u in a_urls]
-    replica = registry_client(b_url, args.watch_concurrency)
-    pending: dict[int, Push] = {}
+    replicas = [registry_client(u, args.watch_concurrency) for u in b_urls]
+    pending: dict[tuple[int, int], Push] = {}  # (push, replica) not seen there yet
     inflight = asyncio.Semaphore(args.max_inflight)
     pushing_done = asyncio.Event()
     last_pushed = [time.monotonic()]
@@ -421,7 +443,8 @@ async def measure(args: argparse.Namespace, a_urls: list[str], b_url: str) -> li
             p.push_s = p.pushed_mono - start
             p.digest = sha256(manifest)
             last_pushed[0] = max(last_pushed[0], p.pushed_mono)
-            pending[p.i] = p
+            for j in range(len(replicas)):
+                pending[(p.i, j)] = p
 
     async def pusher() -> None:
         t0 = time.monotonic()
@@ -434,13 +457,13 @@ async def measure(args: argparse.Namespace, a_urls: list[str], b_url: str) -> li
         await asyncio.gather(*tasks)
         pushing_done.set()
 
-    watch_slots = asyncio.Semaphore(args.watch_concurrency)
+    watch_slots = [asyncio.Semaphore(args.watch_concurrency) for _ in replicas]
     head_errors: dict[str, int] = {}
 
-    async def check(p: Push) -> None:
-        async with watch_slots:
+    async def check(p: Push, j: int) -> None:
+        async with watch_slots[j]:
             try:
-                r = await replica.head(
+                r = await replicas[j].head(
                     f"/v2/{p.repo}/manifests/{p.tag}", headers={"Accept": ACCEPT}
                 )
             except httpx.HTTPError as e:
@@ -448,8 +471,8 @@ async def measure(args: argparse.Namespace, a_urls: list[str], b_url: str) -> li
                 return
             now = time.monotonic()
             if r.status_code == 200 and r.headers.get("Docker-Content-Digest") == p.digest:
-                p.visible_mono = now
-                pending.pop(p.i, None)
+                p.visible[j] = now
+                pending.pop((p.i, j), None)
             elif r.status_code not in (200, 404):
                 head_errors[str(r.status_code)] = head_errors.get(str(r.status_code), 0) + 1
 
@@ -458,21 +481,25 @@ async def measure(args: argparse.Namespace, a_urls: list[str], b_url: str) -> li
             round_start = time.monotonic()
             if pushing_done.is_set() and (not pending or round_start > last_pushed[0] + args.grace):
                 return
-            await asyncio.gather(*(check(p) for p in list(pending.values())))
+            await asyncio.gather(*(check(p, j) for (_, j), p in list(pending.items())))
             await asyncio.sleep(max(0.0, round_start + args.poll - time.monotonic()))
 
     try:
         await asyncio.gather(pusher(), watcher())
     finally:
-        for c in (*sources, replica):
+        for c in (*sources, *replicas):
             await c.aclose()
     if head_errors:
-        print(f"watcher errors (HEAD on B): {head_errors}", file=sys.stderr)
+        print(f"watcher errors (HEAD on the replicas): {head_errors}", file=sys.stderr)
+    last_push = max((p.pushed_mono for p in pushes if p.pushed_mono is not None), default=None)
+    seen = [t for p in pushes for t in p.visible if t is not None]
+    args.drain_s = (max(seen) - last_push) if seen and last_push is not None else None
     return pushes
 
 
-def profile(a_url: str, policy_id: int, pushes: list[Push]) -> dict[str, Any]:
-    """Where the time went, from A's executions and tasks: push → run start → task end."""
+def profile(a_url: str, policy_id: int, pushes: list[Push], j: int = 0) -> dict[str, Any]:
+    """Where the time went for replica ``j``'s policy, from A's executions and tasks: push →
+    run start → task end."""
     with api(a_url) as c:
         runs = list(paged(c, "/replication/executions", policy_id=policy_id))
         by_digest: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
@@ -503,8 +530,8 @@ def profile(a_url: str, policy_id: int, pushes: list[Push]) -> dict[str, Any]:
             to_start.append(s - p.pushed_wall)
         if e is not None:
             to_task_end.append(e - p.pushed_wall)
-            if p.latency is not None:
-                to_visible.append(p.latency - (e - p.pushed_wall))
+            if (seen := p.latency_at(j)) is not None:
+                to_visible.append(seen - (e - p.pushed_wall))
     for run in runs:
         per_run.append(int(run.get("total") or 0))
     statuses: dict[str, int] = {}
@@ -531,27 +558,59 @@ def profile(a_url: str, policy_id: int, pushes: list[Push]) -> dict[str, Any]:
     }
 
 
+#: replicas measure replication, not read-through (which would answer a HEAD from A)
+REPLICA_ENV = {"SEAWALL_READ_THROUGH__ENABLED": "false"}
+
+
+def per_target(pushes: list[Push], j: int) -> dict[str, Any]:
+    """Replica ``j``'s figures: push → visible there."""
+    ok = [p for p in pushes if p.pushed_mono is not None]
+    lat = [x for p in ok if (x := p.latency_at(j)) is not None]
+    return {
+        "target": j,
+        "lost": len(ok) - len(lat),
+        "p50": r3(quantile(lat, 0.5)),
+        "p90": r3(quantile(lat, 0.9)),
+        "p99": r3(quantile(lat, 0.99)),
+        "max": r3(max(lat, default=None)),
+    }
+
+
+def pushed_rate(ok: list[Push]) -> float | None:
+    """Pushes per second between the first and the last push's ``201``."""
+    times = [p.pushed_mono for p in ok if p.pushed_mono is not None]
+    span = max(times) - min(times) if len(times) > 1 else 0.0
+    return (len(times) - 1) / span if span > 0 else None
+
+
 def run_once(args: argparse.Namespace, pg_url: str | None, work: Path, k: int) -> dict[str, Any]:
     if pg_url is None:
         nodes = [Seawall("A", work / f"a{k}", work / f"a{k}.log")]
     else:
         env = {"SEAWALL_DATABASE_URL": pg_url}
         nodes = [Seawall(f"A{j}", work / f"a{k}", work / f"a{k}-{j}.log", env) for j in (1, 2)]
-    replica = Seawall("B", work / f"b{k}", work / f"b{k}.log")
+    replicas = [
+        Seawall(f"B{j}", work / f"b{k}-{j}", work / f"b{k}-{j}.log", dict(REPLICA_ENV))
+        for j in range(args.targets)
+    ]
     code = code_version()  # before the servers import it
     try:
-        for node in (*nodes, replica):  # one by one: the nodes share the generated token key
+        for node in (*nodes, *replicas):  # one by one: the nodes share the generated token key
             node.start()
-        policy = setup_replication(nodes[0].url, replica.url, args.repo_prefix)
+        policies = [
+            setup_replication(nodes[0].url, b.url, args.repo_prefix, j)
+            for j, b in enumerate(replicas)
+        ]
         load_before = os.getloadavg()
         started = time.time()
-        pushes = asyncio.run(measure(args, [n.url for n in nodes], replica.url))
+        pushes = asyncio.run(measure(args, [n.url for n in nodes], [b.url for b in replicas]))
         load_after = os.getloadavg()
         elapsed = time.time() - started
-        prof = profile(nodes[0].url, policy, pushes)
+        profs = [profile(nodes[0].url, pid, pushes, j) for j, pid in enumerate(policies)]
     finally:
-        for node in (*nodes, replica):
+        for node in (*nodes, *replicas):
             node.stop()
+    prof = profs[0]
     ok = [p for p in pushes if p.pushed_mono is not None]
     lat = [x for p in ok if (x := p.latency) is not None]
     lags = [p.lag_s for p in pushes]
@@ -563,6 +622,8 @@ def run_once(args: argparse.Namespace, pg_url: str | None, work: Path, k: int) -
         "bench": "event_latency",
         "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "mode": "postgres-2-nodes" if pg_url else "sqlite",
+        "targets": args.targets,
+        "read_through": False,
         "rate": args.rate,
         "seconds": args.seconds,
         "repos": args.repos,
@@ -576,9 +637,13 @@ def run_once(args: argparse.Namespace, pg_url: str | None, work: Path, k: int) -
         "p99": r3(quantile(lat, 0.99)),
         "max": r3(max(lat, default=None)),
         "mean": r3(sum(lat) / len(lat) if lat else None),
+        "drain_s": r3(args.drain_s),
+        "per_target": [per_target(pushes, j) for j in range(args.targets)],
         # by quarter of the push schedule: does latency grow as the repositories fill up?
         "p50_by_quarter": [r3(quantile(q, 0.5)) for q in quarters],
         "p99_by_quarter": [r3(quantile(q, 0.99)) for q in quarters],
+        # pushes/s actually offered (the pusher falls behind when pushes slow down)
+        "pushed_rate": r3(pushed_rate(ok)),
         "push_s_p50": r3(quantile([p.push_s for p in ok], 0.5)),
         "push_s_p99": r3(quantile([p.push_s for p in ok], 0.99)),
         "schedule_lag_max_s": r3(max(lags, default=0.0)),
@@ -590,6 +655,7 @@ def run_once(args: argparse.Namespace, pg_url: str | None, work: Path, k: int) -
         "cpus": os.cpu_count(),
         "code": code,
         **prof,
+        "profile_per_target": profs,
         "errors": sorted({p.error for p in pushes if p.error})[:5],
         "logs": str(work),
     }
@@ -616,31 +682,63 @@ def summary(row: dict[str, Any]) -> str:
         and row["p50"] < 1.0
         and row["p99"] < 3.0
     )
-    return (
-        f"[{row['mode']}] {row['count']} pushes at {row['rate']}/s for {row['seconds']} s, "
-        f"lost {row['lost']}, push errors {row['push_errors']}: "
-        f"p50 {row['p50']} s, p90 {row['p90']} s, p99 {row['p99']} s, max {row['max']} s "
-        f"(poll {row['poll_s']} s; p50 by quarter {row['p50_by_quarter']})\n"
-        "  targets p50 < 1 s, p99 < 3 s, none lost: "
-        f"{'MET' if met else 'NOT MET'}\n"
-        f"  pusher: push p50 {row['push_s_p50']} s, p99 {row['push_s_p99']} s; "
+    fanout = (
+        f"p99 {'<' if (row['p99'] or 99) < 0.25 else '>='} 0.25 s, lost {row['lost']}, "
+        f"drain {'<=' if (row['drain_s'] or 99) <= 5 else '>'} 5 s"
+    )
+    targets = "".join(
+        f"\n  replica {t['target']}: p50 {t['p50']} s, p99 {t['p99']} s, max {t['max']} s, "
+        f"lost {t['lost']}"
+        for t in row["per_target"]
+    )
+    head = (
+        f"[{row['mode']}, {row['targets']} target(s), read-through off] {row['count']} pushes "
+        f"at {row['rate']}/s for {row['seconds']} s, lost {row['lost']}, push errors "
+        f"{row['push_errors']}: p50 {row['p50']} s, p90 {row['p90']} s, p99 {row['p99']} s, "
+        f"max {row['max']} s, drain {row['drain_s']} s after the last push "
+        f"(poll {row['poll_s']} s; p50 by quarter {row['p50_by_quarter']}){targets}\n"
+        "  one-target targets p50 < 1 s, p99 < 3 s, none lost: "
+        f"{'MET' if met else 'NOT MET'}; fan-out targets (p99 < 0.25 s and none lost; none "
+        f"lost and drained within 5 s): {fanout}\n"
+        f"  pusher: {row['pushed_rate']} pushes/s offered; push p50 {row['push_s_p50']} s, p99 "
+        f"{row['push_s_p99']} s; "
         f"{row['late_starts']} starts > 0.1 s late (max {row['schedule_lag_max_s']} s)\n"
-        f"  engine: {row['runs']} runs {row['run_statuses']}, tasks/run (copies + skips) p50 "
+    )
+    engines = "".join(_engine_line(j, prof) for j, prof in enumerate(row["profile_per_target"]))
+    return (
+        head
+        + engines
+        + f"  load average {row['load1_before']} → {row['load1_after']} on {row['cpus']} CPUs; "
+        f"logs in {row['logs']}"
+    )
+
+
+def _engine_line(j: int, row: dict[str, Any]) -> str:
+    return (
+        f"  engine, policy {j}: {row['runs']} runs {row['run_statuses']}, tasks/run p50 "
         f"{row['tasks_per_run_p50']} max {row['tasks_per_run_max']}, run p50 "
         f"{row['run_duration_p50']} s max {row['run_duration_max']} s (planning: p50 "
         f"{row['run_plan_p50']} s, max {row['run_plan_max']} s; copying: p50 {row['run_copy_p50']} "
         f"s, max {row['run_copy_max']} s)\n          push → run start p50 "
         f"{row['push_to_run_start_p50']} s p99 {row['push_to_run_start_p99']} s; push → task "
         f"end p50 {row['push_to_task_end_p50']} s p99 {row['push_to_task_end_p99']} s\n"
-        f"  load average {row['load1_before']} → {row['load1_after']} on {row['cpus']} CPUs; "
-        f"logs in {row['logs']}"
     )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--rate", type=float, default=5.0, help="pushes per second (default 5)")
-    ap.add_argument("--seconds", type=float, default=60.0, help="push for this long (default 60)")
+    ap.add_argument(
+        "--duration",
+        "--seconds",
+        dest="seconds",
+        type=float,
+        default=60.0,
+        help="push for this long, s (default 60)",
+    )
+    ap.add_argument(
+        "--targets", type=int, default=1, help="replicas, one event policy each (default 1)"
+    )
     ap.add_argument(
         "--grace",
         type=float,
@@ -661,6 +759,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.rate <= 0 or args.seconds <= 0 or args.rate * args.seconds > 10_000:
         ap.error("--rate and --seconds must be positive, at most 10000 pushes in all")
+    if not 1 <= args.targets <= 8:
+        ap.error("--targets must be 1..8")
     if args.postgres and args.repeats > 1:
         ap.error("--postgres URL: one run per (empty) database; use --postgres-auto to repeat")
 

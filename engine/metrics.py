@@ -20,6 +20,9 @@ scrape one node, or aggregate with ``max``. The families (``docs/registry-api.md
 ``_seconds``                                            0: caught up): policy, target
 ``seawall_replication_policy_info``             gauge   1 per policy: policy, source, target,
                                                         trigger, enabled
+``seawall_replication_latency_seconds``         histo-  push → replicated, event-scoped runs
+                                                gram    (:mod:`engine.latency`, counted in
+                                                        memory): policy, target
 ``seawall_dr_check_*``                          gauge   the latest failover check per region
                                                         (:class:`CheckMetrics`)
 =============================================== ======= =======================================
@@ -42,6 +45,7 @@ from sqlalchemy import func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from engine.lag import LOCAL_TARGET, OUTBOX_CURSOR, LagMemo, LagSample, replication_lag
+from engine.latency import LatencyCounts, latency_family
 from engine.state.models import Execution, OutboxCursor, Policy, RegistryEndpoint, Task
 from registry.meta.db import Database
 from registry.meta.models import Event, utcnow
@@ -134,8 +138,15 @@ class ReplicationMetrics:
     """The replication families (a ``registry.http.metrics.MetricsSource``). ``clock`` gives
     the time the lag is measured at (aware UTC)."""
 
-    def __init__(self, db: Database, clock: Callable[[], datetime] = utcnow) -> None:
-        self.db, self.clock = db, clock
+    def __init__(
+        self,
+        db: Database,
+        clock: Callable[[], datetime] = utcnow,
+        latency: Callable[[], Awaitable[LatencyCounts]] | None = None,
+    ) -> None:
+        """``latency``: the push → replicated counts to show (this process's, or every
+        worker's: ``seawall.metrics``); None: no histogram."""
+        self.db, self.clock, self.latency = db, clock, latency
         self._runs = _Tally(X, _run_counts)
         self._tasks = _Tally(T, _task_counts)
         self._lag_memo = LagMemo()
@@ -157,7 +168,10 @@ class ReplicationMetrics:
                 ).all()
                 backlog = await _backlog(c)
             lag = await replication_lag(self.db, now, self._lag_memo)
+            latency = await self.latency() if self.latency is not None else None
+        names = {pid: (p.name, p.target) for pid, p in policies.items()}
         return [
+            *([latency_family(latency, names)] if latency is not None else []),
             *_run_families(policies, runs, active),
             *_task_families(policies, tasks),
             GaugeMetricFamily(

@@ -181,11 +181,9 @@ class Runner:
             outer.start_soon(self._heartbeat, eid, running, stop, outer.cancel_scope, owner)
             slots = anyio.Semaphore(self.artifact_concurrency)
 
-            async def worker() -> None:
-                # One task leased at a time: what this node is not running yet stays
-                # Pending, so other nodes sharing the database can take it.
+            async def worker(leases: _Leases) -> None:
                 while not stop.is_set():
-                    task = await self.store.lease_task(eid)
+                    task = await leases.next()
                     if task is None:
                         return
                     running.add(task.id)
@@ -193,13 +191,15 @@ class Runner:
                         end = await run_task(state, tools, task, slots)
                     finally:
                         running.discard(task.id)
+                        leases.idle += 1
                     if end.status in (TaskStatus.SUCCEED, TaskStatus.FAILED):
                         await report(task, end)
 
             while not stop.is_set():
+                leases = _Leases(self.store, eid, self.artifact_concurrency)
                 async with anyio.create_task_group() as tg:
                     for _ in range(self.artifact_concurrency):
-                        tg.start_soon(worker)
+                        tg.start_soon(worker, leases)
                 if not (owner and await self.store.unfinished_tasks(eid)):
                     break
                 # other nodes are running some of this run's tasks: wait for them (their
@@ -244,6 +244,32 @@ def _copier(policy: PolicyRow, src: RegistryAdapter, dst: Destination, blobs: in
         mount=dst.capabilities.blob_mount,
         referrers_api=dst.capabilities.referrers_api,
     )
+
+
+class _Leases:
+    """Tasks leased for a run's workers on this node. A worker that finds none leased leases as
+    many as there are idle workers, in one transaction (:meth:`RunStore.lease_tasks`), so a
+    run of one artifact costs one lease transaction, not one per worker. Only what an idle
+    worker will start at once is leased: the rest stays Pending for other nodes."""
+
+    def __init__(self, store: RunStore, execution_id: int, workers: int) -> None:
+        self.store, self.execution_id = store, execution_id
+        self.idle = workers  # workers not running a task
+        self._leased: list[LeasedTask] = []
+        self._exhausted = False  # the last lease found fewer than it asked for
+        self._lock = anyio.Lock()
+
+    async def next(self) -> LeasedTask | None:
+        """A leased task for the calling worker, or None when none is leasable now."""
+        async with self._lock:
+            if not self._leased and not self._exhausted:
+                wanted = max(1, self.idle)
+                self._leased = await self.store.lease_tasks(self.execution_id, wanted)
+                self._exhausted = len(self._leased) < wanted
+            if not self._leased:
+                return None
+            self.idle -= 1
+            return self._leased.pop(0)
 
 
 class _Heard:

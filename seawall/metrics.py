@@ -16,7 +16,9 @@ launcher. Plain integers, written out once a second, cost nothing per request be
 (``docs/registry-api.md``, "Metrics").
 
 The replication and check figures are read from the database at each scrape
-(:mod:`engine.metrics`): the same from any worker or node.
+(:mod:`engine.metrics`): the same from any worker or node. The push → replicated histogram
+(:mod:`engine.latency`) is counted in memory by the worker whose replication service ended the
+run, so it is shared like the request counts: each worker's file carries both.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import anyio
 from anyio.abc import TaskGroup
 from prometheus_client.core import Metric
 
+from engine.latency import PROCESS_COUNTS, LatencyCounts
 from engine.metrics import CheckMetrics, CheckResult, ReplicationMetrics
 from registry.http.metrics import Metrics, MetricsSource, RequestCounts, RequestMetrics
 from registry.meta.db import Database
@@ -52,8 +55,14 @@ class WorkerShare:
     """This worker's request counts written for the others, and theirs read back (a
     :class:`~registry.http.metrics.MetricsSource`)."""
 
-    def __init__(self, directory: Path, requests: RequestMetrics, pid: int | None = None) -> None:
-        self.directory, self.requests = directory, requests
+    def __init__(
+        self,
+        directory: Path,
+        requests: RequestMetrics,
+        pid: int | None = None,
+        latency: LatencyCounts = PROCESS_COUNTS,
+    ) -> None:
+        self.directory, self.requests, self.latency = directory, requests, latency
         self.pid = os.getpid() if pid is None else pid
         self.path = directory / f"{self.pid}.json"
 
@@ -74,20 +83,34 @@ class WorkerShare:
     def write(self) -> None:
         """Write this worker's counts (blocking: call it off the event loop)."""
         temporary = self.path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(self.requests.counts.to_json()))
+        body = {"requests": self.requests.counts.to_json(), "latency": self.latency.to_json()}
+        temporary.write_text(json.dumps(body))
         os.replace(temporary, self.path)
 
     def read_others(self) -> list[RequestCounts]:
-        """The other workers' counts as last written (blocking); unreadable files are skipped."""
+        """The other workers' request counts as last written (blocking); unreadable files are
+        skipped."""
+        return [requests for requests, _ in self._read_others()]
+
+    def _read_others(self) -> list[tuple[RequestCounts, LatencyCounts]]:
         out = []
         for path in sorted(self.directory.glob("*.json")):
             if path == self.path:
                 continue
             try:
-                out.append(RequestCounts.from_json(json.loads(path.read_text())))
+                body = json.loads(path.read_text())
+                requests = RequestCounts.from_json(body["requests"])
+                out.append((requests, LatencyCounts.from_json(body["latency"])))
             except (OSError, ValueError, KeyError, TypeError) as e:
                 log.warning("metrics: skipping %s: %s", path, e)
         return out
+
+    async def latency_total(self) -> LatencyCounts:
+        """Push → replicated counts of every worker: this one's live, the others' as written."""
+        total = LatencyCounts().add(self.latency)
+        for _, other in await anyio.to_thread.run_sync(self._read_others):
+            total.add(other)
+        return total
 
     async def run(self) -> None:
         """Write the counts every :data:`SHARE_SECONDS` until cancelled, and once more then."""
@@ -134,8 +157,14 @@ def build_metrics(settings: Settings, db: Database) -> MetricsWiring:
     requests = RequestMetrics()
     share = WorkerShare.for_server(settings.data_path, requests) if settings.workers > 1 else None
     checks = CheckMetrics(load=_region_checks(db))
-    sources: tuple[MetricsSource, ...] = (share or requests, ReplicationMetrics(db), checks)
+    latency = share.latency_total if share is not None else _own_latency
+    replication = ReplicationMetrics(db, latency=latency)
+    sources: tuple[MetricsSource, ...] = (share or requests, replication, checks)
     return MetricsWiring(Metrics(requests, sources, public=settings.metrics.public), checks, share)
+
+
+async def _own_latency() -> LatencyCounts:
+    return PROCESS_COUNTS
 
 
 def _region_checks(db: Database) -> Callable[[], Awaitable[Sequence[CheckResult]]] | None:

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 import anyio
 from anyio.abc import TaskGroup
 
+from engine.latency import ReplicationLatency
 from engine.notify import Notifier
 from engine.observers import RunObserver
 from engine.runner import AdapterFactory, Runner
@@ -61,11 +62,17 @@ class ReplicationService:
         ``clock``: this node's clock (see :class:`~engine.state.runs.RunStore`)."""
         identity = node_id()
         self.store = RunStore(db, identity, timedelta(seconds=lease_seconds), clock=clock)
-        self.outbox = OutboxConsumer(db, self.wake)
+        # new event runs wake the claim loop only: a schedule sync per event batch (the
+        # policies and APScheduler's schedules read, its scheduler woken to acquire) is for
+        # policy changes (wake), and under a stream of pushes it contended for the database
+        self.outbox = OutboxConsumer(db, self._poke)
         self.schedules = ScheduleService(db, identity=identity, reconcile_seconds=reconcile_seconds)
         self.help_other_nodes = help_other_nodes
         self.notifier = Notifier(db, secrets=secrets)
-        self.runner = Runner(self.store, adapters, observers=[*observers, self.notifier])
+        self.latency = ReplicationLatency(db)  # push → replicated, for /metrics
+        self.runner = Runner(
+            self.store, adapters, observers=[*observers, self.notifier, self.latency]
+        )
         self.max_parallel_runs = max_parallel_runs
         self.poll_seconds = poll_seconds
         self._wake = anyio.Event()
@@ -118,15 +125,17 @@ class ReplicationService:
                 self._wake = anyio.Event()
                 await self._queue_retries()
                 while self._slots.value > 0:
+                    limit = self._slots.value  # as many as there are free slots, at once
                     try:
-                        eid = await self.store.claim_execution()
+                        claimed = await self.store.claim_executions(limit)
                     except Exception:
                         log.exception("claiming an execution failed")
                         break
-                    if eid is None:
-                        break
-                    await self._slots.acquire()
-                    runs.start_soon(self._run, eid, name=f"execution-{eid}")
+                    for eid in claimed:
+                        await self._slots.acquire()
+                        runs.start_soon(self._run, eid, name=f"execution-{eid}")
+                    if len(claimed) < limit:
+                        break  # nothing more to claim now
                 if self.help_other_nodes and self._slots.value > 0:
                     try:
                         other = await self.store.execution_to_help()

@@ -19,8 +19,13 @@ check and the claim happen together:
 - SQLite (one writer at a time): the oldest claimable run is picked and claimed by one
   ``UPDATE`` statement, its check in its ``WHERE``.
 
+Several runs (of different policies: the rule above holds between them too) can be claimed in
+one transaction (:func:`claim_runs`), so a push that queues a run per policy starts them all
+at once rather than one transaction after another.
+
 A **task** is leased with one ``UPDATE … RETURNING`` (the task picked by a scalar subquery,
-``FOR UPDATE SKIP LOCKED`` on PostgreSQL: nodes leasing at once take different tasks).
+``FOR UPDATE SKIP LOCKED`` on PostgreSQL: nodes leasing at once take different tasks);
+:func:`lease_tasks` leases up to a number of them in one transaction, one statement each.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from engine.state.status import ACTIVE_EXECUTION, ExecutionStatus, TaskStatus
 from engine.taskrun import LeasedTask
 from registry.meta.leases import claim_lock, db_now, db_time_in, lease_free, lease_held
 
-__all__ = ["CLAIM_CANDIDATES", "claim_run", "lease_task"]
+__all__ = ["CLAIM_CANDIDATES", "claim_run", "claim_runs", "lease_task", "lease_tasks"]
 
 X = Execution.__table__  # type: ignore[attr-defined]
 T = Task.__table__  # type: ignore[attr-defined]
@@ -154,6 +159,33 @@ async def claim_run(c: AsyncConnection, owner: str, lease_seconds: float) -> int
         if row is not None:
             return int(row[0])
     return None
+
+
+async def claim_runs(c: AsyncConnection, owner: str, lease_seconds: float, limit: int) -> list[int]:
+    """Claim up to ``limit`` runs, oldest first, in the caller's (write) transaction, each by
+    :func:`claim_run` (so each is checked against the runs claimed before it here: two runs
+    of one policy and kind are never both claimed); their ids."""
+    claimed: list[int] = []
+    while len(claimed) < limit:
+        eid = await claim_run(c, owner, lease_seconds)
+        if eid is None:
+            break
+        claimed.append(eid)
+    return claimed
+
+
+async def lease_tasks(
+    c: AsyncConnection, execution_id: int, owner: str, lease_seconds: float, limit: int
+) -> list[LeasedTask]:
+    """Lease up to ``limit`` tasks of ``execution_id`` as :func:`lease_task` does, in the
+    caller's transaction; fewer (or none) when no more are leasable."""
+    leased: list[LeasedTask] = []
+    while len(leased) < limit:
+        task = await lease_task(c, execution_id, owner, lease_seconds)
+        if task is None:
+            break
+        leased.append(task)
+    return leased
 
 
 async def lease_task(

@@ -19,7 +19,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from engine.scope import EventTuple, Scope, scopes_for
@@ -179,6 +179,14 @@ class RunStore:
         async with self.db.write() as c:
             return await claims.claim_run(c, self.node_id, lease_seconds(self.lease))
 
+    async def claim_executions(self, limit: int) -> list[int]:
+        """Claim up to ``limit`` runs in one transaction, as :meth:`claim_execution` would one
+        after another (the same rule between them)."""
+        if limit <= 0:
+            return []
+        async with self.db.write() as c:
+            return await claims.claim_runs(c, self.node_id, lease_seconds(self.lease), limit)
+
     async def execution_to_help(self) -> int | None:
         """A run in progress on another node with tasks waiting: this node can take some."""
         waiting = (
@@ -258,6 +266,13 @@ class RunStore:
         async with self.db.write() as c:
             return await claims.lease_task(c, execution_id, self.node_id, lease_seconds(self.lease))
 
+    async def lease_tasks(self, execution_id: int, limit: int) -> list[LeasedTask]:
+        """Lease up to ``limit`` tasks (pending, or whose lease expired) in one transaction."""
+        async with self.db.write() as c:
+            return await claims.lease_tasks(
+                c, execution_id, self.node_id, lease_seconds(self.lease), limit
+            )
+
     async def renew_tasks(self, task_ids: Sequence[int]) -> None:
         if not task_ids:
             return
@@ -314,29 +329,7 @@ class RunStore:
         :mod:`engine.state.retries`)."""
         async with self.db.write() as c:
             before = (await c.execute(select(X).where(X.c.id == execution_id))).mappings().first()
-            counts: dict[str, int] = dict(
-                (
-                    await c.execute(
-                        select(T.c.status, func.count())
-                        .where(T.c.execution_id == execution_id)
-                        .group_by(T.c.status)
-                    )
-                ).all()
-            )
-            skipped = (
-                await c.execute(
-                    select(func.count()).where(
-                        T.c.execution_id == execution_id, T.c.outcome.like("skipped%")
-                    )
-                )
-            ).scalar_one()
-            copied = (
-                await c.execute(
-                    select(func.coalesce(func.sum(T.c.bytes_copied), 0)).where(
-                        T.c.execution_id == execution_id
-                    )
-                )
-            ).scalar_one()
+            counts, skipped, copied = await _task_totals(c, execution_id)
             status = roll_up(counts)
             values: dict[str, Any] = {
                 "status": status,
@@ -394,6 +387,29 @@ class RunStore:
                     L.c.policy_id == policy_id, L.c.dst_repository == dst_repo, L.c.tag == tag
                 )
             )
+
+
+_TOTALS = (
+    select(
+        T.c.status,
+        func.count(),
+        func.sum(case((T.c.outcome.like("skipped%"), 1), else_=0)),
+        func.coalesce(func.sum(T.c.bytes_copied), 0),
+    )
+    .where(T.c.execution_id == bindparam("eid"))
+    .group_by(T.c.status)
+)
+
+
+async def _task_totals(c: AsyncConnection, execution_id: int) -> tuple[dict[str, int], int, int]:
+    """A run's tasks in one query: count by status, how many were skipped, bytes copied."""
+    counts: dict[str, int] = {}
+    skipped = copied = 0
+    for status, n, skips, size in (await c.execute(_TOTALS, {"eid": execution_id})).all():
+        counts[str(status)] = int(n)
+        skipped += int(skips or 0)
+        copied += int(size or 0)
+    return counts, skipped, copied
 
 
 @functools.cache
