@@ -27,7 +27,8 @@ from adapters.base import EndpointConfig
 from adapters.oci.blobs import DEFAULT_CHUNK_BYTES, BlobStream
 from adapters.oci.client import OciClient
 from adapters.oci.errors import NotFound, OciError, Transient
-from adapters.oci.types import Descriptor, Manifest
+from adapters.oci.origins import TagHead
+from adapters.oci.types import Descriptor, Manifest, ManifestRef
 from adapters.seawall import SeawallAdapter
 from registry.oci.digest import Digest, DigestError
 from registry.storage.base import PathNotFound, StorageError
@@ -130,6 +131,16 @@ class LocalRegistryClient(OciClient):
         if record is None:
             return await super().get_manifest(repo, reference)
         return Manifest(record.data, record.media_type, record.digest)
+
+    async def head_tag(self, repo: str, tag: str) -> TagHead:
+        """A tag this registry holds, with its origin, from its database (the copier asks
+        this for every tag it sets between Seawalls); a tag it does not hold — and the
+        tombstone a deleted one left — over HTTP, the registry's own answer."""
+        record = await self.registry.content.get_manifest(repo, tag)
+        if record is None:
+            return await super().head_tag(repo, tag)
+        ref = ManifestRef(record.digest, record.media_type, record.size)
+        return TagHead(ref, record.origin)
 
     async def referrers(
         self, repo: str, digest: str, artifact_type: str | None = None

@@ -136,7 +136,7 @@ def tasks_from_plan(plan: Plan, dry_run: bool) -> list[dict[str, Any]]:
         rows.append(
             task_row(
                 TaskOperation.DELETION,
-                "",
+                d.src_repository,
                 d.dst_repository,
                 d.digest,
                 (d.tag,),

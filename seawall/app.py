@@ -130,7 +130,12 @@ def build_services(settings: Settings) -> Services:
         else load_or_create_key(settings.data_path / "token.key")
     )
     ttl = settings.cache_ttl_seconds
-    content = ContentStore(sql, cache_ttl_seconds=ttl)
+    content = ContentStore(  # this region is the origin of what clients push and delete here
+        sql,
+        cache_ttl_seconds=ttl,
+        region_name=settings.dr.region_name,
+        tombstone_retention_seconds=settings.dr.tombstone_retention_seconds,
+    )
     context = RegistryContext(
         content=content,
         blobs=BlobStore(driver, fence=content.fence),  # garbage collection's fence

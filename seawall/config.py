@@ -105,6 +105,9 @@ class DrSettings(_Strict):
     check_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
     lag_alert_seconds: float = Field(default=300.0, gt=0)
     canary: bool = True
+    # a deleted tag's tombstone (what stops another region bringing it back) is kept this
+    # long: longer than any region may stay unreachable (docs/operations.md)
+    tombstone_retention_seconds: float = Field(default=30 * 86400.0, ge=3600)
 
     @field_validator("region_name")
     @classmethod

@@ -179,6 +179,7 @@ def test_info_is_harbors_registry_info() -> None:
         ],
         "supported_triggers": ["manual", "scheduled", "event_based"],
         "supported_copy_by_chunk": True,
+        "options": [o.describe() for o in SeawallAdapter.options_spec],  # the conflict rule
     }
     info = HubLike.info()
     info["supported_resource_filters"][0]["type"] = "changed"
