@@ -8,8 +8,8 @@ this Seawall itself — so it cannot run inside it. ``--fail-command`` / ``--res
 are the operator's hooks; without a fail command the drill is simulated (nothing stopped).
 
 Output: a summary for people, or ``--json`` (``passed``, ``rpo_artifacts``, ``rto_seconds``,
-``rpo_seconds``, ``lost``, ``series``, …). Exit codes: 0 passed; 1 not passed, or the drill
-could not start; 2 the command line or a setting is wrong.
+``verified_seconds``, ``rpo_seconds``, ``lost``, ``series``, …). Exit codes: 0 passed; 1 not
+passed, or the drill could not start; 2 the command line or a setting is wrong.
 """
 
 from __future__ import annotations
@@ -241,7 +241,12 @@ def _print(r: dict[str, Any]) -> None:
             f"{r['rpo_artifacts']} artifact(s) lost, oldest {_secs(r['rpo_seconds'])} "
             f"(grace {o['ack_grace_seconds']:g} s)",
         ],
-        ["RTO", f"{_secs(r['rto_seconds'])} (target {o['rto_target_seconds']:g} s)"],
+        [
+            "RTO",
+            f"{_secs(r['rto_seconds'])} (target {o['rto_target_seconds']:g} s) for the "
+            f"{r['lacked']} location(s) lacking their artifact; all verified "
+            f"{_secs(r['verified_seconds'])} after the failure",
+        ],
         ["restore", _recovery_text(recovery)],
     ]
     table(["", ""], rows)

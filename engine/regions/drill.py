@@ -10,7 +10,9 @@ serve everything again, bring it back and watch the regions re-converge.
       3 RPO        what no survivor holds (drill_probe.held), with when each was acknowledged
                    here (drill_ack) — the survivors are asked as Seawall, no read-through
       4 RTO        every other artifact pulled from each survivor protecting it, as a client
-                   would (read-through applies), again and again until all are served
+                   would (read-through applies), again and again until all are served: first
+                   where step 3 found the survivor not holding it (the RTO ends when those are
+                   served), then where it held it (``verified_seconds``)
       5 restore    the restore hook; the region polled until it answers; a run of each push
                    policy concerned queued; the regions sampled (drill_converge) until the
                    region — for this Seawall's own drill every region — is consistent with no lag
@@ -43,7 +45,7 @@ from engine.regions.consistency import list_local, protections
 from engine.regions.drill_ack import acknowledged_at, changes_after, outbox_position
 from engine.regions.drill_converge import RegionView, Sampler, watch
 from engine.regions.drill_hooks import hook_env, run_hook
-from engine.regions.drill_probe import Pullers, answers, held, serve_all
+from engine.regions.drill_probe import Key, Pullers, answers, held, recover
 from engine.regions.drill_report import (
     AtRisk,
     DrillMode,
@@ -184,15 +186,16 @@ class Driller:
         self, scene: _Scene, report: DrillReport, at_risk: Sequence[AtRisk], failed_at: float
     ) -> DrillReport:
         """Steps 3 and 4: the RPO, then the RTO over what a survivor still holds."""
-        lost, problems = await self._lost(scene, at_risk, report.failure.at)
+        lost, problems, holding = await self._lost(scene, at_risk, report.failure.at)
         gone = {(x.artifact.repository, x.artifact.digest) for x in lost}
         recoverable = [a for a in at_risk if (a.repository, a.digest) not in gone]
         survivors = {s: scene.adapters[s] for s in scene.survivors}
         pullers = Pullers(survivors, as_seawall=self.mode is DrillMode.SIMULATED)
         try:
-            rto, unserved = await serve_all(
+            served = await recover(
                 pullers,
                 recoverable,
+                holding,
                 failed_at,
                 self.options.rto_timeout_seconds,
                 poll_seconds=self.options.poll_seconds,
@@ -202,10 +205,13 @@ class Driller:
             )
         finally:
             await pullers.aclose()
+        unserved = served.unserved
         not_served = {(u.artifact.repository, u.artifact.digest) for u in unserved}
         return replace(
             report,
-            rto_seconds=rto,
+            rto_seconds=served.rto_seconds,
+            verified_seconds=served.verified_seconds,
+            lacked=served.lacked,
             served=len(recoverable) - len(not_served),
             unserved=bounded(unserved),
             unserved_count=len(unserved),
@@ -311,7 +317,9 @@ class Driller:
     # ------------------------------------------------------------------ 3 RPO
     async def _lost(
         self, scene: _Scene, at_risk: Sequence[AtRisk], failed_wall: datetime
-    ) -> tuple[list[Lost], list[str]]:
+    ) -> tuple[list[Lost], list[str], set[Key]]:
+        """What no survivor holds, what could not be asked, and which survivor locations
+        hold which artifact."""
         survivors = {s: scene.adapters[s] for s in scene.survivors}
         keys, problems = await held(survivors, at_risk, self.options.probe_concurrency)
         holders = {(repo, digest) for repo, digest, _ in keys}
@@ -324,7 +332,7 @@ class Driller:
                 acked = await acknowledged_at(self.db, a.repository, a.digest, failed_wall)
             age = None if acked is None else max(0.0, (failed_wall - acked).total_seconds())
             lost.append(Lost(a, acked, age))
-        return lost, problems
+        return lost, problems, keys
 
     # ------------------------------------------------------------------ 5 restore, converge
     async def _recover(

@@ -5,19 +5,21 @@ so a Seawall answers from what it stores and never reads through. Each survivor 
 listed once per repository; a digest the listing does not name is asked for by ``HEAD``
 (an untagged manifest still counts).
 
-**Served** (the RTO): pulled as a client (``User-Agent`` :data:`CLIENT_AGENT`), so a Seawall
-survivor reads through from the other regions what it lacks, as it would for ``docker
-pull``: the manifest by digest (its bytes must hash to it), for an index each child the same
-way, then a ``HEAD`` of every blob (a Seawall fetches and stores a blob it reads through
-before it answers). A drill that does not stop the region (simulated) pulls as Seawall: the
-region is still up, and reading through from it would prove nothing.
+**Served** (the RTO, :func:`recover`): pulled as a client (``User-Agent``
+:data:`CLIENT_AGENT`), so a Seawall survivor reads through from the other regions what it
+lacks, as it would for ``docker pull``: the manifest by digest (its bytes must hash to it),
+for an index each child the same way, then a ``HEAD`` of every blob (a Seawall fetches and
+stores a blob it reads through before it answers). A drill that does not stop the region
+(simulated) pulls as Seawall: the region is still up, and reading through from it would
+prove nothing.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 
 import anyio
 
@@ -31,9 +33,12 @@ from engine.regions.drill_report import AtRisk, Location, Unserved
 
 __all__ = [
     "CLIENT_AGENT",
+    "Key",
     "Pullers",
+    "Served",
     "answers",
     "held",
+    "recover",
     "serve_all",
 ]
 
@@ -171,13 +176,18 @@ async def serve_all(
     concurrency: int = 16,
     clock: Clock = time.monotonic,
     sleep: Sleep = anyio.sleep,
+    only: Collection[Key] | None = None,
 ) -> tuple[float | None, list[Unserved]]:
-    """Pull every artifact from each of its locations, again every ``poll_seconds`` for
-    what was not served, until all are or ``timeout_seconds`` after ``failed_at`` (a
-    ``clock`` reading). Returns the RTO (seconds from ``failed_at`` to the end of the round
-    that served the last one; None: not all were) and what was not served."""
+    """Pull every artifact from each of its locations (with ``only``: those of its
+    ``(repository, digest, location)`` keys), again every ``poll_seconds`` for what was not
+    served, until all are or ``timeout_seconds`` after ``failed_at`` (a ``clock`` reading).
+    Returns the seconds from ``failed_at`` to the end of the round that served the last one
+    (0 when there was nothing to pull; None: not all were served) and what was not served."""
     pending: dict[Key, AtRisk] = {
-        (a.repository, a.digest, loc): a for a in artifacts for loc in a.locations
+        (a.repository, a.digest, loc): a
+        for a in artifacts
+        for loc in a.locations
+        if only is None or (a.repository, a.digest, loc) in only
     }
     if not pending:
         return 0.0, []  # nothing to serve: served from the start
@@ -210,3 +220,56 @@ async def serve_all(
             return None, unserved
         await sleep(poll_seconds)
     return max(0.0, clock() - failed_at), []
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    """What :func:`recover` measured. ``rto_seconds``: failure → every location that did not
+    hold its artifact (``lacked`` of them: it must read it through or receive it) served it
+    (0: none lacked; None: not all within the window). ``verified_seconds``: failure → every
+    location served too (None: not all within the window). ``unserved``: both phases'."""
+
+    rto_seconds: float | None
+    verified_seconds: float | None
+    lacked: int
+    unserved: tuple[Unserved, ...]
+
+
+async def recover(
+    pullers: Pullers,
+    artifacts: Sequence[AtRisk],
+    holding: Collection[Key],
+    failed_at: float,
+    timeout_seconds: float,
+    *,
+    poll_seconds: float = 0.5,
+    concurrency: int = 16,
+    clock: Clock = time.monotonic,
+    sleep: Sleep = anyio.sleep,
+) -> Served:
+    """The RTO, then the check of the rest. First each location that does not hold its
+    artifact (not in ``holding``, the RPO step's finding) is pulled until all are served —
+    the RTO ends there, so the drill's checking of what the survivors already held does not
+    count in it; then every location that held its artifact is pulled, within a window of
+    ``timeout_seconds`` of its own, for ``verified_seconds``."""
+    keys = {(a.repository, a.digest, loc) for a in artifacts for loc in a.locations}
+    lacked, holds = keys - set(holding), keys & set(holding)
+
+    async def pull(only: set[Key], since: float) -> tuple[float | None, list[Unserved]]:
+        return await serve_all(
+            pullers,
+            artifacts,
+            since,
+            timeout_seconds,
+            poll_seconds=poll_seconds,
+            concurrency=concurrency,
+            clock=clock,
+            sleep=sleep,
+            only=only,
+        )
+
+    rto, first = await pull(lacked, failed_at)
+    started = clock()
+    took, rest = await pull(holds, started)
+    verified = None if took is None or rto is None else max(rto, started - failed_at + took)
+    return Served(rto, verified, len(lacked), (*first, *rest))

@@ -5,13 +5,16 @@ A drill fails one region, then answers three questions (``seawall dr drill``)::
     RPO   which artifacts the failed region held that no survivor holds (``rpo_artifacts``:
           what the failure loses), and, where the push times are known, how old the oldest
           of them is (``rpo_seconds``)
-    RTO   how long after the failure every other artifact it held was served again by every
-          survivor that protects it, with identical digests (``rto_seconds``)
+    RTO   how long after the failure every survivor location that did not hold an artifact
+          the failed region held (and some survivor holds) served it, with identical digests
+          (``rto_seconds``; 0: every survivor held everything); then how long until every
+          location served everything, the held ones too (``verified_seconds``)
     after the region came back: the lag and what is missing per region over time (``series``)
           until it re-converged
 
 ``passed``: the failure was real (confirmed), the region's holdings could be listed, every
-artifact it held that a survivor holds was served within the RTO target, and no lost
+artifact it held that a survivor holds was served (identical digests) by every survivor
+protecting it, the lacked ones within the RTO target, and no lost
 artifact was acknowledged more than the grace before the failure (an unknown
 acknowledgement time counts as older).
 """
@@ -253,7 +256,9 @@ class Recovery:
 @dataclass(frozen=True, slots=True)
 class DrillReport:
     """The whole drill. ``artifacts``: what the failed region held (protected); ``served``:
-    how many of them every protecting survivor served within the RTO window."""
+    how many of them every protecting survivor served within the windows; ``lacked``: how
+    many survivor locations did not hold their artifact at the RPO step (what the RTO waits
+    for); ``verified_seconds``: failure → every location served (None: not all were)."""
 
     region: str
     self_name: str
@@ -268,6 +273,8 @@ class DrillReport:
     unserved_count: int = 0
     lost: tuple[Lost, ...] = ()
     lost_count: int = 0
+    verified_seconds: float | None = None
+    lacked: int = 0
     recovery: Recovery = field(default_factory=lambda: Recovery(False))
     series: tuple[SeriesPoint, ...] = ()
     problems: tuple[str, ...] = ()
@@ -297,6 +304,8 @@ class DrillReport:
             "rpo_artifacts": self.lost_count,
             "rpo_seconds": None if rpo_s is None else round(rpo_s, 3),
             "rto_seconds": None if self.rto_seconds is None else round(self.rto_seconds, 3),
+            "verified_seconds": _secs(self.verified_seconds),
+            "lacked": self.lacked,
             "self": self.self_name,
             "survivors": [*self.survivors],
             "artifacts": self.artifacts,
@@ -321,15 +330,14 @@ def verdict(report: DrillReport) -> list[str]:
         reasons.append(f"the failure of region {report.region} was not confirmed")
     if report.problems:
         reasons.append(f"the drill is incomplete: {report.problems[0]}")
-    if not report.failure.confirmed:
-        pass  # nothing was measured
-    elif report.rto_seconds is None:
-        reasons.append(
-            f"{report.unserved_count} artifact location(s) not served within "
-            f"{o.rto_timeout_seconds:g} s"
-        )
-    elif report.rto_seconds > o.rto_target_seconds:
-        reasons.append(f"RTO {report.rto_seconds:.2f} s > target {o.rto_target_seconds:g} s")
+    if report.failure.confirmed:  # else nothing was measured
+        if report.rto_seconds is None or report.unserved_count:
+            reasons.append(
+                f"{report.unserved_count} artifact location(s) not served within "
+                f"{o.rto_timeout_seconds:g} s"
+            )
+        if report.rto_seconds is not None and report.rto_seconds > o.rto_target_seconds:
+            reasons.append(f"RTO {report.rto_seconds:.2f} s > target {o.rto_target_seconds:g} s")
     late = [x for x in report.lost if x.age_seconds is None or x.age_seconds > o.ack_grace_seconds]
     late_count = len(late) + (report.lost_count - len(report.lost))
     if late_count:
@@ -338,6 +346,10 @@ def verdict(report: DrillReport) -> list[str]:
             "before the failure (or at an unknown time)"
         )
     return reasons
+
+
+def _secs(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
 
 
 def bounded(items: Sequence[Any]) -> tuple[Any, ...]:

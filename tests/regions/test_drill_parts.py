@@ -9,6 +9,7 @@ import io
 import json
 import os
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import pytest
 from adapters.base import EndpointConfig
 from adapters.seawall import SeawallAdapter
 from engine.regions.drill_hooks import hook_env, run_hook
-from engine.regions.drill_probe import Pullers, serve_all
+from engine.regions.drill_probe import Pullers, Served, recover, serve_all
 from engine.regions.drill_report import (
     AtRisk,
     DrillMode,
@@ -35,7 +36,7 @@ from engine.regions.drill_report import (
 )
 from seawall import drill_cli
 from seawall.cli import main
-from tests.support.client import client, push_image
+from tests.support.client import client, image_manifest, push_image, sha256
 from tests.support.server import SeawallProcess
 
 FAILED_AT = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
@@ -129,17 +130,21 @@ def test_hooks_run_bounded_with_their_output(tmp_path: Path) -> None:
 
 
 class FakeClock:
-    """Time that moves only when the code under test sleeps."""
+    """Time that moves only when the code under test sleeps; ``on_sleep`` runs (in a
+    thread) at each sleep, before time moves."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_sleep: Callable[[], object] | None = None) -> None:
         self.now = 100.0
         self.slept: list[float] = []
+        self.on_sleep = on_sleep
 
     def __call__(self) -> float:
         return self.now
 
     async def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
+        if self.on_sleep is not None:
+            await anyio.to_thread.run_sync(self.on_sleep)
         self.now += seconds
 
 
@@ -167,6 +172,60 @@ def test_rto_poll_is_bounded_by_the_injected_clock(seawall: SeawallProcess) -> N
     assert rto is None and clock.slept == [1.0] * 4  # polls at 100..104, then the window ends
     (u,) = unserved
     assert u.artifact == absent and "not found" in u.detail
+
+
+def test_rto_ends_when_what_survivors_lacked_is_served(seawall: SeawallProcess) -> None:
+    """The RTO waits only for the locations the RPO step found lacking their artifact; what
+    they held is verified after it, and timed separately."""
+    with client(seawall.url, "admin", seawall.admin_password) as c:
+        digests = [push_image(c, "drill/held", str(i), seed=f"held {i}")[0] for i in range(3)]
+    loc = Location("x", "drill/held")
+    kept = [AtRisk("drill/held", d, (str(i),), (loc,)) for i, d in enumerate(digests)]
+    holding = {(a.repository, a.digest, loc) for a in kept}
+    config = json.dumps({"architecture": "amd64", "os": "linux", "seed": "late"}).encode()
+    late_digest = sha256(image_manifest(config, [b"layer-late-0" * 100]))
+    late = AtRisk("drill/held", late_digest, ("l",), (loc,))
+    endpoint = EndpointConfig(seawall.url, username="admin", password=seawall.admin_password)
+
+    def arrives() -> None:  # what x lacked reaches it while the drill waits
+        with client(seawall.url, "admin", seawall.admin_password) as c:
+            assert push_image(c, "drill/held", "l", seed="late")[0] == late.digest
+
+    async def go(items: list[AtRisk], clock: FakeClock) -> Served:
+        async with SeawallAdapter(endpoint) as adapter:
+            pullers = Pullers({"x": adapter}, as_seawall=False)
+            try:
+                return await recover(
+                    pullers,
+                    items,
+                    holding,
+                    100.0,
+                    5.0,
+                    poll_seconds=1.0,
+                    clock=clock,
+                    sleep=clock.sleep,
+                )
+            finally:
+                await pullers.aclose()
+
+    # nothing lacked: the RTO is 0, the held ones are verified all the same
+    clock = FakeClock()
+    assert anyio.run(go, kept, clock) == Served(0.0, 0.0, 0, ()) and clock.slept == []
+    # x lacked one: the RTO ends with the round that served it (the second, 1 s later);
+    # the held ones are pulled after it, and one x does not serve fails only the check
+    gone = AtRisk("drill/held", "sha256:" + "0" * 64, ("0",), (loc,))
+    holding.add((gone.repository, gone.digest, loc))
+    clock = FakeClock(on_sleep=arrives)
+    served = anyio.run(go, [*kept, late, gone], clock)
+    assert (served.rto_seconds, served.verified_seconds, served.lacked) == (1.0, None, 1)
+    assert [(u.artifact, u.location) for u in served.unserved] == [(gone, loc)]
+    assert clock.slept == [1.0] * 5  # one wait for the lacked one; four in the check's window
+    found = report(rto_seconds=1.0, unserved=served.unserved, unserved_count=1, lacked=1)
+    assert verdict(found) == ["1 artifact location(s) not served within 60 s"]
+    assert found.to_json()["rto_seconds"] == 1.0
+    # what x lacked arrived before the first round: RTO 0, everything verified
+    clock = FakeClock()
+    assert anyio.run(go, [*kept, late], clock) == Served(0.0, 0.0, 1, ())
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
