@@ -11,15 +11,13 @@ the check could not be run); 2 the command line is wrong.
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 from typing import Any
 
 import httpx
 
 from seawall.drill_cli import add_drill, run_drill
 from seawall.region_cli import connection_flags
-from seawall.replication_client import ApiClient, CliError, credentials_from
+from seawall.replication_client import ApiClient, CliError, credentials_from, run_command
 from seawall.replication_output import print_json, table
 
 __all__ = ["CHECK_TIMEOUT_SECONDS", "COMMANDS", "add_commands", "run"]
@@ -61,7 +59,8 @@ def run(args: argparse.Namespace, transport: httpx.BaseTransport | None = None) 
     if args.action == "drill":
         return run_drill(args)
     api = ApiClient(credentials_from(args.url, args.username, args.password), transport)
-    try:
+
+    def check() -> int:
         if args.latest and args.region:
             raise CliError("--latest shows every region: leave out --region", exit_code=2)
         report = _latest(api) if args.latest else _check(api, args.region)
@@ -69,19 +68,9 @@ def run(args: argparse.Namespace, transport: httpx.BaseTransport | None = None) 
             print_json(report)
         else:
             _print(report)
-        sys.stdout.flush()
         return 0 if _ok(report) else 1
-    except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
-    except CliError as e:
-        print(f"seawall: {e}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        print("seawall: interrupted", file=sys.stderr)
-        return 130
-    finally:
-        api.close()
+
+    return run_command(api, check)
 
 
 def _check(api: ApiClient, regions: list[str]) -> dict[str, Any]:

@@ -10,14 +10,12 @@ or removed. Connection flags and exit codes as the other API commands: 0 done, 1
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
-from seawall.replication_client import ApiClient, CliError, credentials_from
+from seawall.replication_client import ApiClient, credentials_from, run_command
 from seawall.replication_output import print_json, table
 
 __all__ = ["COMMANDS", "add_commands", "connection_flags", "run", "status_cells"]
@@ -73,21 +71,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
 def run(args: argparse.Namespace, transport: httpx.BaseTransport | None = None) -> int:
     api = ApiClient(credentials_from(args.url, args.username, args.password), transport)
-    try:
-        code = _HANDLERS[args.action](api, args)
-        sys.stdout.flush()
-        return code
-    except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
-    except CliError as e:
-        print(f"seawall: {e}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        print("seawall: interrupted", file=sys.stderr)
-        return 130
-    finally:
-        api.close()
+    return run_command(api, lambda: _HANDLERS[args.action](api, args))
 
 
 def _add(api: ApiClient, args: argparse.Namespace) -> int:

@@ -18,7 +18,6 @@ was stopped); 2 the command line is wrong.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 import time
@@ -28,7 +27,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from seawall.replication_client import ApiClient, CliError, credentials_from
+from seawall.replication_client import ApiClient, CliError, credentials_from, run_command
 from seawall.replication_output import (
     deletion_text,
     delivery_row,
@@ -265,22 +264,8 @@ def _webhook_commands(pol: Any, conn: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, transport: httpx.BaseTransport | None = None) -> int:
     creds = credentials_from(args.url, args.username, args.password)
     api = ApiClient(creds, transport)
-    try:
-        handler = _HANDLERS[(args.command, getattr(args, "action", None))]
-        code = handler(api, args)
-        sys.stdout.flush()  # a closed pipe (| head) shows here, not at exit
-        return code
-    except BrokenPipeError:  # the reader has gone (| head): nothing left to say
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
-    except CliError as e:
-        print(f"seawall: {e}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        print("seawall: interrupted", file=sys.stderr)
-        return 130
-    finally:
-        api.close()
+    handler = _HANDLERS[(args.command, getattr(args, "action", None))]
+    return run_command(api, lambda: handler(api, args))
 
 
 def _registry_add(api: ApiClient, args: argparse.Namespace) -> int:

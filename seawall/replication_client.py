@@ -5,13 +5,14 @@ nowhere else."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-__all__ = ["DEFAULT_URL", "ApiClient", "CliError", "Credentials", "credentials_from"]
+__all__ = ["DEFAULT_URL", "ApiClient", "CliError", "Credentials", "credentials_from", "run_command"]
 
 DEFAULT_URL = "http://127.0.0.1:5000"
 PAGE_SIZE = 100
@@ -146,3 +147,24 @@ def error_message(response: httpx.Response) -> str:
         return "; ".join(f"{e.get('code', '')}: {e.get('message', '')}" for e in errors)
     except (ValueError, AttributeError):
         return response.text[:300] or response.reason_phrase
+
+
+def run_command(api: ApiClient, command: Callable[[], int]) -> int:
+    """Run one CLI command against the API and close the client: its exit code, or one line on
+    stderr for a :class:`CliError` (its code), an interrupt (130) or a reader gone from the pipe
+    (``| head``: 0, nothing more said) — never a traceback."""
+    try:
+        code = command()
+        sys.stdout.flush()  # a closed pipe (| head) shows here, not at exit
+        return code
+    except BrokenPipeError:  # the reader has gone: nothing left to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except CliError as e:
+        print(f"seawall: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("seawall: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        api.close()

@@ -113,6 +113,44 @@ def _event(
     )
 
 
+def _store_manifest(
+    t: Tx, rid: int, digest: str, data: bytes, parsed: ParsedManifest, now: Any
+) -> bool:
+    """A manifest's rows (its bytes, its references, its link to the repository), each kept if
+    there already; whether the repository's link is new."""
+    subject = parsed.subject.digest if parsed.subject else None
+    t.execute(
+        "INSERT INTO manifest (digest, media_type, size, data, artifact_type, "
+        "subject_digest, annotations_json, created_at) VALUES (:d, :mt, :size, :data, "
+        ":at, :subject, :ann, :now) ON CONFLICT DO NOTHING",
+        d=digest,
+        mt=parsed.media_type,
+        size=len(data),
+        data=data,
+        at=parsed.artifact_type,
+        subject=subject,
+        ann=json.dumps(parsed.annotations) if parsed.annotations else None,
+        now=now,
+    )
+    refs = [{"d": digest, "r": d.digest, "k": "blob"} for d in parsed.blobs]
+    refs += [{"d": digest, "r": d.digest, "k": "manifest"} for d in parsed.children]
+    if refs:
+        t.executemany(
+            "INSERT INTO manifest_ref (digest, ref_digest, kind) "
+            "VALUES (:d, :r, :k) ON CONFLICT DO NOTHING",
+            refs,
+        )
+    linked = t.execute(
+        "INSERT INTO repo_manifest (repository_id, digest, subject_digest, "
+        "created_at) VALUES (:rid, :d, :subject, :now) ON CONFLICT DO NOTHING",
+        rid=rid,
+        d=digest,
+        subject=subject,
+        now=now,
+    )
+    return bool(linked)
+
+
 def _ensure_repository(tx: Tx, name: str, now: Any) -> int:
     row = tx.one("SELECT id FROM repository WHERE name = :name", name=name)
     if row is not None:
@@ -392,11 +430,6 @@ class ContentStore:
         :raises RegistryError: ``MANIFEST_BLOB_UNKNOWN`` when a referenced blob or child
             manifest is not in the repository.
         """
-        subject = parsed.subject.digest if parsed.subject else None
-        annotations = json.dumps(parsed.annotations) if parsed.annotations else None
-        refs = [{"d": digest, "r": d.digest, "k": "blob"} for d in parsed.blobs]
-        refs += [{"d": digest, "r": d.digest, "k": "manifest"} for d in parsed.children]
-
         known = self._repo_ids.get(repo)
 
         def tx(t: Tx) -> int | None:
@@ -409,33 +442,7 @@ class ContentStore:
                     "MANIFEST_BLOB_UNKNOWN",
                     {"missing": missing[:20], "hint": "push blobs and child manifests first"},
                 )
-            t.execute(
-                "INSERT INTO manifest (digest, media_type, size, data, artifact_type, "
-                "subject_digest, annotations_json, created_at) VALUES (:d, :mt, :size, :data, "
-                ":at, :subject, :ann, :now) ON CONFLICT DO NOTHING",
-                d=digest,
-                mt=parsed.media_type,
-                size=len(data),
-                data=data,
-                at=parsed.artifact_type,
-                subject=subject,
-                ann=annotations,
-                now=now,
-            )
-            if refs:
-                t.executemany(
-                    "INSERT INTO manifest_ref (digest, ref_digest, kind) "
-                    "VALUES (:d, :r, :k) ON CONFLICT DO NOTHING",
-                    refs,
-                )
-            linked = t.execute(
-                "INSERT INTO repo_manifest (repository_id, digest, subject_digest, "
-                "created_at) VALUES (:rid, :d, :subject, :now) ON CONFLICT DO NOTHING",
-                rid=rid,
-                d=digest,
-                subject=subject,
-                now=now,
-            )
+            linked = _store_manifest(t, rid, digest, data, parsed, now)
             if origin is not None and not linked and (tag is None or current == digest):
                 return None  # a replicated write of what is here already
             if tag is not None:
@@ -696,10 +703,6 @@ class ContentStore:
 
         Returns False, writing nothing, while a reference is missing.
         """
-        subject = parsed.subject.digest if parsed.subject else None
-        annotations = json.dumps(parsed.annotations) if parsed.annotations else None
-        refs = [{"d": digest, "r": d.digest, "k": "blob"} for d in parsed.blobs]
-        refs += [{"d": digest, "r": d.digest, "k": "manifest"} for d in parsed.children]
         known = self._repo_ids.get(repo)
 
         def tx(t: Tx) -> int | None:
@@ -707,33 +710,7 @@ class ContentStore:
             rid = known if known is not None else _ensure_repository(t, repo, now)
             if self._missing_refs(t, rid, parsed):
                 return None
-            t.execute(
-                "INSERT INTO manifest (digest, media_type, size, data, artifact_type, "
-                "subject_digest, annotations_json, created_at) VALUES (:d, :mt, :size, :data, "
-                ":at, :subject, :ann, :now) ON CONFLICT DO NOTHING",
-                d=digest,
-                mt=parsed.media_type,
-                size=len(data),
-                data=data,
-                at=parsed.artifact_type,
-                subject=subject,
-                ann=annotations,
-                now=now,
-            )
-            if refs:
-                t.executemany(
-                    "INSERT INTO manifest_ref (digest, ref_digest, kind) "
-                    "VALUES (:d, :r, :k) ON CONFLICT DO NOTHING",
-                    refs,
-                )
-            t.execute(
-                "INSERT INTO repo_manifest (repository_id, digest, subject_digest, "
-                "created_at) VALUES (:rid, :d, :subject, :now) ON CONFLICT DO NOTHING",
-                rid=rid,
-                d=digest,
-                subject=subject,
-                now=now,
-            )
+            _store_manifest(t, rid, digest, data, parsed, now)
             t.notify(CONTENT_CHANNEL, str(rid))
             return rid
 
