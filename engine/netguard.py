@@ -24,6 +24,7 @@ __all__ = [
     "TargetRefused",
     "check_resolved",
     "check_url",
+    "connect_problem",
     "is_link_local",
 ]
 
@@ -71,3 +72,22 @@ async def check_resolved(url: str, *, allow_link_local: bool) -> None:
         address = str(info[4][0])
         if is_link_local(address):
             raise TargetRefused(f"{host} resolves to {address}, a link-local address; {_HOW}")
+
+
+async def connect_problem(url: str, seconds: float) -> str | None:
+    """Why no TCP connection to ``url``'s host and port opens within ``seconds``, or None when
+    one does — or when ``url`` is not HTTP(S) (nothing to connect to). A dead host costs a
+    refused connection here, not an HTTP client's whole timeout of retries."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        return None
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with anyio.fail_after(seconds):
+            stream = await anyio.connect_tcp(parts.hostname or "", port)
+    except TimeoutError:
+        return f"{url}: no TCP connection within {seconds:g} s"
+    except OSError as e:
+        return f"{url}: cannot connect ({e.strerror or e})"
+    await stream.aclose()
+    return None

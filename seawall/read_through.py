@@ -23,7 +23,6 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
-from urllib.parse import urlsplit
 
 import anyio
 from sqlalchemy import select
@@ -31,6 +30,7 @@ from sqlalchemy import select
 from adapters.base import RegistryAdapter
 from adapters.oci.errors import DigestMismatch, NotFound, OciError, Transient
 from adapters.protocol import BlobReader
+from engine.netguard import connect_problem
 from engine.regions.store import RegionStore
 from engine.state.models import RegistryEndpoint
 from registry.http.context import RegistryContext
@@ -181,17 +181,7 @@ class RegionUpstream:
 async def connects(url: str, seconds: float | None = None) -> bool:
     """Whether a TCP connection to ``url``'s host and port opens within ``seconds`` (default
     :data:`PROBE_SECONDS`); True for a URL that is not HTTP (nothing to connect to)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https"):
-        return True
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        with anyio.fail_after(PROBE_SECONDS if seconds is None else seconds):
-            stream = await anyio.connect_tcp(parts.hostname or "", port)
-    except (OSError, TimeoutError):
-        return False
-    await stream.aclose()
-    return True
+    return await connect_problem(url, PROBE_SECONDS if seconds is None else seconds) is None
 
 
 def _cached(

@@ -11,7 +11,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import anyio
 from sqlalchemy import select
@@ -26,6 +25,7 @@ from engine.netguard import (
     TargetRefused,
     check_resolved,
     check_url,
+    connect_problem,
 )
 from engine.state.models import RegistryEndpoint, endpoint_options
 from engine.state.secrets import SecretBox
@@ -220,7 +220,8 @@ class EndpointClients:
             check_url(url, allow_link_local=self.allow_link_local)
             if resolve:
                 await check_resolved(url, allow_link_local=self.allow_link_local)
-                return await _unconnectable(url)
+                problem = await connect_problem(url, CONNECT_SECONDS)
+                return problem and f"{problem}; check the host and port"
         except TargetRefused as e:
             return str(e)[:300]
         except OSError as e:
@@ -230,22 +231,6 @@ class EndpointClients:
 
 #: How long a ping waits for a TCP connection before calling the endpoint unreachable.
 CONNECT_SECONDS = 5.0
-
-
-async def _unconnectable(url: str) -> str | None:
-    """Why no TCP connection to ``url``'s host and port can be made, or None when one can
-    (the engine's client uses no proxy, so this is the path its requests take)."""
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        with anyio.fail_after(CONNECT_SECONDS):
-            stream = await anyio.connect_tcp(parts.hostname or "", port)
-        await stream.aclose()
-    except TimeoutError:
-        return f"{url}: no TCP connection within {CONNECT_SECONDS:g} s"
-    except OSError as e:
-        return f"{url}: cannot connect ({e.strerror or e}); check the host and port"
-    return None
 
 
 async def _ping(adapter: RegistryAdapter) -> tuple[bool, str]:

@@ -30,7 +30,7 @@ import anyio
 
 from adapters.base import AdapterError, RegistryAdapter
 from adapters.oci.errors import OciError
-from engine.netguard import TargetRefused, check_url
+from engine.netguard import TargetRefused, check_url, connect_problem
 from engine.regions.report import CANARY_NAMESPACE, Health
 from registry.oci import mediatypes as mt
 
@@ -79,16 +79,7 @@ async def _unreachable(url: str, allow_link_local: bool) -> str | None:
         check_url(url, allow_link_local=allow_link_local)
     except TargetRefused as e:
         return str(e)[:300]
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        with anyio.fail_after(CONNECT_SECONDS):
-            stream = await anyio.connect_tcp(parts.hostname or "", port)
-        await stream.aclose()
-    except TimeoutError:
-        return f"{url}: no TCP connection within {CONNECT_SECONDS:g} s"
-    except OSError as e:
-        return f"{url}: cannot connect ({e.strerror or e})"
-    return None
+    return await connect_problem(url, CONNECT_SECONDS)
 
 
 async def probe(
