@@ -63,12 +63,17 @@ from engine.lag_scan import (
     within,
 )
 from engine.scope import Scope
-from engine.state.models import Execution, OutboxCursor, Policy, RegistryEndpoint
+from engine.state.models import (
+    OUTBOX_CURSOR,
+    Execution,
+    OutboxCursor,
+    Policy,
+    RegistryEndpoint,
+)
 from registry.meta.db import Database
 
 __all__ = [
     "LOCAL_TARGET",
-    "OUTBOX_CURSOR",
     "LagBasis",
     "LagMemo",
     "LagSample",
@@ -80,8 +85,6 @@ X = Execution.__table__  # type: ignore[attr-defined]
 C = OutboxCursor.__table__  # type: ignore[attr-defined]
 EP = RegistryEndpoint.__table__  # type: ignore[attr-defined]
 
-#: The outbox consumer's cursor (``schedules.outbox.CURSOR``; the engine cannot import it).
-OUTBOX_CURSOR = "replication"
 #: The ``target`` of a policy whose destination is this Seawall's own registry.
 LOCAL_TARGET = "local"
 _ACTIVE = ("Pending", "InProgress")

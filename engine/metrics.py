@@ -44,9 +44,16 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from sqlalchemy import func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from engine.lag import LOCAL_TARGET, OUTBOX_CURSOR, LagMemo, LagSample, replication_lag
+from engine.lag import LOCAL_TARGET, LagMemo, LagSample, replication_lag
 from engine.latency import LatencyCounts, latency_family
-from engine.state.models import Execution, OutboxCursor, Policy, RegistryEndpoint, Task
+from engine.state.models import (
+    OUTBOX_CURSOR,
+    Execution,
+    OutboxCursor,
+    Policy,
+    RegistryEndpoint,
+    Task,
+)
 from registry.meta.db import Database
 from registry.meta.models import Event, utcnow
 

@@ -31,7 +31,7 @@ from anyio.abc import TaskGroup
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from engine.state.models import OutboxCursor
+from engine.state.models import OUTBOX_CURSOR, OutboxCursor
 from engine.state.runs import enqueue_events
 from registry.meta.db import Database
 from registry.meta.leases import db_now, db_time_in
@@ -42,7 +42,7 @@ __all__ = ["OutboxConsumer"]
 log = logging.getLogger("seawall.schedules")
 E = Event.__table__  # type: ignore[attr-defined]
 C = OutboxCursor.__table__  # type: ignore[attr-defined]
-CURSOR = "replication"
+CURSOR = OUTBOX_CURSOR  # this consumer's row in outbox_cursor
 BATCH = 500
 MAX_HOLES = 1000  # ids of one gap kept as holes (a larger gap is a sequence jump, not commits)
 

@@ -21,7 +21,7 @@ from sqlmodel import Field, SQLModel
 from registry.meta.models import utcnow
 
 __all__ = [
-    "EXECUTION_STATUSES",
+    "OUTBOX_CURSOR",
     "EventRetry",
     "Execution",
     "OutboxCursor",
@@ -31,8 +31,6 @@ __all__ = [
     "Task",
     "endpoint_options",
 ]
-
-EXECUTION_STATUSES = ("Pending", "InProgress", "Succeed", "Failed", "Stopped")
 
 
 class RegistryEndpoint(SQLModel, table=True):
@@ -151,6 +149,11 @@ class EventRetry(SQLModel, table=True):
     due_at: datetime | None = None
     execution_id: int | None = None
     created_at: datetime = Field(default_factory=utcnow)
+
+
+#: The replication outbox consumer's row in ``outbox_cursor`` (``schedules.outbox``; read by the
+#: lag and backlog figures).
+OUTBOX_CURSOR = "replication"
 
 
 class OutboxCursor(SQLModel, table=True):
