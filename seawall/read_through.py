@@ -8,10 +8,16 @@ client (:class:`~seawall.replication.EndpointClients`: the same client, tokens, 
 and limits replication uses). Per region, one call is bounded by ``timeout_seconds``; "not
 found", a refusal (401/403) or bad bytes move on to the next region; a region that failed to
 answer (unreachable, timed out, 5xx, 429) is passed over for :data:`DOWN_SECONDS`, then asked
-again only once a TCP connection to it opens, so a lost region costs one request's wait, not
-every request's. Which regions: the registry endpoints named by the ``read_through.registries``
-setting, else the regions this Seawall knows (``engine.regions``: every declared region's
-endpoint, by region name).
+again only once a TCP connection to it opens. A region that has just died costs no request's
+wait at all: while a manifest is asked for, a TCP connection to the region is opened beside it,
+and when none opens within :data:`PROBE_SECONDS` (refused: at once) the request is given up and
+the next region asked — the client's own retries of a refused connection would otherwise hold
+the pull for up to ``timeout_seconds``. A blob is opened after the same probe, unless the
+region answered within :data:`FRESH_SECONDS` (a blob follows its manifest).
+
+Which regions: the registry endpoints named by the ``read_through.registries`` setting, else
+the regions this Seawall knows (``engine.regions``: every declared region's endpoint, by region
+name).
 
 What the registry does with the answer — verify, store, single flight, no outbox event, the
 recursion guard — is in :mod:`registry.http.read_through` and :mod:`registry.http.upstream`.
@@ -23,12 +29,13 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from typing import TypeVar
 
 import anyio
 from sqlalchemy import select
 
 from adapters.base import RegistryAdapter
-from adapters.oci.errors import DigestMismatch, NotFound, OciError, Transient
+from adapters.oci.errors import ConnectionFailed, DigestMismatch, NotFound, OciError, Transient
 from adapters.protocol import BlobReader
 from engine.netguard import connect_problem
 from engine.regions.store import RegionStore
@@ -41,6 +48,7 @@ from seawall.config import Settings
 
 __all__ = [
     "DOWN_SECONDS",
+    "FRESH_SECONDS",
     "PROBE_SECONDS",
     "AdapterFactory",
     "EndpointsProvider",
@@ -57,6 +65,8 @@ log = logging.getLogger("seawall.read_through")
 DOWN_SECONDS = 30.0
 #: How long a TCP connection may take to open before a region that failed stays passed over.
 PROBE_SECONDS = 1.0
+#: How long after a region's last answer a blob is opened there without a TCP probe first.
+FRESH_SECONDS = 2.0
 #: How long the endpoint ids a provider found are used before it looks again.
 ENDPOINTS_TTL_SECONDS = 5.0
 
@@ -65,6 +75,7 @@ AdapterFactory = Callable[[int], AbstractAsyncContextManager[RegistryAdapter]]
 #: The registry endpoint ids to read through, in order.
 EndpointsProvider = Callable[[], Awaitable[Sequence[int]]]
 
+T = TypeVar("T")
 E = RegistryEndpoint.__table__  # type: ignore[attr-defined]
 
 
@@ -98,6 +109,7 @@ class RegionUpstream:
         self.adapters, self.endpoints = adapters, endpoints
         self.timeout_seconds, self.down_seconds, self.clock = timeout_seconds, down_seconds, clock
         self._down_until: dict[int, float] = {}
+        self._answered_at: dict[int, float] = {}
 
     async def _candidates(self) -> list[int]:
         now = self.clock()
@@ -128,6 +140,45 @@ class RegionUpstream:
         self._down_until[endpoint] = self.clock() + self.down_seconds
         return False
 
+    def _answered(self, endpoint: int) -> None:
+        self._answered_at[endpoint] = self.clock()
+
+    async def _probed(self, endpoint: int, adapter: RegistryAdapter) -> None:
+        """Unless ``endpoint`` answered within :data:`FRESH_SECONDS`: raise
+        :class:`ConnectionFailed` when no TCP connection to it opens."""
+        answered = self._answered_at.get(endpoint)
+        if answered is not None and self.clock() - answered < FRESH_SECONDS:
+            return
+        problem = await connect_problem(adapter.registry_url(), PROBE_SECONDS)
+        if problem is not None:
+            raise ConnectionFailed(problem)
+
+    async def _watched(self, adapter: RegistryAdapter, call: Callable[[], Awaitable[T]]) -> T:
+        """``call()``, given up with :class:`ConnectionFailed` as soon as a TCP connection to
+        the adapter's registry, opened beside it, fails."""
+        problem: str | None = None
+        result: list[T] = []
+
+        async def watch(scope: anyio.CancelScope) -> None:
+            nonlocal problem
+            problem = await connect_problem(adapter.registry_url(), PROBE_SECONDS)
+            if problem is not None:
+                scope.cancel()
+
+        failure: Exception | None = None
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(watch, tg.cancel_scope)
+            try:
+                result.append(await call())
+            except Exception as e:  # raised below: a task group would wrap it in a group
+                failure = e
+            tg.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
+        if not result:
+            raise ConnectionFailed(problem or "the registry went away")
+        return result[0]
+
     async def fetch_manifest(self, repo: str, reference: str) -> FetchedManifest | None:
         corrupt: list[str] = []
         for endpoint in await self._candidates():
@@ -136,8 +187,13 @@ class RegionUpstream:
                     async with self.adapters(endpoint) as adapter:
                         if not await self._back(endpoint, adapter):
                             continue
-                        m = await adapter.client().get_manifest(repo, reference)
+                        client = adapter.client()
+                        m = await self._watched(
+                            adapter, lambda c=client: c.get_manifest(repo, reference)
+                        )
+                self._answered(endpoint)
             except NotFound:
+                self._answered(endpoint)
                 continue
             except DigestMismatch as e:
                 corrupt.append(f"endpoint {endpoint}: {e}")
@@ -162,6 +218,7 @@ class RegionUpstream:
                         if not await self._back(endpoint, adapter):
                             await attempt.aclose()
                             continue
+                        await self._probed(endpoint, adapter)
                         opening = adapter.client().blob_stream(repo, digest)
                         reader = await attempt.enter_async_context(opening)
                 except BaseException as e:
@@ -169,9 +226,12 @@ class RegionUpstream:
                         await attempt.aclose()
                     if not isinstance(e, OciError | TimeoutError | LookupError):
                         raise
-                    if not isinstance(e, NotFound):
+                    if isinstance(e, NotFound):
+                        self._answered(endpoint)
+                    else:
                         self._failed(endpoint, f"blob {digest} of {repo}", e)
                     continue
+                self._answered(endpoint)
                 await stack.enter_async_context(attempt)
                 yield _Blob(reader, f"endpoint {endpoint}")
                 return

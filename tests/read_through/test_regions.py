@@ -71,8 +71,14 @@ def dead() -> Iterator[CountingProxy]:
 
 
 def _env(name: str) -> dict[str, str]:
-    """Each region reads through the other two; C tries the dead region first (briefly)."""
+    """Each region reads through the other two; C tries the dead region first (briefly), B
+    tries first a region where nothing listens any more (with a long timeout)."""
     others = [o for o in NAMES if o != name]
+    if name == "b":
+        return {
+            "SEAWALL_READ_THROUGH__REGISTRIES": ",".join(["gone", *others]),
+            "SEAWALL_READ_THROUGH__TIMEOUT_SECONDS": "120",
+        }
     if name == "c":
         return {
             "SEAWALL_READ_THROUGH__REGISTRIES": ",".join(["dead", *others]),
@@ -110,6 +116,9 @@ def regions(
                     add_endpoint(
                         a, "dead", dead.url, type_="seawall", username="admin", password="x"
                     )
+                if n == "b":
+                    gone = f"http://127.0.0.1:{free_port()}"
+                    add_endpoint(a, "gone", gone, type_="seawall", username="admin", password="x")
         yield out
     finally:
         for region in out.values():
@@ -395,6 +404,18 @@ def test_a_failing_region_is_passed_over(regions: dict[str, Region], dead: Count
         asked = dead.total()
         assert digest_of(cc, "rt/failover", "v2") == second
     assert dead.total() == asked
+
+
+def test_a_region_that_refuses_connections_costs_no_wait(regions: dict[str, Region]) -> None:
+    """B asks first a region where nothing listens, with a 120 s read-through timeout: the
+    refused connection gives that region up at once (the OCI client alone would retry it for
+    7.75–15.5 s), so a pull whose client waits 6 s at most is served from A."""
+    a, b = regions["a"], regions["b"]
+    with a.client() as ca:
+        pushed, _ = push_image(ca, "rt/gone", "v1", seed="gone-1")
+    with b.client() as cb:
+        cb.timeout = httpx.Timeout(6.0)
+        assert pull(cb, "rt/gone", "v1")[0] == pushed  # the manifest, then every blob
 
 
 def test_a_manifest_is_stored_only_with_what_it_references(regions: dict[str, Region]) -> None:
