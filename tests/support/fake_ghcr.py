@@ -140,7 +140,7 @@ class FakeGhcr:
     async def _start(self) -> None:
         await self.upstream.open()
         app = web.Application(client_max_size=1 << 40)
-        app["page_cap"] = self.page_cap
+        app[packages.PAGE_CAP] = self.page_cap
         app.router.add_route("*", "/{tail:.*}", self._handle)
         app.on_response_prepare.append(self._record)
         self._runner = web.AppRunner(app, access_log=None)

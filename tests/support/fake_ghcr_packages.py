@@ -38,8 +38,10 @@ from aiohttp import web
 if TYPE_CHECKING:
     from tests.support.fake_ghcr import FakeGhcr
 
-__all__ = ["PackageBook", "Version", "github_error", "route"]
+__all__ = ["PAGE_CAP", "PackageBook", "Version", "github_error", "route"]
 
+#: the most items a page holds, whatever ``per_page`` asks (the app's setting)
+PAGE_CAP = web.AppKey("page_cap", int)
 DOCS = "https://docs.github.com/rest/packages/packages"
 _OWNER = re.compile(r"^/users/([^/]+)$")
 _PACKAGES = re.compile(r"^/(orgs|users)/([^/]+)/packages$")
@@ -168,7 +170,7 @@ def _paged(request: web.Request, items: list[Any]) -> web.Response:
         page = max(int(request.query.get("page", "1")), 1)
     except ValueError:
         return github_error(422, "Invalid request.")
-    per_page = min(per_page, request.app["page_cap"])
+    per_page = min(per_page, request.app[PAGE_CAP])
     pages = max(1, -(-len(items) // per_page))
     chunk = items[(page - 1) * per_page : page * per_page]
     base = f"{request.scheme}://{request.host}{request.raw_path.split('?', 1)[0]}"
