@@ -1,0 +1,467 @@
+"""A local fake of Docker Hub, in front of a real registry, following Docker's published docs.
+
+``FakeDockerHub(upstream_url, ...)`` serves on 127.0.0.1, in one server:
+
+- Hub's **token service** (``auth.docker.io``): ``GET /token?service=registry.docker.io&
+  scope=repository:NAME:pull[,push]`` with Basic (a Docker ID and its password or access
+  token) or none (anonymous: pulls only) → ``{"token", "access_token", "expires_in": 300,
+  "issued_at"}``; JWT-shaped tokens with ``exp`` and Docker ``access`` claims, expiring by the
+  fake's clock; a wrong login → ``401``.
+- the **registry** (``registry-1.docker.io``): ``/v2/...`` with Bearer checks (``401`` +
+  ``WWW-Authenticate: Bearer realm="<url>/token",service="registry.docker.io",scope=…``),
+  proxied to the real registry; manifest ``DELETE`` → ``405 UNSUPPORTED``; no catalog, no
+  referrers API (404); tag lists as plain JSON.
+- the **pull limit**: every manifest ``HEAD``/``GET`` answer carries ``ratelimit-limit:
+  N;w=W``, ``ratelimit-remaining: R;w=W`` and ``docker-ratelimit-source``; a ``GET`` answered
+  200 spends one pull of the caller (a Docker ID, or the anonymous address), a ``HEAD`` none;
+  with nothing left a ``GET`` is answered ``429 {"errors":[{"code":"TOOMANYREQUESTS"}]}``
+  with ``Retry-After`` (seconds until the oldest pull leaves the sliding window). The window
+  runs on :attr:`FakeDockerHub.clock` (a :class:`FakeClock` the test advances).
+- the **Hub API** (``hub.docker.com``): :mod:`tests.support.fake_docker_hub_api`.
+
+Every request is counted by method and route (``"GET /v2/{name}/manifests/{ref}"``):
+:meth:`counts`, :meth:`count`; and by answer: :meth:`answers`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import collections
+import json
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from aiohttp import web
+
+from tests.support.fake_acr_auth import (
+    ALL_ACTIONS,
+    FakeClock,
+    Principal,
+    TokenBook,
+    unsigned_jwt,
+)
+from tests.support.fake_acr_metadata import acr_error as oci_error
+from tests.support.fake_acr_upstream import Upstream
+from tests.support.fake_docker_hub_api import hub_route
+from tests.support.server import free_port
+
+__all__ = ["SERVICE", "FakeDockerHub"]
+
+SERVICE = "registry.docker.io"
+ROUTE = web.RequestKey("hub_route", str)
+_V2 = re.compile(r"^/v2/(.+)/(blobs/uploads|manifests|blobs|tags|referrers)(/.*)?$")
+_ANONYMOUS = Principal("anonymous", "anonymous", {"*": frozenset({"pull"})}, catalog=False)
+_LIMIT_MESSAGE = (
+    "You have reached your pull rate limit. You may increase the limit by authenticating "
+    "and upgrading: https://www.docker.com/increase-rate-limit"
+)
+
+
+class _Upstream(Upstream):
+    """:class:`Upstream` whose forwarded answers can carry headers chosen by their status."""
+
+    async def forward_with(
+        self,
+        request: web.Request,
+        extra: Callable[[int], Mapping[str, str]],
+        accept: str | None = None,
+    ) -> web.StreamResponse:
+        assert self.http is not None
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _DROP}
+        if accept is not None:
+            headers = {k: v for k, v in headers.items() if k.lower() != "accept"}
+            headers["Accept"] = accept
+        if self._auth:
+            headers["Authorization"] = self._auth
+        body = await request.read()
+        async with self.http.request(
+            request.method,
+            self.url + request.path_qs,
+            headers=headers,
+            data=body or None,
+            allow_redirects=False,
+        ) as up:
+            out_headers = {
+                k: v for k, v in self._rewrite(up.headers).items() if not k.startswith("Seawall-")
+            }
+            out = web.StreamResponse(status=up.status, headers=out_headers | dict(extra(up.status)))
+            if (length := up.headers.get("Content-Length")) is not None:
+                out.content_length = int(length)
+            await out.prepare(request)
+            if request.method != "HEAD":
+                async for chunk in up.content.iter_chunked(256 * 1024):
+                    await out.write(chunk)
+            await out.write_eof()
+            return out
+
+
+_DROP = frozenset({"host", "authorization", "content-length", "accept-encoding", "connection"})
+
+
+class FakeDockerHub:
+    """The fake; ``start()`` it, use :attr:`url` (registry, token service and Hub API),
+    ``stop()`` it (or ``with``).
+
+    :param pull_limit: pulls per window for each caller (None: no limit and no headers).
+    :param window_seconds: the sliding window of the pull limit.
+    """
+
+    def __init__(
+        self,
+        upstream_url: str,
+        *,
+        upstream_username: str | None = None,
+        upstream_password: str | None = None,
+        pull_limit: int | None = 10_000,
+        window_seconds: float = 21600.0,
+        registry_token_seconds: float = 300.0,
+        hub_token_seconds: float = 3600.0,
+        clock: FakeClock | None = None,
+    ) -> None:
+        self.clock = clock or FakeClock()
+        self.port = free_port()
+        self.upstream = _Upstream(upstream_url, self.url, upstream_username, upstream_password)
+        self.tokens = TokenBook(SERVICE, self.clock, 0.0, registry_token_seconds)
+        self.pull_limit = pull_limit
+        self.window_seconds = window_seconds
+        self.hub_token_seconds = hub_token_seconds
+        self.limits: dict[str, int | None] = {}  # per caller, over pull_limit
+        self._users: dict[str, tuple[str, frozenset[str]]] = {}  # name -> (password, namespaces)
+        self._hub_tokens: dict[str, tuple[str, float]] = {}  # JWT -> (user, expiry)
+        self._pulls: dict[str, collections.deque[float]] = collections.defaultdict(
+            collections.deque
+        )
+        self._counts: collections.Counter[str] = collections.Counter()
+        self._answers: collections.Counter[tuple[str, int]] = collections.Counter()
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> FakeDockerHub:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(30)
+        return self
+
+    def stop(self) -> None:
+        if self._loop is None:
+            return
+        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        assert self._thread is not None
+        self._thread.join(30)
+        self._loop.close()
+        self._loop = None
+
+    def __enter__(self) -> FakeDockerHub:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    async def _start(self) -> None:
+        await self.upstream.open()
+        app = web.Application(client_max_size=1 << 40)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        app.on_response_prepare.append(self._record)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+
+    async def _stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self.upstream.close()
+
+    # -- accounts, tokens, pulls (the test's controls, and the routes' helpers) --------------
+
+    def add_user(
+        self, username: str, password: str, namespaces: tuple[str, ...] = (), *, limit: int = -1
+    ) -> None:
+        """A Docker ID owning its own namespace and ``namespaces`` (organizations);
+        ``limit``: its pulls per window (-1: the fake's ``pull_limit``; None: unlimited)."""
+        owned = frozenset({username, *namespaces})
+        repos = {"*": frozenset({"pull"}), **{f"{ns}/*": ALL_ACTIONS for ns in owned}}
+        self.tokens.add_user(username, password, Principal(username, "user", repos, False))
+        with self._lock:
+            self._users[username] = (password, owned)
+            if limit != -1:
+                self.limits[username] = limit
+
+    def owns_namespace(self, namespace: str) -> bool:
+        with self._lock:
+            return any(namespace in owned for _, owned in self._users.values())
+
+    def may_write(self, user: str, namespace: str) -> bool:
+        with self._lock:
+            known = self._users.get(user)
+        return known is not None and namespace in known[1]
+
+    def hub_login(self, username: str, password: str) -> str | None:
+        """A Hub API JWT for a right login, else None."""
+        with self._lock:
+            known = self._users.get(username)
+        if known is None or not secrets.compare_digest(known[0], password):
+            return None
+        now = self.clock()
+        exp = now + self.hub_token_seconds
+        token = unsigned_jwt({"sub": username, "iat": int(now), "exp": int(exp)})
+        with self._lock:
+            self._hub_tokens[token] = (username, exp)
+        return token
+
+    def hub_user(self, token: str) -> str | None:
+        with self._lock:
+            found = self._hub_tokens.get(token)
+        if found is None or found[1] <= self.clock():
+            return None
+        return found[0]
+
+    def limit_of(self, caller: str) -> int | None:
+        with self._lock:
+            return self.limits.get(caller, self.pull_limit)
+
+    def remaining(self, caller: str) -> int | None:
+        """Pulls ``caller`` has left in the window now (None: unlimited)."""
+        limit = self.limit_of(caller)
+        if limit is None:
+            return None
+        with self._lock:
+            pulls = self._pulls[caller]
+            while pulls and pulls[0] <= self.clock() - self.window_seconds:
+                pulls.popleft()
+            return max(0, limit - len(pulls))
+
+    def pulls(self, caller: str) -> int:
+        """Pulls ``caller`` spent in the current window."""
+        self.remaining(caller)
+        with self._lock:
+            return len(self._pulls[caller])
+
+    def _spend(self, caller: str) -> None:
+        with self._lock:
+            self._pulls[caller].append(self.clock())
+
+    def _frees_in_seconds(self, caller: str) -> int:
+        with self._lock:
+            pulls = self._pulls[caller]
+            oldest = pulls[0] if pulls else self.clock()
+        return max(1, int(oldest + self.window_seconds - self.clock()) + 1)
+
+    # -- what the test reads ---------------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+    def count(self, route: str) -> int:
+        with self._lock:
+            return self._counts[route]
+
+    def answers(self, route: str) -> dict[int, int]:
+        with self._lock:
+            return {s: n for (r, s), n in self._answers.items() if r == route}
+
+    def reset_counts(self) -> None:
+        with self._lock:
+            self._counts.clear()
+            self._answers.clear()
+
+    # -- the upstream --------------------------------------------------------------------
+
+    async def upstream_repositories(self) -> list[str]:
+        """Every repository of the real registry (its catalog, all pages)."""
+        status, doc, _ = await self.upstream.json("/v2/_catalog", {"n": 1000}, "application/json")
+        names = list(doc.get("repositories") or []) if status == 200 and doc else []
+        while len(names) % 1000 == 0 and names:
+            status, doc, _ = await self.upstream.json(
+                "/v2/_catalog", {"n": 1000, "last": names[-1]}, "application/json"
+            )
+            more = list(doc.get("repositories") or []) if status == 200 and doc else []
+            if not more:
+                break
+            names.extend(more)
+        return names
+
+    async def upstream_delete(self, path: str) -> int:
+        assert self.upstream.http is not None
+        headers = self.upstream._headers("application/json")
+        async with self.upstream.http.delete(self.upstream.url + path, headers=headers) as up:
+            return up.status
+
+    # -- dispatch --------------------------------------------------------------------------
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        route, handler = self._route(request)
+        request[ROUTE] = route
+        with self._lock:
+            self._counts[route] += 1
+        return await handler(request)
+
+    async def _record(self, request: web.Request, response: web.StreamResponse) -> None:
+        with self._lock:
+            self._answers[(request.get(ROUTE, "other"), response.status)] += 1
+
+    def _route(self, request: web.Request) -> tuple[str, Any]:
+        path, method = request.path, request.method
+        if path == "/token":
+            return f"{method} /token", self._token
+        hub = hub_route(self, request)
+        if hub is not None:
+            return hub
+        if path in ("/v2", "/v2/"):
+            return f"{method} /v2/", self._v2_base
+        if path == "/v2/_catalog":
+            return f"{method} /v2/_catalog", self._no_catalog
+        m = _V2.match(path)
+        if m is None:
+            return f"{method} other", self._not_found
+        kind = m.group(2)
+        template = {
+            "blobs/uploads": "/v2/{name}/blobs/uploads/"
+            + ("{id}" if len(m.group(3) or "") > 1 else ""),
+            "manifests": "/v2/{name}/manifests/{ref}",
+            "blobs": "/v2/{name}/blobs/{digest}",
+            "tags": "/v2/{name}/tags/list",
+            "referrers": "/v2/{name}/referrers/{digest}",
+        }[kind]
+        return f"{method} {template}", self._v2
+
+    async def _not_found(self, request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(status=404, text="404 page not found\n")
+
+    # -- token service ---------------------------------------------------------------------
+
+    async def _token(self, request: web.Request) -> web.Response:
+        if request.method != "GET":
+            return web.json_response({"details": "method not allowed"}, status=405)
+        if request.query.get("service") != SERVICE:
+            return web.json_response({"details": "invalid service"}, status=400)
+        principal = _ANONYMOUS
+        header = request.headers.get("Authorization", "")
+        if header.lower().startswith("basic "):
+            try:
+                raw = base64.b64decode(header[6:].strip()).decode()
+            except ValueError:
+                raw = ":"
+            username, _, password = raw.partition(":")
+            found = self.tokens.login(username, password)
+            if found is None:
+                return web.json_response({"details": "incorrect username or password"}, 401)
+            principal = found
+        token = self.tokens.issue_access(principal, request.query.getall("scope", []))
+        issued = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.clock()))
+        expires = int(self.tokens.access_token_seconds)
+        body = {"token": token, "access_token": token, "expires_in": expires, "issued_at": issued}
+        return web.json_response(body)
+
+    # -- registry --------------------------------------------------------------------------
+
+    def _challenge(self, scope: str = "", error: str = "") -> web.Response:
+        params = f'Bearer realm="{self.url}/token",service="{SERVICE}"'
+        if scope:
+            params += f',scope="{scope}"'
+        if error:
+            params += f',error="{error}"'
+        return oci_error(
+            401, "UNAUTHORIZED", "authentication required", **{"WWW-Authenticate": params}
+        )
+
+    def _caller(self, request: web.Request, needs: list[tuple[str, str, str]], scope: str) -> Any:
+        """The token's subject, or the 401 to answer."""
+        header = request.headers.get("Authorization", "")
+        if not header.lower().startswith("bearer "):
+            return self._challenge(scope)
+        token = header[7:].strip()
+        verdict = self.tokens.check(token, needs)
+        if verdict != "ok":
+            error = "insufficient_scope" if verdict != "invalid" else "invalid_token"
+            return self._challenge(scope, error)
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return str(claims.get("sub") or "anonymous")
+
+    async def _v2_base(self, request: web.Request) -> web.Response:
+        caller = self._caller(request, [], "")
+        if isinstance(caller, web.Response):
+            return caller
+        return web.json_response({}, headers={"Docker-Distribution-API-Version": "registry/2.0"})
+
+    async def _no_catalog(self, request: web.Request) -> web.Response:
+        caller = self._caller(request, [("registry", "catalog", "*")], "registry:catalog:*")
+        if isinstance(caller, web.Response):
+            return caller
+        return oci_error(401, "UNAUTHORIZED", "authentication required")
+
+    async def _v2(self, request: web.Request) -> web.StreamResponse:
+        m = _V2.match(request.path)
+        assert m is not None
+        name, kind, method = m.group(1), m.group(2), request.method
+        if kind == "referrers":
+            await request.read()
+            return web.Response(status=404, text="404 page not found\n")
+        actions = ["pull"] if method in ("GET", "HEAD") and kind != "blobs/uploads" else []
+        actions = actions or (["delete"] if method == "DELETE" else ["pull", "push"])
+        needs = [("repository", name, a) for a in actions]
+        scope = f"repository:{name}:{','.join(actions)}"
+        source = request.query.get("from")
+        if kind == "blobs/uploads" and source and request.query.get("mount"):
+            needs.append(("repository", source, "pull"))
+            scope += f" repository:{source}:pull"
+        caller = self._caller(request, needs, scope)
+        if isinstance(caller, web.Response):
+            await request.read()
+            return caller
+        if kind == "manifests" and method == "DELETE":
+            await request.read()
+            return oci_error(405, "UNSUPPORTED", "The operation is unsupported.")
+        if kind == "manifests" and method in ("GET", "HEAD"):
+            return await self._manifest(request, caller)
+        accept = "application/json" if kind == "tags" else None
+        return await self.upstream.forward_with(request, lambda status: {}, accept=accept)
+
+    async def _manifest(self, request: web.Request, caller: str) -> web.StreamResponse:
+        """A manifest HEAD or GET, with the pull limit's headers; a GET spends a pull."""
+        limit = self.limit_of(caller)
+        if limit is None:
+            return await self.upstream.forward_with(request, lambda status: {})
+        left = self.remaining(caller) or 0
+        if request.method == "GET" and left <= 0:
+            await request.read()
+            return oci_error(
+                429,
+                "TOOMANYREQUESTS",
+                _LIMIT_MESSAGE,
+                **self._limit_headers(caller, limit, 0),
+                **{"Retry-After": str(self._frees_in_seconds(caller))},
+            )
+
+        def headers(status: int) -> Mapping[str, str]:
+            spent = request.method == "GET" and status == 200
+            if spent:
+                self._spend(caller)
+            return self._limit_headers(caller, limit, left - 1 if spent else left)
+
+        return await self.upstream.forward_with(request, headers)
+
+    def _limit_headers(self, caller: str, limit: int, left: int) -> dict[str, str]:
+        window = f"{self.window_seconds:g}"
+        return {
+            "ratelimit-limit": f"{limit};w={window}",
+            "ratelimit-remaining": f"{max(left, 0)};w={window}",
+            "docker-ratelimit-source": caller if caller != "anonymous" else "127.0.0.1",
+        }
