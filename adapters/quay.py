@@ -46,6 +46,7 @@ from adapters.quay_config import (
     parse_settings,
     split_name,
 )
+from registry.oci.reference import is_valid_name
 
 __all__ = ["QuayAdapter"]
 
@@ -166,6 +167,9 @@ class QuayAdapter(RegistryAdapter):
     # -- names and repositories ----------------------------------------------------------------
 
     def check_name(self, name: str) -> None:
+        """The OCI grammar, then Quay's rules (a nested path is refused saying why)."""
+        if is_valid_name(name) and name.count("/") > 1:
+            check_quay_name(name)
         super().check_name(name)
         check_quay_name(name)
 
