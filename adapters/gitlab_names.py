@@ -107,8 +107,8 @@ def check_under_project(name: str, project: str) -> None:
 
 
 def project_candidates(name: str) -> list[str]:
-    """The prefixes of ``name`` that may be its project's full path, longest first: at least
-    two components, at most :data:`MAX_IMAGE_COMPONENTS` removed."""
+    """The prefixes of ``name`` that may be its project's full path, longest first, down to
+    two components (a project found deeper than :data:`MAX_IMAGE_COMPONENTS` above the name
+    is reported by :func:`check_under_project`, not missed)."""
     parts = name.split("/")
-    low = max(2, len(parts) - MAX_IMAGE_COMPONENTS)
-    return ["/".join(parts[:n]) for n in range(len(parts), low - 1, -1)]
+    return ["/".join(parts[:n]) for n in range(len(parts), 1, -1)]

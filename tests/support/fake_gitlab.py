@@ -59,6 +59,7 @@ class FakeGitLab:
         self.registry_port, self.gitlab_port = free_port(), free_port()
         self.upstream = Upstream(upstream_url, self.registry_url, None, None)
         self.jwt = JwtBook(self.clock, self.owner_of, jwt_seconds)
+        self.max_per_page = 100  # GitLab's; a test lowers it to see paging
         self.projects: dict[str, int] = {}  # lower-case full path -> id
         self.groups: dict[str, int] = {}
         self._repository_ids: dict[str, int] = {}

@@ -284,7 +284,7 @@ class Api:
 
     def _paged(self, items: list[dict[str, Any]]) -> web.Response:
         query = self.request.query
-        per_page = min(max(_int(query.get("per_page"), 20), 1), 100)
+        per_page = min(max(_int(query.get("per_page"), 20), 1), self.fake.max_per_page)
         page = max(_int(query.get("page"), 1), 1)
         pages = max(math.ceil(len(items) / per_page), 1)
         chunk = items[(page - 1) * per_page : page * per_page]
