@@ -80,6 +80,7 @@ class HarborAdapter(RegistryAdapter):
         super().__init__(config, **client_options)
         self.settings: HarborSettings = parse_settings(config)
         self._projects: dict[str, float] = {}  # project known to exist -> monotonic expiry
+        self._project_locks: dict[str, anyio.Lock] = {}
 
     @classmethod
     def check_config(cls, config: EndpointConfig) -> None:
@@ -109,9 +110,16 @@ class HarborAdapter(RegistryAdapter):
         """
         self.check_name(name)
         project = split_repository(name)[0]
-        now = time.monotonic()
-        if self._projects.get(project, 0.0) > now:
+        if self._projects.get(project, 0.0) > time.monotonic():
             return
+        lock = self._project_locks.setdefault(project, anyio.Lock())
+        async with lock:  # one check (and creation) per project, however many repositories
+            if self._projects.get(project, 0.0) > time.monotonic():
+                return
+            await self._ensure_project(project)
+            self._projects[project] = time.monotonic() + self.probe_ttl_seconds
+
+    async def _ensure_project(self, project: str) -> None:
         api = self.client().api
         try:
             if not await api.project_exists(project):
@@ -127,7 +135,6 @@ class HarborAdapter(RegistryAdapter):
                 method=e.method,
                 url=e.url,
             ) from e
-        self._projects[project] = now + self.probe_ttl_seconds
 
     # -- listings ----------------------------------------------------------------------------
 

@@ -1,0 +1,107 @@
+"""Replication through a real ``seawall serve`` to and from a ``harbor`` endpoint (the Harbor
+fake in front of a real Seawall): the engine round trip (push and pull, an index, a signature
+and an SBOM, digests verified at both ends) as the least-privilege system robot; and Harbor's
+webhook as the trigger of an event-based pull policy: a push into Harbor fires
+``PUSH_ARTIFACT`` at Seawall, whose run copies the pushed tag."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from adapters.harbor import HarborAdapter, WebhookTarget
+from adapters.testing import push_image
+from tests.replication.roundtrip import round_trip
+from tests.replication.support import add_policy, api, digest_of, dumps
+from tests.schedules.test_events import eventually, executions
+from tests.support.client import client
+from tests.support.fake_harbor import FakeHarbor
+from tests.support.fake_harbor_world import (
+    FAST,
+    REPLICATION_ROBOT,
+    create_robot,
+    fake_harbor,
+    namespace,
+    robot_config,
+)
+from tests.support.server import SeawallProcess
+
+SECRET = "harbor-hook-secret-0123456789"
+
+
+@pytest.fixture
+def harbor(seawall: SeawallProcess) -> Iterator[FakeHarbor]:
+    with fake_harbor(seawall) as fake:
+        yield fake
+
+
+def _endpoint(name: str, harbor: FakeHarbor, robot: tuple[str, str], **extra: Any) -> dict:
+    return {
+        "name": name,
+        "type": "harbor",
+        "url": harbor.url,
+        "insecure": True,
+        "credential": {"type": "basic", "access_key": robot[0], "access_secret": robot[1]},
+        **extra,
+    }
+
+
+def test_round_trip_as_the_replication_robot(local: SeawallProcess, harbor: FakeHarbor) -> None:
+    robot = create_robot(harbor, REPLICATION_ROBOT)
+    project = namespace()
+
+    def remote_digest(repo: str, reference: str) -> str | None:
+        with client(harbor.url, robot[0], robot[1]) as c:
+            return digest_of(c, repo, reference)
+
+    endpoint = _endpoint("harbor", harbor, robot, options={"project_auto_scan": "true"})
+    round_trip(local, endpoint, remote_namespace=project, remote_digest=remote_digest)
+    created = harbor.project(project)
+    assert created is not None and created.metadata == {"public": "false", "auto_scan": "true"}
+    assert harbor.count("POST /api/v2.0/projects") == 1  # once, though two repositories
+    artifacts = "GET /api/v2.0/projects/{project_name}/repositories/{repository_name}/artifacts"
+    assert harbor.count(artifacts) >= 2  # listed through the artifact API
+    assert harbor.count("GET /v2/{name}/tags/list") == 0
+
+
+def test_a_push_into_harbor_triggers_an_event_based_pull_policy(
+    local: SeawallProcess, harbor: FakeHarbor
+) -> None:
+    robot = create_robot(harbor, REPLICATION_ROBOT)
+    project = namespace()
+    with (
+        api(local.url, local.admin_password) as a,
+        client(local.url, "admin", local.admin_password) as c,
+    ):
+        r = a.post("/registries", json=_endpoint("harbor", harbor, robot, webhook_secret=SECRET))
+        assert r.status_code == 201, r.text
+        registry_id = int(r.headers["Location"].rsplit("/", 1)[1])
+        policy = add_policy(
+            a,
+            "from-harbor",
+            src=registry_id,
+            trigger={"type": "event_based"},
+            filters=[{"type": "name", "value": f"{project}/**"}],
+        )
+        hook = f"{local.url}/api/v2.0/registries/{registry_id}/webhook"
+        digest = asyncio.run(_register_and_push(harbor, robot, project, hook))
+        eventually(lambda: digest_of(c, f"{project}/app", "v1") == digest, what=f"{project}/app:v1")
+        runs = executions(a, policy)
+        assert runs and all(x["trigger"] == "event_based" for x in runs), dumps(runs)
+    delivered = [d for d in harbor.deliveries() if d.address == hook]
+    assert [d.status for d in delivered] == [202]  # Seawall took Harbor's own payload
+    assert delivered[0].payload["event_data"]["resources"][0]["tag"] == "v1"
+
+
+async def _register_and_push(
+    harbor: FakeHarbor, robot: tuple[str, str], project: str, hook: str
+) -> str:
+    """Register Seawall's webhook on ``project`` through the adapter, then push into Harbor."""
+    async with HarborAdapter(robot_config(harbor, robot), **FAST) as adapter:
+        await adapter.prepare_repository(f"{project}/app")
+        await adapter.ensure_webhook(project, WebhookTarget(hook, auth_header=SECRET))
+        digest, _ = await push_image(adapter, f"{project}/app", "v1")
+    return digest
