@@ -68,7 +68,7 @@ def test_the_token_goes_only_to_the_registry_and_the_instance() -> None:
         "https://registry.example.com",
         username="u",
         password="p",
-        options={"gitlab_url": "https://gitlab.example.com"},
+        options=(("gitlab_url", "https://gitlab.example.com"),),
     )
     assert "https://gitlab.example.com" in GitLabAdapter.secret_targets(own)
 
@@ -78,8 +78,12 @@ def test_the_token_goes_only_to_the_registry_and_the_instance() -> None:
 COM = "https://registry.gitlab.com"
 
 
-def cfg(url: str = COM, user: str | None = "u", password: str | None = "p", **options: str):
-    return EndpointConfig(url, username=user, password=password, options=options)
+def cfg(
+    url: str = COM, user: str | None = "u", password: str | None = "p", **options: str
+) -> EndpointConfig:
+    return EndpointConfig(
+        url, username=user, password=password, options=tuple(sorted(options.items()))
+    )
 
 
 @pytest.mark.parametrize(

@@ -165,7 +165,7 @@ async def test_a_token_without_registry_scopes_is_refused_up_front(gitlab: FakeG
 
 async def test_a_push_outside_any_project_fails_loudly(gitlab: FakeGitLab) -> None:
     async with GitLabAdapter(config(gitlab), **FAST) as adapter:
-        with pytest.raises(NotFound, match="no project .* owns 'nogroup/noproject/img'"):
+        with pytest.raises(NotFound, match=r"no project .* owns 'nogroup/noproject/img'"):
             await adapter.prepare_repository("nogroup/noproject/img")
         with pytest.raises(InvalidRepositoryName, match="at most 3"):
             await adapter.prepare_repository(f"{PROJECT}/a/b/c/d")
@@ -178,7 +178,7 @@ async def test_a_deploy_token_uses_the_registry_only(gitlab: FakeGitLab) -> None
     repo = f"{PROJECT}/{_name()}"
     cfg = config(gitlab, DEPLOY_USER, DEPLOY_SECRET, group=GROUP)
     async with GitLabAdapter(cfg, **FAST) as adapter:
-        digest, _ = await push_image(adapter, repo, "v1")
+        await push_image(adapter, repo, "v1")
         tags, refs = await adapter.list_tag_refs(repo)
         assert (tags, refs) == (["v1"], {})  # the registry's tag list: the engine HEADs
         with pytest.raises(Unsupported, match="deploy token"):

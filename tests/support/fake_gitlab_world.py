@@ -56,7 +56,7 @@ def config(
         fake.registry_url,
         username=username,
         password=password,
-        options={"gitlab_url": fake.gitlab_url, **options},
+        options=tuple(sorted({"gitlab_url": fake.gitlab_url, **options}.items())),
     )
 
 
