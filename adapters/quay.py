@@ -51,6 +51,7 @@ from registry.oci.reference import is_valid_name
 __all__ = ["QuayAdapter"]
 
 _MAX_TOKEN_BYTES = 64 * 1024
+_MAX_KNOWN_REPOSITORIES = 10_000  # repositories remembered as existing, at most
 
 
 class QuayAdapter(RegistryAdapter):
@@ -224,7 +225,12 @@ class QuayAdapter(RegistryAdapter):
                 visibility=self.settings.visibility,
                 description=self.repository_description,
             )
-        self._existing[name] = time.monotonic() + self.repository_ttl_seconds
+        now = time.monotonic()
+        if len(self._existing) >= _MAX_KNOWN_REPOSITORIES:
+            self._existing = {r: t for r, t in self._existing.items() if t > now}
+            while len(self._existing) >= _MAX_KNOWN_REPOSITORIES:
+                del self._existing[next(iter(self._existing))]  # the oldest first
+        self._existing[name] = now + self.repository_ttl_seconds
 
     # -- listings ------------------------------------------------------------------------------
 

@@ -174,7 +174,8 @@ class QuayApi:
         tags: list[str] = []
         refs: dict[str, ManifestRef] = {}
         for page in range(1, _MAX_PAGES + 1):
-            query = {"onlyActiveTags": "true", "limit": page_size, "page": page}
+            query: dict[str, str | int] = {"onlyActiveTags": "true", "limit": page_size}
+            query["page"] = page
             _, doc = await self._call("GET", self._url(f"repository/{repo}/tag/", **query))
             for item in doc.get("tags") or []:
                 if not isinstance(item, dict) or not isinstance(item.get("name"), str):

@@ -201,7 +201,9 @@ async def test_api_errors_say_what_and_what_next(world: QuayWorld) -> None:
     fake = world.fake
     read_only = fake.add_oauth_token(USER, [ORG], scopes=["repo:read", "user:read"])
     create = {"create_repositories": "true"}
-    async with QuayAdapter(EndpointConfig(fake.url, token=read_only, options=create)) as adapter:
+    async with QuayAdapter(
+        EndpointConfig(fake.url, token=read_only, options=tuple(create.items()))
+    ) as adapter:
         with pytest.raises(Denied, match=r"Unauthorized \(the OAuth token lacks the scope"):
             await adapter.prepare_repository(f"{ORG}/refused")
     async with QuayAdapter(EndpointConfig(fake.url, token="revoked"), **FAST) as adapter:

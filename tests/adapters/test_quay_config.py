@@ -21,7 +21,9 @@ def config(
     token: str | None = None,
     **options: str,
 ) -> EndpointConfig:
-    return EndpointConfig(url, username=user, password=password, token=token, options=options)
+    return EndpointConfig(
+        url, username=user, password=password, token=token, options=tuple(sorted(options.items()))
+    )
 
 
 @pytest.mark.parametrize(

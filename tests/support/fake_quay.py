@@ -31,7 +31,6 @@ import re
 import secrets
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -39,48 +38,13 @@ from aiohttp import web
 from tests.support import fake_quay_api
 from tests.support.fake_acr_auth import FakeClock, Principal, TokenBook, parse_scope
 from tests.support.fake_acr_upstream import Upstream
+from tests.support.fake_quay_model import OAUTH_USERNAME, WRITE, OAuthGrant, QuayRepository
 from tests.support.server import free_port
 
 __all__ = ["OAUTH_USERNAME", "FakeQuay", "OAuthGrant", "QuayRepository"]
 
-OAUTH_USERNAME = "$oauthtoken"
 ROUTE = web.RequestKey("route", str)
 _V2 = re.compile(r"^/v2/(.+)/(blobs/uploads|manifests|blobs|tags|referrers)(/.*)?$")
-_WRITE = frozenset({"pull", "push", "delete"})
-
-
-@dataclass(frozen=True, order=True)
-class QuayRepository:
-    namespace: str
-    name: str
-    public: bool = False
-    description: str = ""
-
-    def describe(self) -> dict[str, Any]:
-        """As Quay's API shows a repository."""
-        return {
-            "namespace": self.namespace,
-            "name": self.name,
-            "description": self.description,
-            "is_public": self.public,
-            "kind": "image",
-            "state": "NORMAL",
-        }
-
-
-@dataclass(frozen=True)
-class OAuthGrant:
-    """An OAuth application token: whose, in which namespaces, with which scopes."""
-
-    user: str
-    namespaces: frozenset[str]
-    scopes: frozenset[str] = field(
-        default=frozenset({"repo:read", "repo:write", "repo:create", "user:read"})
-    )
-
-    def principal(self) -> Principal:
-        actions = frozenset({"pull"} | (_WRITE if "repo:write" in self.scopes else set()))
-        return Principal(self.user, "oauth", {f"{ns}/*": actions for ns in self.namespaces})
 
 
 class FakeQuay:
@@ -180,7 +144,7 @@ class FakeQuay:
         organization's default permission gives it; ``creator``: the creator role (creates
         repositories on push). ``(username, token)``."""
         username, token = f"{namespace}+{short_name}", secrets.token_hex(32).upper()
-        actions = _WRITE if write else frozenset({"pull"})
+        actions = WRITE if write else frozenset({"pull"})
         self.tokens.add_user(
             username, token, Principal(username, "robot", {f"{namespace}/*": actions})
         )

@@ -25,9 +25,10 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from registry.oci import mediatypes as mt
+from tests.support.fake_quay_model import OAuthGrant
 
 if TYPE_CHECKING:
-    from tests.support.fake_quay import FakeQuay, OAuthGrant
+    from tests.support.fake_quay import FakeQuay
 
 __all__ = ["quay_error", "route"]
 

@@ -41,15 +41,21 @@ class QuayWorld:
         """The robot with the API token from its file (and ``options``)."""
         user, token = self.robot
         opts = {"api_token_file": str(self.token_file)} | options
-        return EndpointConfig(self.fake.url, username=user, password=token, options=opts)
+        return EndpointConfig(
+            self.fake.url, username=user, password=token, options=tuple(sorted(opts.items()))
+        )
 
     def oauth_config(self, **options: str) -> EndpointConfig:
         """The OAuth token alone (Harbor's ``oauth`` credential)."""
-        return EndpointConfig(self.fake.url, token=self.oauth_token, options=options)
+        return EndpointConfig(
+            self.fake.url, token=self.oauth_token, options=tuple(sorted(options.items()))
+        )
 
     def legacy_config(self, **options: str) -> EndpointConfig:
         user, token = self.legacy_robot
-        return EndpointConfig(self.fake.url, username=user, password=token, options=options)
+        return EndpointConfig(
+            self.fake.url, username=user, password=token, options=tuple(sorted(options.items()))
+        )
 
 
 def quay_world(data_plane: SeawallProcess, directory: Path, **kwargs: Any) -> QuayWorld:
