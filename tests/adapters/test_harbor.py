@@ -246,20 +246,29 @@ async def test_ensure_webhook_registers_one_policy_and_harbor_delivers_to_it(
         await adapter.ensure_webhook(project, WebhookTarget(address, auth_header="s3cret-x"))
         await adapter.ensure_webhook(project, WebhookTarget(address, auth_header="s3cret-y"))
         digest, _ = await push_image(adapter, f"{project}/app", "v7")
+        referrer, _ = await push_image(adapter, f"{project}/app", None, subject=digest)
     policies = harbor.webhooks.of_project(project)
     assert len(policies) == 1 and policies[0].event_types == list(WEBHOOK_EVENTS)
     assert policies[0].targets[0]["auth_header"] == "s3cret-y"  # replaced, not added
-    for _ in range(200):
-        if harbor.deliveries():
+    for _ in range(500):  # deliveries run in the background, after the push's answer
+        if len([d for d in harbor.deliveries() if d.address == address]) >= 2:
             break
         await asyncio.sleep(0.02)
-    sent = [d for d in harbor.deliveries() if d.address == address]
-    assert sent and sent[0].authorization == "s3cret-y"
-    assert sent[0].payload["type"] == "PUSH_ARTIFACT"
-    data = sent[0].payload["event_data"]
-    assert data["resources"][0]["digest"] == digest and data["resources"][0]["tag"] == "v7"
+    sent = {
+        d.payload["event_data"]["resources"][0]["digest"]: d
+        for d in harbor.deliveries()
+        if d.address == address
+    }
+    assert sent[digest].authorization == "s3cret-y"
+    assert sent[digest].payload["type"] == "PUSH_ARTIFACT"
+    data = sent[digest].payload["event_data"]
+    assert data["resources"][0]["tag"] == "v7"
+    assert data["resources"][0]["resource_url"] == f"127.0.0.1:{harbor.port}/{project}/app:v7"
     assert data["repository"]["repo_full_name"] == f"{project}/app"
-    assert data["repository"]["namespace"] == project
+    assert data["repository"]["namespace"] == project and data["repository"]["name"] == "app"
+    untagged = sent[referrer].payload["event_data"]["resources"][0]
+    assert untagged["tag"] == referrer  # Harbor names an untagged artifact by its digest
+    assert untagged["resource_url"].endswith(f"/{project}/app@{referrer}")
 
 
 @pytest.mark.anyio
