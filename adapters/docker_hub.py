@@ -77,6 +77,8 @@ class DockerHubAdapter(RegistryAdapter):
         max_path_components=2,
         max_in_flight=8,
     )
+    # Hub's webhooks carry no secret header and a payload of their own: no event_based pulls
+    supported_triggers: ClassVar[tuple[str, ...]] = ("manual", "scheduled")
     endpoint_pattern: ClassVar[dict[str, Any] | None] = {
         "endpoint_type": "EndpointPatternTypeFix",
         "endpoints": [{"key": "hub.docker.com", "value": "https://registry-1.docker.io"}],
