@@ -63,8 +63,10 @@ def test_the_cli_adds_an_endpoint_and_refuses_a_bad_one(
             "gitlab",
             "--registry-url",
             gitlab.registry_url,
+            "--gitlab-url",
+            gitlab.gitlab_url,
             "--option",
-            f"gitlab_url={gitlab.gitlab_url}",
+            "group=seawall-ci",
             *login,
         ],
         env=env,
@@ -73,6 +75,8 @@ def test_the_cli_adds_an_endpoint_and_refuses_a_bad_one(
         timeout=60,
     )
     assert good.returncode == 0, good.stderr
+    assert gitlab.answers("GET /api/v4/personal_access_tokens/self").get(200, 0) >= 1  # pinged
+    assert gitlab.answers("GET /v2/").get(200, 0) >= 1
     gitlab.reset_counts()
     bad = subprocess.run(
         [*base, "gl-bad", "--type", "gitlab", "--registry-url", gitlab.registry_url, *login],
