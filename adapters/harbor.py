@@ -44,7 +44,7 @@ from adapters.harbor_config import (
     parse_settings,
     split_repository,
 )
-from adapters.oci.errors import Denied, RequestRejected, Unauthorized
+from adapters.oci.errors import Denied, NotFound, RequestRejected, Unauthorized
 from adapters.oci.types import UNKNOWN_SIZE, ManifestRef
 from adapters.protocol import CatalogListings
 
@@ -161,12 +161,17 @@ class HarborAdapter(RegistryAdapter):
     async def list_tag_refs(self, repo: str) -> tuple[list[str], dict[str, ManifestRef]]:
         """Tags and their digests and manifest media types from the artifact API (size
         :data:`~adapters.oci.types.UNKNOWN_SIZE`: Harbor's artifact size counts the layers).
+        An empty list costs one more request: Harbor lists an unknown repository as empty.
 
         :raises adapters.oci.errors.NotFound: no such repository (or project).
         """
+        api = self.client().api
         tags: list[str] = []
         refs: dict[str, ManifestRef] = {}
-        for artifact in await self.client().api.artifacts(repo):
+        artifacts = await api.artifacts(repo)
+        if not artifacts and not await api.repository_exists(repo):
+            raise NotFound(f"Harbor at {self.config.url} has no repository {repo}")
+        for artifact in artifacts:
             for tag in artifact.tags:
                 tags.append(tag)
                 refs[tag] = ManifestRef(artifact.digest, artifact.media_type, UNKNOWN_SIZE)

@@ -8,7 +8,9 @@
 - **Artifacts**: ``GET /projects/{project}/repositories/{repository}/artifacts?with_tag=true``
   — each artifact's digest, manifest media type and tags: a repository's listing costs a
   request per 100 artifacts, no manifest request per tag. ``{repository}`` is the name within
-  the project, URL-encoded twice (``a/b`` → ``a%252Fb``), as the swagger says.
+  the project, URL-encoded twice (``a/b`` → ``a%252Fb``), as the swagger says. Harbor lists
+  an unknown repository as empty (its handler does not look it up):
+  ``GET /projects/{project}/repositories/{repository}`` tells (404).
 - **Tags**: ``DELETE …/artifacts/{reference}/tags/{tag}`` (Harbor's ``/v2`` deletes by digest
   only: ``400 UNSUPPORTED`` for a tag).
 - **Webhook policies**: ``GET|POST /projects/{project}/webhook/policies``,
@@ -176,7 +178,8 @@ class HarborApi:
         async for page in self._pages(url):
             for item in page:
                 if isinstance(item, dict) and isinstance(item.get("name"), str):
-                    meta = item.get("metadata") if isinstance(item.get("metadata"), dict) else {}
+                    meta = item.get("metadata")
+                    meta = meta if isinstance(meta, dict) else {}
                     count = item.get("repo_count")
                     out.append(
                         HarborProject(
@@ -217,9 +220,16 @@ class HarborApi:
             )
         return names
 
+    async def repository_exists(self, repo: str) -> bool:
+        """``GET /projects/{project}/repositories/{name}``: 200 or 404 (needs ``repository``
+        ``read``)."""
+        status, _ = await self._call("GET", self.url(_repository_path(repo)), expect=(200, 404))
+        return status == 200
+
     async def artifacts(self, repo: str) -> list[HarborArtifact]:
-        """The repository's artifacts with their tags; NotFound: no such repository."""
-        query = {"page": 1, "page_size": self.page_size, "with_tag": "true"}
+        """The repository's artifacts with their tags (none for an unknown repository:
+        Harbor lists it as empty; NotFound: no such project)."""
+        query: dict[str, str | int] = {"page": 1, "page_size": self.page_size, "with_tag": "true"}
         url = self.url(f"{_repository_path(repo)}/artifacts", query)
         out: list[HarborArtifact] = []
         async for page in self._pages(url):

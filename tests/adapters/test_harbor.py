@@ -288,7 +288,9 @@ HARBOR = "https://harbor.example.com"
 
 
 def config(user: str | None = "robot$seawall", password: str | None = "s", **options: str):
-    return EndpointConfig(HARBOR, username=user, password=password, options=options)
+    return EndpointConfig(
+        HARBOR, username=user, password=password, options=tuple(sorted(options.items()))
+    )
 
 
 @pytest.mark.parametrize(

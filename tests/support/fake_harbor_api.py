@@ -74,6 +74,10 @@ def route(fake: FakeHarbor, request: web.Request) -> tuple[str, Handler]:
         if n == 3 and parts[2] == "repositories":
             key = f"{m} {PREFIX}/projects/{{project_name}}/repositories"
             return key, lambda r: repositories(fake, r, project)
+        if n == 4 and parts[2] == "repositories":
+            repo = f"{project}/{unquote(unquote(parts[3]))}"
+            key = f"{m} {PREFIX}/projects/{{project_name}}/repositories/{{repository_name}}"
+            return key, lambda r: one_repository(fake, r, repo)
         if n >= 5 and parts[2] == "repositories" and parts[4] == "artifacts":
             repo = f"{project}/{unquote(unquote(parts[3]))}"
             art = (
@@ -200,7 +204,7 @@ async def quotas(fake: FakeHarbor, request: web.Request) -> web.Response:
 
 
 def _readable(
-    fake: FakeHarbor, request: web.Request, name: str, resource: str
+    fake: FakeHarbor, request: web.Request, name: str, resource: str, action: str = "list"
 ) -> tuple[Account | None, Project] | web.Response:
     account = caller(fake, request)
     if isinstance(account, web.Response):
@@ -208,9 +212,33 @@ def _readable(
     project = fake.project(name)
     if project is None:
         return harbor_error(404, "NOT_FOUND", f"project {name} not found")
-    if not project.public and not (account and account.may(name, resource, "list")):
-        return refuse(account, f"list the {resource}s of project {name}")
+    if not project.public and not (account and account.may(name, resource, action)):
+        return refuse(account, f"{action} the {resource}s of project {name}")
     return account, project
+
+
+def _repository(fake: FakeHarbor, project: Project, repo: str, artifacts: int) -> dict[str, Any]:
+    return {
+        "id": fake.ids.get(("repository", repo)),
+        "project_id": project.id,
+        "name": repo,
+        "artifact_count": artifacts,
+        "pull_count": 0,
+        "creation_time": project.creation_time,
+        "update_time": project.creation_time,
+    }
+
+
+async def one_repository(fake: FakeHarbor, request: web.Request, repo: str) -> web.Response:
+    checked = _readable(fake, request, repo.split("/")[0], "repository", "read")
+    if isinstance(checked, web.Response):
+        return checked
+    if request.method != "GET":
+        return harbor_error(405, "METHOD_NOT_ALLOWED", "GET")
+    if repo not in await fake.repository_names(checked[1].name):
+        return harbor_error(404, "NOT_FOUND", f"repository {repo} not found")
+    listed = await listed_tags(fake, repo) or []  # type: ignore[arg-type]
+    return web.json_response(_repository(fake, checked[1], repo, len({t.digest for t in listed})))
 
 
 async def repositories(fake: FakeHarbor, request: web.Request, name: str) -> web.Response:
@@ -218,18 +246,10 @@ async def repositories(fake: FakeHarbor, request: web.Request, name: str) -> web
     if isinstance(checked, web.Response):
         return checked
     _, project = checked
-    shown = [
-        {
-            "id": fake.ids.get(("repository", repo)),
-            "project_id": project.id,
-            "name": repo,
-            "artifact_count": len({t.digest for t in await listed_tags(fake, repo) or []}),  # type: ignore[arg-type]
-            "pull_count": 0,
-            "creation_time": project.creation_time,
-            "update_time": project.creation_time,
-        }
-        for repo in await fake.repository_names(name)
-    ]
+    shown = []
+    for repo in await fake.repository_names(name):
+        listed = await listed_tags(fake, repo) or []  # type: ignore[arg-type]
+        shown.append(_repository(fake, project, repo, len({t.digest for t in listed})))
     return paged(request, shown)
 
 
@@ -276,9 +296,8 @@ async def artifacts(fake: FakeHarbor, request: web.Request, repo: str) -> web.Re
     if isinstance(checked, web.Response):
         return checked
     _, project = checked
-    listed = await listed_tags(fake, repo)  # type: ignore[arg-type]
-    if not listed:
-        return harbor_error(404, "NOT_FOUND", f"repository {repo} not found")
+    # Harbor lists an unknown repository as empty (200 []): its handler does not look it up
+    listed = await listed_tags(fake, repo) or []  # type: ignore[arg-type]
     by_digest: dict[str, list[TagInfo]] = {}
     for tag in listed:
         by_digest.setdefault(tag.digest, []).append(tag)

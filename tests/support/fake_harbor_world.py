@@ -53,10 +53,10 @@ REPLICATION_ROBOT: dict[str, Any] = {
             "namespace": "*",
             "access": _access(
                 "repository:list",
+                "repository:read",
                 "repository:pull",
                 "repository:push",
                 "artifact:list",
-                "artifact:read",
                 "artifact:delete",
                 "tag:list",
                 "tag:delete",
@@ -80,7 +80,11 @@ def PROJECT_ROBOT(project: str) -> dict[str, Any]:
                 "kind": "project",
                 "namespace": project,
                 "access": _access(
-                    "repository:list", "repository:pull", "artifact:list", "tag:list"
+                    "repository:list",
+                    "repository:read",
+                    "repository:pull",
+                    "artifact:list",
+                    "tag:list",
                 ),
             }
         ],
@@ -108,12 +112,17 @@ def create_robot(harbor: FakeHarbor, body: dict[str, Any]) -> tuple[str, str]:
 
 def admin_config(harbor: FakeHarbor, **options: str) -> EndpointConfig:
     return EndpointConfig(
-        harbor.url, username="admin", password=harbor.admin_password, options=options
+        harbor.url,
+        username="admin",
+        password=harbor.admin_password,
+        options=tuple(sorted(options.items())),
     )
 
 
 def robot_config(harbor: FakeHarbor, robot: tuple[str, str], **options: str) -> EndpointConfig:
-    return EndpointConfig(harbor.url, username=robot[0], password=robot[1], options=options)
+    return EndpointConfig(
+        harbor.url, username=robot[0], password=robot[1], options=tuple(sorted(options.items()))
+    )
 
 
 def namespace() -> str:
