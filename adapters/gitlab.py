@@ -42,7 +42,7 @@ from adapters.gitlab_names import (
     project_candidates,
 )
 from adapters.oci.credentials import CredentialProvider
-from adapters.oci.errors import NotFound, Unsupported
+from adapters.oci.errors import NotFound, OciError, Unsupported
 from adapters.oci.types import UNKNOWN_SIZE, ManifestRef
 from adapters.protocol import CatalogListings
 
@@ -241,18 +241,29 @@ class GitLabAdapter(RegistryAdapter):
     async def _digests(
         self, api: GitLabApi, repository: ContainerRepository, tags: list[str]
     ) -> dict[str, ManifestRef]:
+        """Each tag's digest from its details, a few at once; the first failure is raised
+        as it is (never wrapped in an exception group)."""
         refs: dict[str, ManifestRef] = {}
+        failures: list[OciError] = []
         limit = anyio.Semaphore(TAG_DETAILS_IN_FLIGHT)
 
         async def one(tag: str) -> None:
             async with limit:
-                digest = await api.tag_digest(repository, tag)
+                if failures:
+                    return
+                try:
+                    digest = await api.tag_digest(repository, tag)
+                except OciError as e:
+                    failures.append(e)
+                    return
             if digest is not None:
                 refs[tag] = ManifestRef(digest, "", UNKNOWN_SIZE)
 
         async with anyio.create_task_group() as tg:
             for tag in tags:
                 tg.start_soon(one, tag)
+        if failures:
+            raise failures[0]
         return refs
 
     # -- names and projects ----------------------------------------------------------------

@@ -14,7 +14,7 @@ import pytest
 from adapters.base import InvalidRepositoryName
 from adapters.gitlab import GitLabAdapter
 from adapters.oci.credentials import CredentialsUnavailable
-from adapters.oci.errors import NotFound, OciError, Unsupported
+from adapters.oci.errors import NotFound, OciError, ServerError, Unsupported
 from adapters.testing import push_blob, push_image
 from registry.oci import mediatypes as mt
 from tests.support.distribution import DistributionProcess
@@ -104,6 +104,16 @@ async def test_tags_come_with_their_digests_across_pages(gitlab: FakeGitLab) -> 
             await adapter.client().delete_tag(repo, "v2")
         with pytest.raises(NotFound):
             await adapter.list_tag_refs(f"{repo}/never-pushed")
+
+
+async def test_a_failing_tag_detail_is_raised_as_one_error(gitlab: FakeGitLab) -> None:
+    repo = f"{fresh_project(gitlab)}/app"
+    async with GitLabAdapter(config(gitlab), retries=1, **FAST) as adapter:
+        _, data = await push_image(adapter, repo, "v1")
+        await adapter.client().put_manifest(repo, "v2", data, mt.OCI_MANIFEST)
+        gitlab.fail(TAG, times=10)
+        with pytest.raises(ServerError, match="500 Internal Server Error"):
+            await adapter.list_tag_refs(repo)
 
 
 # -- tokens --------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@
   :mod:`tests.support.fake_gitlab_api`).
 
 The test adds projects (:meth:`add_project`: their groups come with them) and tokens
-(:meth:`add_token`, :meth:`add_deploy_token`); time is :attr:`clock` (a
+(:meth:`add_token`, :meth:`add_deploy_token`) and faults (:meth:`fail`); time is :attr:`clock` (a
 :class:`~tests.support.fake_acr_auth.FakeClock` the test advances). Every request is counted
 by route (``"GET /api/v4/groups/:id/registry/repositories"``, ``"GET /jwt/auth"``,
 ``"HEAD /v2/{name}/manifests/{ref}"``): :meth:`counts`, :meth:`count`; and by answer:
@@ -66,6 +66,7 @@ class FakeGitLab:
         self._ids = itertools.count(1)
         self._counts: collections.Counter[str] = collections.Counter()
         self._answers: collections.Counter[tuple[str, int]] = collections.Counter()
+        self._faults: dict[str, list[int]] = {}  # route -> [times left, status]
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -147,6 +148,12 @@ class FakeGitLab:
         record = TokenRecord(next(self._ids), username, frozenset(scopes), None, False, username)
         self.jwt.add(secret, record)
         return record
+
+    def fail(self, route: str, times: int, status: int = 500) -> None:
+        """Answer the next ``times`` requests of ``route`` (a :meth:`counts` key) with
+        ``status`` and GitLab's error body."""
+        with self._lock:
+            self._faults[route] = [times, status]
 
     def counts(self) -> dict[str, int]:
         with self._lock:
@@ -243,6 +250,13 @@ class FakeGitLab:
         request[ROUTE] = route
         with self._lock:
             self._counts[route] += 1
+            fault, status = self._faults.get(route), 0
+            if fault is not None and fault[0] > 0:
+                fault[0] -= 1
+                status = fault[1]
+        if status:
+            await request.read()
+            return api.gitlab_error(status, f"{status} Internal Server Error")
         return await handler(request)
 
     async def _record(self, request: web.Request, response: web.StreamResponse) -> None:
