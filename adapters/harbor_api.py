@@ -96,7 +96,7 @@ class WebhookPolicy:
     name: str
     enabled: bool
     event_types: tuple[str, ...]
-    addresses: tuple[str, ...]  # the targets' addresses (Harbor returns no auth headers back)
+    addresses: tuple[str, ...]  # the targets' addresses
 
 
 class HarborApi:
@@ -148,13 +148,16 @@ class HarborApi:
         except ValueError:
             raise ProtocolError(f"Harbor answered {method} {url} without JSON", url=url) from None
 
-    async def _pages(self, url: str) -> AsyncIterator[list[Any]]:
+    async def _pages(
+        self, url: str, headers: Mapping[str, str] | None = None
+    ) -> AsyncIterator[list[Any]]:
         """Each page's JSON array, following ``Link: rel="next"``."""
         seen: set[str] = set()
         next_url: str | None = url
+        sent = dict(_JSON) | dict(headers or {})
         while next_url is not None and next_url not in seen and len(seen) < _PAGE_LIMIT:
             seen.add(next_url)
-            request = Request("GET", next_url, headers=_JSON)
+            request = Request("GET", next_url, headers=sent)
             async with self.session.request(request, expect=(200,)) as response:
                 raw = await response.read(_BODY_LIMIT_BYTES)
                 following = next_link(response.headers.getall("Link", []), response.url)
@@ -255,19 +258,14 @@ class HarborApi:
     # -- webhook policies ----------------------------------------------------------------------
 
     async def webhook_policies(self, project: str) -> list[WebhookPolicy]:
-        url = self.url(f"/projects/{_segment(project)}/webhook/policies", {"page_size": 100})
+        """The project's webhook policies (``X-Is-Resource-Name: true``: a name in the path)."""
+        query = {"page": 1, "page_size": self.page_size}
+        url = self.url(f"/projects/{_segment(project)}/webhook/policies", query)
         out: list[WebhookPolicy] = []
-        request = Request("GET", url, headers=_JSON | _BY_NAME)
-        async with self.session.request(request, expect=(200,)) as response:
-            raw = await response.read(_BODY_LIMIT_BYTES)
-        try:
-            items = json.loads(raw)
-        except ValueError:
-            items = None
-        if not isinstance(items, list):
-            raise ProtocolError(f"Harbor answered {url} without a JSON array", url=url)
-        for item in items:
-            if isinstance(item, dict) and isinstance(item.get("id"), int):
+        async for page in self._pages(url, _BY_NAME):
+            for item in page:
+                if not isinstance(item, dict) or not isinstance(item.get("id"), int):
+                    continue
                 targets = [t for t in item.get("targets") or [] if isinstance(t, dict)]
                 out.append(
                     WebhookPolicy(
