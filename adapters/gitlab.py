@@ -75,6 +75,8 @@ class GitLabAdapter(RegistryAdapter):
         max_path_components=MAX_PATH_COMPONENTS,
     )
     probed: ClassVar[frozenset[str]] = frozenset({"referrers_api"})
+    #: GitLab sends no webhooks for registry pushes: nothing calls Seawall's webhook URL
+    supported_triggers: ClassVar[tuple[str, ...]] = ("manual", "scheduled")
     options_spec: ClassVar[tuple[AdapterOption, ...]] = (
         AdapterOption(
             name="gitlab_url",

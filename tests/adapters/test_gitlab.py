@@ -54,6 +54,7 @@ def test_declared_capabilities_are_gitlabs() -> None:
     assert caps.referrers_api is False and GitLabAdapter.probed == {"referrers_api"}
     assert caps.min_path_components == 2
     info = GitLabAdapter.info()
+    assert info["supported_triggers"] == ["manual", "scheduled"]  # GitLab sends no webhooks
     assert {o["name"] for o in info["options"]} == {"gitlab_url", "group", "project"}
     assert {o["name"]: o["kind"] for o in info["options"]}["gitlab_url"] == "url"
 
