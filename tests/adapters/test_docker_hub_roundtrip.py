@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.replication.roundtrip import round_trip
-from tests.replication.support import digest_of
+from tests.replication.support import api, digest_of, dumps, run
 from tests.support.client import client
 from tests.support.fake_docker_hub import FakeDockerHub
 from tests.support.fake_docker_hub_world import PAT, USER, fake_hub, namespace
@@ -54,11 +54,20 @@ def test_round_trip(local: SeawallProcess, hub: FakeDockerHub, ns: str) -> None:
     assert hub.count("GET /v2/repositories/{namespace}/") >= 1  # discovery via the Hub API
     assert hub.count("GET /v2/_catalog") == 0
     assert hub.answers(GET).get(429, 0) == 0
+    # the pull policy again, nothing changed at Hub: the server's run spends no pull
+    with api(local.url, local.admin_password) as a:
+        policies = a.get("/replication/policies", params={"page_size": 100}).json()
+        pull = next(p["id"] for p in policies if p["name"] == "hub-pull")
+        hub.reset_counts()
+        ex, tasks = run(a, pull)
+    assert ex["status"] == "Succeed", dumps([ex, tasks])
+    assert hub.count(GET) == 0
+    assert hub.count("HEAD /v2/{name}/manifests/{ref}") >= 2  # one free HEAD per tag
 
 
-def test_the_cli_refuses_a_bad_endpoint_before_sending(local: SeawallProcess) -> None:
-    env = {**os.environ, "SEAWALL_PASSWORD": local.admin_password}
-    base = [sys.executable, "-m", "seawall", "registry", "add", "--url", local.url, "hub"]
+def test_the_cli_refuses_a_bad_endpoint_before_sending(seawall: SeawallProcess, ns: str) -> None:
+    env = {**os.environ, "SEAWALL_PASSWORD": seawall.admin_password}
+    base = [sys.executable, "-m", "seawall", "registry", "add", "--url", seawall.url, ns]
     bad = subprocess.run(
         [*base, "--type", "docker-hub", "--registry-url", "https://registry.example"],
         env=env,
