@@ -126,7 +126,17 @@ class PackagesApi:
             return f"{'orgs' if self._owner_type == 'org' else 'users'}/{owner}"
         kind = self._kinds.get(owner)
         if kind is None:
-            doc, _ = await self._call("GET", self._url(f"users/{quote(owner, safe='')}"))
+            url = self._url(f"users/{quote(owner, safe='')}")
+            try:
+                doc, _ = await self._call("GET", url)
+            except NotFound:
+                raise NotFound(
+                    f"GitHub has no user or organization {owner!r}: check the repository's "
+                    "first path component or the endpoint's --owners",
+                    status=404,
+                    method="GET",
+                    url=url,
+                ) from None
             kind = "orgs" if doc.get("type") == "Organization" else "users"
             self._kinds[owner] = kind
         return f"{kind}/{owner}"
@@ -135,7 +145,17 @@ class PackagesApi:
         """The names of ``owner``'s container packages (``team/app``) the token may see."""
         base = await self.owner_path(owner)
         url = self._url(f"{base}/packages", package_type="container", per_page=PAGE_SIZE)
-        return [str(doc["name"]) async for doc in self._pages(url) if isinstance(doc, dict)]
+        try:
+            return [str(doc["name"]) async for doc in self._pages(url) if isinstance(doc, dict)]
+        except NotFound:
+            what = "organization" if base.startswith("orgs/") else "user"
+            raise NotFound(
+                f"GitHub has no {what} {owner!r} whose packages this token may list (is "
+                "--owner-type right?)",
+                status=404,
+                method="GET",
+                url=url,
+            ) from None
 
     async def list_versions(self, owner: str, package: str) -> list[PackageVersion]:
         """Every version of ``owner``'s package (tagged or not).

@@ -179,6 +179,7 @@ async def test_discovery_lists_every_package_of_an_owner_through_paged_api(
         assert tags == ["v1"] and refs["v1"].digest.startswith("sha256:")
         with pytest.raises(NotFound):
             await adapter.list_tag_refs(f"{org}/never-pushed")
+    assert set(ghcr.api_headers) == {("application/vnd.github+json", "2022-11-28")}
     async with GhcrAdapter(config(ghcr, owners=f"{org},{user}"), **FAST) as adapter:
         found, _ = await adapter.catalog_listings("")
         assert found == sorted(names)
@@ -195,8 +196,11 @@ async def test_owner_type_option_skips_the_lookup(ghcr: FakeGhcr) -> None:
         assert (await adapter.catalog_listings(f"{org}/"))[0] == [f"{org}/app"]
         assert ghcr.count("GET /users/{owner}") == 0
     async with GhcrAdapter(config(ghcr, owner_type="user"), **FAST) as adapter:
-        with pytest.raises(NotFound):  # an org asked as a user: GitHub's 404
+        with pytest.raises(NotFound, match="no user 'gh"):  # an org asked as a user: a 404
             await adapter.catalog_listings(f"{org}/")
+    async with GhcrAdapter(config(ghcr), **FAST) as adapter:
+        with pytest.raises(NotFound, match="no user or organization 'nobody-here'"):
+            await adapter.catalog_listings("nobody-here/")
 
 
 async def test_a_token_without_read_packages_is_told_which_scope_it_lacks(

@@ -100,6 +100,8 @@ class FakeGhcr:
         self.book = PackageBook()
         self.pats: dict[str, Pat] = {ADMIN_PAT: Pat(ADMIN_USER, ALL_SCOPES)}
         self.ignore_deletes = False
+        #: (Accept, X-GitHub-Api-Version) of each authenticated REST API request
+        self.api_headers: list[tuple[str, str]] = []
         self._grants: dict[str, frozenset[tuple[str, str]]] = {}  # token -> (repo, action)
         self._counts: collections.Counter[str] = collections.Counter()
         self._answers: collections.Counter[tuple[str, int]] = collections.Counter()

@@ -126,8 +126,19 @@ async def _not_found(request: web.Request) -> web.Response:
     return github_error(404, "Not Found")
 
 
+#: the REST API versions the fake serves (``X-GitHub-Api-Version``; none sent: the default)
+API_VERSIONS = frozenset({"2022-11-28"})
+
+
 def _login(fake: FakeGhcr, request: web.Request, need: tuple[str, ...]) -> web.Response | None:
-    """None if the bearer token has every scope in ``need``; else GitHub's 401 or 403."""
+    """None if the request's API version is served and its bearer token has every scope in
+    ``need``; else GitHub's 400, 401 or 403."""
+    version = request.headers.get("X-GitHub-Api-Version")
+    if version is not None and version not in API_VERSIONS:
+        return github_error(400, f"API version {version[:40]} is not supported.")
+    fake.api_headers.append(
+        (request.headers.get("Accept", ""), request.headers.get("X-GitHub-Api-Version", ""))
+    )
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() not in ("bearer", "token") or not token:
