@@ -34,6 +34,7 @@ from adapters.base import (
 from adapters.github_ghcr_api import PackagesApi
 from adapters.github_ghcr_client import GhcrClient
 from adapters.github_ghcr_config import (
+    GHCR_URL,
     OWNER_TYPES,
     OWNERS_PATTERN,
     GhcrSettings,
@@ -71,6 +72,13 @@ class GhcrAdapter(RegistryAdapter):
         create_namespace=False,  # a package appears on its first push
         min_path_components=2,  # OWNER/PACKAGE
     )
+    # GitHub's package webhooks (registry_package) are not a payload Seawall reads: no
+    # event_based pulls (push policies to GHCR fire on this registry's own events)
+    supported_triggers: ClassVar[tuple[str, ...]] = ("manual", "scheduled")
+    endpoint_pattern: ClassVar[dict[str, Any] | None] = {
+        "endpoint_type": "EndpointPatternTypeFix",
+        "endpoints": [{"key": "ghcr.io", "value": GHCR_URL}],
+    }
     options_spec: ClassVar[tuple[AdapterOption, ...]] = (
         AdapterOption(
             name="api_url",

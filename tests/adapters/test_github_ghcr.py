@@ -85,7 +85,10 @@ def test_declared_capabilities_are_ghcrs() -> None:
         False,
         2,
     )
-    assert {o["name"] for o in GhcrAdapter.info()["options"]} == {
+    info = GhcrAdapter.info()
+    assert info["endpoint_pattern"]["endpoints"] == [{"key": "ghcr.io", "value": "https://ghcr.io"}]
+    assert info["supported_triggers"] == ["manual", "scheduled"]
+    assert {o["name"] for o in info["options"]} == {
         "api_url",
         "owner_type",
         "owners",
