@@ -2,7 +2,8 @@
 fake in front of a real Seawall): the engine round trip (push and pull, an index, a signature
 and an SBOM, digests verified at both ends) as the least-privilege system robot; and Harbor's
 webhook as the trigger of an event-based pull policy: a push into Harbor fires
-``PUSH_ARTIFACT`` at Seawall, whose run copies the pushed tag."""
+``PUSH_ARTIFACT`` at Seawall, whose run copies the pushed tag, and a delete there fires
+``DELETE_ARTIFACT``, whose run (deletion on) removes it."""
 
 from __future__ import annotations
 
@@ -85,15 +86,25 @@ def test_a_push_into_harbor_triggers_an_event_based_pull_policy(
             src=registry_id,
             trigger={"type": "event_based"},
             filters=[{"type": "name", "value": f"{project}/**"}],
+            deletion=True,
+            max_deletion_fraction=1.0,  # the repository's only tag goes
         )
         hook = f"{local.url}/api/v2.0/registries/{registry_id}/webhook"
         digest = asyncio.run(_register_and_push(harbor, robot, project, hook))
         eventually(lambda: digest_of(c, f"{project}/app", "v1") == digest, what=f"{project}/app:v1")
+        asyncio.run(_delete(harbor, robot, f"{project}/app", digest))  # DELETE_ARTIFACT
+        eventually(lambda: digest_of(c, f"{project}/app", "v1") is None, what="v1 deleted")
         runs = executions(a, policy)
         assert runs and all(x["trigger"] == "event_based" for x in runs), dumps(runs)
     delivered = [d for d in harbor.deliveries() if d.address == hook]
-    assert [d.status for d in delivered] == [202]  # Seawall took Harbor's own payload
+    assert [d.status for d in delivered] == [202, 202]  # Seawall took Harbor's own payloads
+    assert [d.event_type for d in delivered] == ["PUSH_ARTIFACT", "DELETE_ARTIFACT"]
     assert delivered[0].payload["event_data"]["resources"][0]["tag"] == "v1"
+
+
+async def _delete(harbor: FakeHarbor, robot: tuple[str, str], repo: str, digest: str) -> None:
+    async with HarborAdapter(robot_config(harbor, robot), **FAST) as adapter:
+        await adapter.client().delete_manifest(repo, digest)
 
 
 async def _register_and_push(
