@@ -8,9 +8,13 @@ webhook as the trigger of an event-based pull policy: a push into Harbor fires
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from adapters.harbor import HarborAdapter, WebhookTarget
@@ -77,9 +81,7 @@ def test_a_push_into_harbor_triggers_an_event_based_pull_policy(
         api(local.url, local.admin_password) as a,
         client(local.url, "admin", local.admin_password) as c,
     ):
-        r = a.post("/registries", json=_endpoint("harbor", harbor, robot, webhook_secret=SECRET))
-        assert r.status_code == 201, r.text
-        registry_id = int(r.headers["Location"].rsplit("/", 1)[1])
+        registry_id = _add_with_the_cli(local, harbor, robot, a, project)
         policy = add_policy(
             a,
             "from-harbor",
@@ -100,6 +102,43 @@ def test_a_push_into_harbor_triggers_an_event_based_pull_policy(
     assert [d.status for d in delivered] == [202, 202]  # Seawall took Harbor's own payloads
     assert [d.event_type for d in delivered] == ["PUSH_ARTIFACT", "DELETE_ARTIFACT"]
     assert delivered[0].payload["event_data"]["resources"][0]["tag"] == "v1"
+
+
+def _add_with_the_cli(
+    local: SeawallProcess,
+    harbor: FakeHarbor,
+    robot: tuple[str, str],
+    a: httpx.Client,
+    project: str,
+) -> int:
+    """``seawall registry add`` as the docs show it; a bad option is refused first, with
+    nothing sent to Harbor. The endpoint's id."""
+    env = {**os.environ, "SEAWALL_PASSWORD": local.admin_password}
+    base = [sys.executable, "-m", "seawall", "registry", "add", "--url", local.url, "harbor"]
+    login = ["--type", "harbor", "--registry-url", harbor.url, "--access-key", robot[0]]
+    login += ["--access-secret", robot[1], "--webhook-secret", SECRET]
+    before = sum(harbor.counts().values())
+    bad = subprocess.run(
+        [*base, *login, "--project-severity", "high"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode != 0
+    assert "only with --project-prevent-vul true" in bad.stderr, bad.stderr
+    assert "Traceback" not in bad.stderr and sum(harbor.counts().values()) == before
+    good = subprocess.run(
+        [*base, *login, "--project-auto-scan", "true", "--option", f"projects={project}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert good.returncode == 0, good.stderr
+    found = [r for r in a.get("/registries").json() if r["name"] == "harbor"]
+    assert found[0]["options"] == {"project_auto_scan": "true", "projects": project}
+    return int(found[0]["id"])
 
 
 async def _delete(harbor: FakeHarbor, robot: tuple[str, str], repo: str, digest: str) -> None:
