@@ -17,6 +17,7 @@ import pytest
 from adapters.base import EndpointConfig, InvalidEndpoint, InvalidRepositoryName
 from adapters.github_ghcr import GhcrAdapter
 from adapters.github_ghcr_client import DeleteNotApplied
+from adapters.oci.client import OciClient
 from adapters.oci.errors import Denied, NotFound, RequestRejected, Unauthorized, Unsupported
 from adapters.oci.types import UNKNOWN_SIZE, ManifestRef
 from adapters.registry import get
@@ -229,6 +230,9 @@ async def test_delete_by_digest_really_deletes_in_the_registry_behind(
         kept, _ = await push_image(adapter, repo, "keep")
         gone, _ = await push_image(adapter, repo, "gone")
         assert _upstream_digest(seawall, repo, gone) == gone
+        with pytest.raises(Unsupported):  # the registry's own DELETE: refused, as on ghcr.io
+            await OciClient.delete_manifest(adapter.client(), repo, gone)
+        assert _upstream_digest(seawall, repo, gone) == gone
         await adapter.client().delete_manifest(repo, gone)
         assert _upstream_digest(seawall, repo, gone) is None
         assert _upstream_digest(seawall, repo, "keep") == kept
@@ -241,7 +245,7 @@ async def test_delete_by_digest_really_deletes_in_the_registry_behind(
     assert ghcr.answers("DELETE /{kind}/{owner}/packages/container/{package}/versions/{id}") == {
         204: 1
     }
-    assert ghcr.count("DELETE /v2/{name}/manifests/{ref}") == 0  # never the registry's DELETE
+    assert ghcr.answers("DELETE /v2/{name}/manifests/{ref}") == {405: 1}  # only the test's
 
 
 async def test_deleting_the_last_version_deletes_the_package(

@@ -309,22 +309,24 @@ class FakeGhcr:
         m = _V2.match(request.path)
         assert m is not None
         name, kind = m.group(1), m.group(2)
-        actions = ["pull"] if request.method in ("GET", "HEAD", "DELETE") else ["pull", "push"]
+        actions = ["pull"] if request.method in ("GET", "HEAD") else ["pull", "push"]
         if kind == "blobs/uploads":
             actions = ["pull", "push"]
+        if request.method == "DELETE":
+            actions = ["delete"]
         scope = f"repository:{name}:{','.join(actions)}"
         grant = self._grant(request)
         body = await request.read()
         if grant is None:
             return self._challenge(scope)
+        if request.method == "DELETE":  # whatever the token: deletes go through the API
+            return oci_error(405, "UNSUPPORTED", "The operation is unsupported.")
         if not all((name, a) in grant for a in actions):
             return oci_error(
                 403,
                 "DENIED",
                 f"permission_denied: {'write' if 'push' in actions else 'read'}_package",
             )
-        if request.method == "DELETE":
-            return oci_error(405, "UNSUPPORTED", "The operation is unsupported.")
         if kind == "referrers":
             return oci_error(404, "NOT_FOUND", "404 page not found")
         path_qs = request.path_qs
