@@ -10,7 +10,7 @@
   namespaces through the Hub API: ``--namespaces`` when given, else the login's own and the
   one the policy's name filter starts with (``myorg/**`` lists ``myorg``). Tags are listed by
   the registry (``tags/list``) and resolved with one ``HEAD`` each, which Hub does not count
-  as a pull.
+  as a pull; or, with ``--tag-listing hub-api``, by the Hub API with their digests.
 - **Names**: exactly ``NAMESPACE/REPOSITORY``; ``alpine`` read from Hub is ``library/alpine``.
 - **The pull limit** (:mod:`adapters.docker_hub_limits`): read from every manifest answer;
   manifest ``GET``\\s stop at ``--rate-limit-floor`` pulls left, with an error that names the
@@ -39,13 +39,17 @@ from adapters.docker_hub_client import HubClient
 from adapters.docker_hub_config import (
     DEFAULT_RATE_LIMIT_FLOOR,
     NAMESPACES_PATTERN,
+    TAG_LISTINGS,
     HubSettings,
     check_hub_name,
+    hub_repository,
     parse_settings,
 )
 from adapters.docker_hub_limits import PullBudget
 from adapters.oci.errors import NotFound, Unsupported
 from adapters.oci.transport import AiohttpTransport
+from adapters.oci.types import UNKNOWN_SIZE, ManifestRef
+from adapters.oci.urls import is_digest
 from adapters.protocol import CatalogListings
 
 __all__ = ["DockerHubAdapter"]
@@ -105,6 +109,14 @@ class DockerHubAdapter(RegistryAdapter):
             f"{DEFAULT_RATE_LIMIT_FLOOR})",
             pattern=r"\d{1,6}",
             example="20",
+        ),
+        AdapterOption(
+            name="tag_listing",
+            help="registry (default): the registry's tag list and one HEAD per tag (free of "
+            "the pull limit, always current); hub-api: the Hub API's tag list, which names "
+            "each tag's digest (one request per 100 tags, but it may lag a push by a moment)",
+            choices=TAG_LISTINGS,
+            example="hub-api",
         ),
     )
 
@@ -204,6 +216,23 @@ class DockerHubAdapter(RegistryAdapter):
                 continue
             names.extend(n for n in found if n.startswith(prefix))
         return sorted(set(names)), None
+
+    async def list_tag_refs(self, repo: str) -> tuple[list[str], dict[str, ManifestRef]]:
+        """Tags of ``repo`` (``alpine``: ``library/alpine``): by default the registry's tag
+        list (the engine then sends a free ``HEAD`` per tag); with ``--tag-listing hub-api``
+        the Hub API's, with each tag's digest where Hub names one (size unknown: -1).
+
+        :raises NotFound: no such repository.
+        """
+        if self.settings.tag_listing != "hub-api":
+            return await super().list_tag_refs(repo)
+        found = await self.api().list_tags(hub_repository(repo))
+        refs = {
+            t.name: ManifestRef(t.digest, t.media_type, UNKNOWN_SIZE)
+            for t in found
+            if is_digest(t.digest)
+        }
+        return sorted(t.name for t in found), refs
 
     def check_name(self, name: str) -> None:
         """Docker Hub's rules for a repository Seawall writes: exactly ``NAMESPACE/NAME``,

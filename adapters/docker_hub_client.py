@@ -123,6 +123,10 @@ class HubClient(OciClient):
             return await super().delete_tag(repo, tag)  # refused as the base client does
         await self.hub_api.delete_tag(hub_repository(repo), tag)
 
+    async def mount_blob(self, repo: str, digest: str, from_repo: str) -> bool:
+        """A mount from ``from_repo`` as Hub names it (``alpine``: ``library/alpine``)."""
+        return await super().mount_blob(repo, digest, hub_repository(from_repo))
+
     # -- listings ----------------------------------------------------------------------------
 
     async def list_tags(self, repo: str, page_size: int = 1000) -> list[str]:

@@ -29,6 +29,7 @@ __all__ = [
     "DEFAULT_REGISTRY_URL",
     "HUB_REGISTRY_HOSTS",
     "NAMESPACES_PATTERN",
+    "TAG_LISTINGS",
     "HubSettings",
     "check_hub_name",
     "hub_repository",
@@ -38,6 +39,8 @@ __all__ = [
 DEFAULT_REGISTRY_URL = "https://registry-1.docker.io"
 DEFAULT_HUB_URL = "https://hub.docker.com"
 DEFAULT_RATE_LIMIT_FLOOR = 5
+#: ``--tag-listing``: the registry's tag list and a HEAD per tag, or the Hub API's (digests)
+TAG_LISTINGS = ("registry", "hub-api")
 #: hosts users give for Docker Hub's registry; all are served by registry-1.docker.io
 HUB_REGISTRY_HOSTS = frozenset(
     {
@@ -65,6 +68,7 @@ class HubSettings:
     password: str | None = field(repr=False)
     namespaces: tuple[str, ...]  # --namespaces; empty: the login's and the filter's
     rate_limit_floor: int  # manifest GETs are refused while the budget is at or below it
+    tag_listing: str = "registry"  # one of TAG_LISTINGS
 
     @property
     def anonymous(self) -> bool:
@@ -105,6 +109,7 @@ def parse_settings(config: EndpointConfig) -> HubSettings:
         password=config.password or None,
         namespaces=_namespaces(config.option("namespaces")),
         rate_limit_floor=_floor(config.option("rate_limit_floor")),
+        tag_listing=config.option("tag_listing", "registry"),
     )
 
 

@@ -11,8 +11,10 @@ import pytest
 from adapters.base import EndpointConfig, InvalidEndpoint, InvalidRepositoryName, RegistryAdapter
 from adapters.docker_hub import DockerHubAdapter
 from adapters.oci.errors import NotFound, Unauthorized, Unsupported
+from adapters.oci.types import UNKNOWN_SIZE, ManifestRef
 from adapters.registry import get
 from adapters.testing import AdapterConformance, push_blob, push_image
+from registry.oci import mediatypes as mt
 from tests.support.client import client as oci_client
 from tests.support.client import push_image as push_raw_image
 from tests.support.fake_docker_hub import FakeDockerHub
@@ -67,7 +69,13 @@ def test_declared_capabilities_are_hubs() -> None:
         False,
     )
     info = DockerHubAdapter.info()
-    assert {o["name"] for o in info["options"]} == {"hub_url", "namespaces", "rate_limit_floor"}
+    assert {o["name"] for o in info["options"]} == {
+        "hub_url",
+        "namespaces",
+        "rate_limit_floor",
+        "tag_listing",
+    }
+    assert info["supported_triggers"] == ["manual", "scheduled"]
 
 
 @pytest.mark.parametrize(
@@ -114,6 +122,7 @@ def config(
         (config(namespaces="a,,b"), "is not valid"),
         (config(rate_limit_floor="-1"), "is not valid"),
         (config(rate_limit_floor="lots"), "is not valid"),
+        (config(tag_listing="catalog"), "use one of registry, hub-api"),
         (config(colour="blue"), "have no option 'colour'"),
         (EndpointConfig(HUB, token="a-bearer-token"), "takes no bearer token"),
     ],
@@ -177,6 +186,24 @@ async def test_one_component_names_read_library(
         tags, refs = await adapter.list_tag_refs(name)
         assert (tags, refs) == (["3.20"], {})
     assert hub.count("HEAD /v2/{name}/manifests/{ref}") >= 1
+
+
+async def test_the_hub_api_tag_listing_names_digests(hub: FakeDockerHub) -> None:
+    cfg = hub_config(hub, tag_listing="hub-api")
+    async with DockerHubAdapter(cfg, clock=hub.clock, **FAST) as adapter:
+        client = adapter.client()
+        digest, data = await push_image(adapter, "team/listed", "v1")
+        await client.put_manifest("team/listed", "v2", data, mt.OCI_MANIFEST)
+        hub.reset_counts()
+        tags, refs = await adapter.list_tag_refs("team/listed")
+        assert tags == ["v1", "v2"]
+        assert refs == dict.fromkeys(tags, ManifestRef(digest, mt.OCI_MANIFEST, UNKNOWN_SIZE))
+        assert hub.counts() == {
+            "POST /v2/users/login": 1,
+            "GET /v2/repositories/{namespace}/{repository}/tags/": 1,
+        }
+        with pytest.raises(NotFound):
+            await adapter.list_tag_refs("team/no-such-repository")
 
 
 async def test_discovery_lists_the_filters_namespace_and_the_logins(hub: FakeDockerHub) -> None:

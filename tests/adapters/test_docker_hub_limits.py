@@ -122,6 +122,7 @@ class HubSide(SyncSide):
     """A ``seawall sync`` side on the Hub fake (its Hub API at the fake's URL too)."""
 
     hub_url: str = ""
+    tag_listing: str = "registry"
     clock: FakeClock | None = None
 
     def adapter(self) -> RegistryAdapter:
@@ -129,13 +130,14 @@ class HubSide(SyncSide):
             self.base,
             username=self.username,
             password=self.password,
-            options={"hub_url": self.hub_url},
+            options={"hub_url": self.hub_url, "tag_listing": self.tag_listing},
         )
         return DockerHubAdapter(config, clock=self.clock, **FAST)
 
 
+@pytest.mark.parametrize(("tag_listing", "heads"), [("registry", 5), ("hub-api", 0)])
 async def test_a_sync_of_unchanged_tags_costs_no_pull(
-    seawall: SeawallProcess, tmp_path: Path
+    seawall: SeawallProcess, tmp_path: Path, tag_listing: str, heads: int
 ) -> None:
     ns = namespace()
     with fake_hub(seawall, (ns,)) as hub:
@@ -144,7 +146,9 @@ async def test_a_sync_of_unchanged_tags_costs_no_pull(
             for tag in ("1", "latest", "stable"):
                 await adapter.client().put_manifest(f"{ns}/app", tag, data, mt.OCI_MANIFEST)
             other, _ = await push_image(adapter, f"{ns}/tool", "v1")
-        src = HubSide(f"{hub.url}/{ns}", USER, PAT, hub_url=hub.url, clock=hub.clock)
+        src = HubSide(
+            f"{hub.url}/{ns}", USER, PAT, hub_url=hub.url, tag_listing=tag_listing, clock=hub.clock
+        )
         dst = SyncSide(f"{seawall.url}/{namespace()}", "admin", seawall.admin_password)
         hub.reset_counts()
         first = await sync_once(src, dst, tmp_path)
@@ -154,6 +158,9 @@ async def test_a_sync_of_unchanged_tags_costs_no_pull(
         again = await sync_once(src, dst, tmp_path)
         assert again.status == "Succeed", again.tasks
         assert hub.count(GET) == 0  # nothing changed: no pull
-        assert hub.count(HEAD) == 5  # one free HEAD per source tag
+        assert hub.count(HEAD) == heads  # a free HEAD per source tag, or the Hub API digests
+        assert {t["reason"] for t in again.tasks} == {"identical at destination"}
         assert hub.count("GET /v2/repositories/{namespace}/") == 1
+        tag_lists = hub.count("GET /v2/repositories/{namespace}/{repository}/tags/")
+        assert tag_lists == (2 if tag_listing == "hub-api" else 0)
     assert digest != other

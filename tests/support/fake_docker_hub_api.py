@@ -176,12 +176,13 @@ async def _tags(hub: FakeDockerHub, request: web.Request, ns: str, repo: str) ->
         return _not_found()
     items = []
     for tag in sorted(doc.get("tags") or []):
-        head = await hub.upstream.head(f"/v2/{ns}/{repo}/manifests/{tag}", _ACCEPT) or {}
+        found = await hub.upstream.head(f"/v2/{ns}/{repo}/manifests/{tag}", _ACCEPT) or {}
+        head = {k.lower(): v for k, v in found.items()}
         items.append(
             {
                 "name": tag,
-                "digest": head.get("Docker-Content-Digest", ""),
-                "media_type": (head.get("Content-Type") or "").split(";")[0],
+                "digest": head.get("docker-content-digest", ""),
+                "media_type": (head.get("content-type") or "").split(";")[0],
                 "content_type": "image",
                 "full_size": 0,
                 "images": [],
