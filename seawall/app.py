@@ -41,6 +41,7 @@ from registry.storage.blobs import BlobStore
 from seawall.config import Settings
 from seawall.metrics import build_metrics
 from seawall.migrations import upgrade_on_start
+from seawall.proxy_cache import build_proxy_cache
 from seawall.read_through import build_read_through
 from seawall.replication import REPLICATOR, EndpointClients, adapter_info, replicator_password
 from seawall.service import ReplicationService
@@ -242,6 +243,7 @@ def build_app(settings: Settings) -> RegistryApp:
     replication.schedules.check_regions_every(settings.dr.check_interval_seconds, regions.run)
     ctx = services.context  # reads through from other regions what it does not hold yet
     ctx.read_through = build_read_through(settings, ctx, clients, services.db)
+    ctx.proxy_cache = build_proxy_cache(settings, ctx, clients, services.db)  # pull-through
     api = create_api(
         ApiContext(
             db=services.db,

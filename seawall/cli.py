@@ -93,6 +93,9 @@ def _parser() -> argparse.ArgumentParser:
 
     region_cli.add_commands(sub)
     dr_cli.add_commands(sub)
+    from seawall import proxy_cache_cli
+
+    proxy_cache_cli.add_commands(sub)
     return parser
 
 
@@ -302,6 +305,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from seawall import dr_cli
 
         return dr_cli.run(args)
+    if args.command == "proxy-cache":
+        from seawall import proxy_cache_cli
+
+        return proxy_cache_cli.run(args)
     from seawall import replication_cli
 
     if args.command in replication_cli.COMMANDS:

@@ -23,6 +23,7 @@ __all__ = [
     "DrSettings",
     "GcSettings",
     "MetricsSettings",
+    "ProxyCacheSettings",
     "ReadThroughSettings",
     "Settings",
     "SettingsError",
@@ -137,6 +138,15 @@ class ReadThroughSettings(_Strict):
         return value
 
 
+class ProxyCacheSettings(_Strict):
+    # proxy-cache namespaces (`seawall proxy-cache add`, docs/proxy-cache.md): on by default;
+    # they act only once a namespace is added
+    enabled: bool = True
+    # one upstream call (a manifest GET or HEAD, a blob's opening; the gap between two chunks)
+    timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    max_concurrent_fetches: int = Field(default=16, ge=1, le=256)
+
+
 class Settings(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=5000, ge=0, le=65535)
@@ -171,6 +181,7 @@ class Settings(_Strict):
     metrics: MetricsSettings = MetricsSettings()
     dr: DrSettings = DrSettings()
     read_through: ReadThroughSettings = ReadThroughSettings()
+    proxy_cache: ProxyCacheSettings = ProxyCacheSettings()
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

@@ -21,6 +21,7 @@ from engine.api import (
     executions,
     notifications,
     policies,
+    proxy_caches,
     regions,
     registries,
     repositories,
@@ -122,6 +123,13 @@ ROUTES = (
     _route("/regions", GET=regions.list_regions, POST=regions.create),
     _named(r"/regions/(?P<name>[^/]+)", GET=regions.get, DELETE=regions.delete),
     _route("/dr/check", GET=regions.latest, POST=regions.check_now),
+    _route("/proxy-caches", GET=proxy_caches.list_all, POST=proxy_caches.create),
+    _named(
+        r"/proxy-caches/(?P<name>[^/]+)",
+        GET=proxy_caches.get,
+        PUT=proxy_caches.update,
+        DELETE=proxy_caches.delete,
+    ),
 )
 
 

@@ -27,6 +27,7 @@ from registry.http.auth import authorize, challenge, verified_token
 from registry.http.context import RegistryContext
 from registry.http.edge import Edge, EdgeOptions
 from registry.http.metrics import Metrics, metrics_response
+from registry.http.proxy_cache import refusal
 from registry.http.token import token
 from registry.oci.errors import RegistryError
 from registry.oci.reference import is_valid_name, validate_name
@@ -155,6 +156,10 @@ class RegistryApp:
             return json_response({"status": "ok"})
         if path == "/metrics" and self.metrics is not None:
             return await metrics_response(self.ctx, req, self.metrics)
+        proxy = self.ctx.proxy_cache
+        mirrored = req.q("ns") if proxy is not None and method in ("GET", "HEAD") else None
+        if proxy is not None and mirrored:  # containerd's mirror request: ?ns=<upstream host>
+            path = await proxy.mirror_path(path, mirrored) or path
         for route in ROUTES:
             m = route.pattern.match(path)
             if m is None:
@@ -168,6 +173,10 @@ class RegistryApp:
                 # an encoded slash is part of one path segment, never a name separator
                 raise RegistryError("NAME_INVALID", {"reason": "encoded '/' in the path"})
             name = validate_name(req.params["name"])
+            if proxy is not None and method not in ("GET", "HEAD"):
+                ns = await proxy.namespace_of(name)
+                if ns is not None:  # before authorizing: nobody may write there
+                    raise refusal(ns, name)
             needed = [Access("repository", name, actions)]
             source = req.q("from") if method == "POST" and req.q("mount") else None
             also = [Access("repository", source, PULL)] if source and is_valid_name(source) else []

@@ -49,7 +49,10 @@ async def get_blob(ctx: RegistryContext, req: Request) -> Response:
         manifest = await ctx.content.get_manifest(name, key)  # a manifest fetched as a blob
         if manifest is not None:
             return Response(200, _headers(key, manifest.size), manifest.data)
-        if ctx.read_through is not None and may_read_through(req):
+        proxy = ctx.proxy_cache
+        if proxy is not None and await proxy.namespace_of(name) is not None:
+            size = await proxy.blob(name, digest)  # pulled through, stored when not None
+        elif ctx.read_through is not None and may_read_through(req):
             size = await ctx.read_through.blob(name, digest)  # stored here when not None
         if size is None:
             raise RegistryError("BLOB_UNKNOWN", {"digest": key})

@@ -12,6 +12,7 @@ from registry.meta.content import ContentStore
 from registry.storage.blobs import BlobStore
 
 if TYPE_CHECKING:
+    from registry.http.proxy_cache import ProxyCache
     from registry.http.read_through import ReadThrough
 
 __all__ = ["EventListener", "RegistryContext", "RegistryOptions"]
@@ -46,6 +47,7 @@ class RegistryContext:
     secret: bytes = b""  # signs upload session ids (stable across restarts and workers)
     listeners: list[EventListener] = field(default_factory=list)
     read_through: ReadThrough | None = None  # what this registry lacks, from an upstream
+    proxy_cache: ProxyCache | None = None  # proxy-cache namespaces (pull through, read-only)
 
     def notify(self) -> None:
         for listener in self.listeners:

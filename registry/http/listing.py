@@ -75,7 +75,11 @@ async def tags_list(ctx: RegistryContext, req: Request) -> Response:
     n, last = _page_args(req)
     if SEAWALL_TAG_LIST in req.headers.get("accept", ""):
         return await _tag_records(ctx, req, name, n, last)
-    tags = [] if n == 0 else await ctx.content.list_tags(name, n, last)
+    proxy = ctx.proxy_cache
+    if proxy is not None and await proxy.namespace_of(name) is not None:
+        tags = [] if n == 0 else await proxy.tags.list_tags(name, n, last)  # what it cached
+    else:
+        tags = [] if n == 0 else await ctx.content.list_tags(name, n, last)
     if tags is None or (n == 0 and await ctx.content.repository_id(name) is None):
         raise RegistryError("NAME_UNKNOWN", {"name": name})
     headers = {**_link(req.path, n, tags), **VARY}

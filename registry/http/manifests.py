@@ -52,8 +52,13 @@ def _check_reference(reference: str) -> None:
 async def get_manifest(ctx: RegistryContext, req: Request) -> Response:
     name, reference = req.params["name"], req.params["reference"]
     _check_reference(reference)
-    record = await ctx.content.get_manifest(name, reference)
-    if record is None and ctx.read_through is not None and may_read_through(req):
+    proxy = ctx.proxy_cache
+    ns = None if proxy is None else await proxy.namespace_of(name)
+    if proxy is not None and ns is not None:  # a proxy cache: its tags are its own
+        record = await proxy.manifest(ns, name, reference)
+    else:
+        record = await ctx.content.get_manifest(name, reference)
+    if record is None and ns is None and ctx.read_through is not None and may_read_through(req):
         record = await ctx.read_through.manifest(name, reference)
     if record is None:
         gone = None if ":" in reference else await ctx.content.tombstone(name, reference)

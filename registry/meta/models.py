@@ -11,6 +11,8 @@ database transaction covers a manifest, its tag and the event that announces the
     event                                    the durable outbox: push, tag, untag, delete
     account ── permission                    users, robots, admin; per-repository-prefix rights
     blob_hold, blob_gc, gc_lease             garbage collection's fence (registry.meta.fence)
+    proxy_tag                                a proxy-cache namespace's tag → digest, and when
+                                             the upstream last vouched for it (proxy_tags)
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ __all__ = [
     "Manifest",
     "ManifestRef",
     "Permission",
+    "ProxyTag",
     "RepoBlob",
     "RepoManifest",
     "Repository",
@@ -207,3 +210,16 @@ class Permission(SQLModel, table=True):
     account_id: int = Field(foreign_key="account.id", index=True)
     repository: str = Field(max_length=255)
     actions: str = Field(max_length=64)
+
+
+class ProxyTag(SQLModel, table=True):
+    """A tag of a repository in a proxy-cache namespace (``registry.meta.proxy_tags``): the
+    digest the upstream named last, and when it last said so (``validated_at``: seconds since
+    the epoch on the node's clock). Kept apart from ``tag``: a client never writes it, and the
+    replication engine never sees it as a tag of its own."""
+
+    __tablename__ = "proxy_tag"
+    repository: str = Field(primary_key=True, max_length=255)
+    name: str = Field(primary_key=True, max_length=128)
+    digest: str = Field(max_length=150)
+    validated_at: float = 0.0

@@ -45,6 +45,7 @@ MODEL_MODULES = (
     "engine.state.models",
     "engine.notify.models",
     "engine.regions.models",
+    "engine.proxy_cache.models",
 )
 
 #: APScheduler 4's SQLAlchemy data store's tables (it has no prefix of its own)
