@@ -108,8 +108,10 @@ class StoredNamespaces:
         self._lock = anyio.Lock()
 
     async def _fresh(self) -> dict[str, _Bound]:
-        if self._read_at is not None and self.clock() - self._read_at < NAMESPACES_TTL_SECONDS:
-            return self._by_name
+        if self._read_at is not None and (
+            self.clock() - self._read_at < NAMESPACES_TTL_SECONDS or self._lock.locked()
+        ):
+            return self._by_name  # fresh, or being re-read: the last answer meanwhile
         async with self._lock:  # one re-read at a time; the others use its answer
             if self._read_at is None or self.clock() - self._read_at >= NAMESPACES_TTL_SECONDS:
                 try:
