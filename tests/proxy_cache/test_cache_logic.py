@@ -19,7 +19,7 @@ from registry.http.upstream import FetchedManifest, UpstreamBlob, UpstreamError
 from registry.meta.content import ContentStore
 from registry.meta.db import create_engine, init_schema
 from registry.meta.proxy_tags import ProxyTagStore
-from registry.meta.sql import SqliteBackend
+from registry.meta.sql import PostgresBackend, SqliteBackend, postgres_dsn, sqlite_path
 from registry.oci.digest import Digest
 from registry.oci.errors import RegistryError
 from registry.storage.blobs import BlobStore
@@ -198,3 +198,37 @@ async def test_pulls_by_digest_never_revalidate(world: World) -> None:
     assert await world.pull(digest) == digest
     assert world.origin.asked == []
     assert await world.cache.mirror_path(f"/v2/team/app/manifests/{digest}", "upstream.example")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def tag_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ProxyTagStore]:
+    """A ProxyTagStore on a fresh database of each kind (PostgreSQL: the session cluster)."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 't.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    engine = create_engine(url)
+    await init_schema(engine)
+    await engine.dispose()
+    path, dsn = sqlite_path(url), postgres_dsn(url)
+    sql = SqliteBackend(path) if path is not None else PostgresBackend(str(dsn))
+    yield ProxyTagStore(sql)
+    await sql.aclose()
+
+
+async def test_cached_tags_are_kept_moved_listed_and_dropped(tag_store: ProxyTagStore) -> None:
+    assert await tag_store.get("hub/a", "v1") is None
+    assert await tag_store.list_tags("hub/a", None, None) is None  # nothing cached: unknown
+    await tag_store.put("hub/a", "v1", "sha256:" + "1" * 64, 100.0)
+    await tag_store.put("hub/a", "v1", "sha256:" + "2" * 64, 200.5)  # moved
+    await tag_store.put("hub/a", "V2", "sha256:" + "3" * 64, 300.0)
+    await tag_store.put("hub/b", "v1", "sha256:" + "4" * 64, 300.0)
+    got = await tag_store.get("hub/a", "v1")
+    assert got is not None and got.digest == "sha256:" + "2" * 64 and got.validated_at == 200.5
+    assert await tag_store.list_tags("hub/a", None, None) == ["V2", "v1"]  # byte order
+    assert await tag_store.list_tags("hub/a", 1, None) == ["V2"]
+    assert await tag_store.list_tags("hub/a", 1, "V2") == ["v1"]
+    assert await tag_store.list_tags("hub/a", None, "v1") == []
+    await tag_store.drop("hub/a", "v1")
+    assert await tag_store.get("hub/a", "v1") is None
+    assert await tag_store.get("hub/b", "v1") is not None
