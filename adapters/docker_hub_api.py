@@ -1,17 +1,19 @@
 """The Docker Hub API (``https://hub.docker.com``), as much of it as replication needs: log in,
 list a namespace's repositories, list a repository's tags, delete a tag.
 
-    POST   {hub}/v2/users/login  {"username", "password"}      -> {"token": JWT}
+    POST   {hub}/v2/auth/token   {"identifier", "secret"}      -> {"access_token": JWT}
+    POST   {hub}/v2/users/login  {"username", "password"}      -> {"token": JWT} (deprecated)
     GET    {hub}/v2/repositories/{namespace}/?page_size=100&page=N
            -> {"count", "next", "previous", "results": [{"name", "namespace", ...}]}
     GET    {hub}/v2/repositories/{namespace}/{repository}/tags/?page_size=100&page=N
            -> {"count", "next", "previous", "results": [{"name", "digest", ...}]}
     DELETE {hub}/v2/repositories/{namespace}/{repository}/tags/{tag}/   -> 204
 
-The password may be a personal access token (an account with two-factor authentication must
-use one). The JWT is sent as ``Authorization: Bearer``; :class:`HubLogin` is the credential
-provider behind a :class:`~adapters.oci.credentials.RefreshingCredentials`, so the login is
-made once, again before the JWT's ``exp`` and once after a ``401``. Anonymous callers list
+The secret may be a personal access token (an account with two-factor authentication or SSO
+must use one) or an organization access token. The JWT is sent as ``Authorization: Bearer``;
+:class:`HubLogin` is the credential provider behind a
+:class:`~adapters.oci.credentials.RefreshingCredentials`, so the login is made once, again
+before the JWT's ``exp`` and once after a ``401``. Anonymous callers list
 public repositories and delete nothing. Requests go through an OCI client session (retries,
 ``429``/``Retry-After``, pacing); Hub's error bodies (``{"detail"}`` or ``{"message"}``)
 become :mod:`adapters.oci.errors` with Hub's words.
@@ -58,43 +60,65 @@ class HubTag:
 
 
 class HubLogin:
-    """A :class:`~adapters.oci.credentials.CredentialProvider`: ``POST /v2/users/login``
-    with the Docker ID and its password or access token; the JWT as a bearer token, until
-    its ``exp``."""
+    """A :class:`~adapters.oci.credentials.CredentialProvider`: the Hub API's JWT for a Docker
+    ID (or organization) and its access token or password, until its ``exp``.
+
+    Asks ``POST /v2/auth/token`` (``{"identifier", "secret"}`` → ``{"access_token"}``, Docker's
+    current login) first; where that route is absent (``404``/``405``: an older stand-in of
+    Hub) the deprecated ``POST /v2/users/login`` (``{"username", "password"}`` →
+    ``{"token"}``), and keeps to the route that answered.
+    """
+
+    _ROUTES = (
+        ("/v2/auth/token", "identifier", "secret", "access_token"),
+        ("/v2/users/login", "username", "password", "token"),
+    )
 
     def __init__(self, session: RegistrySession, hub_url: str, username: str, password: str):
         self._session = session
-        self._url = f"{hub_url}/v2/users/login"
+        self._hub_url = hub_url
         self._username = username
         self._password = password
+        self._routes = self._ROUTES
         self.logins = 0  # logins made (for tests and stats)
 
     async def __call__(self) -> IssuedCredentials:
-        body = json.dumps({"username": self._username, "password": self._password}).encode()
-        request = Request(
-            "POST",
-            self._url,
-            headers={"Content-Type": "application/json", "Accept": "application/json"},
-            content=body,
-        )
         self.logins += 1
-        async with self._session.request(request, expect=_EXPECTED) as response:
+        for route in self._routes:
+            issued = await self._login(*route)
+            if issued is not None:
+                self._routes = (route,)
+                return issued
+        url = self._hub_url + self._ROUTES[-1][0]
+        raise ProtocolError("the Docker Hub API has no login route", method="POST", url=url)
+
+    async def _login(
+        self, path: str, user_field: str, secret_field: str, token_field: str
+    ) -> IssuedCredentials | None:
+        """The JWT, or None when the route does not exist."""
+        url = self._hub_url + path
+        body = json.dumps({user_field: self._username, secret_field: self._password}).encode()
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        request = Request("POST", url, headers=headers, content=body)
+        async with self._session.request(request, expect=(*_EXPECTED, 405)) as response:
             status, data = response.status, await response.read(_MAX_BODY_BYTES)
+        if status in (404, 405) and len(self._routes) > 1:
+            return None
         doc = _json(data)
-        token = doc.get("token") if isinstance(doc, dict) else None
+        token = doc.get(token_field) if isinstance(doc, dict) else None
         if status == 200 and isinstance(token, str) and token:
             return IssuedCredentials(Credentials(token=token), jwt_expiry(token))
         if status == 200:
-            raise ProtocolError("the Docker Hub login answered without a token", url=self._url)
-        error = _error(status, doc, data, "POST", self._url)
+            raise ProtocolError("the Docker Hub login answered without a token", url=url)
+        error = _error(status, doc, data, "POST", url)
         if status == 401:
             raise Unauthorized(
                 f"Docker Hub refused the login of {self._username!r} ({error.message}): check "
                 "the Docker ID and use a personal access token (required with two-factor "
-                "authentication)",
+                "authentication or SSO)",
                 status=401,
                 method="POST",
-                url=self._url,
+                url=url,
             )
         raise error
 

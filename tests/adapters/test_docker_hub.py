@@ -199,7 +199,7 @@ async def test_the_hub_api_tag_listing_names_digests(hub: FakeDockerHub) -> None
         assert tags == ["v1", "v2"]
         assert refs == dict.fromkeys(tags, ManifestRef(digest, mt.OCI_MANIFEST, UNKNOWN_SIZE))
         assert hub.counts() == {
-            "POST /v2/users/login": 1,
+            "POST /v2/auth/token": 1,
             "GET /v2/repositories/{namespace}/{repository}/tags/": 1,
         }
         with pytest.raises(NotFound):
@@ -217,7 +217,7 @@ async def test_discovery_lists_the_filters_namespace_and_the_logins(hub: FakeDoc
         assert names == ["team/disc-a", "team/disc-b"] and listings is None
         names, _ = await adapter.catalog_listings("")  # the login's namespace: empty
         assert names == []
-    assert hub.answers("POST /v2/users/login") == {200: 1}  # one JWT for both listings
+    assert hub.answers("POST /v2/auth/token") == {200: 1}  # one JWT for both listings
     assert hub.count("GET /v2/repositories/{namespace}/") == 2
     assert hub.count("GET /v2/_catalog") == 0
 
@@ -274,6 +274,21 @@ async def test_the_hub_jwt_is_refreshed_before_it_expires(hub: FakeDockerHub) ->
         await api.delete_tag("team/jwt", "v2")
         assert api.login.logins == 2
         assert await adapter.client().list_tags("team/jwt") == []
+
+
+async def test_an_older_hub_api_is_logged_in_to_through_users_login(
+    seawall: SeawallProcess,
+) -> None:
+    ns = namespace()
+    with fake_hub(seawall, (ns,)) as old:
+        old.auth_token_route = False
+        async with DockerHubAdapter(hub_config(old), clock=old.clock, **FAST) as adapter:
+            await push_image(adapter, f"{ns}/app", "v1")
+            await adapter.api().delete_tag(f"{ns}/app", "v1")
+            old.clock.advance(old.hub_token_seconds)
+            assert await adapter.catalog_listings(ns) == ([f"{ns}/app"], None)
+        assert old.answers("POST /v2/auth/token") == {404: 1}  # asked once, then not again
+        assert old.answers("POST /v2/users/login") == {200: 2}
 
 
 async def test_a_wrong_access_token_says_so(hub: FakeDockerHub) -> None:

@@ -120,7 +120,7 @@ class FakeDockerHub:
         pull_limit: int | None = 10_000,
         window_seconds: float = 21600.0,
         registry_token_seconds: float = 300.0,
-        hub_token_seconds: float = 3600.0,
+        hub_token_seconds: float = 600.0,
         clock: FakeClock | None = None,
     ) -> None:
         self.clock = clock or FakeClock()
@@ -129,7 +129,8 @@ class FakeDockerHub:
         self.tokens = TokenBook(SERVICE, self.clock, 0.0, registry_token_seconds)
         self.pull_limit = pull_limit
         self.window_seconds = window_seconds
-        self.hub_token_seconds = hub_token_seconds
+        self.hub_token_seconds = hub_token_seconds  # Hub's access tokens: 10 minutes
+        self.auth_token_route = True  # False: an older Hub, POST /v2/users/login only
         self.limits: dict[str, int | None] = {}  # per caller, over pull_limit
         self._users: dict[str, tuple[str, frozenset[str]]] = {}  # name -> (password, namespaces)
         self._hub_tokens: dict[str, tuple[str, float]] = {}  # JWT -> (user, expiry)

@@ -1,6 +1,9 @@
 """The Docker Hub fake's Hub API routes (``hub.docker.com``), as Docker publishes them:
 
+    POST   /v2/auth/token                            {"identifier","secret"} -> {"access_token"}
     POST   /v2/users/login                           {"username","password"} -> {"token": JWT}
+                                                      (deprecated; the only one if
+                                                      ``hub.auth_token_route`` is False)
     GET    /v2/repositories/{namespace}/              ?page_size=&page= -> {count,next,previous,
                                                       results: [{name, namespace, ...}]}
     GET    /v2/repositories/{namespace}/{repository}/tags/   -> {count,next,previous,
@@ -52,7 +55,9 @@ def hub_route(hub: FakeDockerHub, request: web.Request) -> tuple[str, Handler] |
     """``(route for the counts, handler)`` of a Hub API request, or None if it is not one."""
     path, method = request.path, request.method
     if path in ("/v2/users/login", "/v2/users/login/"):
-        return f"{method} /v2/users/login", lambda r: _login(hub, r)
+        return f"{method} /v2/users/login", lambda r: _login(hub, r, "username", "password")
+    if path == "/v2/auth/token":
+        return f"{method} /v2/auth/token", lambda r: _login(hub, r, "identifier", "secret")
     if m := _TAG.match(path):
         ns, repo, tag = m.groups()
         return (
@@ -71,18 +76,23 @@ def hub_route(hub: FakeDockerHub, request: web.Request) -> tuple[str, Handler] |
     return None
 
 
-async def _login(hub: FakeDockerHub, request: web.Request) -> web.Response:
+async def _login(
+    hub: FakeDockerHub, request: web.Request, user_field: str, secret_field: str
+) -> web.Response:
+    if user_field == "identifier" and not hub.auth_token_route:
+        await request.read()
+        return _not_found()
     if request.method != "POST":
         return _detail(405, f'Method "{request.method}" not allowed.')
     try:
         doc = json.loads(await request.read())
-        username, password = str(doc["username"]), str(doc["password"])
+        username, password = str(doc[user_field]), str(doc[secret_field])
     except (ValueError, KeyError, TypeError):
-        return _detail(400, "username and password are required")
+        return _detail(400, f"{user_field} and {secret_field} are required")
     token = hub.hub_login(username, password)
     if token is None:
         return _detail(401, "Incorrect authentication credentials")
-    return web.json_response({"token": token})
+    return web.json_response({"access_token" if user_field == "identifier" else "token": token})
 
 
 def _caller(hub: FakeDockerHub, request: web.Request) -> str | web.Response | None:
