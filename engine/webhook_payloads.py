@@ -68,10 +68,17 @@ def _harbor(kind: str, data: Any) -> list[RemoteEvent]:
     if not isinstance(resources, list):
         raise PayloadError("Harbor payload: resources is not a list")
     return [
-        RemoteEvent(action, name, _text(r.get("digest")), _text(r.get("tag")))
+        RemoteEvent(action, name, _text(r.get("digest")), _harbor_tag(r))
         for r in resources
         if isinstance(r, dict)
     ]
+
+
+def _harbor_tag(resource: dict[str, Any]) -> str | None:
+    """Harbor puts an artifact's digest in ``tag`` when it was pushed or deleted without a tag
+    (a referrer, a push by digest): that is no tag."""
+    tag = _text(resource.get("tag"))
+    return None if tag is None or tag == resource.get("digest") else tag
 
 
 def _is_blob(target: dict[str, Any]) -> bool:
