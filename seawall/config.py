@@ -144,6 +144,8 @@ class ProxyCacheSettings(_Strict):
     enabled: bool = True
     # one upstream call (a manifest GET or HEAD, a blob's opening; the gap between two chunks)
     timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    # a revalidation HEAD of a cached tag (the cached digest is served when it takes longer)
+    revalidate_timeout_seconds: float = Field(default=3.0, gt=0, le=300)
     max_concurrent_fetches: int = Field(default=16, ge=1, le=256)
 
 

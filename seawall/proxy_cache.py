@@ -5,7 +5,8 @@ endpoints are (:class:`StoredNamespaces`, the registry's
 each endpoint's shared adapter and client (``EndpointClients``: the same client, tokens,
 connections and limits replication uses).
 
-An endpoint that failed to answer (unreachable, 5xx, 429, timed out) is not asked again for
+A revalidation ``HEAD`` waits at most ``head_timeout_seconds`` (a cached answer is ready). An
+endpoint that failed to answer (unreachable, 5xx, 429, timed out) is not asked again for
 :data:`DOWN_SECONDS`: the first pull after an outage waits out one timeout, the ones after it
 are served from the cache at once (stale-if-error) or answered ``503`` at once.
 
@@ -155,10 +156,12 @@ class EndpointUpstream:
         namespaces: StoredNamespaces,
         *,
         timeout_seconds: float,
+        head_timeout_seconds: float | None = None,
         down_seconds: float = DOWN_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.adapters, self.namespaces, self.timeout_seconds = adapters, namespaces, timeout_seconds
+        self.head_timeout_seconds = head_timeout_seconds or timeout_seconds
         self.down_seconds, self.clock = down_seconds, clock
         self._down_until: dict[int, float] = {}
 
@@ -199,8 +202,8 @@ class EndpointUpstream:
 
     async def head_manifest(self, repo: str, tag: str) -> str | None:
         endpoint, name, label = await self._where(repo)
-        try:
-            with anyio.fail_after(self.timeout_seconds):
+        try:  # a cached answer is waiting: a revalidation is not worth a long wait
+            with anyio.fail_after(self.head_timeout_seconds):
                 async with self.adapters(endpoint) as adapter:
                     found = await adapter.client().head_manifest(name, tag)
         except NotFound:
@@ -234,7 +237,12 @@ def build_proxy_cache(
     if not pc.enabled:
         return None
     namespaces = StoredNamespaces(db)
-    upstream = EndpointUpstream(adapters, namespaces, timeout_seconds=pc.timeout_seconds)
+    upstream = EndpointUpstream(
+        adapters,
+        namespaces,
+        timeout_seconds=pc.timeout_seconds,
+        head_timeout_seconds=min(pc.revalidate_timeout_seconds, pc.timeout_seconds),
+    )
     options = ReadThroughOptions(
         timeout_seconds=pc.timeout_seconds,
         max_concurrent_fetches=pc.max_concurrent_fetches,

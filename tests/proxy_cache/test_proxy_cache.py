@@ -80,7 +80,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     base = tmp_path_factory.mktemp("proxy-cache")
     hub, quay = _upstream(base / "hub"), _upstream(base / "quay")
     seawall = SeawallProcess(  # a dead upstream costs one short timeout, then it is passed over
-        base / "seawall", extra_env={"SEAWALL_PROXY_CACHE__TIMEOUT_SECONDS": "3"}
+        base / "seawall", extra_env={"SEAWALL_PROXY_CACHE__TIMEOUT_SECONDS": "5"}
     ).start()
     try:
         with api(seawall.url, seawall.admin_password) as a:
