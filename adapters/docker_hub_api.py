@@ -69,7 +69,7 @@ class HubLogin:
     ``{"token"}``), and keeps to the route that answered.
     """
 
-    _ROUTES = (
+    _ROUTES: tuple[tuple[str, str, str, str], ...] = (
         ("/v2/auth/token", "identifier", "secret", "access_token"),
         ("/v2/users/login", "username", "password", "token"),
     )
@@ -79,7 +79,7 @@ class HubLogin:
         self._hub_url = hub_url
         self._username = username
         self._password = password
-        self._routes = self._ROUTES
+        self._routes: tuple[tuple[str, str, str, str], ...] = self._ROUTES
         self.logins = 0  # logins made (for tests and stats)
 
     async def __call__(self) -> IssuedCredentials:

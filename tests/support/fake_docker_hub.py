@@ -16,7 +16,8 @@
   200 spends one pull of the caller (a Docker ID, or the anonymous address), a ``HEAD`` none;
   with nothing left a ``GET`` is answered ``429 {"errors":[{"code":"TOOMANYREQUESTS"}]}``
   with ``Retry-After`` (seconds until the oldest pull leaves the sliding window). The window
-  runs on :attr:`FakeDockerHub.clock` (a :class:`FakeClock` the test advances).
+  runs on :attr:`FakeDockerHub.clock` (a :class:`FakeClock` the test advances); the
+  accounting is :mod:`tests.support.fake_docker_hub_limits`'s.
 - the **Hub API** (``hub.docker.com``): :mod:`tests.support.fake_docker_hub_api`.
 
 Every request is counted by method and route (``"GET /v2/{name}/manifests/{ref}"``):
@@ -33,7 +34,7 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
@@ -46,8 +47,9 @@ from tests.support.fake_acr_auth import (
     unsigned_jwt,
 )
 from tests.support.fake_acr_metadata import acr_error as oci_error
-from tests.support.fake_acr_upstream import Upstream
 from tests.support.fake_docker_hub_api import hub_route
+from tests.support.fake_docker_hub_limits import PullLedger
+from tests.support.fake_docker_hub_upstream import HubUpstream
 from tests.support.server import free_port
 
 __all__ = ["SERVICE", "FakeDockerHub"]
@@ -60,47 +62,6 @@ _LIMIT_MESSAGE = (
     "You have reached your pull rate limit. You may increase the limit by authenticating "
     "and upgrading: https://www.docker.com/increase-rate-limit"
 )
-
-
-class _Upstream(Upstream):
-    """:class:`Upstream` whose forwarded answers can carry headers chosen by their status."""
-
-    async def forward_with(
-        self,
-        request: web.Request,
-        extra: Callable[[int], Mapping[str, str]],
-        accept: str | None = None,
-    ) -> web.StreamResponse:
-        assert self.http is not None
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _DROP}
-        if accept is not None:
-            headers = {k: v for k, v in headers.items() if k.lower() != "accept"}
-            headers["Accept"] = accept
-        if self._auth:
-            headers["Authorization"] = self._auth
-        body = await request.read()
-        async with self.http.request(
-            request.method,
-            self.url + request.path_qs,
-            headers=headers,
-            data=body or None,
-            allow_redirects=False,
-        ) as up:
-            out_headers = {
-                k: v for k, v in self._rewrite(up.headers).items() if not k.startswith("Seawall-")
-            }
-            out = web.StreamResponse(status=up.status, headers=out_headers | dict(extra(up.status)))
-            if (length := up.headers.get("Content-Length")) is not None:
-                out.content_length = int(length)
-            await out.prepare(request)
-            if request.method != "HEAD":
-                async for chunk in up.content.iter_chunked(256 * 1024):
-                    await out.write(chunk)
-            await out.write_eof()
-            return out
-
-
-_DROP = frozenset({"host", "authorization", "content-length", "accept-encoding", "connection"})
 
 
 class FakeDockerHub:
@@ -125,18 +86,13 @@ class FakeDockerHub:
     ) -> None:
         self.clock = clock or FakeClock()
         self.port = free_port()
-        self.upstream = _Upstream(upstream_url, self.url, upstream_username, upstream_password)
+        self.upstream = HubUpstream(upstream_url, self.url, upstream_username, upstream_password)
         self.tokens = TokenBook(SERVICE, self.clock, 0.0, registry_token_seconds)
-        self.pull_limit = pull_limit
-        self.window_seconds = window_seconds
+        self.ledger = PullLedger(pull_limit, window_seconds, self.clock)
         self.hub_token_seconds = hub_token_seconds  # Hub's access tokens: 10 minutes
         self.auth_token_route = True  # False: an older Hub, POST /v2/users/login only
-        self.limits: dict[str, int | None] = {}  # per caller, over pull_limit
         self._users: dict[str, tuple[str, frozenset[str]]] = {}  # name -> (password, namespaces)
         self._hub_tokens: dict[str, tuple[str, float]] = {}  # JWT -> (user, expiry)
-        self._pulls: dict[str, collections.deque[float]] = collections.defaultdict(
-            collections.deque
-        )
         self._counts: collections.Counter[str] = collections.Counter()
         self._answers: collections.Counter[tuple[str, int]] = collections.Counter()
         self._lock = threading.Lock()
@@ -190,7 +146,12 @@ class FakeDockerHub:
     # -- accounts, tokens, pulls (the test's controls, and the routes' helpers) --------------
 
     def add_user(
-        self, username: str, password: str, namespaces: tuple[str, ...] = (), *, limit: int = -1
+        self,
+        username: str,
+        password: str,
+        namespaces: tuple[str, ...] = (),
+        *,
+        limit: int | None = -1,
     ) -> None:
         """A Docker ID owning its own namespace and ``namespaces`` (organizations);
         ``limit``: its pulls per window (-1: the fake's ``pull_limit``; None: unlimited)."""
@@ -199,8 +160,8 @@ class FakeDockerHub:
         self.tokens.add_user(username, password, Principal(username, "user", repos, False))
         with self._lock:
             self._users[username] = (password, owned)
-            if limit != -1:
-                self.limits[username] = limit
+        if limit != -1:
+            self.ledger.limits[username] = limit
 
     def owns_namespace(self, namespace: str) -> bool:
         with self._lock:
@@ -231,36 +192,13 @@ class FakeDockerHub:
             return None
         return found[0]
 
-    def limit_of(self, caller: str) -> int | None:
-        with self._lock:
-            return self.limits.get(caller, self.pull_limit)
-
     def remaining(self, caller: str) -> int | None:
         """Pulls ``caller`` has left in the window now (None: unlimited)."""
-        limit = self.limit_of(caller)
-        if limit is None:
-            return None
-        with self._lock:
-            pulls = self._pulls[caller]
-            while pulls and pulls[0] <= self.clock() - self.window_seconds:
-                pulls.popleft()
-            return max(0, limit - len(pulls))
+        return self.ledger.remaining(caller)
 
     def pulls(self, caller: str) -> int:
         """Pulls ``caller`` spent in the current window."""
-        self.remaining(caller)
-        with self._lock:
-            return len(self._pulls[caller])
-
-    def _spend(self, caller: str) -> None:
-        with self._lock:
-            self._pulls[caller].append(self.clock())
-
-    def _frees_in_seconds(self, caller: str) -> int:
-        with self._lock:
-            pulls = self._pulls[caller]
-            oldest = pulls[0] if pulls else self.clock()
-        return max(1, int(oldest + self.window_seconds - self.clock()) + 1)
+        return self.ledger.pulls(caller)
 
     # -- what the test reads ---------------------------------------------------------------
 
@@ -284,24 +222,10 @@ class FakeDockerHub:
     # -- the upstream --------------------------------------------------------------------
 
     async def upstream_repositories(self) -> list[str]:
-        """Every repository of the real registry (its catalog, all pages)."""
-        status, doc, _ = await self.upstream.json("/v2/_catalog", {"n": 1000}, "application/json")
-        names = list(doc.get("repositories") or []) if status == 200 and doc else []
-        while len(names) % 1000 == 0 and names:
-            status, doc, _ = await self.upstream.json(
-                "/v2/_catalog", {"n": 1000, "last": names[-1]}, "application/json"
-            )
-            more = list(doc.get("repositories") or []) if status == 200 and doc else []
-            if not more:
-                break
-            names.extend(more)
-        return names
+        return await self.upstream.repositories()
 
     async def upstream_delete(self, path: str) -> int:
-        assert self.upstream.http is not None
-        headers = self.upstream._headers("application/json")
-        async with self.upstream.http.delete(self.upstream.url + path, headers=headers) as up:
-            return up.status
+        return await self.upstream.delete(path)
 
     # -- dispatch --------------------------------------------------------------------------
 
@@ -437,32 +361,25 @@ class FakeDockerHub:
 
     async def _manifest(self, request: web.Request, caller: str) -> web.StreamResponse:
         """A manifest HEAD or GET, with the pull limit's headers; a GET spends a pull."""
-        limit = self.limit_of(caller)
+        ledger = self.ledger
+        limit = ledger.limit_of(caller)
         if limit is None:
             return await self.upstream.forward_with(request, lambda status: {})
-        left = self.remaining(caller) or 0
+        left = ledger.remaining(caller) or 0
         if request.method == "GET" and left <= 0:
             await request.read()
             return oci_error(
                 429,
                 "TOOMANYREQUESTS",
                 _LIMIT_MESSAGE,
-                **self._limit_headers(caller, limit, 0),
-                **{"Retry-After": str(self._frees_in_seconds(caller))},
+                **ledger.headers(caller, limit, 0),
+                **{"Retry-After": str(ledger.frees_in_seconds(caller))},
             )
 
         def headers(status: int) -> Mapping[str, str]:
             spent = request.method == "GET" and status == 200
             if spent:
-                self._spend(caller)
-            return self._limit_headers(caller, limit, left - 1 if spent else left)
+                ledger.spend(caller)
+            return ledger.headers(caller, limit, left - 1 if spent else left)
 
         return await self.upstream.forward_with(request, headers)
-
-    def _limit_headers(self, caller: str, limit: int, left: int) -> dict[str, str]:
-        window = f"{self.window_seconds:g}"
-        return {
-            "ratelimit-limit": f"{limit};w={window}",
-            "ratelimit-remaining": f"{max(left, 0)};w={window}",
-            "docker-ratelimit-source": caller if caller != "anonymous" else "127.0.0.1",
-        }
