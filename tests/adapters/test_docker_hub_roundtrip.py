@@ -15,6 +15,7 @@ import pytest
 from tests.replication.roundtrip import round_trip
 from tests.replication.support import api, digest_of, dumps, run
 from tests.support.client import client
+from tests.support.client import push_image as push_raw_image
 from tests.support.fake_docker_hub import FakeDockerHub
 from tests.support.fake_docker_hub_world import PAT, USER, fake_hub, namespace
 from tests.support.server import SeawallProcess
@@ -86,3 +87,36 @@ def test_the_cli_refuses_a_bad_endpoint_before_sending(seawall: SeawallProcess, 
         timeout=60,
     )
     assert good.returncode == 0, good.stderr
+
+
+def test_a_proxy_cache_on_hub_costs_one_pull_per_manifest(
+    local: SeawallProcess, hub: FakeDockerHub, seawall: SeawallProcess
+) -> None:
+    """``hub/<name>`` on the local Seawall pulls ``library/<name>`` through from Hub: the tag
+    is resolved with a free HEAD, the manifest fetched once; a second pull within the TTL
+    asks Hub nothing."""
+    name = f"lib{namespace()}"
+    with client(seawall.url, "admin", seawall.admin_password) as upstream:  # Docker's push
+        digest, _ = push_raw_image(upstream, f"library/{name}", "3.20", seed=name)
+    with api(local.url, local.admin_password) as a:
+        endpoint = {
+            "name": "hub",
+            "type": "docker-hub",
+            "url": hub.url,
+            "insecure": True,
+            "credential": {"type": "basic", "access_key": USER, "access_secret": PAT},
+            "options": {"hub_url": hub.url},
+        }
+        r = a.post("/registries", json=endpoint)
+        assert r.status_code == 201, r.text
+        hub_id = int(r.headers["Location"].rsplit("/", 1)[1])
+        r = a.post("/proxy-caches", json={"name": "hub", "registry": {"id": hub_id}})
+        assert r.status_code == 201, r.text
+    hub.reset_counts()
+    with client(local.url, "admin", local.admin_password) as c:
+        assert digest_of(c, f"hub/{name}", "3.20") == digest
+        assert (hub.count(GET), hub.pulls(USER)) == (1, 1)
+        assert hub.count("HEAD /v2/{name}/manifests/{ref}") >= 1  # free
+        before = sum(hub.counts().values())
+        assert digest_of(c, f"hub/{name}", "3.20") == digest
+        assert sum(hub.counts().values()) == before  # within the TTL: Hub is not asked
