@@ -4,8 +4,10 @@
   ``library/alpine`` (:func:`~adapters.docker_hub_config.hub_repository`); every read maps it.
 - **The pull limit.** Every manifest answer's ``ratelimit-*`` headers feed a
   :class:`~adapters.docker_hub_limits.PullBudget`; a manifest ``GET`` goes only while the
-  budget is above the endpoint's floor, and a ``429 TOOMANYREQUESTS`` becomes
-  :class:`~adapters.docker_hub_limits.PullLimitReached`, saying what is left and when.
+  budget is above the endpoint's floor, and a ``429 TOOMANYREQUESTS`` of the pull limit becomes
+  :class:`~adapters.docker_hub_limits.PullLimitReached`, saying what is left and when (Hub's
+  other throttling stays a plain :class:`~adapters.oci.errors.RateLimited`, its
+  ``Retry-After`` honoured by the client).
 - **HEAD before GET.** A manifest asked for by tag is resolved with a ``HEAD`` (free) and then
   fetched by digest: a tag that does not exist (the referrers tag schema's, most often) costs
   no pull. At the floor, a ``HEAD`` refreshes the reading before the ``GET`` is refused.
@@ -98,10 +100,17 @@ class HubClient(OciClient):
             try:
                 return await super().get_manifest(repo, reference)
             except RateLimited as error:
-                if error.status != 429:
-                    raise
+                if not self._pull_limit(error):
+                    raise  # Hub's other throttling: the client waited what it could
                 self.budget.exhausted()
                 raise self.budget.refusal(what, url, status=429) from error
+
+    def _pull_limit(self, error: RateLimited) -> bool:
+        """Whether a 429 is the pull limit (its message, or a reading of 0 left on it), not
+        Hub's throttling of request rates (which frees up in seconds)."""
+        reading = self.budget.current()
+        spent = reading is not None and reading.remaining <= 0
+        return error.status == 429 and (spent or "pull rate limit" in error.message.lower())
 
     async def delete_manifest(
         self, repo: str, digest: str, *, origin: Origin | None = None

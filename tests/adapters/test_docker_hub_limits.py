@@ -13,7 +13,7 @@ import pytest
 from adapters.base import EndpointConfig, RegistryAdapter
 from adapters.docker_hub import DockerHubAdapter
 from adapters.docker_hub_limits import PullBudget, PullLimitReached, parse_rate_limit
-from adapters.oci.errors import NotFound
+from adapters.oci.errors import NotFound, RateLimited
 from adapters.testing import push_image
 from engine.oneshot import SyncSide, sync_once
 from engine.referrers import source_referrers
@@ -98,6 +98,20 @@ async def test_a_429_is_one_clear_error_and_stops_the_gets(seawall: SeawallProce
             with pytest.raises(PullLimitReached):
                 await adapter.client().get_manifest(f"{ns}/app", digest)
             assert hub.answers(GET).get(429) == 1  # the second was refused before sending
+
+
+async def test_request_throttling_is_not_the_pull_limit(seawall: SeawallProcess) -> None:
+    ns = namespace()
+    with fake_hub(seawall, (ns,), pull_limit=100) as hub:
+        async with DockerHubAdapter(hub_config(hub), clock=hub.clock, **FAST) as adapter:
+            digest, data = await push_image(adapter, f"{ns}/app", "v1")
+            hub.throttle(1)  # a 429 without the pull limit's word: Hub's request throttling
+            with pytest.raises(RateLimited) as caught:
+                await adapter.client().get_manifest(f"{ns}/app", digest)
+            assert not isinstance(caught.value, PullLimitReached)
+            assert caught.value.retry_after_seconds == 3600
+            assert (await adapter.client().get_manifest(f"{ns}/app", digest)).data == data
+            assert hub.answers(GET) == {429: 1, 200: 1}
 
 
 async def test_head_before_get(seawall: SeawallProcess) -> None:

@@ -91,6 +91,8 @@ class FakeDockerHub:
         self.ledger = PullLedger(pull_limit, window_seconds, self.clock)
         self.hub_token_seconds = hub_token_seconds  # Hub's access tokens: 10 minutes
         self.auth_token_route = True  # False: an older Hub, POST /v2/users/login only
+        self.throttled = 0  # manifest GETs still to answer 429 as request-rate throttling
+        self.throttle_retry_after_seconds = 3600
         self._users: dict[str, tuple[str, frozenset[str]]] = {}  # name -> (password, namespaces)
         self._hub_tokens: dict[str, tuple[str, float]] = {}  # JWT -> (user, expiry)
         self._counts: collections.Counter[str] = collections.Counter()
@@ -199,6 +201,19 @@ class FakeDockerHub:
     def pulls(self, caller: str) -> int:
         """Pulls ``caller`` spent in the current window."""
         return self.ledger.pulls(caller)
+
+    def throttle(self, gets: int, retry_after_seconds: int = 3600) -> None:
+        """Answer the next ``gets`` manifest GETs ``429`` as Hub's request-rate throttling
+        (no pull spent, no ``ratelimit-*`` headers)."""
+        with self._lock:
+            self.throttled, self.throttle_retry_after_seconds = gets, retry_after_seconds
+
+    def _throttle(self) -> bool:
+        with self._lock:
+            if self.throttled <= 0:
+                return False
+            self.throttled -= 1
+            return True
 
     # -- what the test reads ---------------------------------------------------------------
 
@@ -366,6 +381,10 @@ class FakeDockerHub:
         if limit is None:
             return await self.upstream.forward_with(request, lambda status: {})
         left = ledger.remaining(caller) or 0
+        if request.method == "GET" and self._throttle():
+            await request.read()
+            retry = {"Retry-After": str(self.throttle_retry_after_seconds)}
+            return oci_error(429, "TOOMANYREQUESTS", "Too Many Requests", **retry)
         if request.method == "GET" and left <= 0:
             await request.read()
             return oci_error(
