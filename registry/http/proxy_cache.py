@@ -17,6 +17,8 @@ module adds what a cache of someone else's registry needs on top:
 * **Stale-if-error**: when the upstream cannot answer the revalidation (down, 5xx, timed out,
   429, refused us), the cached digest is served and the serving is logged and counted
   (:attr:`ProxyCacheStats.stale_served`). Content never cached answers ``503 UNAVAILABLE``.
+* **Evictable**: what is deleted here (the management API's repository delete) is fetched
+  again at the next pull — unlike region read-through, which keeps a deletion from coming back.
 * **Read-only**: a client's write into a namespace (manifest ``PUT``, blob upload, mount into
   it, ``DELETE``) is refused with ``DENIED`` naming the endpoint (:func:`refusal`).
 * **Mirror routing** (containerd's ``?ns=``, :meth:`ProxyCache.mirror_path`): a pull of
@@ -142,8 +144,11 @@ class ProxyCache:
         ``monotonic``: the in-memory timers of the read-through underneath."""
         self.namespaces, self.upstream, self.tags, self.clock = namespaces, upstream, tags, clock
         self.content = content
-        # tags are this module's: the read-through's own tag memory only bridges one fetch
-        o = dataclasses.replace(options or ReadThroughOptions(), tag_seconds=1.0)
+        # tags are this module's: the read-through's own tag memory only bridges one fetch; a
+        # deletion here is an eviction, not a decision to keep from the upstream: no window
+        o = dataclasses.replace(
+            options or ReadThroughOptions(), tag_seconds=1.0, removed_window_seconds=0.0
+        )
         self.reads = ReadThrough(upstream, content, blobs, o, clock=monotonic)
         self.call_max_seconds = o.call_max_seconds
         self._flights: SingleFlight[tuple[str, str], ManifestRecord | None] = SingleFlight()

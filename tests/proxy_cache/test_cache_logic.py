@@ -190,6 +190,17 @@ async def test_a_tag_gone_upstream_is_forgotten(world: World) -> None:
     assert await world.pull(digest) == digest  # the content stays (by digest)
 
 
+async def test_a_deleted_repository_is_fetched_again(world: World) -> None:
+    """A delete in a proxy namespace evicts: the next pull fetches again (region read-through
+    would keep a deletion from coming back; a cache's content is the upstream's)."""
+    digest = world.origin.push("v1", "one")
+    assert await world.pull("v1") == digest
+    assert await world.cache.content.delete_repository(REPO, "admin")
+    world.origin.asked.clear()
+    assert await world.pull("v1") == digest
+    assert ("GET", digest) in world.origin.asked
+
+
 async def test_pulls_by_digest_never_revalidate(world: World) -> None:
     digest = world.origin.push("v1", "one")
     assert await world.pull(digest) == digest
