@@ -13,7 +13,14 @@ from pathlib import Path
 
 import httpx
 
-from tests.clients.layouts import OCI_MANIFEST, BuiltImage, build_image
+from tests.clients.layouts import (
+    OCI_INDEX,
+    OCI_MANIFEST,
+    BuiltImage,
+    BuiltIndex,
+    build_image,
+    build_index,
+)
 from tests.clients.tools import Podman
 from tests.support.client import push_blob
 from tests.support.counting_proxy import CountingProxy
@@ -49,6 +56,26 @@ def push_upstream(upstream: Upstream, workdir: Path, repo: str, tag: str, seed: 
         )
         assert r.status_code == 201, r.text
     return image
+
+
+def push_index_upstream(upstream: Upstream, workdir: Path, repo: str, tag: str) -> BuiltIndex:
+    """A two-platform image index (amd64, arm64) pushed straight to the distribution."""
+    index = build_index(workdir / f"layout-index-{tag}", tag, seed=f"index-{tag}")
+    with httpx.Client(base_url=upstream.registry.url, timeout=30.0) as c:
+        for image in index.images:
+            for blob in image.blobs.values():
+                push_blob(c, repo, blob)
+            r = c.put(
+                f"/v2/{repo}/manifests/{image.digest}",
+                content=image.manifest,
+                headers={"Content-Type": OCI_MANIFEST},
+            )
+            assert r.status_code == 201, r.text
+        r = c.put(
+            f"/v2/{repo}/manifests/{tag}", content=index.index, headers={"Content-Type": OCI_INDEX}
+        )
+        assert r.status_code == 201, r.text
+    return index
 
 
 def expected_gets(image: BuiltImage, tag: str) -> dict[tuple[str, str, str], int]:

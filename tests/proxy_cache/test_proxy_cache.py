@@ -32,6 +32,7 @@ from tests.proxy_cache.support import (
     cli,
     expected_gets,
     pull_all,
+    push_index_upstream,
     push_upstream,
 )
 from tests.replication.support import add_endpoint, api
@@ -164,6 +165,29 @@ def test_docker_style_and_oci_clients_see_exact_bytes(world: World, tmp_path: Pa
     )
     index = json.loads((dest / "index.json").read_text())
     assert index["manifests"][0]["digest"] == world.other.digest
+
+
+def test_an_index_costs_one_get_per_manifest_and_blob(world: World, tmp_path: Path) -> None:
+    """Every platform at once (skopeo --all), twice over: the index once by tag, each child
+    once by digest, each blob once."""
+    index = push_index_upstream(world.hub, tmp_path, "team/multi", "v1")
+    skopeo = Skopeo(tmp_path, require_binary("skopeo"))
+    world.hub.proxy.reset()
+    for i in range(2):
+        skopeo.run(
+            "copy",
+            "--all",
+            "--src-tls-verify=false",
+            "--src-creds",
+            world.creds,
+            f"docker://{world.seawall.host}/hub/team/multi:v1",
+            f"oci:{tmp_path / f'multi-{i}'}",
+        )
+    expected = {("GET", "manifests", "v1"): 1}
+    for image in index.images:
+        expected |= {("GET", "manifests", image.digest): 1}
+        expected |= {("GET", "blobs", d): 1 for d in image.blobs}
+    assert world.hub.proxy.counts("team/multi") == expected
 
 
 def test_nothing_can_be_pushed_into_a_namespace(world: World, tmp_path: Path) -> None:
