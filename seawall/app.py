@@ -261,6 +261,9 @@ def build_app(settings: Settings) -> RegistryApp:
     )
 
     metrics = build_metrics(settings, services.db)  # /metrics; the request path counts
+    shown = metrics.metrics
+    if ctx.proxy_cache is not None:  # its counters too (this worker's)
+        shown = dataclasses.replace(shown, sources=(*shown.sources, ctx.proxy_cache))
 
     async def lifespan(scope: Scope, receive: Receive, send: Send) -> None:
         message = await receive()
@@ -291,5 +294,5 @@ def build_app(settings: Settings) -> RegistryApp:
         fallback=api,
         lifespan=lifespan,
         edge=edge_options(settings),
-        metrics=metrics.metrics,
+        metrics=shown,
     )

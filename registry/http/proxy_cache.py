@@ -16,7 +16,8 @@ module adds what a cache of someone else's registry needs on top:
   ``HEAD`` (:class:`~registry.http.upstream.SingleFlight`).
 * **Stale-if-error**: when the upstream cannot answer the revalidation (down, 5xx, timed out,
   429, refused us), the cached digest is served and the serving is logged and counted
-  (:attr:`ProxyCacheStats.stale_served`). Content never cached answers ``503 UNAVAILABLE``.
+  (:attr:`ProxyCacheStats.stale_served`; in ``/metrics``
+  ``seawall_proxy_cache_stale_served_total``). Content never cached answers ``503``.
 * **Evictable**: what is deleted here (the management API's repository delete) is fetched
   again at the next pull — unlike region read-through, which keeps a deletion from coming back.
 * **Read-only**: a client's write into a namespace (manifest ``PUT``, blob upload, mount into
@@ -36,13 +37,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import anyio
+from prometheus_client.core import CounterMetricFamily, Metric
 
 from registry.http.read_through import ReadThrough, ReadThroughOptions
 from registry.http.upstream import SingleFlight, Upstream, UpstreamError
@@ -159,6 +162,29 @@ class ProxyCache:
         return ProxyCacheStats(
             **self._counts, manifest_fetches=rt.manifest_fetches, blob_fetches=rt.blob_fetches
         )
+
+    async def collect(self) -> Sequence[Metric]:
+        """The counters for ``/metrics`` (a :class:`~registry.http.metrics.MetricsSource`):
+        this process's, labelled with its ``pid`` (each worker counts its own)."""
+        stats, pid = self.stats(), str(os.getpid())
+        asked = CounterMetricFamily(
+            "seawall_proxy_cache_upstream_requests",
+            "Requests proxy-cache namespaces made upstream, by kind",
+            labels=["kind", "pid"],
+        )
+        for kind, n in (
+            ("manifest", stats.manifest_fetches),
+            ("blob", stats.blob_fetches),
+            ("revalidation", stats.revalidations),
+        ):
+            asked.add_metric([kind, pid], n)
+        stale = CounterMetricFamily(
+            "seawall_proxy_cache_stale_served",
+            "Cached tags served because the upstream could not revalidate them",
+            labels=["pid"],
+        )
+        stale.add_metric([pid], stats.stale_served)
+        return [asked, stale]
 
     # ------------------------------------------------------------------ namespaces
     async def namespace_of(self, repo: str) -> ProxyNamespace | None:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.clients.layouts import BuiltImage
 from tests.clients.tools import (
@@ -337,6 +338,13 @@ def test_cached_images_still_pull_with_the_upstream_stopped(world: World) -> Non
         r = c.get("/v2/hub/team/never/manifests/v1", headers={"Accept": ACCEPT})
         assert r.status_code == 503, r.text
     assert "serving hub/team/app:v1" in world.seawall.log()
+    s = world.seawall
+    scraped = httpx.get(f"{s.url}/metrics", auth=("admin", s.admin_password)).text
+    families = {f.name: f for f in text_string_to_metric_families(scraped)}
+    stale = families["seawall_proxy_cache_stale_served"].samples
+    assert sum(x.value for x in stale) >= 1
+    asked = families["seawall_proxy_cache_upstream_requests"].samples
+    assert {x.labels["kind"] for x in asked} == {"manifest", "blob", "revalidation"}
 
 
 def _digest(c: httpx.Client, repo: str, ref: str) -> str:
