@@ -9,10 +9,12 @@ tag. How a task is leased, and who renews leases, stays with the caller.
 :func:`run_task`'s contract: a task always ends through :meth:`TaskState.finish`, exactly
 once per attempt, unless it is cancelled:
 
-- done → ``Succeed`` with its outcome, bytes and ledger entry;
+- done → ``Succeed`` with its outcome, bytes and ledger entry, its reason still the plan's
+  (why it was made: "missing at destination", a settled conflict — the audit record);
 - an error the registry or the network reported (:class:`OciError`, :class:`AdapterError`,
   :class:`OSError`): a transient one with attempts left waits its back-off and goes back to
-  ``Pending`` (to be leased again), any other is ``Failed`` with the error as the reason;
+  ``Pending`` (to be leased again; the error is in its log), any other is ``Failed`` with the
+  error as the reason;
 - any other exception — a bug, or input nothing validated — is ``Failed`` with its class and
   message as the reason (bounded), logged with its traceback, and never raised: it ends that
   task, never the run;
@@ -71,6 +73,7 @@ class LeasedTask:
     tags: tuple[str, ...]
     attempts: int
     log: str
+    reason: str = ""  # why the plan made it (kept while it succeeds or waits to be retried)
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> LeasedTask:
@@ -85,6 +88,7 @@ class LeasedTask:
             tags=task_tags(row),
             attempts=int(row.get("attempts") or 0),
             log=str(row.get("log") or ""),
+            reason=str(row.get("reason") or ""),
         )
 
 
@@ -147,7 +151,7 @@ async def run_task(
     try:
         async with slots:
             outcome, nbytes, ledger = await _execute(state, tools, task, notes)
-        end = TaskEnd(TaskStatus.SUCCEED, outcome, "", notes.text(), nbytes, ledger)
+        end = TaskEnd(TaskStatus.SUCCEED, outcome, task.reason, notes.text(), nbytes, ledger)
     except anyio.get_cancelled_exc_class():
         if state.stopping():
             notes("stopped")
@@ -160,7 +164,7 @@ async def run_task(
         delay = retry_delay(task.attempts) if isinstance(e, Transient) else None
         if delay is not None:  # back to Pending after the back-off, to be leased again
             await anyio.sleep(delay)
-            end = TaskEnd(TaskStatus.PENDING, TaskOutcome.NONE, str(e), notes.text())
+            end = TaskEnd(TaskStatus.PENDING, TaskOutcome.NONE, task.reason, notes.text())
         else:
             end = TaskEnd(TaskStatus.FAILED, TaskOutcome.FAILED, str(e), notes.text())
     except Exception as e:  # anything else ends this task, never the run
