@@ -58,6 +58,15 @@ class Scope:
         if whole:
             self.whole.add(repository)
 
+    def conflicts(self, other: Scope) -> bool:
+        """Whether runs of one policy with these two scopes must not run at once: they name
+        a tag in common, or one lists a repository whole that the other names at all. Pushed
+        digests alone never conflict (copying a digest is idempotent; its tags are ordered by
+        the tag rule)."""
+        if self.whole & other.repositories or other.whole & self.repositories:
+            return True
+        return any(tags & other.tags.get(repo, set()) for repo, tags in self.tags.items())
+
     def merge(self, other: Scope) -> Scope:
         for repo, digests in other.digests.items():
             self.digests.setdefault(repo, set()).update(digests)

@@ -7,17 +7,22 @@ other node's lease as passed, and one whose clock is behind grants no lease that
 ended.
 
 A **claim** of a run is serialised per policy. A run is claimable when it is active (Pending,
-or InProgress under a passed lease: its node died) and no other run of its policy, of the same
-kind (whole-policy, or event-scoped), is in progress under a lease that has not passed. The
-check and the claim happen together:
+or InProgress under a passed lease: its node died) and no run of its policy that it must not
+run beside is in progress under a lease that has not passed: for a whole-policy run, another
+whole-policy run; for an event-scoped run, another event-scoped run whose scope conflicts with
+its own (:meth:`Scope.conflicts`: a tag in common, or a repository one lists whole). So event
+runs of one policy that name different tags run at once — under a steady stream of pushes a
+new batch starts at once instead of waiting for the run before it — while two changes to one
+tag are still carried in the order they were made. A policy's oldest claimable run goes first:
+a later one never overtakes it. The check and the claim happen together:
 
 - PostgreSQL: candidates are read, then each is claimed under a row lock on its policy
   (:func:`~registry.meta.leases.claim_lock`: ``FOR NO KEY UPDATE SKIP LOCKED``, held until
   the claim commits) by an ``UPDATE`` that checks again — a later statement, whose snapshot
   sees every claim of the policy committed before the lock was granted. Two nodes claiming
   runs of one policy at once: one waits for nothing and skips the policy, the other claims.
-- SQLite (one writer at a time): the oldest claimable run is picked and claimed by one
-  ``UPDATE`` statement, its check in its ``WHERE``.
+- SQLite (one writer at a time: the claim's transaction holds the write lock from its start):
+  candidates are read and claimed the same way, without the row lock.
 
 Several runs (of different policies: the rule above holds between them too) can be claimed in
 one transaction (:func:`claim_runs`), so a push that queues a run per policy starts them all
@@ -32,9 +37,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, case, func, or_, select, update
+from sqlalchemy import bindparam, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from engine.scope import Scope
 from engine.state.models import Execution, Policy, Task
 from engine.state.status import ACTIVE_EXECUTION, ExecutionStatus, TaskStatus
 from engine.taskrun import LeasedTask
@@ -46,8 +52,8 @@ X = Execution.__table__  # type: ignore[attr-defined]
 T = Task.__table__  # type: ignore[attr-defined]
 P = Policy.__table__  # type: ignore[attr-defined]
 
-#: PostgreSQL: runs looked at per claim (the first whose policy no other node is claiming wins)
-CLAIM_CANDIDATES = 16
+#: runs looked at per claim, oldest first (the first that is free to run wins)
+CLAIM_CANDIDATES = 64
 
 
 def _leasable() -> Any:
@@ -83,25 +89,43 @@ def _lease_statement() -> Any:
     )
 
 
-def _busy(x: Any) -> Any:
-    """Another run of ``x``'s policy, of the same kind (whole-policy or event-scoped), is in
-    progress under a lease that has not passed (a run whose node died is not in the way)."""
-    other = X.alias("other")
-    same_kind = or_(
-        (other.c.scope_json == "") & (x.c.scope_json == ""),
-        (other.c.scope_json != "") & (x.c.scope_json != ""),
+def _running_of_policy(other: Any, x: Any) -> Any:
+    """Runs of ``x``'s policy (but ``x``) in progress under a lease that has not passed (a run
+    whose node died is not in the way)."""
+    return (
+        (other.c.policy_id == x.c.policy_id)
+        & (other.c.id != x.c.id)
+        & (other.c.status == ExecutionStatus.IN_PROGRESS)
+        & lease_held(other.c.lease_expires)
     )
+
+
+def _busy(x: Any) -> Any:
+    """``x`` is a whole-policy run and another whole-policy run of its policy is running.
+    (Event-scoped runs are checked against each other's scopes: :func:`_scope_free`.)"""
+    other = X.alias("other")
     return (
         select(other.c.id)
-        .where(
-            other.c.policy_id == x.c.policy_id,
-            other.c.id != x.c.id,
-            other.c.status == ExecutionStatus.IN_PROGRESS,
-            lease_held(other.c.lease_expires),
-            same_kind,
-        )
+        .where(_running_of_policy(other, x), other.c.scope_json == "", x.c.scope_json == "")
         .exists()
     )
+
+
+async def _scope_free(c: AsyncConnection, execution_id: int, policy_id: int, scope: str) -> bool:
+    """Whether no event-scoped run of ``policy_id`` in progress conflicts with ``scope``."""
+    if not scope:
+        return True
+    mine = Scope.from_json(scope)
+    rows = await c.execute(
+        select(X.c.scope_json).where(
+            X.c.policy_id == policy_id,
+            X.c.id != execution_id,
+            X.c.status == ExecutionStatus.IN_PROGRESS,
+            lease_held(X.c.lease_expires),
+            X.c.scope_json != "",
+        )
+    )
+    return not any(mine.conflicts(Scope.from_json(other)) for (other,) in rows.all())
 
 
 def _claimable(x: Any) -> Any:
@@ -124,18 +148,12 @@ def _claim_statement(pick: Any) -> Any:
 
 
 _LEASE = _lease_statement()
-_OLDEST = X.alias("oldest")
-#: SQLite (one writer): the oldest claimable run, picked and claimed in one statement
-_CLAIM_OLDEST = _claim_statement(
-    select(_OLDEST.c.id)
-    .where(_claimable(_OLDEST))
-    .order_by(_OLDEST.c.id)
-    .limit(1)
-    .scalar_subquery()
-)
-#: PostgreSQL: runs that look claimable; each is claimed under its policy's row lock
+#: runs that look claimable, oldest first; each is checked and claimed in turn
 _CANDIDATES = (
-    select(X.c.id, X.c.policy_id).where(_claimable(X)).order_by(X.c.id).limit(CLAIM_CANDIDATES)
+    select(X.c.id, X.c.policy_id, X.c.scope_json)
+    .where(_claimable(X))
+    .order_by(X.c.id)
+    .limit(CLAIM_CANDIDATES)
 )
 _CLAIM_ONE = _claim_statement(bindparam("eid"))
 
@@ -145,16 +163,17 @@ async def claim_run(c: AsyncConnection, owner: str, lease_seconds: float) -> int
     (write) transaction; its id, or None. Commit promptly: on PostgreSQL the claim holds its
     policy's row lock until then."""
     params = {"owner": owner, "lease_s": lease_seconds}
-    if c.dialect.name != "postgresql":
-        row = (await c.execute(_CLAIM_OLDEST, params)).first()
-        return int(row[0]) if row else None
-    tried: set[int] = set()
-    for eid, policy_id in (await c.execute(_CANDIDATES)).all():
-        if policy_id in tried:  # its oldest candidate was tried: the rest wait behind it
+    postgres = c.dialect.name == "postgresql"
+    tried: set[tuple[int, bool]] = set()
+    for eid, policy_id, scope in (await c.execute(_CANDIDATES)).all():
+        kind = (policy_id, bool(scope))
+        if kind in tried:  # its oldest candidate was tried: the rest wait behind it
             continue
-        tried.add(policy_id)
-        if not await claim_lock(c, P.c.id, policy_id):
+        tried.add(kind)
+        if postgres and not await claim_lock(c, P.c.id, policy_id):
             continue  # another node is claiming a run of this policy right now
+        if not await _scope_free(c, eid, policy_id, scope):
+            continue
         row = (await c.execute(_CLAIM_ONE, {"eid": eid, **params})).first()
         if row is not None:
             return int(row[0])

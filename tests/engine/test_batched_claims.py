@@ -1,7 +1,8 @@
 """Runs and tasks taken several at a time, on SQLite and on PostgreSQL: one transaction claims
-the runs a push queued for each of its policies (never two runs of one policy and kind, even
-when several nodes claim batches at once), and a run's workers lease what they will start in
-one transaction (each task once)."""
+the runs a push queued for each of its policies (never two whole runs of one policy, nor two
+event runs of one policy whose scopes conflict, even when several nodes claim batches at once;
+event runs naming different tags run at once), and a run's workers lease what they will start
+in one transaction (each task once)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 from sqlalchemy import insert, select
 
 import engine.state.models  # noqa: F401 - registers the tables
+from engine.scope import Scope
 from engine.state.models import Execution, Policy
 from engine.state.runs import RunStore
 from engine.state.status import TaskStatus
@@ -23,6 +25,10 @@ pytestmark = pytest.mark.anyio
 X = Execution.__table__  # type: ignore[attr-defined]
 P = Policy.__table__  # type: ignore[attr-defined]
 SCOPE = '{"digests":{},"tags":{"apps/a":["1"]},"whole":[]}'
+
+
+def scope(tags: dict[str, list[str]] | None = None, whole: list[str] | None = None) -> str:
+    return Scope({}, {r: set(t) for r, t in (tags or {}).items()}, set(whole or [])).to_json()
 
 
 @pytest.fixture
@@ -105,3 +111,51 @@ async def test_workers_lease_what_they_start_in_one_go_each_task_once(db: Databa
     assert await a.finalize(eid) == "Succeed"
     run = await a.execution(eid)
     assert run is not None and (run.total, run.succeed, run.bytes_copied) == (5, 5, 50)
+
+
+async def test_event_runs_of_one_policy_naming_other_tags_run_at_once(db: Database) -> None:
+    store = node(db, "a")
+    first = await store.create_execution(1, "event_based", scope=scope({"apps/a": ["1", "2"]}))
+    other_tag = await store.create_execution(1, "event_based", scope=scope({"apps/a": ["3"]}))
+    assert await store.claim_executions(8) == [first, other_tag]
+    same_tag = await store.create_execution(1, "event_based", scope=scope({"apps/a": ["2", "4"]}))
+    whole = await store.create_execution(1, "event_based", scope=scope(whole=["apps/a"]))
+    elsewhere = await store.create_execution(1, "event_based", scope=scope({"apps/b": ["2"]}))
+    # a tag in common waits; the runs queued after it wait behind it (nothing overtakes)
+    assert await store.claim_executions(8) == []
+    await store.finalize(first)
+    assert await store.claim_executions(8) == [same_tag]
+    await store.finalize(other_tag)
+    assert await store.claim_executions(8) == []  # whole apps/a conflicts with apps/a:2,4
+    await store.finalize(same_tag)
+    assert await store.claim_executions(8) == [whole, elsewhere]
+
+
+async def test_a_whole_run_and_event_runs_of_one_policy_are_separate_kinds(db: Database) -> None:
+    store = node(db, "a")
+    runs = [
+        await store.create_execution(1, "manual"),
+        await store.create_execution(1, "event_based", scope=scope({"apps/a": ["1"]})),
+        await store.create_execution(1, "manual"),
+    ]
+    assert await store.claim_executions(8) == runs[:2]
+    await store.finalize(runs[0])
+    assert await store.claim_executions(8) == [runs[2]]
+
+
+async def test_nodes_claiming_at_once_never_run_conflicting_event_runs(db: Database) -> None:
+    stores = [node(db, f"n{i}") for i in range(6)]
+    disjoint = [
+        await stores[0].create_execution(1, "event_based", scope=scope({"apps/a": [str(i)]}))
+        for i in range(3)
+    ]
+    await stores[0].create_execution(1, "event_based", scope=scope({"apps/a": ["0"]}))
+    claimed: list[int] = []
+
+    async def claim(store: RunStore) -> None:
+        claimed.extend(await store.claim_executions(4))
+
+    async with anyio.create_task_group() as tg:
+        for store in stores:
+            tg.start_soon(claim, store)
+    assert sorted(claimed) == disjoint, claimed

@@ -64,9 +64,27 @@ DRAIN_SECONDS = 90.0
 
 #: Every lease granted or renewed (on a run or a task) is checked as it is written, against the
 #: database's time: it must end in the future, it must not be taken from a holder whose lease
-#: has not ended, and a run's claim must find no other run of its policy (of its kind) held.
+#: has not ended, and a run's claim must find no other run of its policy held that it must not
+#: run beside: a whole run another whole run, an event run one whose scope conflicts with its
+#: own (a tag in common, or a repository either lists whole: ``engine.scope.Scope.conflicts``).
 WATCH = (
     "CREATE TABLE lease_breach (id serial PRIMARY KEY, what text NOT NULL)",
+    """
+CREATE FUNCTION scope_repos(s jsonb) RETURNS SETOF text LANGUAGE sql AS $$
+  SELECT jsonb_object_keys(s->'digests') UNION SELECT jsonb_object_keys(s->'tags')
+  UNION SELECT jsonb_array_elements_text(s->'whole')
+$$
+""",
+    """
+CREATE FUNCTION scopes_conflict(a jsonb, b jsonb) RETURNS boolean LANGUAGE sql AS $$
+  SELECT EXISTS (SELECT 1 FROM jsonb_array_elements_text(a->'whole') w
+                  WHERE w IN (SELECT scope_repos(b)))
+      OR EXISTS (SELECT 1 FROM jsonb_array_elements_text(b->'whole') w
+                  WHERE w IN (SELECT scope_repos(a)))
+      OR EXISTS (SELECT 1 FROM jsonb_each(a->'tags') t, jsonb_array_elements_text(t.value) tag
+                  WHERE coalesce(b->'tags'->t.key, '[]'::jsonb) ? tag)
+$$
+""",
     """
 CREATE FUNCTION watch_lease() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
@@ -88,7 +106,11 @@ BEGIN
   IF TG_TABLE_NAME = 'execution' AND OLD.lease_owner IS DISTINCT FROM NEW.lease_owner THEN
     SELECT o.id INTO other FROM execution o
      WHERE o.policy_id = NEW.policy_id AND o.id <> NEW.id AND o.status = 'InProgress'
-       AND o.lease_expires >= now AND (o.scope_json = '') = (NEW.scope_json = '') LIMIT 1;
+       AND o.lease_expires >= now
+       AND ((o.scope_json = '' AND NEW.scope_json = '')
+            OR (o.scope_json <> '' AND NEW.scope_json <> ''
+                AND scopes_conflict(o.scope_json::jsonb, NEW.scope_json::jsonb)))
+     LIMIT 1;
     IF other IS NOT NULL THEN
       INSERT INTO lease_breach (what) VALUES (format('policy %s: run %s claimed by %s while '
         'run %s is in progress', NEW.policy_id, NEW.id, NEW.lease_owner, other));
