@@ -17,7 +17,6 @@ from typing import Any
 
 from adapters.gitlab_api import ContainerRepository, GitLabApi, GitLabProject
 from adapters.gitlab_names import project_candidates
-from adapters.oci.auth import RegistryAuth
 from adapters.oci.client import OciClient
 from adapters.oci.errors import NotFound, RequestRejected
 from adapters.oci.urls import is_digest
@@ -93,11 +92,9 @@ class GitLabClient(OciClient):
         clock: Callable[[], float] = time.time,
         **kwargs: Any,
     ) -> None:
-        super().__init__(base_url, credential_clock=clock, **kwargs)
-        self.directory = directory
         # GitLab's JWTs expire within minutes: their cache reads the same clock as the rest
-        self.auth = RegistryAuth(self.auth.credentials, clock=clock)
-        self.session.auth = self.auth
+        super().__init__(base_url, credential_clock=clock, token_clock=clock, **kwargs)
+        self.directory = directory
 
     async def delete_tag(self, repo: str, tag: str, *, origin: Origin | None = None) -> None:
         """Remove one tag through GitLab's API; NotFound if it is not there."""

@@ -100,10 +100,16 @@ class RegistryAuth:
     """Answers challenges for one registry; safe to share between concurrent requests."""
 
     def __init__(
-        self, credentials: Credentials, clock: Callable[[], float] = time.monotonic
+        self,
+        credentials: Credentials,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
+        """``clock`` times the token cache; ``wall_clock`` is what a JWT's ``exp`` is read
+        against (tests inject one clock as both)."""
         self.credentials = credentials
         self._clock = clock
+        self._wall_clock = wall_clock
         self._tokens: dict[str, _Token] = {}
         self.bearer: Challenge | None = None  # the last Bearer challenge seen
         self.basic_seen = False
@@ -220,7 +226,11 @@ class RegistryAuth:
             doc = json.loads(body)
             token = doc.get("token") or doc.get("access_token")
             said = doc.get("expires_in")
-            lifetime = float(said) if said else _jwt_lifetime(token) or _DEFAULT_TOKEN_SECONDS
+            lifetime = (
+                float(said)
+                if said
+                else _jwt_lifetime(token, self._wall_clock()) or _DEFAULT_TOKEN_SECONDS
+            )
         except (ValueError, AttributeError, TypeError):
             token, lifetime = None, 0.0
         if not isinstance(token, str) or not token:
@@ -248,11 +258,11 @@ def jwt_expiry(token: object) -> float | None:
     return float(exp) if isinstance(exp, int | float) and not isinstance(exp, bool) else None
 
 
-def _jwt_lifetime(token: object) -> float | None:
+def _jwt_lifetime(token: object, now: float) -> float | None:
     """Seconds until a JWT's ``exp`` (ACR's token answers carry no ``expires_in``), at most a
     day; None when it says nothing or is past."""
     exp = jwt_expiry(token)
     if exp is None:
         return None
-    remaining = exp - time.time()
+    remaining = exp - now
     return min(remaining, 86400.0) if remaining > 0 else None

@@ -92,20 +92,24 @@ class OciClient:
         credential_provider: CredentialProvider | None = None,
         refresh_before_seconds: float = 300.0,
         credential_clock: Callable[[], float] = time.time,
+        token_clock: Callable[[], float] | None = None,
         origins: bool = False,
     ) -> None:
         """``credential_provider``: where credentials that expire come from (a cloud
         registry's token exchange); they replace ``username``/``password``/``token``, are
         fetched before the first request, ``refresh_before_seconds`` before they expire, and
         once more after a 401 (see :mod:`adapters.oci.credentials`); their expiry is read
-        against ``credential_clock``. ``origins``: the registry is a Seawall, which records
+        against ``credential_clock``. ``token_clock``: what registry tokens' expiry (and a JWT's
+        ``exp``) is read against (default: monotonic time for the cache, wall time for ``exp``;
+        tests inject one). ``origins``: the registry is a Seawall, which records
         where and when each tag was written (:attr:`carries_origins`)."""
         #: the registry reports tag origins and tombstones, and keeps the origins this client's
         #: writes carry (a Seawall): the engine then settles conflicts between regions
         self.carries_origins = origins
         self.base_url = normalize_base_url(base_url)
         self.endpoint = Endpoint(self.base_url)
-        self.auth = RegistryAuth(Credentials(username, password, token))
+        clocks = {} if token_clock is None else {"clock": token_clock, "wall_clock": token_clock}
+        self.auth = RegistryAuth(Credentials(username, password, token), **clocks)
         self._transport = transport or AiohttpTransport(
             insecure=insecure,
             ca_file=ca_file,
