@@ -42,7 +42,7 @@ from registry.http.upstream import FetchedManifest, UpstreamBlob, UpstreamCorrup
 from registry.meta.db import Database
 from registry.meta.proxy_tags import ProxyTagStore
 from seawall.config import Settings
-from seawall.read_through import AdapterFactory, _Blob
+from seawall.read_through import AdapterBlob, AdapterFactory
 
 __all__ = [
     "DOCKER_HUB_HOSTS",
@@ -226,7 +226,7 @@ class EndpointUpstream:
                 reader = None
             except (OciError, TimeoutError, LookupError) as e:
                 raise self._failed(endpoint, label, f"blob {digest}", e) from None
-            yield None if reader is None else _Blob(reader, label)
+            yield None if reader is None else AdapterBlob(reader, label)
 
 
 def build_proxy_cache(

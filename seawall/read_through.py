@@ -50,6 +50,7 @@ __all__ = [
     "DOWN_SECONDS",
     "FRESH_SECONDS",
     "PROBE_SECONDS",
+    "AdapterBlob",
     "AdapterFactory",
     "EndpointsProvider",
     "RegionUpstream",
@@ -79,7 +80,7 @@ T = TypeVar("T")
 E = RegistryEndpoint.__table__  # type: ignore[attr-defined]
 
 
-class _Blob:
+class AdapterBlob:
     """An upstream blob for the registry: :class:`BlobReader`'s bytes, errors translated."""
 
     def __init__(self, reader: BlobReader, source: str) -> None:
@@ -233,7 +234,7 @@ class RegionUpstream:
                     continue
                 self._answered(endpoint)
                 await stack.enter_async_context(attempt)
-                yield _Blob(reader, f"endpoint {endpoint}")
+                yield AdapterBlob(reader, f"endpoint {endpoint}")
                 return
             yield None
 

@@ -36,6 +36,7 @@ from engine.api.errors import ApiError, bad_request, not_found
 from engine.api.paging import fetch_page, list_response, page_of, query_terms, sort_order
 from engine.api.wire import Body, read_body, rfc3339
 from engine.netguard import TargetRefused, check_url
+from engine.proxy_cache.models import ProxyCacheNamespace
 from engine.regions.models import Region
 from engine.state.models import Policy, RegistryEndpoint, endpoint_options
 from registry.http.asgi import Request, Response, json_response
@@ -60,6 +61,7 @@ __all__ = [
 R = RegistryEndpoint.__table__  # type: ignore[attr-defined]
 P = Policy.__table__  # type: ignore[attr-defined]
 G = Region.__table__  # type: ignore[attr-defined]
+N = ProxyCacheNamespace.__table__  # type: ignore[attr-defined]
 MASK = "*****"
 CREDENTIAL_TYPES = ("basic", "oauth")
 SEARCHABLE = {"name": R.c.name, "type": R.c.type, "url": R.c.url, "status": R.c.status}
@@ -284,6 +286,13 @@ async def delete(ctx: ApiContext, req: Request) -> Response:
                 "PRECONDITION",
                 f"registry {registry_id} is region {region[0]!r}; remove the region first "
                 f"(seawall region remove {region[0]})",
+            )
+        cache = (await c.execute(select(N.c.name).where(N.c.registry_id == registry_id))).first()
+        if cache is not None:
+            raise ApiError(
+                "PRECONDITION",
+                f"registry {registry_id} is the upstream of proxy cache {cache[0]!r}; remove the "
+                f"proxy cache first (seawall proxy-cache remove {cache[0]})",
             )
         await c.execute(sql_delete(R).where(R.c.id == registry_id))
     return Response(200)

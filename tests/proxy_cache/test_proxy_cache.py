@@ -320,6 +320,9 @@ def test_add_list_remove(world: World) -> None:
     listed = json.loads(cli(s, "proxy-cache", "list", "--json").stdout)
     extra = next(c for c in listed if c["name"] == "extra")
     assert extra["ttl_seconds"] == 3600 and extra["registry"]["name"] == "hub-upstream"
+    with api(s.url, s.admin_password) as a:  # an upstream in use is not deleted under it
+        r = a.delete(f"/registries/{extra['registry']['id']}")
+        assert r.status_code == 412 and "proxy-cache remove" in r.text, r.text
     done = cli(s, "proxy-cache", "remove", "extra")
     assert done.returncode == 0, done.stderr
     assert "extra" not in cli(s, "proxy-cache", "list").stdout

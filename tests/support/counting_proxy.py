@@ -16,6 +16,7 @@ import threading
 
 import aiohttp
 from aiohttp import web
+from multidict import CIMultiDict
 
 from tests.support.server import free_port
 
@@ -104,7 +105,9 @@ class CountingProxy:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         m = _ROUTE.match(request.path)
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
+        # a multidict: a header sent several times (distribution's one Accept per media type)
+        # goes on as it came
+        headers = CIMultiDict((k, v) for k, v in request.headers.items() if k.lower() not in _HOP)
         body = await request.read() if request.can_read_body else None
         assert self._session is not None
         try:
@@ -120,7 +123,9 @@ class CountingProxy:
             return web.Response(status=502, text="upstream unreachable")
         try:
             self._count(request.method, m, upstream.status)
-            out_headers = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP}
+            out_headers = CIMultiDict(
+                (k, v) for k, v in upstream.headers.items() if k.lower() not in _HOP
+            )
             response = web.StreamResponse(status=upstream.status, headers=out_headers)
             await response.prepare(request)
             flip = self.corrupt and m is not None and request.method == "GET"
