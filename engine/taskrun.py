@@ -53,6 +53,9 @@ __all__ = [
 
 log = logging.getLogger("seawall.engine")
 
+#: A transient error whose registry asks for a longer wait than this fails its task at once:
+#: retries seconds apart cannot succeed, and the policy's next run carries the artifact.
+MAX_RETRY_AFTER_SECONDS = 300.0
 #: Longest reason written for an unexpected exception (the stores keep at most 2000).
 MAX_REASON_CHARS = 1000
 
@@ -162,6 +165,8 @@ async def run_task(
     except (OciError, AdapterError, OSError) as e:
         notes(f"error: {e}")
         delay = retry_delay(task.attempts) if isinstance(e, Transient) else None
+        if isinstance(e, Transient) and (e.retry_after_seconds or 0.0) > MAX_RETRY_AFTER_SECONDS:
+            delay = None  # the registry said "hours" (Docker Hub's pull window): fail it now
         if delay is not None:  # back to Pending after the back-off, to be leased again
             await anyio.sleep(delay)
             end = TaskEnd(TaskStatus.PENDING, TaskOutcome.NONE, task.reason, notes.text())

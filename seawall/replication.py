@@ -202,7 +202,7 @@ class EndpointClients:
             return False, str(e)[:300]
         own_check = type(adapter).health is not RegistryAdapter.health  # a provider's API
         async with adapter:
-            problem = await self._unreachable(spec["url"], resolve=not own_check)
+            problem = await self._unreachable(adapter.registry_url(), resolve=not own_check)
             if problem is not None:
                 return False, problem
             if own_check:

@@ -23,6 +23,7 @@ from sqlalchemy import insert, select
 import engine.state.models  # noqa: F401 - registers the tables
 from adapters.base import EndpointConfig, RegistryAdapter
 from adapters.generic import DockerRegistryAdapter
+from adapters.oci.errors import RateLimited
 from engine.copier import Copier
 from engine.oneshot import SyncSide, sync_once
 from engine.runner import Runner
@@ -165,3 +166,29 @@ def test_runner(registry: tuple[DistributionProcess, dict[str, str]], tmp_path: 
     assert sorted((t["digest"], t["status"]) for t in heard.tasks) == sorted(
         (digest, "Failed" if tag == VICTIM else "Succeed") for tag, digest in pushed.items()
     )
+
+
+def test_a_wait_of_hours_fails_the_task_at_once(
+    registry: tuple[DistributionProcess, dict[str, str]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A registry that says "retry in an hour" (Docker Hub's spent pull budget) fails the task
+    on its first attempt: no retries seconds apart that cannot succeed."""
+    dist, pushed = registry
+    copy, victim = Copier.copy, pushed[VICTIM]
+
+    async def copy_or_limited(self: Copier, *args: Any) -> Any:
+        if args[2] == victim:
+            raise RateLimited("pull budget spent", status=429, retry_after_seconds=3600.0)
+        return await copy(self, *args)
+
+    monkeypatch.setattr(Copier, "copy", copy_or_limited)
+    state = tmp_path / "state"
+    state.mkdir()
+    src, dst = SyncSide(f"{dist.url}/team"), SyncSide(f"{dist.url}/mirror")
+    result = anyio.run(lambda: sync_once(src, dst, state))
+    assert result.counts == {"copied": 2, "failed": 1}, result.counts
+    failed = next(t for t in result.tasks if t["digest"] == victim)
+    assert "pull budget spent" in failed["reason"], failed
+    assert failed["log"].count("error:") == 1, failed["log"]  # one attempt
