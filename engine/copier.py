@@ -2,9 +2,13 @@
 
 Per blob: skip when the destination has it (HEAD) → mount from another destination repository
 that holds it → stream source → destination (resumed from the last acknowledged offset after a
-failure, never held whole in memory). Blobs before manifests, children before indexes, subjects
-before referrers, tags last: a tag moves only once everything it names is complete. The same
-blob wanted by two tasks at once is copied once (single flight).
+failure, never held whole in memory). To another Seawall a small blob (at most
+:data:`UPLOAD_WITHOUT_HEAD_BYTES`) goes up without the ``HEAD``: its one-request upload costs
+what the ``HEAD`` would, and stores nothing new where the blob already is — an event run's blobs
+are new there, so this saves a round trip per blob on the fan-out path. Blobs before
+manifests, children before indexes, subjects before referrers, tags last: a tag moves only once
+everything it names is complete. The same blob wanted by two tasks at once is copied once
+(single flight).
 
 A source's manifest is parsed by the rules the registry applies to a push
 (:func:`parse_source_manifest`): one that is not a manifest fails its artifact with a
@@ -99,6 +103,10 @@ def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
         if not isinstance(error, (anyio.get_cancelled_exc_class(), BaseExceptionGroup)):
             return error
     return group
+
+
+#: Blobs up to this size go to a Seawall without a ``HEAD`` first (see the module's docstring).
+UPLOAD_WITHOUT_HEAD_BYTES = 64 * 1024
 
 
 class Copier:
@@ -314,7 +322,8 @@ class Copier:
     async def _blob_cheapest(
         self, src_repo: str, dst_repo: str, digest: str, size: int, result: CopyResult, log: Log
     ) -> None:
-        if await self.dst.head_blob(dst_repo, digest) is not None:
+        small = 0 <= size <= UPLOAD_WITHOUT_HEAD_BYTES and carries_origins(self.dst)
+        if not small and await self.dst.head_blob(dst_repo, digest) is not None:
             result.blobs_skipped += 1
             return
         other = self._at_destination.get(digest) if self.mount else None

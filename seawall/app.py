@@ -220,6 +220,7 @@ def build_app(settings: Settings) -> RegistryApp:
         clients,
         observers=[run_ended],
         lease_seconds=settings.engine_lease_seconds,
+        max_parallel_runs=settings.engine_max_parallel_runs,
         reconcile_seconds=settings.reconcile_seconds,
         secrets=secrets,
     )
