@@ -42,10 +42,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import httpx
-from aiohttp import web
-from multidict import CIMultiDict
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -53,48 +50,13 @@ if str(ROOT) not in sys.path:
 
 from tests.clients.layouts import BuiltImage, build_image  # noqa: E402
 from tests.support.client import ACCEPT, DOCKER_MANIFEST, client, push_blob, sha256  # noqa: E402
-from tests.support.counting_proxy import _ROUTE, CountingProxy  # noqa: E402
+from tests.support.counting_proxy import CountingProxy  # noqa: E402
 from tests.support.distribution import DistributionProcess  # noqa: E402
 from tests.support.server import SeawallProcess  # noqa: E402
 
 NAMESPACE = "up"
-_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade"}
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
-
-
-class MultiHeaderProxy(CountingProxy):
-    """:class:`CountingProxy` forwarding repeated request headers as they came: distribution's
-    proxy mode sends one ``Accept`` line per media type, and ``CountingProxy`` keeps only the
-    last one (its upstream then answers a schema 1 manifest, which distribution refuses)."""
-
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
-        m = _ROUTE.match(request.path)
-        headers = CIMultiDict((k, v) for k, v in request.headers.items() if k.lower() not in _HOP)
-        body = await request.read() if request.can_read_body else None
-        assert self._session is not None
-        try:
-            upstream = await self._session.request(
-                request.method,
-                self.target + request.rel_url.raw_path_qs,
-                headers=headers,
-                data=body,
-                allow_redirects=False,
-            )
-        except aiohttp.ClientError:
-            self._count(request.method, m, 502)
-            return web.Response(status=502, text="upstream unreachable")
-        try:
-            self._count(request.method, m, upstream.status)
-            out = CIMultiDict((k, v) for k, v in upstream.headers.items() if k.lower() not in _HOP)
-            response = web.StreamResponse(status=upstream.status, headers=out)
-            await response.prepare(request)
-            async for chunk in upstream.content.iter_chunked(1 << 16):
-                await response.write(chunk)
-            await response.write_eof()
-            return response
-        finally:
-            upstream.release()
 
 
 def docker_manifest(image: BuiltImage) -> bytes:
@@ -195,7 +157,7 @@ def record(
 def bench_seawall(
     work: Path, upstream: DistributionProcess, repos: list[str], parallel: int
 ) -> list[dict[str, Any]]:
-    proxy = MultiHeaderProxy(upstream.url).start()
+    proxy = CountingProxy(upstream.url).start()
     seawall = SeawallProcess(work / "seawall").start()
     try:
         with httpx.Client(
@@ -231,7 +193,7 @@ def bench_seawall(
 def bench_distribution(
     work: Path, upstream: DistributionProcess, repos: list[str], parallel: int
 ) -> list[dict[str, Any]]:
-    proxy = MultiHeaderProxy(upstream.url).start()
+    proxy = CountingProxy(upstream.url).start()
     cache = DistributionProcess(
         work / "dist-proxy", extra_config={"proxy": {"remoteurl": proxy.url}}
     )
