@@ -9,7 +9,6 @@ token realm on the proxy and token requests pass through it too (they are not co
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import re
 import threading
@@ -19,6 +18,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from tests.support.server import free_port
+from tests.support.threaded_app import ThreadedApp
 
 __all__ = ["CountingProxy"]
 
@@ -26,7 +26,7 @@ _HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgra
 _ROUTE = re.compile(r"^/v2/(?P<name>.+)/(?P<kind>manifests|blobs)/(?P<ref>[^/]+)$")
 
 
-class CountingProxy:
+class CountingProxy(ThreadedApp):
     def __init__(self, target: str) -> None:
         self.target = target.rstrip("/")
         self.port = free_port()
@@ -34,14 +34,7 @@ class CountingProxy:
         self.corrupt = False
         self._counts: collections.Counter[tuple[str, str, str, str, int]] = collections.Counter()
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def counts(self, repo: str | None = None) -> dict[tuple[str, str, str], int]:
         """``{(method, "manifests" | "blobs", reference): requests}`` answered so far (of
@@ -61,40 +54,10 @@ class CountingProxy:
         with self._lock:
             self._counts.clear()
 
-    def start(self) -> CountingProxy:
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(30)
-        return self
-
-    def stop(self) -> None:
-        if self._loop is None:
-            return
-        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(30)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        assert self._thread is not None
-        self._thread.join(30)
-        self._loop.close()
-        self._loop = None
-
-    def __enter__(self) -> CountingProxy:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    async def _start(self) -> None:
+    async def _open(self) -> None:
         self._session = aiohttp.ClientSession(auto_decompress=False)
-        app = web.Application(client_max_size=1 << 40)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
 
-    async def _stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+    async def _close(self) -> None:
         if self._session is not None:
             await self._session.close()
 

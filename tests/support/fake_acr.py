@@ -24,7 +24,6 @@ revoked. ``/acr/v1`` pages hold at most ``page_size`` items. Every request is co
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import re
 import threading
@@ -39,6 +38,7 @@ from tests.support.fake_acr_auth import FakeClock, Principal, TokenBook
 from tests.support.fake_acr_metadata import acr_error
 from tests.support.fake_acr_upstream import Upstream
 from tests.support.server import free_port
+from tests.support.threaded_app import ThreadedApp
 
 __all__ = ["AadVerifier", "FakeAcr"]
 
@@ -52,7 +52,7 @@ _UNAUTHORIZED = (
 )
 
 
-class FakeAcr:
+class FakeAcr(ThreadedApp):
     """The fake registry; ``start()`` it, use :attr:`url`, ``stop()`` it (or ``with``)."""
 
     def __init__(
@@ -90,57 +90,22 @@ class FakeAcr:
         self._answers: collections.Counter[tuple[str, int]] = collections.Counter()
         self._throttles: dict[str, list[Any]] = {}  # route -> [times left, retry-after]
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     @property
     def service(self) -> str:
         """The login server name (``service`` of token requests): ``127.0.0.1:PORT``."""
         return f"127.0.0.1:{self.port}"
 
-    def start(self) -> FakeAcr:
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(30)
-        return self
-
-    def stop(self) -> None:
-        if self._loop is None:
-            return
-        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(30)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        assert self._thread is not None
-        self._thread.join(30)
-        self._loop.close()
-        self._loop = None
-
-    def __enter__(self) -> FakeAcr:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    async def _start(self) -> None:
+    async def _open(self) -> None:
         await self.upstream.open()
-        app = web.Application(client_max_size=1 << 40)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        app.on_response_prepare.append(self._record)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
 
-    async def _stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+    async def _close(self) -> None:
         await self.upstream.close()
+
+    def _configure(self, app: web.Application) -> None:
+        app.on_response_prepare.append(self._record)
 
     # -- what the test controls and reads --------------------------------------------------
 

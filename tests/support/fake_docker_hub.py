@@ -26,7 +26,6 @@ Every request is counted by method and route (``"GET /v2/{name}/manifests/{ref}"
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import collections
 import json
@@ -51,6 +50,7 @@ from tests.support.fake_docker_hub_api import hub_route
 from tests.support.fake_docker_hub_limits import PullLedger
 from tests.support.fake_docker_hub_upstream import HubUpstream
 from tests.support.server import free_port
+from tests.support.threaded_app import ThreadedApp
 
 __all__ = ["SERVICE", "FakeDockerHub"]
 
@@ -64,7 +64,7 @@ _LIMIT_MESSAGE = (
 )
 
 
-class FakeDockerHub:
+class FakeDockerHub(ThreadedApp):
     """The fake; ``start()`` it, use :attr:`url` (registry, token service and Hub API),
     ``stop()`` it (or ``with``).
 
@@ -98,52 +98,17 @@ class FakeDockerHub:
         self._counts: collections.Counter[str] = collections.Counter()
         self._answers: collections.Counter[tuple[str, int]] = collections.Counter()
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> FakeDockerHub:
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(30)
-        return self
-
-    def stop(self) -> None:
-        if self._loop is None:
-            return
-        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(30)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        assert self._thread is not None
-        self._thread.join(30)
-        self._loop.close()
-        self._loop = None
-
-    def __enter__(self) -> FakeDockerHub:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    async def _start(self) -> None:
+    async def _open(self) -> None:
         await self.upstream.open()
-        app = web.Application(client_max_size=1 << 40)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        app.on_response_prepare.append(self._record)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
 
-    async def _stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+    async def _close(self) -> None:
         await self.upstream.close()
+
+    def _configure(self, app: web.Application) -> None:
+        app.on_response_prepare.append(self._record)
 
     # -- accounts, tokens, pulls (the test's controls, and the routes' helpers) --------------
 

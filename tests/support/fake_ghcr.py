@@ -25,7 +25,6 @@ and change nothing (the failure a delete must detect).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import collections
 import re
@@ -41,6 +40,7 @@ from tests.support import fake_ghcr_packages as packages
 from tests.support.fake_acr_upstream import Upstream
 from tests.support.fake_ghcr_packages import PackageBook
 from tests.support.server import free_port
+from tests.support.threaded_app import ThreadedApp
 
 __all__ = ["ADMIN_PAT", "ADMIN_USER", "ALL_SCOPES", "FakeGhcr", "Pat"]
 
@@ -79,7 +79,7 @@ def oci_error(status: int, code: str, message: str, **headers: str) -> web.Respo
     )
 
 
-class FakeGhcr:
+class FakeGhcr(ThreadedApp):
     """The fake; ``start()`` it, use :attr:`url` (registry and API), ``stop()`` it (or ``with``)."""
 
     def __init__(
@@ -106,53 +106,18 @@ class FakeGhcr:
         self._counts: collections.Counter[str] = collections.Counter()
         self._answers: collections.Counter[tuple[str, int]] = collections.Counter()
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> FakeGhcr:
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(30)
-        return self
-
-    def stop(self) -> None:
-        if self._loop is None:
-            return
-        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(30)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        assert self._thread is not None
-        self._thread.join(30)
-        self._loop.close()
-        self._loop = None
-
-    def __enter__(self) -> FakeGhcr:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    async def _start(self) -> None:
+    async def _open(self) -> None:
         await self.upstream.open()
-        app = web.Application(client_max_size=1 << 40)
-        app[packages.PAGE_CAP] = self.page_cap
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        app.on_response_prepare.append(self._record)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
 
-    async def _stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+    async def _close(self) -> None:
         await self.upstream.close()
+
+    def _configure(self, app: web.Application) -> None:
+        app[packages.PAGE_CAP] = self.page_cap
+        app.on_response_prepare.append(self._record)
 
     # -- what the test controls and reads --------------------------------------------------
 

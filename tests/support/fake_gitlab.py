@@ -22,7 +22,6 @@ by route (``"GET /api/v4/groups/:id/registry/repositories"``, ``"GET /jwt/auth"`
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import collections
 import hashlib
@@ -40,6 +39,7 @@ from tests.support.fake_acr_metadata import acr_error as registry_error
 from tests.support.fake_acr_upstream import Upstream
 from tests.support.fake_gitlab_auth import JwtBook, TokenRecord
 from tests.support.server import free_port
+from tests.support.threaded_app import ThreadedApp
 
 __all__ = ["FakeGitLab"]
 
@@ -49,7 +49,7 @@ SERVICE = "container_registry"
 _MAX_IMAGE_DEPTH = 3
 
 
-class FakeGitLab:
+class FakeGitLab(ThreadedApp):
     """The fake; ``start()`` it (or ``with``), use its URLs, ``stop()`` it."""
 
     def __init__(
@@ -68,9 +68,6 @@ class FakeGitLab:
         self._answers: collections.Counter[tuple[str, int]] = collections.Counter()
         self._faults: dict[str, list[int]] = {}  # route -> [times left, status]
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -86,43 +83,17 @@ class FakeGitLab:
     def gitlab_url(self) -> str:
         return f"http://127.0.0.1:{self.gitlab_port}"
 
-    def start(self) -> FakeGitLab:
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(30)
-        return self
-
-    def stop(self) -> None:
-        if self._loop is None:
-            return
-        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(30)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        assert self._thread is not None
-        self._thread.join(30)
-        self._loop.close()
-        self._loop = None
-
-    def __enter__(self) -> FakeGitLab:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    async def _start(self) -> None:
+    async def _open(self) -> None:
         await self.upstream.open()
-        app = web.Application(client_max_size=1 << 40)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        app.on_response_prepare.append(self._record)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        for port in (self.registry_port, self.gitlab_port):
-            await web.TCPSite(self._runner, "127.0.0.1", port).start()
 
-    async def _stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+    async def _close(self) -> None:
         await self.upstream.close()
+
+    def _configure(self, app: web.Application) -> None:
+        app.on_response_prepare.append(self._record)
+
+    def _ports(self) -> tuple[int, ...]:
+        return (self.registry_port, self.gitlab_port)
 
     # -- what the test controls and reads --------------------------------------------------
 

@@ -23,7 +23,6 @@ is counted by route (``"GET /api/v2.0/projects"``, ``"HEAD /v2/{name}/manifests/
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import itertools
 import re
@@ -43,6 +42,7 @@ from tests.support.fake_harbor_auth import Account, Accounts, robot_permissions,
 from tests.support.fake_harbor_http import Project, harbor_error
 from tests.support.fake_harbor_webhooks import ArtifactEvent, Delivery, Webhooks
 from tests.support.server import free_port
+from tests.support.threaded_app import ThreadedApp
 
 __all__ = ["SERVICE", "FakeHarbor"]
 
@@ -72,7 +72,7 @@ class Ids:
             return self._ids[key]
 
 
-class FakeHarbor:
+class FakeHarbor(ThreadedApp):
     """The fake; ``start()`` it, use :attr:`url`, ``stop()`` it (or ``with``)."""
 
     def __init__(
@@ -99,51 +99,14 @@ class FakeHarbor:
         self._projects: dict[str, Project] = {}
         self._counts: collections.Counter[str] = collections.Counter()
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
         self.add_project("library", {"public": "true"}, -1, "admin")
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> FakeHarbor:
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(30)
-        return self
-
-    def stop(self) -> None:
-        if self._loop is None:
-            return
-        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(30)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        assert self._thread is not None
-        self._thread.join(30)
-        self._loop.close()
-        self._loop = None
-
-    def __enter__(self) -> FakeHarbor:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    async def _start(self) -> None:
+    async def _open(self) -> None:
         await self.upstream.open()
-        app = web.Application(client_max_size=1 << 40)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
 
-    async def _stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+    async def _close(self) -> None:
         await self.webhooks.close()
         await self.upstream.close()
 

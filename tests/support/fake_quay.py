@@ -24,7 +24,6 @@ Every request is counted by route (``"GET /api/v1/repository/{ns}/{repo}/tag/"``
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import collections
 import re
@@ -40,6 +39,7 @@ from tests.support.fake_acr_auth import FakeClock, Principal, TokenBook, parse_s
 from tests.support.fake_acr_upstream import Upstream
 from tests.support.fake_quay_model import OAUTH_USERNAME, WRITE, OAuthGrant, QuayRepository
 from tests.support.server import free_port
+from tests.support.threaded_app import ThreadedApp
 
 __all__ = ["OAUTH_USERNAME", "FakeQuay", "OAuthGrant", "QuayRepository"]
 
@@ -47,7 +47,7 @@ ROUTE = web.RequestKey("route", str)
 _V2 = re.compile(r"^/v2/(.+)/(blobs/uploads|manifests|blobs|tags|referrers)(/.*)?$")
 
 
-class FakeQuay:
+class FakeQuay(ThreadedApp):
     """The fake; ``start()`` it, use :attr:`url`, ``stop()`` it (or ``with``)."""
 
     def __init__(
@@ -83,57 +83,22 @@ class FakeQuay:
         self._counts: collections.Counter[str] = collections.Counter()
         self._answers: collections.Counter[tuple[str, int]] = collections.Counter()
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     @property
     def service(self) -> str:
         """Quay's ``SERVER_HOSTNAME``: the ``service`` of token requests."""
         return f"127.0.0.1:{self.port}"
 
-    def start(self) -> FakeQuay:
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(30)
-        return self
-
-    def stop(self) -> None:
-        if self._loop is None:
-            return
-        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(30)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        assert self._thread is not None
-        self._thread.join(30)
-        self._loop.close()
-        self._loop = None
-
-    def __enter__(self) -> FakeQuay:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    async def _start(self) -> None:
+    async def _open(self) -> None:
         await self.upstream.open()
-        app = web.Application(client_max_size=1 << 40)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        app.on_response_prepare.append(self._record)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
 
-    async def _stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+    async def _close(self) -> None:
         await self.upstream.close()
+
+    def _configure(self, app: web.Application) -> None:
+        app.on_response_prepare.append(self._record)
 
     # -- what the test sets up and reads -----------------------------------------------------
 
