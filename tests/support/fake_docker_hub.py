@@ -266,7 +266,7 @@ class FakeDockerHub(ThreadedApp):
             username, _, password = raw.partition(":")
             found = self.tokens.login(username, password)
             if found is None:
-                return web.json_response({"details": "incorrect username or password"}, 401)
+                return web.json_response({"details": "incorrect username or password"}, status=401)
             principal = found
         token = self.tokens.issue_access(principal, request.query.getall("scope", []))
         issued = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.clock()))
