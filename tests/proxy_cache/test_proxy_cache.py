@@ -330,6 +330,35 @@ def test_add_list_remove(world: World) -> None:
     assert gone.returncode == 1 and "does not exist" in gone.stderr
 
 
+def test_pulls_need_pull_permission_unless_anonymous_pull(world: World, tmp_path: Path) -> None:
+    """A namespace is authorized like any repository: without credentials a ``401`` whose
+    challenge names the pull scope; on a Seawall with ``auth.anonymous_pull`` an anonymous
+    client pulls through (and still cannot push)."""
+    image = push_upstream(world.hub, tmp_path, "team/anon", "v1", "anon")
+    r = httpx.get(f"{world.seawall.url}/v2/hub/team/anon/manifests/v1", headers={"Accept": ACCEPT})
+    assert r.status_code == 401, r.text
+    assert 'scope="repository:hub/team/anon:pull"' in r.headers["WWW-Authenticate"]
+    anon = SeawallProcess(tmp_path / "anon", extra_env={"SEAWALL_AUTH__ANONYMOUS_PULL": "true"})
+    anon.start()
+    try:
+        with api(anon.url, anon.admin_password) as a:
+            add_endpoint(a, "hub-upstream", world.hub.proxy.url)
+        done = cli(anon, "proxy-cache", "add", "hub", "--registry", "hub-upstream")
+        assert done.returncode == 0, done.stderr
+        with client(anon.url, None) as c:  # no account: an anonymous token
+            r = c.get("/v2/hub/team/anon/manifests/v1", headers={"Accept": ACCEPT})
+            assert r.status_code == 200, r.text
+            assert r.content == image.manifest
+            r = c.put(
+                "/v2/hub/team/anon/manifests/v2",
+                content=image.manifest,
+                headers={"Content-Type": OCI_MANIFEST},
+            )
+            assert r.status_code in (401, 403), r.text
+    finally:
+        anon.stop()
+
+
 def test_cached_images_still_pull_with_the_upstream_stopped(world: World) -> None:
     """Last: it stops the hub upstream. Stale-if-error: a tag past its TTL is served from the
     cache when the revalidation cannot be answered."""
