@@ -84,6 +84,11 @@ ROUTES = (
 )
 
 
+#: What is left of a request body the answer did not need is read and dropped up to this size
+#: before answering (:meth:`Request.drain`); past it the connection is closed instead.
+DRAIN_MAX_BYTES = 16 * 1024 * 1024
+
+
 class RegistryApp:
     """ASGI app for ``/v2/``, ``/service/token``, ``/healthz`` and (with ``metrics``)
     ``/metrics``; anything else goes to ``fallback`` (the management API) when one is given.
@@ -130,6 +135,8 @@ class RegistryApp:
                 response = _error(_registry_error(e, req))
             if path.startswith("/v2"):
                 response.headers.update(API_VERSION)
+            if not await req.drain(DRAIN_MAX_BYTES):
+                response.headers["Connection"] = "close"
             await send_response(scope, send, response)
         finally:
             if self.metrics is not None:

@@ -25,7 +25,17 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class Request:
-    __slots__ = ("_query", "headers", "method", "params", "path", "receive", "scope", "user")
+    __slots__ = (
+        "_query",
+        "body_done",
+        "headers",
+        "method",
+        "params",
+        "path",
+        "receive",
+        "scope",
+        "user",
+    )
 
     def __init__(self, scope: Scope, receive: Receive) -> None:
         self.scope, self.receive = scope, receive
@@ -39,6 +49,7 @@ class Request:
         self._query: dict[str, list[str]] | None = None
         self.params: dict[str, str] = {}
         self.user: str | None = None
+        self.body_done = False  # the body was read to its end (or the client went away)
 
     @property
     def query(self) -> dict[str, list[str]]:
@@ -68,16 +79,41 @@ class Request:
         client = self.scope.get("client")
         return str(client[0]) if client else None
 
+    @property
+    def has_body(self) -> bool:
+        """The request announced a body (a ``Content-Length`` above 0, or chunked)."""
+        length = self.headers.get("content-length", "0").strip()
+        return "transfer-encoding" in self.headers or (length != "0" and length != "")
+
     async def stream(self) -> AsyncIterator[bytes]:
         while True:
             message = await self.receive()
             if message["type"] == "http.disconnect":
+                self.body_done = True
                 raise ClientDisconnected(stalled=bool(message.get(STALLED)))
             body = message.get("body", b"")
             if body:
                 yield body
             if not message.get("more_body", False):
+                self.body_done = True
                 return
+
+    async def drain(self, limit_bytes: int) -> bool:
+        """Read and drop what is left of a body the answer did not need (a refused upload),
+        so the connection stays usable: a server that answers before the body is read must
+        close the connection, and a client that reuses it meanwhile loses its next request.
+        False when more than ``limit_bytes`` were left (the caller closes the connection)."""
+        if self.body_done or not self.has_body:
+            return True
+        left = limit_bytes
+        try:
+            async for chunk in self.stream():
+                left -= len(chunk)
+                if left < 0:
+                    return False
+        except ClientDisconnected:
+            pass
+        return True
 
     async def body(self, limit_bytes: int) -> bytes:
         """The whole body; :raises BodyTooLarge: past ``limit_bytes``."""

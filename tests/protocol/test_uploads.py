@@ -73,6 +73,24 @@ def test_monolithic_single_post(admin: httpx.Client, repo: str, size: int) -> No
     assert r.headers["Location"].endswith(f"/v2/{repo}/blobs/{sha256(data)}")
 
 
+@pytest.mark.seawall_only
+def test_a_refused_upload_keeps_the_connection(anon: httpx.Client, repo: str) -> None:
+    """A body the answer did not need (an upload refused for want of a token) is read to its
+    end before the answer, so the connection stays open for the client's next request (its
+    retry with a token): answered before the body was read, the connection had to close, and
+    a client reusing it meanwhile lost that request ("server disconnected", 1 in ~40)."""
+    data = blob_data(SMALL + 1)
+    for _ in range(8):
+        r = anon.post(
+            f"/v2/{repo}/blobs/uploads/",
+            params={"digest": sha256(data)},
+            content=data,
+            headers=OCTET,
+        )
+        assert r.status_code == 401, r.text
+        assert r.headers.get("connection", "").lower() != "close", r.headers
+
+
 def _pieces(data: bytes, size: int = 64 * 1024) -> list[bytes]:
     """A body httpx sends with chunked transfer encoding (no Content-Length); a list, not a
     generator, so that it can be sent again after an auth challenge."""
