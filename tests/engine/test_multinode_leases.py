@@ -340,10 +340,12 @@ async def _stream(
         if tick % 2 == 1:  # (each repository has a tag by the first run)
             for pid in range(1, POLICIES + 1):
                 await store.create_execution(pid, "manual")
-        if killed is None and tick >= KILL_FROM_TICK:
-            killed = await _kill_a_holder(db, nodes)  # mid-run: its leases stay until they pass
         assert not sampler.violations, "\n".join(sampler.violations[:20])
-        await anyio.sleep(TICK_SECONDS)
+        tick_ends = anyio.current_time() + TICK_SECONDS
+        while anyio.current_time() < tick_ends:
+            if killed is None and tick >= KILL_FROM_TICK:  # looked for all through the tick
+                killed = await _kill_a_holder(db, nodes)  # mid-run: its leases stay until pass
+            await anyio.sleep(0.05 if killed is None else tick_ends - anyio.current_time())
     assert killed is not None, "no node was seen holding a run with a running task"
     for pid in range(1, POLICIES + 1):  # a last run after the last push: every image is copied
         await store.create_execution(pid, "manual")
