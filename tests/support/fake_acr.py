@@ -24,9 +24,6 @@ revoked. ``/acr/v1`` pages hold at most ``page_size`` items. Every request is co
 
 from __future__ import annotations
 
-import collections
-import re
-import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -37,22 +34,20 @@ from tests.support import fake_acr_oauth as oauth
 from tests.support.fake_acr_auth import FakeClock, Principal, TokenBook
 from tests.support.fake_acr_metadata import acr_error
 from tests.support.fake_acr_upstream import Upstream
+from tests.support.fake_front import V2, RoutedFake, v2_needs, v2_route
 from tests.support.server import free_port
-from tests.support.threaded_app import ThreadedApp
 
 __all__ = ["AadVerifier", "FakeAcr"]
 
 #: checks an AAD access token: its claims (``tid``, ``aud``, ``oid``/``appid``) or None
 AadVerifier = Callable[[str], Mapping[str, Any] | None]
 
-ROUTE = web.RequestKey("route", str)
-_V2 = re.compile(r"^/v2/(.+)/(blobs/uploads|manifests|blobs|tags|referrers)(/.*)?$")
 _UNAUTHORIZED = (
     "authentication required, visit https://aka.ms/acr/authorization for more information."
 )
 
 
-class FakeAcr(ThreadedApp):
+class FakeAcr(RoutedFake):
     """The fake registry; ``start()`` it, use :attr:`url`, ``stop()`` it (or ``with``)."""
 
     def __init__(
@@ -86,10 +81,8 @@ class FakeAcr(ThreadedApp):
         self.aad_roles: dict[str, frozenset[str]] = {}  # AAD principal -> actions (default all)
         self.refuse_exchange = False  # answer every exchange 401 (a tenant mismatch, say)
         self.refused_bodies: list[tuple[str, int]] = []  # (route, bytes) answered 413
-        self._counts: collections.Counter[str] = collections.Counter()
-        self._answers: collections.Counter[tuple[str, int]] = collections.Counter()
+        self._init_counts()
         self._throttles: dict[str, list[Any]] = {}  # route -> [times left, retry-after]
-        self._lock = threading.Lock()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -103,9 +96,6 @@ class FakeAcr(ThreadedApp):
 
     async def _close(self) -> None:
         await self.upstream.close()
-
-    def _configure(self, app: web.Application) -> None:
-        app.on_response_prepare.append(self._record)
 
     # -- what the test controls and reads --------------------------------------------------
 
@@ -125,30 +115,6 @@ class FakeAcr(ThreadedApp):
         with self._lock:
             self._throttles[route] = [times, retry_after_seconds]
 
-    def counts(self) -> dict[str, int]:
-        """Requests received so far, by route (``"HEAD /v2/{name}/manifests/{ref}"``)."""
-        with self._lock:
-            return dict(self._counts)
-
-    def count(self, route: str) -> int:
-        with self._lock:
-            return self._counts[route]
-
-    def answers(self, route: str) -> dict[int, int]:
-        """How often ``route`` was answered with each status: ``{200: 3, 401: 1}``."""
-        with self._lock:
-            return {status: n for (r, status), n in self._answers.items() if r == route}
-
-    @property
-    def total(self) -> int:
-        with self._lock:
-            return sum(self._counts.values())
-
-    def reset_counts(self) -> None:
-        with self._lock:
-            self._counts.clear()
-            self._answers.clear()
-
     def revoke_refresh_tokens(self) -> None:
         self.tokens.revoke_refresh_tokens()
 
@@ -157,11 +123,8 @@ class FakeAcr(ThreadedApp):
 
     # -- dispatch --------------------------------------------------------------------------
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
-        route, handler = self._route(request)
-        request[ROUTE] = route  # for _record, when the answer's headers go out
+    async def _refusal(self, route: str, request: web.Request) -> web.StreamResponse | None:
         with self._lock:
-            self._counts[route] += 1
             throttle = self._throttles.get(route)
             if throttle is not None and throttle[0] > 0:
                 throttle[0] -= 1
@@ -173,12 +136,7 @@ class FakeAcr(ThreadedApp):
             return acr_error(
                 429, "TOOMANYREQUESTS", "too many requests", **{"Retry-After": retry_after}
             )
-        return await handler(request)
-
-    async def _record(self, request: web.Request, response: web.StreamResponse) -> None:
-        """Count an answer before it is sent (the client may look right after it arrives)."""
-        with self._lock:
-            self._answers[(request.get(ROUTE, "other"), response.status)] += 1
+        return None
 
     def _route(self, request: web.Request) -> tuple[str, Any]:
         path, method = request.path, request.method
@@ -188,23 +146,12 @@ class FakeAcr(ThreadedApp):
             return f"{method} /oauth2/exchange", lambda r: oauth.exchange(self, r)
         if path.startswith("/acr/v1/"):
             return metadata.route(self, request)
-        if path in ("/v2", "/v2/"):
-            return f"{method} /v2/", self._v2_base
-        if path == "/v2/_catalog":
-            return f"{method} /v2/_catalog", self._v2
-        m = _V2.match(path)
-        if m is None:
+        route = v2_route(method, path)
+        if route is None:
             return f"{method} other", self._not_found
-        kind = m.group(2)
-        template = {
-            "blobs/uploads": "/v2/{name}/blobs/uploads/"
-            + ("{id}" if len(m.group(3) or "") > 1 else ""),
-            "manifests": "/v2/{name}/manifests/{ref}",
-            "blobs": "/v2/{name}/blobs/{digest}",
-            "tags": "/v2/{name}/tags/list",
-            "referrers": "/v2/{name}/referrers/{digest}",
-        }[kind]
-        return f"{method} {template}", self._v2
+        if route.endswith(" /v2/"):
+            return route, self._v2_base
+        return route, self._v2  # the catalog too
 
     async def _not_found(self, request: web.Request) -> web.Response:
         await request.read()
@@ -243,12 +190,12 @@ class FakeAcr(ThreadedApp):
         return web.json_response({}, headers={"Docker-Distribution-API-Version": "registry/2.0"})
 
     async def _v2(self, request: web.Request) -> web.StreamResponse:
-        needs, scope = self._needs(request)
+        needs, scope = v2_needs(request)
         refused = self.authorize(request, needs, scope)
         if refused is not None:
             await request.read()
             return refused
-        m = _V2.match(request.path)
+        m = V2.match(request.path)
         if request.method == "DELETE" and m and m.group(2) == "manifests":
             reference = (m.group(3) or "/")[1:]
             if ":" not in reference:
@@ -267,26 +214,6 @@ class FakeAcr(ThreadedApp):
         return await self.upstream.forward(
             request, request.method, request.path_qs, body, accept=accept
         )
-
-    def _needs(self, request: web.Request) -> tuple[list[tuple[str, str, str]], str]:
-        if request.path == "/v2/_catalog":
-            return [("registry", "catalog", "*")], "registry:catalog:*"
-        m = _V2.match(request.path)
-        assert m is not None
-        name, kind, method = m.group(1), m.group(2), request.method
-        if method == "DELETE":
-            actions = ["delete"]
-        elif method in ("GET", "HEAD") and kind != "blobs/uploads":
-            actions = ["pull"]
-        else:
-            actions = ["pull", "push"]
-        needs = [("repository", name, a) for a in actions]
-        scope = f"repository:{name}:{','.join(actions)}"
-        source = request.query.get("from")
-        if kind == "blobs/uploads" and source and request.query.get("mount"):
-            needs.append(("repository", source, "pull"))
-            scope += f" repository:{source}:pull"
-        return needs, scope
 
     async def _body(self, request: web.Request) -> bytes | web.Response:
         """The request body, or the answer refusing it (413 over the limit, 400 chunked)."""

@@ -27,11 +27,8 @@ Every request is counted by method and route (``"GET /v2/{name}/manifests/{ref}"
 from __future__ import annotations
 
 import base64
-import collections
 import json
-import re
 import secrets
-import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -49,14 +46,12 @@ from tests.support.fake_acr_metadata import acr_error as oci_error
 from tests.support.fake_docker_hub_api import hub_route
 from tests.support.fake_docker_hub_limits import PullLedger
 from tests.support.fake_docker_hub_upstream import HubUpstream
+from tests.support.fake_front import V2, RoutedFake, v2_route
 from tests.support.server import free_port
-from tests.support.threaded_app import ThreadedApp
 
 __all__ = ["SERVICE", "FakeDockerHub"]
 
 SERVICE = "registry.docker.io"
-ROUTE = web.RequestKey("hub_route", str)
-_V2 = re.compile(r"^/v2/(.+)/(blobs/uploads|manifests|blobs|tags|referrers)(/.*)?$")
 _ANONYMOUS = Principal("anonymous", "anonymous", {"*": frozenset({"pull"})}, catalog=False)
 _LIMIT_MESSAGE = (
     "You have reached your pull rate limit. You may increase the limit by authenticating "
@@ -64,7 +59,7 @@ _LIMIT_MESSAGE = (
 )
 
 
-class FakeDockerHub(ThreadedApp):
+class FakeDockerHub(RoutedFake):
     """The fake; ``start()`` it, use :attr:`url` (registry, token service and Hub API),
     ``stop()`` it (or ``with``).
 
@@ -95,9 +90,7 @@ class FakeDockerHub(ThreadedApp):
         self.throttle_retry_after_seconds = 3600
         self._users: dict[str, tuple[str, frozenset[str]]] = {}  # name -> (password, namespaces)
         self._hub_tokens: dict[str, tuple[str, float]] = {}  # JWT -> (user, expiry)
-        self._counts: collections.Counter[str] = collections.Counter()
-        self._answers: collections.Counter[tuple[str, int]] = collections.Counter()
-        self._lock = threading.Lock()
+        self._init_counts()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -106,9 +99,6 @@ class FakeDockerHub(ThreadedApp):
 
     async def _close(self) -> None:
         await self.upstream.close()
-
-    def _configure(self, app: web.Application) -> None:
-        app.on_response_prepare.append(self._record)
 
     # -- accounts, tokens, pulls (the test's controls, and the routes' helpers) --------------
 
@@ -182,23 +172,6 @@ class FakeDockerHub(ThreadedApp):
 
     # -- what the test reads ---------------------------------------------------------------
 
-    def counts(self) -> dict[str, int]:
-        with self._lock:
-            return dict(self._counts)
-
-    def count(self, route: str) -> int:
-        with self._lock:
-            return self._counts[route]
-
-    def answers(self, route: str) -> dict[int, int]:
-        with self._lock:
-            return {s: n for (r, s), n in self._answers.items() if r == route}
-
-    def reset_counts(self) -> None:
-        with self._lock:
-            self._counts.clear()
-            self._answers.clear()
-
     # -- the upstream --------------------------------------------------------------------
 
     async def upstream_repositories(self) -> list[str]:
@@ -209,17 +182,6 @@ class FakeDockerHub(ThreadedApp):
 
     # -- dispatch --------------------------------------------------------------------------
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
-        route, handler = self._route(request)
-        request[ROUTE] = route
-        with self._lock:
-            self._counts[route] += 1
-        return await handler(request)
-
-    async def _record(self, request: web.Request, response: web.StreamResponse) -> None:
-        with self._lock:
-            self._answers[(request.get(ROUTE, "other"), response.status)] += 1
-
     def _route(self, request: web.Request) -> tuple[str, Any]:
         path, method = request.path, request.method
         if path == "/token":
@@ -227,23 +189,14 @@ class FakeDockerHub(ThreadedApp):
         hub = hub_route(self, request)
         if hub is not None:
             return hub
-        if path in ("/v2", "/v2/"):
-            return f"{method} /v2/", self._v2_base
-        if path == "/v2/_catalog":
-            return f"{method} /v2/_catalog", self._no_catalog
-        m = _V2.match(path)
-        if m is None:
+        route = v2_route(method, path)
+        if route is None:
             return f"{method} other", self._not_found
-        kind = m.group(2)
-        template = {
-            "blobs/uploads": "/v2/{name}/blobs/uploads/"
-            + ("{id}" if len(m.group(3) or "") > 1 else ""),
-            "manifests": "/v2/{name}/manifests/{ref}",
-            "blobs": "/v2/{name}/blobs/{digest}",
-            "tags": "/v2/{name}/tags/list",
-            "referrers": "/v2/{name}/referrers/{digest}",
-        }[kind]
-        return f"{method} {template}", self._v2
+        if route.endswith(" /v2/"):
+            return route, self._v2_base
+        if route.endswith(" /v2/_catalog"):
+            return route, self._no_catalog
+        return route, self._v2
 
     async def _not_found(self, request: web.Request) -> web.Response:
         await request.read()
@@ -313,7 +266,7 @@ class FakeDockerHub(ThreadedApp):
         return oci_error(401, "UNAUTHORIZED", "authentication required")
 
     async def _v2(self, request: web.Request) -> web.StreamResponse:
-        m = _V2.match(request.path)
+        m = V2.match(request.path)
         assert m is not None
         name, kind, method = m.group(1), m.group(2), request.method
         if kind == "referrers":

@@ -26,10 +26,8 @@ and change nothing (the failure a delete must detect).
 from __future__ import annotations
 
 import base64
-import collections
 import re
 import secrets
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -38,9 +36,9 @@ from aiohttp import web
 
 from tests.support import fake_ghcr_packages as packages
 from tests.support.fake_acr_upstream import Upstream
+from tests.support.fake_front import V2, RoutedFake, v2_route
 from tests.support.fake_ghcr_packages import PackageBook
 from tests.support.server import free_port
-from tests.support.threaded_app import ThreadedApp
 
 __all__ = ["ADMIN_PAT", "ADMIN_USER", "ALL_SCOPES", "FakeGhcr", "Pat"]
 
@@ -48,8 +46,6 @@ ADMIN_USER = "octo-admin"
 ADMIN_PAT = "ghp_" + "A" * 36  # the classic token shape: ghp_ and 36 characters
 ALL_SCOPES = frozenset({"read:packages", "write:packages", "delete:packages"})
 SERVICE = "ghcr.io"
-ROUTE = web.RequestKey("route", str)
-_V2 = re.compile(r"^/v2/(.+)/(blobs/uploads|manifests|blobs|tags|referrers)(/.*)?$")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _API_PREFIXES = ("/users/", "/orgs/")
 
@@ -79,7 +75,7 @@ def oci_error(status: int, code: str, message: str, **headers: str) -> web.Respo
     )
 
 
-class FakeGhcr(ThreadedApp):
+class FakeGhcr(RoutedFake):
     """The fake; ``start()`` it, use :attr:`url` (registry and API), ``stop()`` it (or ``with``)."""
 
     def __init__(
@@ -103,9 +99,7 @@ class FakeGhcr(ThreadedApp):
         #: (Accept, X-GitHub-Api-Version) of each authenticated REST API request
         self.api_headers: list[tuple[str, str]] = []
         self._grants: dict[str, frozenset[tuple[str, str]]] = {}  # token -> (repo, action)
-        self._counts: collections.Counter[str] = collections.Counter()
-        self._answers: collections.Counter[tuple[str, int]] = collections.Counter()
-        self._lock = threading.Lock()
+        self._init_counts()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -116,8 +110,8 @@ class FakeGhcr(ThreadedApp):
         await self.upstream.close()
 
     def _configure(self, app: web.Application) -> None:
+        super()._configure(app)
         app[packages.PAGE_CAP] = self.page_cap
-        app.on_response_prepare.append(self._record)
 
     # -- what the test controls and reads --------------------------------------------------
 
@@ -137,35 +131,7 @@ class FakeGhcr(ThreadedApp):
         assert package is not None, f"no package {repository}"
         package.visibility = visibility
 
-    def counts(self) -> dict[str, int]:
-        with self._lock:
-            return dict(self._counts)
-
-    def count(self, route: str) -> int:
-        with self._lock:
-            return self._counts[route]
-
-    def answers(self, route: str) -> dict[int, int]:
-        with self._lock:
-            return {status: n for (r, status), n in self._answers.items() if r == route}
-
-    def reset_counts(self) -> None:
-        with self._lock:
-            self._counts.clear()
-            self._answers.clear()
-
     # -- dispatch --------------------------------------------------------------------------
-
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
-        route, handler = self._route(request)
-        request[ROUTE] = route
-        with self._lock:
-            self._counts[route] += 1
-        return await handler(request)
-
-    async def _record(self, request: web.Request, response: web.StreamResponse) -> None:
-        with self._lock:
-            self._answers[(request.get(ROUTE, "other"), response.status)] += 1
 
     def _route(self, request: web.Request) -> tuple[str, Any]:
         path, method = request.path, request.method
@@ -173,23 +139,14 @@ class FakeGhcr(ThreadedApp):
             return f"{method} /token", self._token
         if path.startswith(_API_PREFIXES):
             return packages.route(self, request)
-        if path in ("/v2", "/v2/"):
-            return f"{method} /v2/", self._v2_base
-        if path == "/v2/_catalog":
-            return f"{method} /v2/_catalog", self._catalog
-        m = _V2.match(path)
-        if m is None:
+        route = v2_route(method, path)
+        if route is None:
             return f"{method} other", self._not_found
-        kind = m.group(2)
-        template = {
-            "blobs/uploads": "/v2/{name}/blobs/uploads/"
-            + ("{id}" if len(m.group(3) or "") > 1 else ""),
-            "manifests": "/v2/{name}/manifests/{ref}",
-            "blobs": "/v2/{name}/blobs/{digest}",
-            "tags": "/v2/{name}/tags/list",
-            "referrers": "/v2/{name}/referrers/{digest}",
-        }[kind]
-        return f"{method} {template}", self._v2
+        if route.endswith(" /v2/"):
+            return route, self._v2_base
+        if route.endswith(" /v2/_catalog"):
+            return route, self._catalog
+        return route, self._v2
 
     async def _not_found(self, request: web.Request) -> web.Response:
         await request.read()
@@ -271,7 +228,7 @@ class FakeGhcr(ThreadedApp):
         return web.json_response({"repositories": []})  # ghcr.io lists nothing here
 
     async def _v2(self, request: web.Request) -> web.StreamResponse:
-        m = _V2.match(request.path)
+        m = V2.match(request.path)
         assert m is not None
         name, kind = m.group(1), m.group(2)
         actions = ["pull"] if request.method in ("GET", "HEAD") else ["pull", "push"]

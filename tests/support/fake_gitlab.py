@@ -23,11 +23,8 @@ by route (``"GET /api/v4/groups/:id/registry/repositories"``, ``"GET /jwt/auth"`
 from __future__ import annotations
 
 import base64
-import collections
 import hashlib
 import itertools
-import re
-import threading
 from datetime import date
 from typing import Any
 
@@ -37,19 +34,17 @@ from tests.support import fake_gitlab_api as api
 from tests.support.fake_acr_auth import FakeClock
 from tests.support.fake_acr_metadata import acr_error as registry_error
 from tests.support.fake_acr_upstream import Upstream
+from tests.support.fake_front import RoutedFake, v2_needs, v2_route
 from tests.support.fake_gitlab_auth import JwtBook, TokenRecord
 from tests.support.server import free_port
-from tests.support.threaded_app import ThreadedApp
 
 __all__ = ["FakeGitLab"]
 
-ROUTE = web.RequestKey("gitlab_route", str)
-_V2 = re.compile(r"^/v2/(.+)/(blobs/uploads|manifests|blobs|tags|referrers)(/.*)?$")
 SERVICE = "container_registry"
 _MAX_IMAGE_DEPTH = 3
 
 
-class FakeGitLab(ThreadedApp):
+class FakeGitLab(RoutedFake):
     """The fake; ``start()`` it (or ``with``), use its URLs, ``stop()`` it."""
 
     def __init__(
@@ -64,10 +59,8 @@ class FakeGitLab(ThreadedApp):
         self.groups: dict[str, int] = {}
         self._repository_ids: dict[str, int] = {}
         self._ids = itertools.count(1)
-        self._counts: collections.Counter[str] = collections.Counter()
-        self._answers: collections.Counter[tuple[str, int]] = collections.Counter()
+        self._init_counts()
         self._faults: dict[str, list[int]] = {}  # route -> [times left, status]
-        self._lock = threading.Lock()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -88,9 +81,6 @@ class FakeGitLab(ThreadedApp):
 
     async def _close(self) -> None:
         await self.upstream.close()
-
-    def _configure(self, app: web.Application) -> None:
-        app.on_response_prepare.append(self._record)
 
     def _ports(self) -> tuple[int, ...]:
         return (self.registry_port, self.gitlab_port)
@@ -125,24 +115,6 @@ class FakeGitLab(ThreadedApp):
         ``status`` and GitLab's error body."""
         with self._lock:
             self._faults[route] = [times, status]
-
-    def counts(self) -> dict[str, int]:
-        with self._lock:
-            return dict(self._counts)
-
-    def count(self, route: str) -> int:
-        with self._lock:
-            return self._counts[route]
-
-    def answers(self, route: str) -> dict[int, int]:
-        """How often ``route`` was answered with each status: ``{200: 3, 401: 1}``."""
-        with self._lock:
-            return {status: n for (r, status), n in self._answers.items() if r == route}
-
-    def reset_counts(self) -> None:
-        with self._lock:
-            self._counts.clear()
-            self._answers.clear()
 
     # -- the model the API reads -----------------------------------------------------------
 
@@ -216,11 +188,8 @@ class FakeGitLab(ThreadedApp):
 
     # -- dispatch --------------------------------------------------------------------------
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
-        route, handler = self._route(request)
-        request[ROUTE] = route
+    async def _refusal(self, route: str, request: web.Request) -> web.StreamResponse | None:
         with self._lock:
-            self._counts[route] += 1
             fault, status = self._faults.get(route), 0
             if fault is not None and fault[0] > 0:
                 fault[0] -= 1
@@ -228,11 +197,7 @@ class FakeGitLab(ThreadedApp):
         if status:
             await request.read()
             return api.gitlab_error(status, f"{status} Internal Server Error")
-        return await handler(request)
-
-    async def _record(self, request: web.Request, response: web.StreamResponse) -> None:
-        with self._lock:
-            self._answers[(request.get(ROUTE, "other"), response.status)] += 1
+        return None
 
     def _route(self, request: web.Request) -> tuple[str, Any]:
         path, method = request.path, request.method
@@ -243,22 +208,14 @@ class FakeGitLab(ThreadedApp):
             if path.startswith("/api/v4/"):
                 return api.route(self, request)
             return f"{method} other", self._not_found
-        if path in ("/v2", "/v2/"):
-            return f"{method} /v2/", self._v2_base
-        if path == "/v2/_catalog":
-            return f"{method} /v2/_catalog", self._v2
-        m = _V2.match(path)
-        if m is None:
+        route = v2_route(method, path)
+        if route is None:
             return f"{method} other", self._not_found
-        template = {
-            "blobs/uploads": "/v2/{name}/blobs/uploads/"
-            + ("{id}" if len(m.group(3) or "") > 1 else ""),
-            "manifests": "/v2/{name}/manifests/{ref}",
-            "blobs": "/v2/{name}/blobs/{digest}",
-            "tags": "/v2/{name}/tags/list",
-            "referrers": "/v2/{name}/referrers/{digest}",
-        }[m.group(2)]
-        return f"{method} {template}", self._v2
+        if route.endswith(" /v2/"):
+            return route, self._v2_base
+        if route.endswith(" /v2/_catalog"):
+            return route, self._v2
+        return route, self._v2
 
     async def _not_found(self, request: web.Request) -> web.Response:
         await request.read()
@@ -321,30 +278,9 @@ class FakeGitLab(ThreadedApp):
         return web.json_response({}, headers={"Docker-Distribution-API-Version": "registry/2.0"})
 
     async def _v2(self, request: web.Request) -> web.StreamResponse:
-        needs, scope = _needs(request)
+        needs, scope = v2_needs(request)
         refused = self._authorize(request, needs, scope)
         body = await request.read()
         if refused is not None:
             return refused
         return await self.upstream.forward(request, request.method, request.path_qs, body)
-
-
-def _needs(request: web.Request) -> tuple[list[tuple[str, str, str]], str]:
-    if request.path == "/v2/_catalog":
-        return [("registry", "catalog", "*")], "registry:catalog:*"
-    m = _V2.match(request.path)
-    assert m is not None
-    name, kind, method = m.group(1), m.group(2), request.method
-    if method == "DELETE":
-        actions = ["delete"]
-    elif method in ("GET", "HEAD") and kind != "blobs/uploads":
-        actions = ["pull"]
-    else:
-        actions = ["pull", "push"]
-    needs = [("repository", name, a) for a in actions]
-    scope = f"repository:{name}:{','.join(actions)}"
-    source = request.query.get("from")
-    if kind == "blobs/uploads" and source and request.query.get("mount"):
-        needs.append(("repository", source, "pull"))
-        scope += f" repository:{source}:pull"
-    return needs, scope

@@ -23,7 +23,6 @@ is counted by route (``"GET /api/v2.0/projects"``, ``"HEAD /v2/{name}/manifests/
 
 from __future__ import annotations
 
-import collections
 import itertools
 import re
 import threading
@@ -38,23 +37,16 @@ from tests.support import fake_harbor_api
 from tests.support.fake_acr_auth import FakeClock
 from tests.support.fake_acr_metadata import listed_tags
 from tests.support.fake_acr_upstream import Upstream
+from tests.support.fake_front import V2, RoutedFake, v2_needs, v2_route
 from tests.support.fake_harbor_auth import Account, Accounts, robot_permissions, token_subject
 from tests.support.fake_harbor_http import Project, harbor_error
 from tests.support.fake_harbor_webhooks import ArtifactEvent, Delivery, Webhooks
 from tests.support.server import free_port
-from tests.support.threaded_app import ThreadedApp
 
 __all__ = ["SERVICE", "FakeHarbor"]
 
 SERVICE = "harbor-registry"
-_V2 = re.compile(r"^/v2/(.+)/(blobs/uploads|manifests|blobs|tags|referrers)(/.*)?$")
 _NEXT = re.compile(r'<([^>]*)>\s*;\s*rel="?next"?')
-_TEMPLATES = {
-    "manifests": "/v2/{name}/manifests/{ref}",
-    "blobs": "/v2/{name}/blobs/{digest}",
-    "tags": "/v2/{name}/tags/list",
-    "referrers": "/v2/{name}/referrers/{digest}",
-}
 
 
 class Ids:
@@ -72,7 +64,7 @@ class Ids:
             return self._ids[key]
 
 
-class FakeHarbor(ThreadedApp):
+class FakeHarbor(RoutedFake):
     """The fake; ``start()`` it, use :attr:`url`, ``stop()`` it (or ``with``)."""
 
     def __init__(
@@ -97,8 +89,7 @@ class FakeHarbor(ThreadedApp):
         self.webhooks = Webhooks(f"127.0.0.1:{self.port}")
         self.ids = Ids()
         self._projects: dict[str, Project] = {}
-        self._counts: collections.Counter[str] = collections.Counter()
-        self._lock = threading.Lock()
+        self._init_counts()
         self.add_project("library", {"public": "true"}, -1, "admin")
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -157,28 +148,10 @@ class FakeHarbor(ThreadedApp):
         """A user; ``permissions`` as a robot's (``[{"kind", "namespace", "access"}]``)."""
         return self.accounts.add(Account(name, password, admin, "", robot_permissions(permissions)))
 
-    def counts(self) -> dict[str, int]:
-        with self._lock:
-            return dict(self._counts)
-
-    def count(self, route: str) -> int:
-        with self._lock:
-            return self._counts[route]
-
-    def reset_counts(self) -> None:
-        with self._lock:
-            self._counts.clear()
-
     def deliveries(self) -> list[Delivery]:
         return self.webhooks.delivered()
 
     # -- dispatch --------------------------------------------------------------------------
-
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
-        route, handler = self._route(request)
-        with self._lock:
-            self._counts[route] += 1
-        return await handler(request)
 
     def _route(self, request: web.Request) -> tuple[str, Any]:
         path, method = request.path, request.method
@@ -186,19 +159,12 @@ class FakeHarbor(ThreadedApp):
             return f"{method} /service/token", self._token
         if path.startswith(fake_harbor_api.PREFIX + "/"):
             return fake_harbor_api.route(self, request)
-        if path in ("/v2", "/v2/"):
-            return f"{method} /v2/", self._v2_base
-        if path == "/v2/_catalog":
-            return f"{method} /v2/_catalog", self._v2
-        m = _V2.match(path)
-        if m is None:
+        route = v2_route(method, path)
+        if route is None:
             return f"{method} other", self._not_found
-        kind = m.group(2)
-        if kind == "blobs/uploads":
-            template = "/v2/{name}/blobs/uploads/" + ("{id}" if len(m.group(3) or "") > 1 else "")
-        else:
-            template = _TEMPLATES[kind]
-        return f"{method} {template}", self._v2
+        if route.endswith(" /v2/"):
+            return route, self._v2_base
+        return route, self._v2  # the catalog too
 
     async def _not_found(self, request: web.Request) -> web.Response:
         await request.read()
@@ -259,12 +225,12 @@ class FakeHarbor(ThreadedApp):
         return web.json_response({}, headers={"Docker-Distribution-API-Version": "registry/2.0"})
 
     async def _v2(self, request: web.Request) -> web.StreamResponse:
-        needs, scope = _needs(request)
+        needs, scope = v2_needs(request)
         refused, operator = self._authorize(request, needs, scope)
         body = await request.read()
         if refused is not None:
             return refused
-        m = _V2.match(request.path)
+        m = V2.match(request.path)
         kind = m.group(2) if m else ""
         reference = (m.group(3) or "/")[1:] if m else ""
         if request.method == "DELETE" and kind == "manifests":
@@ -302,24 +268,3 @@ class FakeHarbor(ThreadedApp):
             event_type, project.name, project.id, project.public, repo, digest, tags, operator
         )
         self.webhooks.fire(event)
-
-
-def _needs(request: web.Request) -> tuple[list[tuple[str, str, str]], str]:
-    if request.path == "/v2/_catalog":
-        return [("registry", "catalog", "*")], "registry:catalog:*"
-    m = _V2.match(request.path)
-    assert m is not None
-    name, kind, method = m.group(1), m.group(2), request.method
-    if method == "DELETE":
-        actions = ["delete"]
-    elif method in ("GET", "HEAD") and kind != "blobs/uploads":
-        actions = ["pull"]
-    else:
-        actions = ["pull", "push"]
-    needs = [("repository", name, a) for a in actions]
-    scope = f"repository:{name}:{','.join(actions)}"
-    source = request.query.get("from")
-    if kind == "blobs/uploads" and source and request.query.get("mount"):
-        needs.append(("repository", source, "pull"))
-        scope += f" repository:{source}:pull"
-    return needs, scope

@@ -25,10 +25,7 @@ Every request is counted by route (``"GET /api/v1/repository/{ns}/{repo}/tag/"``
 from __future__ import annotations
 
 import base64
-import collections
-import re
 import secrets
-import threading
 from collections.abc import Iterable
 from typing import Any
 
@@ -37,17 +34,14 @@ from aiohttp import web
 from tests.support import fake_quay_api
 from tests.support.fake_acr_auth import FakeClock, Principal, TokenBook, parse_scope
 from tests.support.fake_acr_upstream import Upstream
+from tests.support.fake_front import V2, RoutedFake, v2_needs, v2_route
 from tests.support.fake_quay_model import OAUTH_USERNAME, WRITE, OAuthGrant, QuayRepository
 from tests.support.server import free_port
-from tests.support.threaded_app import ThreadedApp
 
 __all__ = ["OAUTH_USERNAME", "FakeQuay", "OAuthGrant", "QuayRepository"]
 
-ROUTE = web.RequestKey("route", str)
-_V2 = re.compile(r"^/v2/(.+)/(blobs/uploads|manifests|blobs|tags|referrers)(/.*)?$")
 
-
-class FakeQuay(ThreadedApp):
+class FakeQuay(RoutedFake):
     """The fake; ``start()`` it, use :attr:`url`, ``stop()`` it (or ``with``)."""
 
     def __init__(
@@ -80,9 +74,7 @@ class FakeQuay(ThreadedApp):
         self.creators: dict[str, frozenset[str]] = {}  # login -> namespaces it creates in
         self._oauth: dict[str, OAuthGrant] = {}
         self._issued: dict[str, Principal] = {}  # registry token -> its login
-        self._counts: collections.Counter[str] = collections.Counter()
-        self._answers: collections.Counter[tuple[str, int]] = collections.Counter()
-        self._lock = threading.Lock()
+        self._init_counts()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -96,9 +88,6 @@ class FakeQuay(ThreadedApp):
 
     async def _close(self) -> None:
         await self.upstream.close()
-
-    def _configure(self, app: web.Application) -> None:
-        app.on_response_prepare.append(self._record)
 
     # -- what the test sets up and reads -----------------------------------------------------
 
@@ -141,23 +130,6 @@ class FakeQuay(ThreadedApp):
             self.repositories.setdefault(f"{namespace}/{name}", repo)
             return self.repositories[f"{namespace}/{name}"]
 
-    def counts(self) -> dict[str, int]:
-        with self._lock:
-            return dict(self._counts)
-
-    def count(self, route: str) -> int:
-        with self._lock:
-            return self._counts[route]
-
-    def answers(self, route: str) -> dict[int, int]:
-        with self._lock:
-            return {status: n for (r, status), n in self._answers.items() if r == route}
-
-    def reset_counts(self) -> None:
-        with self._lock:
-            self._counts.clear()
-            self._answers.clear()
-
     async def upstream_delete(self, path: str) -> int:
         """``DELETE`` on the real registry (the API's tag delete): its status."""
         assert self.upstream.http is not None
@@ -168,39 +140,20 @@ class FakeQuay(ThreadedApp):
 
     # -- dispatch --------------------------------------------------------------------------
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
-        route, handler = self._route(request)
-        request[ROUTE] = route
-        with self._lock:
-            self._counts[route] += 1
-        return await handler(request)
-
-    async def _record(self, request: web.Request, response: web.StreamResponse) -> None:
-        with self._lock:
-            self._answers[(request.get(ROUTE, "other"), response.status)] += 1
-
     def _route(self, request: web.Request) -> tuple[str, Any]:
         path, method = request.path, request.method
         if path.startswith("/api/v1/"):
             return fake_quay_api.route(self, request)
         if path == "/v2/auth":
             return f"{method} /v2/auth", self._token
-        if path in ("/v2", "/v2/"):
-            return f"{method} /v2/", self._v2_base
-        if path == "/v2/_catalog":
-            return f"{method} /v2/_catalog", self._catalog
-        m = _V2.match(path)
-        if m is None:
+        route = v2_route(method, path)
+        if route is None:
             return f"{method} other", self._not_found
-        template = {
-            "blobs/uploads": "/v2/{name}/blobs/uploads/"
-            + ("{id}" if len(m.group(3) or "") > 1 else ""),
-            "manifests": "/v2/{name}/manifests/{ref}",
-            "blobs": "/v2/{name}/blobs/{digest}",
-            "tags": "/v2/{name}/tags/list",
-            "referrers": "/v2/{name}/referrers/{digest}",
-        }[m.group(2)]
-        return f"{method} {template}", self._v2
+        if route.endswith(" /v2/"):
+            return route, self._v2_base
+        if route.endswith(" /v2/_catalog"):
+            return route, self._catalog
+        return route, self._v2
 
     async def _not_found(self, request: web.Request) -> web.Response:
         await request.read()
@@ -305,12 +258,12 @@ class FakeQuay(ThreadedApp):
         return web.json_response({"repositories": names})
 
     async def _v2(self, request: web.Request) -> web.StreamResponse:
-        needs, scope = _needs(request)
+        needs, scope = v2_needs(request)
         refused = self._authorize(request, needs, scope)
         if refused is not None:
             await request.read()
             return refused
-        m = _V2.match(request.path)
+        m = V2.match(request.path)
         assert m is not None
         kind, reference = m.group(2), (m.group(3) or "/")[1:]
         tag_delete = request.method == "DELETE" and kind == "manifests" and ":" not in reference
@@ -323,25 +276,6 @@ class FakeQuay(ThreadedApp):
         body = await request.read()
         accept = "application/json" if kind == "tags" else None  # Quay's plain tag list
         return await self.upstream.forward(request, request.method, request.path_qs, body, accept)
-
-
-def _needs(request: web.Request) -> tuple[list[tuple[str, str, str]], str]:
-    m = _V2.match(request.path)
-    assert m is not None
-    name, kind, method = m.group(1), m.group(2), request.method
-    if method == "DELETE":
-        actions = ["delete"]
-    elif method in ("GET", "HEAD") and kind != "blobs/uploads":
-        actions = ["pull"]
-    else:
-        actions = ["pull", "push"]
-    needs = [("repository", name, a) for a in actions]
-    scope = f"repository:{name}:{','.join(actions)}"
-    source = request.query.get("from")
-    if kind == "blobs/uploads" and source and request.query.get("mount"):
-        needs.append(("repository", source, "pull"))
-        scope += f" repository:{source}:pull"
-    return needs, scope
 
 
 def _oci_error(status: int, code: str, message: str, **headers: str) -> web.Response:
