@@ -5,10 +5,13 @@ endpoints are (:class:`StoredNamespaces`, the registry's
 each endpoint's shared adapter and client (``EndpointClients``: the same client, tokens,
 connections and limits replication uses).
 
-A revalidation ``HEAD`` waits at most ``head_timeout_seconds`` (a cached answer is ready). An
-endpoint that failed to answer (unreachable, 5xx, 429, timed out) is not asked again for
-:data:`DOWN_SECONDS`: the first pull after an outage waits out one timeout, the ones after it
-are served from the cache at once (stale-if-error) or answered ``503`` at once.
+A revalidation ``HEAD`` waits at most ``head_timeout_seconds`` (a cached answer is ready), and a
+manifest request or ``HEAD`` to an endpoint whose TCP connection fails is given up at once
+(:func:`seawall.read_through.watched`: a dead upstream costs no timeout). An endpoint that
+failed to answer (unreachable, 5xx, 429, timed out) is not asked again for
+:data:`DOWN_SECONDS`: the first pull after an outage waits out one timeout at most (none when
+the endpoint refuses connections), the ones after it are served from the cache at once
+(stale-if-error) or answered ``503`` at once.
 
 Names: ``NAMESPACE/<rest>`` is ``<rest>`` at the endpoint; at a ``docker-hub`` endpoint a
 one-component ``<rest>`` is ``library/<rest>`` (Docker Hub's official images).
@@ -42,7 +45,7 @@ from registry.http.upstream import FetchedManifest, UpstreamBlob, UpstreamCorrup
 from registry.meta.db import Database
 from registry.meta.proxy_tags import ProxyTagStore
 from seawall.config import Settings
-from seawall.read_through import AdapterBlob, AdapterFactory
+from seawall.read_through import AdapterBlob, AdapterFactory, watched
 
 __all__ = [
     "DOCKER_HUB_HOSTS",
@@ -191,7 +194,10 @@ class EndpointUpstream:
         try:
             with anyio.fail_after(self.timeout_seconds):
                 async with self.adapters(endpoint) as adapter:
-                    m = await adapter.client().get_manifest(name, reference)
+                    client = adapter.client()
+                    m = await watched(
+                        adapter.registry_url(), lambda: client.get_manifest(name, reference)
+                    )
         except NotFound:
             return None
         except DigestMismatch as e:
@@ -205,7 +211,10 @@ class EndpointUpstream:
         try:  # a cached answer is waiting: a revalidation is not worth a long wait
             with anyio.fail_after(self.head_timeout_seconds):
                 async with self.adapters(endpoint) as adapter:
-                    found = await adapter.client().head_manifest(name, tag)
+                    client = adapter.client()
+                    found = await watched(
+                        adapter.registry_url(), lambda: client.head_manifest(name, tag)
+                    )
         except NotFound:
             return None
         except (OciError, TimeoutError, LookupError) as e:

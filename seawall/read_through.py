@@ -58,6 +58,7 @@ __all__ = [
     "connects",
     "named_endpoints",
     "region_endpoints",
+    "watched",
 ]
 
 log = logging.getLogger("seawall.read_through")
@@ -154,32 +155,6 @@ class RegionUpstream:
         if problem is not None:
             raise ConnectionFailed(problem)
 
-    async def _watched(self, adapter: RegistryAdapter, call: Callable[[], Awaitable[T]]) -> T:
-        """``call()``, given up with :class:`ConnectionFailed` as soon as a TCP connection to
-        the adapter's registry, opened beside it, fails."""
-        problem: str | None = None
-        result: list[T] = []
-
-        async def watch(scope: anyio.CancelScope) -> None:
-            nonlocal problem
-            problem = await connect_problem(adapter.registry_url(), PROBE_SECONDS)
-            if problem is not None:
-                scope.cancel()
-
-        failure: Exception | None = None
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(watch, tg.cancel_scope)
-            try:
-                result.append(await call())
-            except Exception as e:  # raised below: a task group would wrap it in a group
-                failure = e
-            tg.cancel_scope.cancel()
-        if failure is not None:
-            raise failure
-        if not result:
-            raise ConnectionFailed(problem or "the registry went away")
-        return result[0]
-
     async def fetch_manifest(self, repo: str, reference: str) -> FetchedManifest | None:
         corrupt: list[str] = []
         for endpoint in await self._candidates():
@@ -189,8 +164,9 @@ class RegionUpstream:
                         if not await self._back(endpoint, adapter):
                             continue
                         client = adapter.client()
-                        m = await self._watched(
-                            adapter, lambda c=client: c.get_manifest(repo, reference)
+                        m = await watched(
+                            adapter.registry_url(),
+                            lambda c=client: c.get_manifest(repo, reference),
                         )
                 self._answered(endpoint)
             except NotFound:
@@ -237,6 +213,36 @@ class RegionUpstream:
                 yield AdapterBlob(reader, f"endpoint {endpoint}")
                 return
             yield None
+
+
+async def watched(url: str, call: Callable[[], Awaitable[T]]) -> T:
+    """``call()`` (a request to the registry at ``url``), given up with
+    :class:`ConnectionFailed` as soon as a TCP connection to ``url``, opened beside it, fails
+    (refused: at once; silent: within :data:`PROBE_SECONDS`). A pull waiting on a registry
+    that has just died would otherwise wait out the client's retries of the refused
+    connection."""
+    problem: str | None = None
+    result: list[T] = []
+    failure: Exception | None = None
+
+    async def watch(scope: anyio.CancelScope) -> None:
+        nonlocal problem
+        problem = await connect_problem(url, PROBE_SECONDS)
+        if problem is not None:
+            scope.cancel()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(watch, tg.cancel_scope)
+        try:
+            result.append(await call())
+        except Exception as e:  # raised below: a task group would wrap it in a group
+            failure = e
+        tg.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
+    if not result:
+        raise ConnectionFailed(problem or "the registry went away")
+    return result[0]
 
 
 async def connects(url: str, seconds: float | None = None) -> bool:
