@@ -25,6 +25,7 @@ from sqlalchemy import func, select
 from engine.api.context import ApiContext
 from engine.api.errors import ApiError, bad_request, not_found
 from engine.api.paging import list_response, page_of
+from engine.api.registries import endpoint_named, required_registry_id
 from engine.api.wire import Body, read_body, rfc3339
 from engine.proxy_cache.models import ProxyCacheNamespace
 from engine.proxy_cache.store import (
@@ -34,7 +35,6 @@ from engine.proxy_cache.store import (
     ProxyCacheStore,
     check_namespace,
 )
-from engine.state.models import RegistryEndpoint
 from registry.http.asgi import Request, Response, json_response
 
 __all__ = [
@@ -48,7 +48,6 @@ __all__ = [
 ]
 
 N = ProxyCacheNamespace.__table__  # type: ignore[attr-defined]
-R = RegistryEndpoint.__table__  # type: ignore[attr-defined]
 MAX_PROXY_CACHES = 256
 DEFAULT_TTL_SECONDS = 3600.0
 
@@ -92,20 +91,10 @@ async def create(ctx: ApiContext, req: Request) -> Response:
         name = check_namespace(raw)
     except ValueError as e:
         raise bad_request(f"name: {e}") from None
-    ref = body.obj("registry")
-    registry_id = ref.id("id") if ref is not None else None
-    if registry_id is None:
-        raise bad_request(
-            'registry is required: {"id": N} of an endpoint from GET /api/v2.0/registries'
-        )
+    registry_id = required_registry_id(body)
     ttl = _ttl(body) or DEFAULT_TTL_SECONDS
     async with ctx.db.write() as c:
-        endpoint = (await c.execute(select(R.c.name).where(R.c.id == registry_id))).first()
-        if endpoint is None:
-            raise bad_request(
-                f"registry: registry {registry_id} does not exist "
-                "(GET /api/v2.0/registries lists them; `seawall registry add` adds one)"
-            )
+        await endpoint_named(c, registry_id)
         if (await c.execute(select(N.c.id).where(N.c.name == name))).first() is not None:
             raise ApiError("CONFLICT", f"a proxy cache named {name!r} already exists")
         used = await ProxyCacheStore.in_use(c, name)

@@ -29,18 +29,17 @@ from engine.api.access import Viewer, viewer_of
 from engine.api.context import ApiContext
 from engine.api.errors import ApiError, bad_request, not_found
 from engine.api.paging import list_response, page_of
+from engine.api.registries import endpoint_named, required_registry_id
 from engine.api.wire import Body, read_body, rfc3339
 from engine.filters import Filter, FilterError
 from engine.regions.models import Region
 from engine.regions.report import check_region_name
 from engine.regions.store import LatestCheck, RegionRecord, RegionStore
-from engine.state.models import RegistryEndpoint
 from registry.http.asgi import Request, Response, json_response
 
 __all__ = ["MAX_REGIONS", "check_now", "create", "delete", "get", "latest", "list_regions"]
 
 G = Region.__table__  # type: ignore[attr-defined]
-R = RegistryEndpoint.__table__  # type: ignore[attr-defined]
 MAX_REGIONS = 64
 MAX_PATTERNS = 32
 DEFAULT_SELF_NAME = "local"
@@ -127,12 +126,7 @@ async def get(ctx: ApiContext, req: Request) -> Response:
 async def create(ctx: ApiContext, req: Request) -> Response:
     body = await read_body(req, ctx.max_body_bytes)
     name = _name(ctx, body.text("name", max_length=255))
-    ref = body.obj("registry")
-    registry_id = ref.id("id", minimum=0) if ref is not None else None
-    if registry_id is None:
-        raise bad_request(
-            'registry is required: {"id": N} of an endpoint from GET /api/v2.0/registries'
-        )
+    registry_id = required_registry_id(body)
     if registry_id == 0:
         raise bad_request(
             f"registry 0 is this Seawall, already region {_self_name(ctx)!r} "
@@ -142,19 +136,14 @@ async def create(ctx: ApiContext, req: Request) -> Response:
     description = body.text("description", max_length=1024) or ""
     store = RegionStore(ctx.db)
     async with ctx.db.write() as c:
-        endpoint = (await c.execute(select(R.c.name).where(R.c.id == registry_id))).first()
-        if endpoint is None:
-            raise bad_request(
-                f"registry: registry {registry_id} does not exist "
-                "(GET /api/v2.0/registries lists them; `seawall registry add` adds one)"
-            )
+        endpoint = await endpoint_named(c, registry_id)
         if (await c.execute(select(G.c.id).where(G.c.name == name))).first() is not None:
             raise ApiError("CONFLICT", f"a region named {name!r} already exists")
         taken = (await c.execute(select(G.c.name).where(G.c.registry_id == registry_id))).first()
         if taken is not None:
             raise ApiError(
                 "CONFLICT",
-                f"registry {endpoint[0]!r} is already region {taken[0]!r}: one region per "
+                f"registry {endpoint!r} is already region {taken[0]!r}: one region per "
                 "registry endpoint",
             )
         count = (await c.execute(select(func.count()).select_from(G))).scalar_one()

@@ -30,6 +30,7 @@ from cryptography import x509
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import insert, or_, select
 from sqlalchemy import update as sql_update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from engine.api.context import ApiContext, EndpointSpec
 from engine.api.errors import ApiError, bad_request, not_found
@@ -48,6 +49,7 @@ __all__ = [
     "adapters",
     "create",
     "delete",
+    "endpoint_named",
     "get",
     "info",
     "list_registries",
@@ -55,6 +57,7 @@ __all__ = [
     "local_registry",
     "ping",
     "registry_json",
+    "required_registry_id",
     "update",
 ]
 
@@ -505,3 +508,25 @@ def _ca(pem: str | None) -> str:
         except ValueError as e:
             raise bad_request(f"ca_certificate is not PEM certificates: {e}") from None
     return pem
+
+
+def required_registry_id(body: Body) -> int:
+    """The endpoint a region or a proxy cache is bound to: ``{"registry": {"id": N}}``."""
+    ref = body.obj("registry")
+    registry_id = ref.id("id", minimum=0) if ref is not None else None
+    if registry_id is None:
+        raise bad_request(
+            'registry is required: {"id": N} of an endpoint from GET /api/v2.0/registries'
+        )
+    return registry_id
+
+
+async def endpoint_named(c: AsyncConnection, registry_id: int) -> str:
+    """The name of endpoint ``registry_id``; a ``400`` saying how to find one if there is none."""
+    found = (await c.execute(select(R.c.name).where(R.c.id == registry_id))).first()
+    if found is None:
+        raise bad_request(
+            f"registry: registry {registry_id} does not exist "
+            "(GET /api/v2.0/registries lists them; `seawall registry add` adds one)"
+        )
+    return str(found[0])
