@@ -3,7 +3,8 @@ runner, heartbeats, notifier, outbox consumer, schedules) on a shared database, 
 node's clock set ``--skew-seconds`` away from the true time — the way a node whose NTP broke
 sees time. Endpoints are read from the database (no credentials: test registries).
 
-    python -m tests.engine.lease_node DATABASE_URL --skew-seconds S --lease-seconds L
+    python -m tests.engine.lease_node DATABASE_URL --skew-seconds S --lease-seconds L \
+        --max-parallel-runs N
 
 Prints its node id (the ``lease_owner`` it writes) as the first line of stdout once started,
 then runs until it is killed.
@@ -51,7 +52,7 @@ class Endpoints:
                 await adapter.close()
 
 
-async def serve(url: str, skew: timedelta, lease_seconds: float) -> None:
+async def serve(url: str, skew: timedelta, lease_seconds: float, max_parallel_runs: int) -> None:
     def clock() -> datetime:
         return utcnow() + skew
 
@@ -59,6 +60,7 @@ async def serve(url: str, skew: timedelta, lease_seconds: float) -> None:
     service = ReplicationService(
         db,
         Endpoints(db),
+        max_parallel_runs=max_parallel_runs,
         poll_seconds=0.2,
         lease_seconds=lease_seconds,
         reconcile_seconds=0,
@@ -74,10 +76,12 @@ def main() -> None:
     parser.add_argument("database_url")
     parser.add_argument("--skew-seconds", type=float, default=0.0)
     parser.add_argument("--lease-seconds", type=float, default=3.0)
+    parser.add_argument("--max-parallel-runs", type=int, default=4)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    anyio.run(serve, args.database_url, timedelta(seconds=args.skew_seconds), args.lease_seconds)
+    skew = timedelta(seconds=args.skew_seconds)
+    anyio.run(serve, args.database_url, skew, args.lease_seconds, args.max_parallel_runs)
 
 
 if __name__ == "__main__":
