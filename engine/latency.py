@@ -3,8 +3,8 @@
 For every artifact an event-scoped run of a push policy copied, the latency runs from the
 registry event that announced it (the newest ``event`` row of its source repository and digest
 written before the task ended) to the task's end (the task row's ``end_time``). Both times are
-read from the database, in one query per run, when the run ends
-(:meth:`ReplicationLatency.run_finished`): nothing is added to a task's own path. Whole-policy
+read from the database when the run ends (its tasks, then their events: two queries;
+:meth:`ReplicationLatency.run_finished`): nothing is added to a task's own path. Whole-policy
 runs and pull policies (their events are another registry's) are not observed.
 
 The counts are this process's, in memory: the node that ends a run observes its tasks (those
@@ -63,6 +63,8 @@ LATENCY_BUCKETS_SECONDS = (
 EVENT_WINDOW = timedelta(minutes=2)
 #: At most this many artifacts of one run are looked up on their own (outside the window).
 MAX_LATE_LOOKUPS = 16
+#: Digests per query of a run's events.
+DIGESTS_PER_QUERY = 400
 
 
 @dataclass
@@ -188,15 +190,18 @@ async def run_latencies(c: AsyncConnection, execution_id: int, since: datetime) 
     ).all()
     if not tasks:
         return []
-    repos = sorted({str(r) for r, _, _ in tasks})
+    wanted = {(str(r), str(d)) for r, d, _ in tasks}
+    digests = sorted({d for _, d in wanted})
     events: dict[tuple[str, str], list[datetime]] = {}
-    rows = await c.execute(
-        select(E.c.repository, E.c.digest, E.c.created_at).where(
-            E.c.created_at >= since, E.c.repository.in_(repos), E.c.digest.is_not(None)
+    for i in range(0, len(digests), DIGESTS_PER_QUERY):  # the run's own events, not the window's
+        rows = await c.execute(
+            select(E.c.repository, E.c.digest, E.c.created_at).where(
+                E.c.created_at >= since, E.c.digest.in_(digests[i : i + DIGESTS_PER_QUERY])
+            )
         )
-    )
-    for repo, digest, at in rows:
-        events.setdefault((str(repo), str(digest)), []).append(_aware(at) or since)
+        for repo, digest, at in rows:
+            if (key := (str(repo), str(digest))) in wanted:
+                events.setdefault(key, []).append(_aware(at) or since)
     out: list[float] = []
     late = 0
     for repo, digest, end in tasks:

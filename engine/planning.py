@@ -36,7 +36,7 @@ from engine.plan import CopyAction, Listing, Plan, PolicySpec, make_plan
 from engine.regions.report import is_canary
 from engine.scope import Scope
 
-__all__ = ["conflict_rule", "plan_policy", "plan_scope"]
+__all__ = ["conflict_rule", "plan_policy", "plan_scope", "scope_ledger_keys"]
 
 log = logging.getLogger("seawall.engine")
 Ledger = dict[str, dict[str, str]]
@@ -104,6 +104,17 @@ async def plan_policy(
     return plan if found.complete else replace(plan, problems=found.problems)
 
 
+def scope_ledger_keys(spec: PolicySpec, scope: Scope) -> tuple[set[str], dict[str, set[str]]]:
+    """What of the ledger an event-scoped plan reads: the destination repositories the scope
+    lists whole, and the tags it names in the others (see :func:`plan_scope`)."""
+    whole = {_map(spec, r) for r in scope.whole}
+    tags: dict[str, set[str]] = {}
+    for r, named in scope.tags.items():
+        if r not in scope.whole:
+            tags.setdefault(_map(spec, r), set()).update(named)
+    return whole, tags
+
+
 async def plan_scope(
     spec: PolicySpec,
     src: RegistryAdapter,
@@ -111,13 +122,15 @@ async def plan_scope(
     scope: Scope,
     ledger: Ledger,
     *,
+    ledger_size: int | None = None,
     verify: bool = False,
 ) -> Plan:
     """An event-scoped plan. Repositories the scope names whole are listed whole (a
     repository missing at the source was deleted there); the others are planned from the
     scope's tags alone, one ``HEAD`` per tag on each side, with the ledger narrowed to those
-    tags so nothing else is considered for deletion. The deletion guard's fraction is taken
-    over everything the policy has replicated."""
+    tags so nothing else is considered for deletion. ``ledger`` needs to hold only what
+    :func:`scope_ledger_keys` names; the deletion guard's fraction is taken over everything
+    the policy has replicated, ``ledger_size`` tags (by default: what ``ledger`` holds)."""
     spec = replace(spec, conflict_rule=conflict_rule(src, dst))
     names = sorted(r for r in scope.repositories if repository_matches(list(spec.filters), r))
     whole = [r for r in names if r in scope.whole]
@@ -145,7 +158,7 @@ async def plan_scope(
         tg.start_soon(source)
         tg.start_soon(destination)
     source_listing, destination_listing = listings["src"], listings["dst"]
-    base = sum(len(t) for t in ledger.values())
+    base = sum(len(t) for t in ledger.values()) if ledger_size is None else ledger_size
     plan = _audited(
         await _planned(spec, source_listing, destination_listing, mine, deletion_base=base)
     )

@@ -26,7 +26,7 @@ from engine.destination import Destination
 from engine.filters import Filter
 from engine.observers import RunObserver, notify_all
 from engine.plan import Plan, PolicySpec
-from engine.planning import plan_policy, plan_scope
+from engine.planning import plan_policy, plan_scope, scope_ledger_keys
 from engine.scope import Scope
 from engine.state.rows import ExecutionRow, PolicyRow
 from engine.state.status import ExecutionStatus, TaskStatus
@@ -142,9 +142,13 @@ class Runner:
         scope: Scope | None = None,
     ) -> Plan:
         """The run's plan: the whole policy, or only what an event ``scope`` names."""
+        if scope:  # the ledger of what the scope names, not of everything replicated
+            whole, tags = scope_ledger_keys(spec, scope)
+            ledger, size = await self.store.scoped_ledger(spec.policy_id, whole, tags)
+            return await plan_scope(
+                spec, src, dst, scope, ledger, ledger_size=size, verify=self.verify
+            )
         ledger = await self.store.ledger(spec.policy_id)
-        if scope:
-            return await plan_scope(spec, src, dst, scope, ledger, verify=self.verify)
         return await plan_policy(spec, src, dst, ledger, verify=self.verify)
 
     async def help(self, execution_id: int) -> None:

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy import bindparam, case, delete, func, insert, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from engine.scope import EventTuple, Scope, scopes_for
@@ -367,18 +367,26 @@ class RunStore:
 
     # ------------------------------------------------------------------ ledger
     async def ledger(self, policy_id: int) -> dict[str, dict[str, str]]:
+        """What the policy put at the destination: ``{dst repository: {tag: digest}}``."""
         async with self.db.read() as c:
-            rows = (
-                await c.execute(
-                    select(L.c.dst_repository, L.c.tag, L.c.digest).where(
-                        L.c.policy_id == policy_id
-                    )
-                )
-            ).all()
-        out: dict[str, dict[str, str]] = {}
-        for repo, tag, digest in rows:
-            out.setdefault(repo, {})[tag] = digest
-        return out
+            query = select(L.c.dst_repository, L.c.tag, L.c.digest).where(
+                L.c.policy_id == policy_id
+            )
+            return _ledger_rows((await c.execute(query)).all())
+
+    async def scoped_ledger(
+        self, policy_id: int, repos: Collection[str], tags: Mapping[str, Collection[str]]
+    ) -> tuple[dict[str, dict[str, str]], int]:
+        """:meth:`ledger` narrowed to an event run's scope — ``repos`` whole and the ``tags``
+        named in the others — and how many tags the whole ledger holds (the deletion guard's
+        base): what such a run reads does not grow with everything the policy replicated."""
+        rows: list[Any] = []
+        async with self.db.read() as c:
+            for query in _ledger_slices(policy_id, repos, tags):
+                rows += (await c.execute(query)).all()
+            count = select(func.count()).select_from(L).where(L.c.policy_id == policy_id)
+            size = int((await c.execute(count)).scalar_one())
+        return _ledger_rows(rows), size
 
     async def forget_replicated(self, policy_id: int, dst_repo: str, tag: str) -> None:
         async with self.db.write() as c:
@@ -387,6 +395,42 @@ class RunStore:
                     L.c.policy_id == policy_id, L.c.dst_repository == dst_repo, L.c.tag == tag
                 )
             )
+
+
+def _ledger_rows(rows: Sequence[Any]) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for repo, tag, digest in rows:
+        out.setdefault(repo, {})[tag] = digest
+    return out
+
+
+#: Keys per ledger query of an event run's scope (bound parameters stay well under any limit).
+LEDGER_KEYS_PER_QUERY = 400
+
+
+def _ledger_slices(
+    policy_id: int, repos: Collection[str], tags: Mapping[str, Collection[str]]
+) -> list[Any]:
+    """The queries reading ``repos`` whole and the ``tags`` named in the others."""
+    columns = (L.c.dst_repository, L.c.tag, L.c.digest)
+    whole = sorted(set(repos))
+    pairs = sorted({(r, t) for r, named in tags.items() if r not in repos for t in named})
+    n = LEDGER_KEYS_PER_QUERY
+    return [
+        *(
+            select(*columns).where(
+                L.c.policy_id == policy_id, L.c.dst_repository.in_(whole[i : i + n])
+            )
+            for i in range(0, len(whole), n)
+        ),
+        *(
+            select(*columns).where(
+                L.c.policy_id == policy_id,
+                tuple_(L.c.dst_repository, L.c.tag).in_(pairs[i : i + n]),
+            )
+            for i in range(0, len(pairs), n)
+        ),
+    ]
 
 
 _TOTALS = (
