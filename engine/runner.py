@@ -144,7 +144,9 @@ class Runner:
         """The run's plan: the whole policy, or only what an event ``scope`` names."""
         if scope:  # the ledger of what the scope names, not of everything replicated
             whole, tags = scope_ledger_keys(spec, scope)
-            ledger, size = await self.store.scoped_ledger(spec.policy_id, whole, tags)
+            ledger, size = await self.store.scoped_ledger(  # the size guards deletions only
+                spec.policy_id, whole, tags, count=spec.deletion
+            )
             return await plan_scope(
                 spec, src, dst, scope, ledger, ledger_size=size, verify=self.verify
             )

@@ -375,17 +375,25 @@ class RunStore:
             return _ledger_rows((await c.execute(query)).all())
 
     async def scoped_ledger(
-        self, policy_id: int, repos: Collection[str], tags: Mapping[str, Collection[str]]
-    ) -> tuple[dict[str, dict[str, str]], int]:
+        self,
+        policy_id: int,
+        repos: Collection[str],
+        tags: Mapping[str, Collection[str]],
+        *,
+        count: bool = True,
+    ) -> tuple[dict[str, dict[str, str]], int | None]:
         """:meth:`ledger` narrowed to an event run's scope — ``repos`` whole and the ``tags``
-        named in the others — and how many tags the whole ledger holds (the deletion guard's
-        base): what such a run reads does not grow with everything the policy replicated."""
+        named in the others — and, with ``count``, how many tags the whole ledger holds (the
+        deletion guard's base; None without): what such a run reads does not grow with
+        everything the policy replicated."""
         rows: list[Any] = []
+        size = None
         async with self.db.read() as c:
             for query in _ledger_slices(policy_id, repos, tags):
                 rows += (await c.execute(query)).all()
-            count = select(func.count()).select_from(L).where(L.c.policy_id == policy_id)
-            size = int((await c.execute(count)).scalar_one())
+            if count:
+                total = select(func.count()).select_from(L).where(L.c.policy_id == policy_id)
+                size = int((await c.execute(total)).scalar_one())
         return _ledger_rows(rows), size
 
     async def forget_replicated(self, policy_id: int, dst_repo: str, tag: str) -> None:

@@ -64,6 +64,7 @@ async def test_a_scope_reads_its_repositories_and_tags_and_the_whole_size(db: Da
     assert size == 6 + MANY
     assert await store.scoped_ledger(1, set(), {}) == ({}, 6 + MANY)
     assert await store.scoped_ledger(2, {"m/a"}, {}) == ({"m/a": {"x": "d"}}, 1)
+    assert await store.scoped_ledger(2, {"m/a"}, {}, count=False) == ({"m/a": {"x": "d"}}, None)
 
 
 async def test_more_tags_than_one_query_takes(db: Database) -> None:
