@@ -719,6 +719,9 @@ def run_once(args: argparse.Namespace, pg_url: str | None, work: Path, k: int) -
         "repos": args.repos,
         "poll_s": args.poll,
         "watch": args.watch,
+        "client": "aiohttp",
+        "source_workers": args.source_workers,
+        "note": args.note,
         "grace_s": args.grace,
         "count": len(ok),
         "push_errors": len(pushes) - len(ok),
@@ -848,6 +851,7 @@ def main() -> None:
     ap.add_argument("--repos", type=int, default=5, help="pushes go round-robin to N repos")
     ap.add_argument("--repo-prefix", default="bench")
     ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--note", default="", help="written into each JSON line (what the run is)")
     ap.add_argument("--max-inflight", type=int, default=16, help="pushes in flight at most")
     ap.add_argument(
         "--source-workers", type=int, default=1, help="A's server worker processes (SQLite mode)"
