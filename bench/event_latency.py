@@ -756,8 +756,11 @@ def run_once(args: argparse.Namespace, pg_url: str | None, work: Path, k: int) -
 
 
 def code_version() -> str:
-    """The commit the engine ran from, ``+dirty`` if its packages had uncommitted changes."""
-    root = Path(__file__).resolve().parent.parent
+    """The commit the engine ran from, ``+dirty`` if its packages had uncommitted changes: the
+    servers run ``python -m seawall`` from the current directory, so a checkout there (e.g. an
+    older commit's worktree) is what ran; else this bench's own checkout."""
+    here = Path.cwd()
+    root = here if (here / "seawall" / "__init__.py").exists() else Path(__file__).parents[1]
 
     def git(*a: str) -> str:
         out = subprocess.run(["git", "-C", str(root), *a], capture_output=True, text=True)
