@@ -674,8 +674,8 @@ def pushed_rate(ok: list[Push]) -> float | None:
 
 def run_once(args: argparse.Namespace, pg_url: str | None, work: Path, k: int) -> dict[str, Any]:
     if pg_url is None:
-        workers = {"SEAWALL_WORKERS": str(args.source_workers)}
-        nodes = [Seawall("A", work / f"a{k}", work / f"a{k}.log", workers)]
+        env = {"SEAWALL_WORKERS": str(args.source_workers), **dict(args.source_env)}
+        nodes = [Seawall("A", work / f"a{k}", work / f"a{k}.log", env)]
     else:
         env = {"SEAWALL_DATABASE_URL": pg_url}
         nodes = [Seawall(f"A{j}", work / f"a{k}", work / f"a{k}-{j}.log", env) for j in (1, 2)]
@@ -721,6 +721,7 @@ def run_once(args: argparse.Namespace, pg_url: str | None, work: Path, k: int) -
         "watch": args.watch,
         "client": "aiohttp",
         "source_workers": args.source_workers,
+        "source_env": dict(args.source_env),
         "note": args.note,
         "grace_s": args.grace,
         "count": len(ok),
@@ -854,6 +855,14 @@ def main() -> None:
     ap.add_argument("--repos", type=int, default=5, help="pushes go round-robin to N repos")
     ap.add_argument("--repo-prefix", default="bench")
     ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument(
+        "--source-env",
+        action="append",
+        default=[],
+        type=lambda kv: tuple(kv.split("=", 1)),
+        metavar="SEAWALL_NAME=VALUE",
+        help="a setting for A (repeatable), e.g. SEAWALL_ENGINE_MAX_PARALLEL_RUNS=4",
+    )
     ap.add_argument("--note", default="", help="written into each JSON line (what the run is)")
     ap.add_argument("--max-inflight", type=int, default=16, help="pushes in flight at most")
     ap.add_argument(
