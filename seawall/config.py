@@ -165,7 +165,7 @@ class Settings(_Strict):
     # and this is only the backstop. 0 disables the caches.
     cache_ttl_seconds: float = Field(default=2.0, ge=0, le=300)
     engine_lease_seconds: float = Field(default=30.0, ge=2, le=3600)
-    engine_max_parallel_runs: int = Field(default=4, ge=1, le=256)
+    engine_max_parallel_runs: int = Field(default=8, ge=1, le=256)
     # false: a registry-only node (registry + API; no runs, schedules or event consumer here —
     # events and queued runs wait in the database for a node that has the engine on)
     engine_enabled: bool = True
