@@ -227,10 +227,11 @@ class Answer:
 
 
 class RegistryClient:
-    """The pusher's and the watcher's registry client, on aiohttp (httpx cost the bench ~4x
-    the CPU per request, on the cores it measures): the Docker token flow, a ``Bearer``
-    challenge answered with a token fetched from the realm with Basic credentials, tokens
-    kept per repository."""
+    """The pusher's and the watcher's registry client, on aiohttp (httpx cost the bench ~3x
+    the CPU, on the cores it measures): the Docker token flow, a ``Bearer`` challenge
+    answered with a token fetched from the realm with Basic credentials, tokens kept per
+    repository — as docker and podman push. (``bench_registry.Client`` sends Basic on every
+    request where the registry takes it, as Seawall does by default: another load.)"""
 
     def __init__(self, url: str, concurrency: int) -> None:
         self.url = url
@@ -544,9 +545,8 @@ async def measure(args: argparse.Namespace, a_urls: list[str], b_urls: list[str]
     async def list_round() -> None:
         by_key = {(j, p.repo, p.tag): p for (_, j), p in list(pending.items())}
         oldest: dict[tuple[int, str], int] = {}  # the oldest push pending there
-        for j, repo, _ in by_key:
-            i = by_key[(j, repo, _)].i
-            oldest[(j, repo)] = min(i, oldest.get((j, repo), i))
+        for (j, repo, _), p in by_key.items():
+            oldest[(j, repo)] = min(p.i, oldest.get((j, repo), p.i))
         wanted = sorted(oldest)
         # tags are t<5-digit push number>-<nonce>: "t00042" sorts just before push 42's tag
         results = await asyncio.gather(

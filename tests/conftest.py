@@ -40,6 +40,15 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
     cluster.stop()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database of each kind Seawall runs on: a SQLite file in the test's
+    directory, then a database of the session's PostgreSQL cluster."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'seawall.db'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
 @pytest.fixture
 def postgres_url(postgres_cluster: PostgresCluster) -> str:
     """A fresh, empty database of the session cluster: ``postgresql://postgres@127.0.0.1:P/N``."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import anyio
 import httpx
@@ -40,13 +39,9 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'r.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    database = Database(create_engine(url))
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(create_engine(database_url))
     await init_schema(database.engine)
     async with database.write() as c:
         await c.execute(insert(P), [{"id": 1, "name": "one"}, {"id": 2, "name": "two"}])

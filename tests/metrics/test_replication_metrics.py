@@ -5,10 +5,8 @@ gauge; repeated scrapes count each row once."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import anyio
-import pytest
 from prometheus_client.core import Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -63,16 +61,9 @@ async def _world(s: State) -> int:
     return running
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'm.db'}"
-    return str(request.getfixturevalue("postgres_url"))
-
-
-def test_families_from_the_database(db_url: str) -> None:
+def test_families_from_the_database(database_url: str) -> None:
     async def go() -> tuple[Samples, Samples, Samples]:
-        s = await open_state(db_url)
+        s = await open_state(database_url)
         try:
             running = await _world(s)
             metrics = ReplicationMetrics(s.db, clock=lambda: at(NOW))

@@ -211,17 +211,13 @@ async def test_pulls_by_digest_never_revalidate(world: World) -> None:
     assert await world.cache.mirror_path(f"/v2/team/app/manifests/{digest}", "upstream.example")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def tag_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ProxyTagStore]:
+@pytest.fixture
+async def tag_store(database_url: str) -> AsyncIterator[ProxyTagStore]:
     """A ProxyTagStore on a fresh database of each kind (PostgreSQL: the session cluster)."""
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 't.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    engine = create_engine(url)
+    engine = create_engine(database_url)
     await init_schema(engine)
     await engine.dispose()
-    path, dsn = sqlite_path(url), postgres_dsn(url)
+    path, dsn = sqlite_path(database_url), postgres_dsn(database_url)
     sql = SqliteBackend(path) if path is not None else PostgresBackend(str(dsn))
     yield ProxyTagStore(sql)
     await sql.aclose()

@@ -143,17 +143,13 @@ async def test_the_probe_tells_an_open_port_from_a_closed_one() -> None:
     assert await connects("file:///somewhere")  # nothing to connect to
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def content(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ContentStore]:
+@pytest.fixture
+async def content(database_url: str) -> AsyncIterator[ContentStore]:
     """A ContentStore on a fresh database of each kind (PostgreSQL: the session cluster)."""
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'c.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    engine = create_engine(url)
+    engine = create_engine(database_url)
     await init_schema(engine)
     await engine.dispose()
-    path, dsn = sqlite_path(url), postgres_dsn(url)
+    path, dsn = sqlite_path(database_url), postgres_dsn(database_url)
     sql = SqliteBackend(path) if path is not None else PostgresBackend(str(dsn))
     yield ContentStore(sql)
     await sql.aclose()

@@ -46,7 +46,7 @@ from tests.support.fake_acr_metadata import acr_error as oci_error
 from tests.support.fake_docker_hub_api import hub_route
 from tests.support.fake_docker_hub_limits import PullLedger
 from tests.support.fake_docker_hub_upstream import HubUpstream
-from tests.support.fake_front import V2, RoutedFake, v2_route
+from tests.support.fake_front import V2, RoutedFake, v2_needs, v2_route
 from tests.support.server import free_port
 
 __all__ = ["SERVICE", "FakeDockerHub"]
@@ -268,19 +268,11 @@ class FakeDockerHub(RoutedFake):
     async def _v2(self, request: web.Request) -> web.StreamResponse:
         m = V2.match(request.path)
         assert m is not None
-        name, kind, method = m.group(1), m.group(2), request.method
+        kind, method = m.group(2), request.method
         if kind == "referrers":
             await request.read()
             return web.Response(status=404, text="404 page not found\n")
-        actions = ["pull"] if method in ("GET", "HEAD") and kind != "blobs/uploads" else []
-        actions = actions or (["delete"] if method == "DELETE" else ["pull", "push"])
-        needs = [("repository", name, a) for a in actions]
-        scope = f"repository:{name}:{','.join(actions)}"
-        source = request.query.get("from")
-        if kind == "blobs/uploads" and source and request.query.get("mount"):
-            needs.append(("repository", source, "pull"))
-            scope += f" repository:{source}:pull"
-        caller = self._caller(request, needs, scope)
+        caller = self._caller(request, *v2_needs(request))
         if isinstance(caller, web.Response):
             await request.read()
             return caller
