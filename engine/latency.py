@@ -23,10 +23,9 @@ from typing import Any
 
 from prometheus_client.core import HistogramMetricFamily
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from engine.state.models import Task
-from registry.meta.db import Database
+from registry.meta.db import Database, SqlConnection
 from registry.meta.models import Event
 
 __all__ = [
@@ -169,13 +168,14 @@ class ReplicationLatency:
         queued = _aware(execution.get("start_time"))
         if queued is None:
             return
-        async with self.db.read() as c:
+        small = int(execution.get("total") or 0) <= DIGESTS_PER_QUERY  # one query's worth
+        async with self.db.quick_read() if small else self.db.read() as c:
             found = await run_latencies(c, int(execution["id"]), queued - EVENT_WINDOW)
         for seconds in found:
             self.counts.observe(int(policy["id"]), seconds)
 
 
-async def run_latencies(c: AsyncConnection, execution_id: int, since: datetime) -> list[float]:
+async def run_latencies(c: SqlConnection, execution_id: int, since: datetime) -> list[float]:
     """Event → task end, seconds, for each artifact the run copied whose event is found."""
     tasks = (
         await c.execute(
@@ -216,9 +216,7 @@ async def run_latencies(c: AsyncConnection, execution_id: int, since: datetime) 
     return out
 
 
-async def _older_event(
-    c: AsyncConnection, repo: str, digest: str, ended: datetime
-) -> list[datetime]:
+async def _older_event(c: SqlConnection, repo: str, digest: str, ended: datetime) -> list[datetime]:
     row = (
         await c.execute(
             select(E.c.created_at)

@@ -29,11 +29,10 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from engine.state.models import OUTBOX_CURSOR, OutboxCursor
 from engine.state.runs import enqueue_events
-from registry.meta.db import Database
+from registry.meta.db import Database, SqlConnection
 from registry.meta.leases import db_now, db_time_in
 from registry.meta.models import Event
 
@@ -99,7 +98,7 @@ class OutboxConsumer:
         poll never takes the write lock that the registry's pushes need."""
         if self._holes:
             return True
-        async with self.db.read() as c:
+        async with self.db.quick_read() as c:
             position = (
                 await c.execute(select(C.c.position).where(C.c.name == CURSOR))
             ).scalar() or 0
@@ -112,7 +111,7 @@ class OutboxConsumer:
             return False
         for _ in range(5):
             try:
-                async with self.db.write() as c:
+                async with self.db.quick_write() as c:  # a batch: bounded
                     more, queued = await self._consume(c)
             except _Raced:
                 continue
@@ -145,7 +144,7 @@ class OutboxConsumer:
         n, _ = self._unbroken(ids[0] - 1, ids)
         return n, list(range(position + 1, ids[0]))[-MAX_HOLES:]
 
-    async def _late(self, c: AsyncConnection) -> list[Any]:
+    async def _late(self, c: SqlConnection) -> list[Any]:
         """Events that appeared in holes passed over earlier (their transactions were slow)."""
         now = anyio.current_time()
         for hole, seen in list(self._holes.items()):
@@ -166,7 +165,7 @@ class OutboxConsumer:
             log.info("outbox: %d late events found in holes", len(rows))
         return list(rows)
 
-    async def _consume(self, c: AsyncConnection) -> tuple[bool, list[int]]:
+    async def _consume(self, c: SqlConnection) -> tuple[bool, list[int]]:
         position = (await c.execute(select(C.c.position).where(C.c.name == CURSOR))).scalar()
         if position is None:
             await c.execute(insert(C).values(name=CURSOR, position=0, updated_at=db_now()))

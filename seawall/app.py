@@ -115,7 +115,7 @@ def build_services(settings: Settings) -> Services:
         sqlite = SqliteBackend(path)
         sql, engine = sqlite, create_engine(url)
         # one in-process write lock for both executors: SQLite has one writer
-        db = Database(engine, write_lock=sqlite.write_lock)
+        db = Database(engine, sqlite)
     elif (dsn := postgres_dsn(url)) is not None:
         sql, engine = PostgresBackend(dsn), create_engine(url)
         db = Database(engine)  # PostgreSQL writes run concurrently: no lock

@@ -96,7 +96,7 @@ class EndpointClients:
             if self.registry is not None:
                 return ThisRegistryAdapter(config, self.registry)
             return SeawallAdapter(config)
-        async with self.db.read() as c:
+        async with self.db.quick_read() as c:
             row = (await c.execute(select(E).where(E.c.id == registry_id))).mappings().first()
         if row is None:
             raise LookupError(f"registry endpoint {registry_id} does not exist")

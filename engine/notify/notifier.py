@@ -294,7 +294,7 @@ class Notifier:
         cached = self._hooks.get(execution_id)
         if cached is not None and now - cached[0] < HOOKS_TTL_SECONDS:
             return cached[1]
-        async with self.db.read() as c:
+        async with self.db.quick_read() as c:
             found = await c.execute(
                 select(W).where(W.c.policy_id == policy_id, W.c.enabled.is_(True))
             )

@@ -38,12 +38,12 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import bindparam, case, func, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from engine.scope import Scope
 from engine.state.models import Execution, Policy, Task
 from engine.state.status import ACTIVE_EXECUTION, ExecutionStatus, TaskStatus
 from engine.taskrun import LeasedTask
+from registry.meta.db import SqlConnection
 from registry.meta.leases import claim_lock, db_now, db_time_in, lease_free, lease_held
 
 __all__ = ["CLAIM_CANDIDATES", "claim_run", "claim_runs", "lease_task", "lease_tasks"]
@@ -111,7 +111,7 @@ def _busy(x: Any) -> Any:
     )
 
 
-async def _scope_free(c: AsyncConnection, execution_id: int, policy_id: int, scope: str) -> bool:
+async def _scope_free(c: SqlConnection, execution_id: int, policy_id: int, scope: str) -> bool:
     """Whether no event-scoped run of ``policy_id`` in progress conflicts with ``scope``."""
     if not scope:
         return True
@@ -158,7 +158,7 @@ _CANDIDATES = (
 _CLAIM_ONE = _claim_statement(bindparam("eid"))
 
 
-async def claim_run(c: AsyncConnection, owner: str, lease_seconds: float) -> int | None:
+async def claim_run(c: SqlConnection, owner: str, lease_seconds: float) -> int | None:
     """Claim the oldest claimable run for ``owner`` for ``lease_seconds``, in the caller's
     (write) transaction; its id, or None. Commit promptly: on PostgreSQL the claim holds its
     policy's row lock until then."""
@@ -180,7 +180,7 @@ async def claim_run(c: AsyncConnection, owner: str, lease_seconds: float) -> int
     return None
 
 
-async def claim_runs(c: AsyncConnection, owner: str, lease_seconds: float, limit: int) -> list[int]:
+async def claim_runs(c: SqlConnection, owner: str, lease_seconds: float, limit: int) -> list[int]:
     """Claim up to ``limit`` runs, oldest first, in the caller's (write) transaction, each by
     :func:`claim_run` (so each is checked against the runs claimed before it here: two runs
     of one policy and kind are never both claimed); their ids."""
@@ -194,7 +194,7 @@ async def claim_runs(c: AsyncConnection, owner: str, lease_seconds: float, limit
 
 
 async def lease_tasks(
-    c: AsyncConnection, execution_id: int, owner: str, lease_seconds: float, limit: int
+    c: SqlConnection, execution_id: int, owner: str, lease_seconds: float, limit: int
 ) -> list[LeasedTask]:
     """Lease up to ``limit`` tasks of ``execution_id`` as :func:`lease_task` does, in the
     caller's transaction; fewer (or none) when no more are leasable."""
@@ -208,7 +208,7 @@ async def lease_tasks(
 
 
 async def lease_task(
-    c: AsyncConnection, execution_id: int, owner: str, lease_seconds: float
+    c: SqlConnection, execution_id: int, owner: str, lease_seconds: float
 ) -> LeasedTask | None:
     """Lease the first pending task of ``execution_id`` (or one whose lease passed: its
     worker died) for ``owner``, in the caller's transaction; the task as leased

@@ -25,13 +25,13 @@ from __future__ import annotations
 import logging
 
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from engine.plan import GUARD
 from engine.scope import Scope
 from engine.state.models import EventRetry, Policy
 from engine.state.rows import ExecutionRow
 from engine.state.status import ExecutionStatus
+from registry.meta.db import SqlConnection
 from registry.meta.leases import db_now, db_time_in
 
 __all__ = ["EVENT_RETRY_SECONDS", "queue_due_retries", "settle_retry"]
@@ -45,9 +45,7 @@ EVENT_RETRY_SECONDS = (5.0, 20.0, 60.0, 180.0, 600.0)
 BATCH = 100
 
 
-async def settle_retry(
-    c: AsyncConnection, execution: ExecutionRow, status: ExecutionStatus
-) -> None:
+async def settle_retry(c: SqlConnection, execution: ExecutionRow, status: ExecutionStatus) -> None:
     """The run ``execution`` (as it ends) just ended with ``status``, in the caller's
     transaction: its retries are done, or (a failed event run) due again after the next
     delay."""
@@ -81,7 +79,7 @@ def _retryable(execution: ExecutionRow) -> bool:
     return not (execution.status_text or "").startswith(GUARD)
 
 
-async def queue_due_retries(c: AsyncConnection) -> list[int]:
+async def queue_due_retries(c: SqlConnection) -> list[int]:
     """Queue the runs of the retries that are due, in the caller's transaction; their
     execution ids. A retry of a policy that is gone, disabled or no longer event-based ends."""
     from engine.state.runs import enqueue_scoped  # runs imports this module

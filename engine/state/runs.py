@@ -20,7 +20,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, case, delete, func, insert, or_, select, tuple_, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from engine.scope import EventTuple, Scope, scopes_for
 from engine.state import claims
@@ -36,7 +35,7 @@ from engine.state.status import (
 )
 from engine.taskrun import LeasedTask
 from engine.tasks import LedgerEntry, roll_up
-from registry.meta.db import Database
+from registry.meta.db import Database, SqlConnection
 from registry.meta.leases import clock_skew, db_now, db_time_in, lease_held, lease_seconds
 from registry.meta.models import utcnow
 
@@ -76,6 +75,11 @@ _FINISH = (
 )
 
 
+#: A run planned with at most this many tasks has its tasks written and recounted on the
+#: database's quick path (inline on the event loop on SQLite); a larger one in a worker thread.
+QUICK_TASKS = 500
+
+
 class RunStore:
     """A node's view of executions and tasks: ``node_id`` owns its leases, each ``lease`` long.
 
@@ -93,6 +97,9 @@ class RunStore:
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.db, self.node_id, self.lease, self.clock = db, node_id, lease, clock
+        #: runs planned on this node with at most QUICK_TASKS tasks: their statements are
+        #: bounded, so they run on the database's quick path (see ``Database.quick_write``)
+        self._small_runs: set[int] = set()
 
     async def clock_skew(self) -> timedelta:
         """How far this node's clock is ahead of the database's (negative: behind)."""
@@ -145,7 +152,7 @@ class RunStore:
 
     async def requeue_scope(self, policy_id: int, scope: Scope) -> int:
         """Queue an event-scoped run again (after a failed one)."""
-        async with self.db.write() as c:
+        async with self.db.quick_write() as c:
             return await enqueue_scoped(c, policy_id, "event_based", scope)
 
     async def queued_execution(self, policy_id: int) -> int | None:
@@ -176,7 +183,7 @@ class RunStore:
         wait for a long whole-policy run. A run whose node died (its lease passed) is taken
         over before a newer run of its policy starts. See :mod:`engine.state.claims`.
         """
-        async with self.db.write() as c:
+        async with self.db.quick_write() as c:
             return await claims.claim_run(c, self.node_id, lease_seconds(self.lease))
 
     async def claim_executions(self, limit: int) -> list[int]:
@@ -184,7 +191,7 @@ class RunStore:
         after another (the same rule between them)."""
         if limit <= 0:
             return []
-        async with self.db.write() as c:
+        async with self.db.quick_write() as c:
             return await claims.claim_runs(c, self.node_id, lease_seconds(self.lease), limit)
 
     async def execution_to_help(self) -> int | None:
@@ -215,7 +222,7 @@ class RunStore:
 
     async def unfinished_tasks(self, execution_id: int) -> int:
         """Tasks still pending or running (on any node)."""
-        async with self.db.read() as c:
+        async with self.db.quick_read() as c:
             return int(
                 (
                     await c.execute(
@@ -228,7 +235,7 @@ class RunStore:
 
     async def renew_execution(self, execution_id: int) -> bool:
         """Extend our lease; False when another node has taken the execution over."""
-        async with self.db.write() as c:
+        async with self.db.quick_write() as c:
             res = await c.execute(
                 update(X)
                 .where(X.c.id == execution_id, X.c.lease_owner == self.node_id)
@@ -237,17 +244,17 @@ class RunStore:
             return bool(res.rowcount)
 
     async def execution(self, execution_id: int) -> ExecutionRow | None:
-        async with self.db.read() as c:
+        async with self.db.quick_read() as c:
             row = (await c.execute(select(X).where(X.c.id == execution_id))).mappings().first()
             return ExecutionRow.from_mapping(row) if row else None
 
     async def policy(self, policy_id: int) -> PolicyRow | None:
-        async with self.db.read() as c:
+        async with self.db.quick_read() as c:
             row = (await c.execute(select(P).where(P.c.id == policy_id))).mappings().first()
             return PolicyRow.from_mapping(row) if row else None
 
     async def stop_requested(self, execution_id: int) -> bool:
-        async with self.db.read() as c:
+        async with self.db.quick_read() as c:
             return bool(
                 (await c.execute(select(X.c.stop_requested).where(X.c.id == execution_id))).scalar()
             )
@@ -255,7 +262,10 @@ class RunStore:
     # ------------------------------------------------------------------ tasks
     async def add_tasks(self, execution_id: int, tasks: Sequence[dict[str, Any]]) -> None:
         """Write the planned tasks and mark the execution planned, in one transaction."""
-        async with self.db.write() as c:
+        small = len(tasks) <= QUICK_TASKS
+        if small:  # its end is recounted inline too (see finalize)
+            self._small_runs.add(execution_id)
+        async with self.db.quick_write() if small else self.db.write() as c:
             if tasks:
                 await c.execute(insert(T), [{"execution_id": execution_id, **t} for t in tasks])
             await c.execute(update(X).where(X.c.id == execution_id).values(planned=True))
@@ -263,12 +273,12 @@ class RunStore:
     async def lease_task(self, execution_id: int) -> LeasedTask | None:
         """Lease a pending task, or an in-progress one whose lease expired (its worker died);
         the task as leased (``attempts`` counts the attempt just started), or None."""
-        async with self.db.write() as c:
+        async with self.db.quick_write() as c:
             return await claims.lease_task(c, execution_id, self.node_id, lease_seconds(self.lease))
 
     async def lease_tasks(self, execution_id: int, limit: int) -> list[LeasedTask]:
         """Lease up to ``limit`` tasks (pending, or whose lease expired) in one transaction."""
-        async with self.db.write() as c:
+        async with self.db.quick_write() as c:
             return await claims.lease_tasks(
                 c, execution_id, self.node_id, lease_seconds(self.lease), limit
             )
@@ -276,7 +286,7 @@ class RunStore:
     async def renew_tasks(self, task_ids: Sequence[int]) -> None:
         if not task_ids:
             return
-        async with self.db.write() as c:
+        async with self.db.quick_write() as c:
             await c.execute(
                 update(T)
                 .where(T.c.id.in_(list(task_ids)), T.c.lease_owner == self.node_id)
@@ -296,7 +306,7 @@ class RunStore:
         """End a task; ``replicated`` (what it put at the destination) goes into the ledger in
         the same transaction. A task another node has leased since (this one stalled past its
         lease) is left to that node: nothing is written."""
-        async with self.db.write() as c:
+        async with self.db.quick_write() as c:
             ended = await c.execute(
                 _FINISH,
                 {
@@ -327,7 +337,8 @@ class RunStore:
         """Recount the tasks, roll the status up and (when nothing is active) close the run;
         a run that ends settles its event retries in the same transaction (see
         :mod:`engine.state.retries`)."""
-        async with self.db.write() as c:
+        small = execution_id in self._small_runs  # planned here with few tasks
+        async with self.db.quick_write() if small else self.db.write() as c:
             before = (await c.execute(select(X).where(X.c.id == execution_id))).mappings().first()
             counts, skipped, copied = await _task_totals(c, execution_id)
             status = roll_up(counts)
@@ -354,7 +365,9 @@ class RunStore:
             await c.execute(update(X).where(X.c.id == execution_id).values(**values))
             if ending is not None:
                 await settle_retry(c, ending, status)
-            return status
+        if status not in ACTIVE_EXECUTION:
+            self._small_runs.discard(execution_id)
+        return status
 
     async def queue_due_retries(self) -> list[int]:
         """Queue the runs of event retries that are due (any node's); their execution ids."""
@@ -388,7 +401,9 @@ class RunStore:
         everything the policy replicated."""
         rows: list[Any] = []
         size = None
-        async with self.db.read() as c:
+        # a run's tags are few; a whole repository's (or the whole ledger's count) may not be
+        quick = not repos and not count
+        async with self.db.quick_read() if quick else self.db.read() as c:
             for query in _ledger_slices(policy_id, repos, tags):
                 rows += (await c.execute(query)).all()
             if count:
@@ -453,7 +468,7 @@ _TOTALS = (
 )
 
 
-async def _task_totals(c: AsyncConnection, execution_id: int) -> tuple[dict[str, int], int, int]:
+async def _task_totals(c: SqlConnection, execution_id: int) -> tuple[dict[str, int], int, int]:
     """A run's tasks in one query: count by status, how many were skipped, bytes copied."""
     counts: dict[str, int] = {}
     skipped = copied = 0
@@ -483,7 +498,7 @@ def _record_statement(dialect: str) -> Any:
     )
 
 
-async def _record_replicated(c: AsyncConnection, r: LedgerEntry) -> None:
+async def _record_replicated(c: SqlConnection, r: LedgerEntry) -> None:
     if not r.tags:
         return
     await c.execute(
@@ -501,7 +516,7 @@ async def _record_replicated(c: AsyncConnection, r: LedgerEntry) -> None:
 
 
 async def enqueue_events(
-    c: AsyncConnection, source_registry_id: int | None, events: Sequence[EventTuple]
+    c: SqlConnection, source_registry_id: int | None, events: Sequence[EventTuple]
 ) -> list[int]:
     """Queue event-scoped runs of the enabled ``event_based`` policies whose source is
     ``source_registry_id`` (None: the local registry) for ``events``, inside the caller's
@@ -525,7 +540,7 @@ async def enqueue_events(
 
 
 async def enqueue_scoped(
-    c: AsyncConnection,
+    c: SqlConnection,
     policy_id: int,
     trigger: str,
     scope: Scope,

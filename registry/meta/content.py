@@ -584,7 +584,7 @@ class ContentStore:
             t.notify(CONTENT_CHANNEL, str(rid))
             return True
 
-        found = await self.sql.write(tx)
+        found = await self.sql.write(tx, large=True)  # every tag of the repository
         self._changed(rid)
         return found
 

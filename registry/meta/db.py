@@ -18,13 +18,25 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlmodel import SQLModel
 
 from registry.meta import models  # noqa: F401 - registers the tables
-from registry.meta.sql import PG_SERVER_SETTINGS, SQLITE_PRAGMAS, postgres_dsn
+from registry.meta.inline import InlineConnection, InlineSqlite
+from registry.meta.sql import (
+    PG_SERVER_SETTINGS,
+    SQLITE_PRAGMAS,
+    SqliteBackend,
+    postgres_dsn,
+    sqlite_path,
+)
+
+#: A connection of either kind: the async engine's, or SQLite's inline one (``execute`` and
+#: ``dialect`` only).
+SqlConnection = AsyncConnection | InlineConnection
 
 __all__ = [
     "POSTGRES_INDEXES",
     "SCHEMA_LOCK_KEY",
     "Database",
     "SchemaStep",
+    "SqlConnection",
     "create_engine",
     "create_schema",
     "init_schema",
@@ -137,14 +149,24 @@ class Database:
     """The engine plus the write discipline: SQLite allows one writer at a time, and letting
     pooled connections race for its lock costs milliseconds of busy-handler sleeps per write, so
     this process's writes queue on an in-process lock instead (other processes still meet
-    ``busy_timeout``). PostgreSQL writes run concurrently."""
+    ``busy_timeout``). PostgreSQL writes run concurrently.
 
-    def __init__(self, engine: AsyncEngine, write_lock: anyio.Lock | None = None) -> None:
+    On a SQLite file, :meth:`quick_read` and :meth:`quick_write` run inline on the event loop
+    (:mod:`registry.meta.inline`) over ``sqlite``, the registry's executor, whose write lock all
+    writes then share; without one given, the database makes its own."""
+
+    def __init__(self, engine: AsyncEngine, sqlite: SqliteBackend | None = None) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
-        if write_lock is None and self.dialect == "sqlite":
-            write_lock = anyio.Lock()
-        self._write_lock = write_lock
+        self._owned: SqliteBackend | None = None
+        if sqlite is None and self.dialect == "sqlite":
+            path = sqlite_path(engine.url.render_as_string())
+            if path and path != ":memory:":
+                sqlite = self._owned = SqliteBackend(path)
+        self._inline = InlineSqlite(sqlite) if sqlite is not None else None
+        self._write_lock: anyio.Lock | None = None
+        if self.dialect == "sqlite":
+            self._write_lock = sqlite.write_lock if sqlite is not None else anyio.Lock()
 
     def read(self) -> AsyncContextManager[AsyncConnection]:
         return self.engine.connect()
@@ -159,5 +181,21 @@ class Database:
         async with self._write_lock, self.engine.begin() as conn:
             yield conn
 
+    def quick_read(self) -> AsyncContextManager[SqlConnection]:
+        """Reads whose size their arguments bound (a row, one run's rows, a batch): on a SQLite
+        file inline on the event loop, else as :meth:`read`."""
+        if self._inline is None:
+            return self.engine.connect()
+        return self._inline.read()
+
+    def quick_write(self) -> AsyncContextManager[SqlConnection]:
+        """A write transaction of such statements, as :meth:`quick_read`; its block awaits
+        nothing but them (on SQLite the write lock is held until it ends)."""
+        if self._inline is None:
+            return self.write()
+        return self._inline.write()
+
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self._owned is not None:
+            self._owned.close()

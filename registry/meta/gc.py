@@ -48,6 +48,8 @@ _CLAIMABLE = (
     "AND NOT EXISTS (SELECT 1 FROM blob_hold h WHERE h.digest = g.digest AND h.until > {now})"
 )
 _EXPIRE = "DELETE FROM blob_hold WHERE until < {now}"
+#: Digests per call above which a batch is written off the event loop.
+LARGE_BATCH = 500
 _MARK = "INSERT INTO blob_gc (digest, marked_at) VALUES (:d, {now}) ON CONFLICT DO NOTHING"
 _CLAIM = "UPDATE blob_gc SET claimed_at = {now}, owner = :owner WHERE digest IN {cs}"
 _DROP_STALE = "DELETE FROM blob_gc WHERE claimed_at IS NOT NULL AND claimed_at < {stale}"
@@ -127,7 +129,7 @@ class SqlGcIndex:
         if digests:
             sql, at = self._q(_MARK), self._at()
             rows = [{"d": d, **at} for d in digests]
-            await self.sql.write(lambda t: t.executemany(sql, rows))
+            await self.sql.write(lambda t: t.executemany(sql, rows), large=_large(digests))
 
     async def unmark(self, digests: Sequence[str]) -> None:
         if digests:
@@ -135,13 +137,14 @@ class SqlGcIndex:
             await self.sql.write(
                 lambda t: t.execute(
                     f"DELETE FROM blob_gc WHERE digest IN {ds} AND claimed_at IS NULL", **p
-                )
+                ),
+                large=_large(digests),
             )
 
     async def claim(self, digests: Sequence[str], grace: timedelta) -> list[str]:
         if not digests:
             return []
-        return await self.sql.write(lambda t: self._claim(t, digests, grace))
+        return await self.sql.write(lambda t: self._claim(t, digests, grace), large=_large(digests))
 
     def _claim(self, t: Tx, digests: Sequence[str], grace: timedelta) -> list[str]:
         lock_digests(t, self.sql.dialect, digests)
@@ -190,3 +193,8 @@ class SqlGcIndex:
         return bool(
             await self.sql.write(lambda t: t.execute(sql, name=name, owner=self.owner, **at))
         )
+
+
+def _large(digests: Sequence[str]) -> bool:
+    """A batch of digests large enough to write off the event loop (see ``SqlBackend.write``)."""
+    return len(digests) > LARGE_BATCH

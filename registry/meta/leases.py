@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Float, bindparam, literal, literal_column, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -44,6 +44,9 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 from sqlmodel.sql.sqltypes import UTCDateTime
+
+if TYPE_CHECKING:  # db imports the executors; leases need only the type
+    from registry.meta.db import SqlConnection
 
 __all__ = [
     "claim_lock",
@@ -133,7 +136,7 @@ def lease_held(expires: Any) -> ColumnElement[bool]:
     return expires >= db_now()  # type: ignore[no-any-return]
 
 
-async def claim_lock(c: AsyncConnection, key: Any, value: Any) -> bool:
+async def claim_lock(c: SqlConnection, key: Any, value: Any) -> bool:
     """Serialise claims on the row whose primary key column ``key`` equals ``value``, inside
     the caller's transaction; False when another transaction is claiming it right now (or it
     does not exist): skip it, try again later.
