@@ -103,7 +103,12 @@ class Policy(SQLModel, table=True):
 
 class Execution(SQLModel, table=True):
     __tablename__ = "execution"
-    __table_args__ = (Index("ix_execution_policy", "policy_id", "id"),)
+    __table_args__ = (
+        Index("ix_execution_policy", "policy_id", "id"),
+        # the active runs (claims, merges of events into a queued run, scope checks) are
+        # found without reading the finished ones, however many are kept
+        Index("ix_execution_status", "status", "policy_id", "id"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     policy_id: int = Field(foreign_key="policy.id")
     status: str = Field(default="Pending", max_length=16)

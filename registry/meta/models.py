@@ -148,7 +148,8 @@ class Event(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, index=True)
     action: str = Field(max_length=32)
     repository: str = Field(max_length=255)
-    digest: str | None = Field(default=None, max_length=150)
+    # indexed: the push -> replicated histogram looks up a run's own digests' events
+    digest: str | None = Field(default=None, max_length=150, index=True)
     tag: str | None = Field(default=None, max_length=128)
     media_type: str | None = None
     size: int | None = None

@@ -66,8 +66,8 @@ SQLITE_PRAGMAS = (
 #: How long a write waits for another process's hold on SQLite's write lock (``busy_timeout``).
 BUSY_SECONDS = 30.0
 #: Commits between two checkpoints of SQLite's write-ahead log (SQLite's own default is one per
-#: 1,000 pages).
-CHECKPOINT_EVERY = 1000
+#: 1,000 pages; a push writes a few pages per commit).
+CHECKPOINT_EVERY = 200
 #: Every PostgreSQL connection, ours and SQLAlchemy's.
 PG_SERVER_SETTINGS = {"application_name": "seawall", "timezone": "UTC"}
 
@@ -185,6 +185,7 @@ class SqliteBackend(SqlBackend):
         self.path = path
         self._reader = _connect(path)  # used on the event loop thread only
         self._writer: sqlite3.Connection | None = None
+        self._checkpointer: sqlite3.Connection | None = None  # used in a worker thread
         #: Held around every write transaction of this process, including SQLAlchemy's (see
         #: :class:`registry.meta.db.Database`): SQLite has one writer, and connections racing
         #: for its lock pay milliseconds of busy-handler sleeps. Taking it free does not yield
@@ -230,7 +231,11 @@ class SqliteBackend(SqlBackend):
             self._commits += 1
         if self._commits >= CHECKPOINT_EVERY:
             self._commits = 0
-            await anyio.to_thread.run_sync(self._checkpoint)
+            # with this process's writes held off: a checkpoint that copies every frame lets
+            # the next write start the log again from its beginning (one that raced the
+            # writes never caught up, and the log grew by megabytes a second)
+            async with self.write_lock:
+                await anyio.to_thread.run_sync(self._checkpoint)
 
     async def write(self, fn: Callable[[Tx], T], *, large: bool = False) -> T:
         async with self.transaction() as conn:
@@ -239,12 +244,11 @@ class SqliteBackend(SqlBackend):
             return fn(SqliteTx(conn))
 
     def _checkpoint(self) -> None:
-        """Copy the log into the database (``PASSIVE``: never waits for readers or writers)."""
-        conn = _connect(self.path)
-        try:
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        finally:
-            conn.close()
+        """Copy the log into the database (``PASSIVE``: never waits for a reader, and copies
+        up to the oldest one's snapshot; the next checkpoint copies the rest)."""
+        if self._checkpointer is None:
+            self._checkpointer = _connect(self.path)
+        self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     def now(self) -> str:
         """The form SQLAlchemy uses for SQLite DATETIME columns (UTC)."""
@@ -252,8 +256,9 @@ class SqliteBackend(SqlBackend):
 
     def close(self) -> None:
         self._reader.close()
-        if self._writer is not None:
-            self._writer.close()
+        for conn in (self._writer, self._checkpointer):
+            if conn is not None:
+                conn.close()
 
 
 async def _begin(conn: sqlite3.Connection) -> None:
