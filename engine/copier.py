@@ -5,7 +5,8 @@ that holds it → stream source → destination (resumed from the last acknowled
 failure, never held whole in memory). To another Seawall a small blob (at most
 :data:`UPLOAD_WITHOUT_HEAD_BYTES`) goes up without the ``HEAD``: its one-request upload costs
 what the ``HEAD`` would, and stores nothing new where the blob already is — an event run's blobs
-are new there, so this saves a round trip per blob on the fan-out path. Blobs before
+are new there, so this saves a round trip per blob on the fan-out path; an image whose blobs
+are all that small goes up without the ``HEAD`` of its manifest too. Blobs before
 manifests, children before indexes, subjects before referrers, tags last: a tag moves only once
 everything it names is complete. The same blob wanted by two tasks at once is copied once
 (single flight).
@@ -107,6 +108,16 @@ def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
 
 #: Blobs up to this size go to a Seawall without a ``HEAD`` first (see the module's docstring).
 UPLOAD_WITHOUT_HEAD_BYTES = 64 * 1024
+
+
+def _small_image(parsed: ParsedManifest | None) -> bool:
+    """An image manifest whose blobs all go up without a ``HEAD``: sending it costs about what
+    asking whether the destination has it would, so it is sent without asking."""
+    return (
+        parsed is not None
+        and not parsed.is_index
+        and all(0 <= b.size <= UPLOAD_WITHOUT_HEAD_BYTES for b in parsed.blobs)
+    )
 
 
 class Copier:
@@ -247,11 +258,16 @@ class Copier:
         if digest in seen:
             return None
         seen.add(digest)
-        if await self.dst.head_manifest(dst_repo, digest) is not None:
+        manifest, parsed = None, None
+        if carries_origins(self.dst):  # a small image goes to a Seawall without the HEAD
+            manifest = await self.src.get_manifest(src_repo, digest)
+            parsed = parse_source_manifest(manifest, src_repo)
+        if not _small_image(parsed) and await self.dst.head_manifest(dst_repo, digest) is not None:
             log(f"manifest {digest} already at destination")
             return None
-        manifest = await self.src.get_manifest(src_repo, digest)
-        parsed = parse_source_manifest(manifest, src_repo)
+        if manifest is None or parsed is None:
+            manifest = await self.src.get_manifest(src_repo, digest)
+            parsed = parse_source_manifest(manifest, src_repo)
         if parsed.is_index:
             await _all(
                 partial(self._manifest_tree, src_repo, dst_repo, child.digest, result, log, seen)

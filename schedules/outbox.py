@@ -70,8 +70,10 @@ class OutboxConsumer:
         self._gap: tuple[int, float] | None = None  # (cursor position, when the gap was seen)
         self._holes: dict[int, float] = {}  # ids passed over -> when
         self._wake = anyio.Event()
+        self._written = False
 
     def outbox_changed(self) -> None:
+        self._written = True  # by this process: no need to look whether there is anything
         self._wake.set()
 
     async def start(self, tg: TaskGroup) -> None:
@@ -107,7 +109,8 @@ class OutboxConsumer:
 
     async def consume_once(self) -> bool:
         """Turn the next batch of events into runs; True if there may be more."""
-        if not await self._anything_new():
+        written, self._written = self._written, False
+        if not written and not await self._anything_new():
             return False
         for _ in range(5):
             try:
