@@ -68,6 +68,9 @@ BUSY_SECONDS = 30.0
 #: Commits between two checkpoints of SQLite's write-ahead log (SQLite's own default is one per
 #: 1,000 pages; a push writes a few pages per commit).
 CHECKPOINT_EVERY = 200
+#: How long a checkpoint waits (in its worker thread, this process's writes held off) for
+#: other processes' writes and older readers to finish.
+CHECKPOINT_WAIT_MS = 100
 #: Every PostgreSQL connection, ours and SQLAlchemy's.
 PG_SERVER_SETTINGS = {"application_name": "seawall", "timezone": "UTC"}
 
@@ -244,11 +247,15 @@ class SqliteBackend(SqlBackend):
             return fn(SqliteTx(conn))
 
     def _checkpoint(self) -> None:
-        """Copy the log into the database (``PASSIVE``: never waits for a reader, and copies
-        up to the oldest one's snapshot; the next checkpoint copies the rest)."""
+        """Copy the log into the database and have the next write start it again
+        (``RESTART``: it holds off other processes' writes too, waiting up to
+        :data:`CHECKPOINT_WAIT_MS` for them and for readers of older snapshots; when that is not
+        enough it has copied what it could, and the next checkpoint copies the rest)."""
         if self._checkpointer is None:
-            self._checkpointer = _connect(self.path)
-        self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            conn = _connect(self.path)
+            conn.execute(f"PRAGMA busy_timeout={CHECKPOINT_WAIT_MS}")
+            self._checkpointer = conn
+        self._checkpointer.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
 
     def now(self) -> str:
         """The form SQLAlchemy uses for SQLite DATETIME columns (UTC)."""
