@@ -5,11 +5,11 @@ that holds it → stream source → destination (resumed from the last acknowled
 failure, never held whole in memory). To another Seawall a small blob (at most
 :data:`UPLOAD_WITHOUT_HEAD_BYTES`) goes up without the ``HEAD``: its one-request upload costs
 what the ``HEAD`` would, and stores nothing new where the blob already is — an event run's blobs
-are new there, so this saves a round trip per blob on the fan-out path; an image whose blobs
-are all that small goes up without the ``HEAD`` of its manifest too. Blobs before
-manifests, children before indexes, subjects before referrers, tags last: a tag moves only once
-everything it names is complete. The same blob wanted by two tasks at once is copied once
-(single flight).
+are new there, so this saves a round trip per blob on the fan-out path; between two Seawalls an
+image whose blobs are all that small goes up without the ``HEAD`` of its manifest too. Blobs
+before manifests, children before indexes, subjects before referrers, tags last: a tag moves
+only once everything it names is complete. The same blob wanted by two tasks at once is copied
+once (single flight).
 
 A source's manifest is parsed by the rules the registry applies to a push
 (:func:`parse_source_manifest`): one that is not a manifest fails its artifact with a
@@ -259,7 +259,10 @@ class Copier:
             return None
         seen.add(digest)
         manifest, parsed = None, None
-        if carries_origins(self.dst):  # a small image goes to a Seawall without the HEAD
+        # between two Seawalls the source's manifest, needed to copy it, costs what the HEAD
+        # would: read it first, and a small image goes up without the HEAD (elsewhere, e.g.
+        # pulling from Docker Hub, the HEAD here comes first: a manifest present is not fetched)
+        if self.carries_origins:
             manifest = await self.src.get_manifest(src_repo, digest)
             parsed = parse_source_manifest(manifest, src_repo)
         if not _small_image(parsed) and await self.dst.head_manifest(dst_repo, digest) is not None:

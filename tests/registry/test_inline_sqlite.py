@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import anyio
@@ -32,34 +33,45 @@ def path(tmp_path: Path) -> str:
     return p
 
 
+@pytest.fixture
+def backend(path: str) -> Iterator[SqliteBackend]:
+    b = SqliteBackend(path)
+    yield b
+    b.close()
+
+
+@pytest.fixture
+async def db(path: str) -> AsyncIterator[Database]:
+    database = Database(create_engine(f"sqlite:///{path}"))
+    yield database
+    await database.dispose()
+
+
 async def _count(db: Database) -> int:
     async with db.quick_read() as c:
         return int((await c.execute(select(func.count()).select_from(ROWS))).scalar_one())
 
 
-async def test_quick_writes_commit_whole_or_not_at_all(path: str) -> None:
-    db = Database(create_engine(f"sqlite:///{path}"))
-    try:
+async def test_quick_writes_commit_whole_or_not_at_all(db: Database) -> None:
+    async with db.quick_write() as c:
+        await c.execute(insert(ROWS).values(v="a"))
+        await c.execute(insert(ROWS).values(v="b"))
+    with pytest.raises(RuntimeError):
         async with db.quick_write() as c:
-            await c.execute(insert(ROWS).values(v="a"))
-            await c.execute(insert(ROWS).values(v="b"))
-        with pytest.raises(RuntimeError):
-            async with db.quick_write() as c:
-                await c.execute(insert(ROWS).values(v="c"))
-                raise RuntimeError("the block fails")
-        assert await _count(db) == 2
-        # and the connection is usable after the rollback
-        async with db.quick_write() as c:
-            await c.execute(insert(ROWS).values(v="d"))
-        assert await _count(db) == 3
-    finally:
-        await db.dispose()
+            await c.execute(insert(ROWS).values(v="c"))
+            raise RuntimeError("the block fails")
+    assert await _count(db) == 2
+    # and the connection is usable after the rollback
+    async with db.quick_write() as c:
+        await c.execute(insert(ROWS).values(v="d"))
+    assert await _count(db) == 3
 
 
-async def test_a_write_waits_on_the_loop_for_another_process(path: str) -> None:
+async def test_a_write_waits_on_the_loop_for_another_process(
+    path: str, backend: SqliteBackend
+) -> None:
     """Another process holds SQLite's write lock: the write waits without blocking the loop
     (the test itself goes on running) and commits once the lock is free."""
-    backend = SqliteBackend(path)
     other = sqlite3.connect(path, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")
     done = anyio.Event()
@@ -79,13 +91,11 @@ async def test_a_write_waits_on_the_loop_for_another_process(path: str) -> None:
         assert other.execute("SELECT count(*) FROM rows").fetchone() == (1,)
     finally:
         other.close()
-        backend.close()
 
 
-async def test_a_block_that_ended_cannot_end_the_next_ones_transaction(path: str) -> None:
+async def test_a_block_that_ended_cannot_end_the_next_ones_transaction(db: Database) -> None:
     """Two quick writes queue on one lock and one connection; the first one's SQLAlchemy
     connection closing (which rolls back, as SQLAlchemy does) leaves the second's rows be."""
-    db = Database(create_engine(f"sqlite:///{path}"))
     second_inside = anyio.Event()
     release_second = anyio.Event()
 
@@ -99,56 +109,44 @@ async def test_a_block_that_ended_cannot_end_the_next_ones_transaction(path: str
             second_inside.set()
             await release_second.wait()
 
-    try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(second)
-            await second_inside.wait()
-            tg.start_soon(first)  # queued on the write lock behind the second
-            async with db.quick_read() as c:  # the reader sees committed rows only
-                assert (await c.execute(select(func.count()).select_from(ROWS))).scalar() == 0
-            release_second.set()
-        assert await _count(db) == 2
-    finally:
-        await db.dispose()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(second)
+        await second_inside.wait()
+        tg.start_soon(first)  # queued on the write lock behind the second
+        async with db.quick_read() as c:  # the reader sees committed rows only
+            assert (await c.execute(select(func.count()).select_from(ROWS))).scalar() == 0
+        release_second.set()
+    assert await _count(db) == 2
 
 
-async def test_large_writes_run_off_the_loop_and_commit(path: str) -> None:
-    backend = SqliteBackend(path)
-    try:
-        rows = [{"v": str(i)} for i in range(2000)]
-        await backend.write(
-            lambda t: t.executemany("INSERT INTO rows (v) VALUES (:v)", rows), large=True
-        )
-        assert await backend.one("SELECT count(*) FROM rows") == (2000,)
-    finally:
-        backend.close()
+async def test_large_writes_run_off_the_loop_and_commit(backend: SqliteBackend) -> None:
+    rows = [{"v": str(i)} for i in range(2000)]
+    await backend.write(
+        lambda t: t.executemany("INSERT INTO rows (v) VALUES (:v)", rows), large=True
+    )
+    assert await backend.one("SELECT count(*) FROM rows") == (2000,)
 
 
 async def test_the_log_is_checkpointed_every_so_many_commits(
-    path: str, monkeypatch: pytest.MonkeyPatch
+    backend: SqliteBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(sql_module, "CHECKPOINT_EVERY", 3)
-    backend = SqliteBackend(path)
     checkpoints: list[int] = []
     real = backend._checkpoint
     monkeypatch.setattr(backend, "_checkpoint", lambda: (checkpoints.append(1), real())[1])
-    try:
-        for i in range(7):
-            await backend.write(lambda t, i=i: t.execute("INSERT INTO rows (v) VALUES (:v)", v=i))
-        assert len(checkpoints) == 2
-        assert await backend.one("SELECT count(*) FROM rows") == (7,)
-    finally:
-        backend.close()
+    for i in range(7):
+        await backend.write(lambda t, i=i: t.execute("INSERT INTO rows (v) VALUES (:v)", v=i))
+    assert len(checkpoints) == 2
+    assert await backend.one("SELECT count(*) FROM rows") == (7,)
 
 
 async def test_the_log_starts_again_under_a_stream_of_writes(
-    path: str, monkeypatch: pytest.MonkeyPatch
+    path: str, backend: SqliteBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Checkpoints hold this process's writes off, so each one copies every frame and the log
     is reused from its start: under writes from many tasks at once it stays small (a
     checkpoint racing the writes never caught up and the log grew without bound)."""
     monkeypatch.setattr(sql_module, "CHECKPOINT_EVERY", 20)
-    backend = SqliteBackend(path)
     blob = "x" * 3000
 
     async def writer() -> None:
@@ -156,15 +154,12 @@ async def test_the_log_starts_again_under_a_stream_of_writes(
             await backend.write(lambda t: t.execute("INSERT INTO rows (v) VALUES (:v)", v=blob))
             await anyio.lowlevel.checkpoint()
 
-    try:
-        async with anyio.create_task_group() as tg:
-            for _ in range(25):
-                tg.start_soon(writer)
-        assert await backend.one("SELECT count(*) FROM rows") == (1000,)
-        # 1,000 commits of a page or two each: ~6 MB of log without a restart
-        assert _log_bytes(path) < 1_000_000
-    finally:
-        backend.close()
+    async with anyio.create_task_group() as tg:
+        for _ in range(25):
+            tg.start_soon(writer)
+    assert await backend.one("SELECT count(*) FROM rows") == (1000,)
+    # 1,000 commits of a page or two each: ~6 MB of log without a restart
+    assert _log_bytes(path) < 1_000_000
 
 
 def _log_bytes(path: str) -> int:
