@@ -22,11 +22,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prometheus_client.core import HistogramMetricFamily
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from engine.state.models import Task
 from registry.meta.db import Database, SqlConnection
 from registry.meta.models import Event
+from registry.meta.prepared import prepared
 
 __all__ = [
     "EVENT_WINDOW",
@@ -64,6 +65,23 @@ EVENT_WINDOW = timedelta(minutes=2)
 MAX_LATE_LOOKUPS = 16
 #: Digests per query of a run's events.
 DIGESTS_PER_QUERY = 400
+#: up to this many digests, a run's events are read one digest per (prepared) query
+DIGESTS_ONE_BY_ONE = 8
+_COPIED = prepared(
+    select(T.c.src_repository, T.c.digest, T.c.end_time).where(
+        T.c.execution_id == bindparam("eid"),
+        T.c.status == "Succeed",
+        T.c.outcome == "copied",
+        T.c.digest != "",
+        T.c.end_time.is_not(None),
+    )
+)
+_EVENTS_OF = prepared(
+    select(E.c.repository, E.c.digest, E.c.created_at).where(
+        E.c.created_at >= bindparam("since", type_=E.c.created_at.type),
+        E.c.digest == bindparam("digest"),
+    )
+)
 
 
 @dataclass
@@ -177,28 +195,23 @@ class ReplicationLatency:
 
 async def run_latencies(c: SqlConnection, execution_id: int, since: datetime) -> list[float]:
     """Event → task end, seconds, for each artifact the run copied whose event is found."""
-    tasks = (
-        await c.execute(
-            select(T.c.src_repository, T.c.digest, T.c.end_time).where(
-                T.c.execution_id == execution_id,
-                T.c.status == "Succeed",
-                T.c.outcome == "copied",
-                T.c.digest != "",
-                T.c.end_time.is_not(None),
-            )
-        )
-    ).all()
+    tasks = (await c.execute(_COPIED, {"eid": execution_id})).all()
     if not tasks:
         return []
     wanted = {(str(r), str(d)) for r, d, _ in tasks}
     digests = sorted({d for _, d in wanted})
     events: dict[tuple[str, str], list[datetime]] = {}
-    for i in range(0, len(digests), DIGESTS_PER_QUERY):  # the run's own events, not the window's
-        rows = await c.execute(
-            select(E.c.repository, E.c.digest, E.c.created_at).where(
-                E.c.created_at >= since, E.c.digest.in_(digests[i : i + DIGESTS_PER_QUERY])
+    few = len(digests) <= DIGESTS_ONE_BY_ONE
+    chunk = 1 if few else DIGESTS_PER_QUERY
+    for i in range(0, len(digests), chunk):  # the run's own events, not the window's
+        if few:
+            rows = await c.execute(_EVENTS_OF, {"since": since, "digest": digests[i]})
+        else:
+            rows = await c.execute(
+                select(E.c.repository, E.c.digest, E.c.created_at).where(
+                    E.c.created_at >= since, E.c.digest.in_(digests[i : i + chunk])
+                )
             )
-        )
         for repo, digest, at in rows:
             if (key := (str(repo), str(digest))) in wanted:
                 events.setdefault(key, []).append(_aware(at) or since)

@@ -28,13 +28,14 @@ from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 
 from engine.state.models import OUTBOX_CURSOR, OutboxCursor
 from engine.state.runs import enqueue_events
 from registry.meta.db import Database, SqlConnection
 from registry.meta.leases import db_now, db_time_in
 from registry.meta.models import Event
+from registry.meta.prepared import prepared
 
 __all__ = ["OutboxConsumer"]
 
@@ -44,6 +45,20 @@ C = OutboxCursor.__table__  # type: ignore[attr-defined]
 CURSOR = OUTBOX_CURSOR  # this consumer's row in outbox_cursor
 BATCH = 500
 MAX_HOLES = 1000  # ids of one gap kept as holes (a larger gap is a sequence jump, not commits)
+
+_POSITION = prepared(select(C.c.position).where(C.c.name == CURSOR))
+_EVENTS_AFTER = prepared(
+    select(E.c.id, E.c.action, E.c.repository, E.c.digest, E.c.tag)
+    .where(E.c.id > bindparam("after"))
+    .order_by(E.c.id)
+    .limit(BATCH)
+)
+#: the cursor moved on, if no other consumer moved it first
+_MOVE = prepared(
+    update(C)
+    .where(C.c.name == CURSOR, C.c.position == bindparam("was"))
+    .values(position=bindparam("now"), updated_at=db_now())
+)
 
 
 class _Raced(Exception):
@@ -169,18 +184,11 @@ class OutboxConsumer:
         return list(rows)
 
     async def _consume(self, c: SqlConnection) -> tuple[bool, list[int]]:
-        position = (await c.execute(select(C.c.position).where(C.c.name == CURSOR))).scalar()
+        position = (await c.execute(_POSITION)).scalar()
         if position is None:
             await c.execute(insert(C).values(name=CURSOR, position=0, updated_at=db_now()))
             position = 0
-        events = (
-            await c.execute(
-                select(E.c.id, E.c.action, E.c.repository, E.c.digest, E.c.tag)
-                .where(E.c.id > position)
-                .order_by(E.c.id)
-                .limit(BATCH)
-            )
-        ).all()
+        events = (await c.execute(_EVENTS_AFTER, {"after": position})).all()
         n, passed = self._unbroken(position, [int(e[0]) for e in events])
         events = events[:n]
         late = await self._late(c)
@@ -189,11 +197,7 @@ class OutboxConsumer:
         found = [(a, r, d, t) for _, a, r, d, t in [*late, *events]]
         queued = await enqueue_events(c, None, found)
         if events:
-            moved = await c.execute(
-                update(C)
-                .where(C.c.name == CURSOR, C.c.position == position)
-                .values(position=events[-1][0], updated_at=db_now())
-            )
+            moved = await c.execute(_MOVE, {"was": position, "now": events[-1][0]})
             if not moved.rowcount:
                 raise _Raced
             stamp = anyio.current_time()

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from adapters import registry as adapters
 from adapters.base import AdapterError, EndpointConfig, RegistryAdapter
@@ -30,12 +30,14 @@ from engine.netguard import (
 from engine.state.models import RegistryEndpoint, endpoint_options
 from engine.state.secrets import SecretBox
 from registry.meta.db import Database
+from registry.meta.prepared import prepared
 from seawall.config import Settings
 
 __all__ = ["REPLICATOR", "EndpointClients", "adapter_info", "replicator_password"]
 
 REPLICATOR = "seawall-replicator"  # internal admin account the engine uses on this registry
 E = RegistryEndpoint.__table__  # type: ignore[attr-defined]
+_ENDPOINT = prepared(select(E).where(E.c.id == bindparam("rid")))
 
 
 def replicator_password(token_key: bytes) -> str:
@@ -97,7 +99,7 @@ class EndpointClients:
                 return ThisRegistryAdapter(config, self.registry)
             return SeawallAdapter(config)
         async with self.db.quick_read() as c:
-            row = (await c.execute(select(E).where(E.c.id == registry_id))).mappings().first()
+            row = (await c.execute(_ENDPOINT, {"rid": registry_id})).mappings().first()
         if row is None:
             raise LookupError(f"registry endpoint {registry_id} does not exist")
         sealed = row["access_secret_encrypted"]

@@ -41,7 +41,7 @@ from typing import Any
 import anyio
 import httpx
 from anyio.abc import TaskGroup
-from sqlalchemy import and_, case, func, insert, select, update
+from sqlalchemy import and_, bindparam, case, func, insert, select, update
 
 from adapters.oci.limits import parse_retry_after_seconds
 from engine.netguard import ALLOW_ENV, TargetRefused, check_resolved
@@ -59,6 +59,7 @@ from engine.state.models import RegistryEndpoint, Task
 from engine.state.secrets import SecretBox, SecretError
 from registry.meta.db import Database
 from registry.meta.leases import database_time, db_now, db_time_in, lease_free
+from registry.meta.prepared import prepared
 
 __all__ = ["Notifier", "NotifySettings", "load_sides", "webhook_events"]
 
@@ -72,6 +73,7 @@ BATCH = 32
 SENDERS = 8  # webhooks served at once by one process
 ONCE_PER_RUN = ("REPLICATION_STARTED", "REPLICATION_FINISHED", "REPLICATION_FAILED")
 HOOKS_TTL_SECONDS = 1.0  # how long a run's events use the webhooks read for it
+_ENABLED_HOOKS = prepared(select(W).where(W.c.policy_id == bindparam("pid"), W.c.enabled.is_(True)))
 
 
 def _env_float(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
@@ -295,9 +297,7 @@ class Notifier:
         if cached is not None and now - cached[0] < HOOKS_TTL_SECONDS:
             return cached[1]
         async with self.db.quick_read() as c:
-            found = await c.execute(
-                select(W).where(W.c.policy_id == policy_id, W.c.enabled.is_(True))
-            )
+            found = await c.execute(_ENABLED_HOOKS, {"pid": policy_id})
             hooks = [dict(h) for h in found.mappings().all()]
         if len(self._hooks) >= 64:  # runs that ended: drop what has expired
             self._hooks = {k: v for k, v in self._hooks.items() if now - v[0] < HOOKS_TTL_SECONDS}

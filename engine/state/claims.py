@@ -45,6 +45,7 @@ from engine.state.status import ACTIVE_EXECUTION, ExecutionStatus, TaskStatus
 from engine.taskrun import LeasedTask
 from registry.meta.db import SqlConnection
 from registry.meta.leases import claim_lock, db_now, db_time_in, lease_free, lease_held
+from registry.meta.prepared import one_of, prepared
 
 __all__ = ["CLAIM_CANDIDATES", "claim_run", "claim_runs", "lease_task", "lease_tasks"]
 
@@ -116,20 +117,12 @@ async def _scope_free(c: SqlConnection, execution_id: int, policy_id: int, scope
     if not scope:
         return True
     mine = Scope.from_json(scope)
-    rows = await c.execute(
-        select(X.c.scope_json).where(
-            X.c.policy_id == policy_id,
-            X.c.id != execution_id,
-            X.c.status == ExecutionStatus.IN_PROGRESS,
-            lease_held(X.c.lease_expires),
-            X.c.scope_json != "",
-        )
-    )
+    rows = await c.execute(_RUNNING_SCOPES, {"pid": policy_id, "eid": execution_id})
     return not any(mine.conflicts(Scope.from_json(other)) for (other,) in rows.all())
 
 
 def _claimable(x: Any) -> Any:
-    return x.c.status.in_(ACTIVE_EXECUTION) & lease_free(x.c.lease_expires) & ~_busy(x)
+    return one_of(x.c.status, ACTIVE_EXECUTION) & lease_free(x.c.lease_expires) & ~_busy(x)
 
 
 def _claim_statement(pick: Any) -> Any:
@@ -147,15 +140,25 @@ def _claim_statement(pick: Any) -> Any:
     )
 
 
-_LEASE = _lease_statement()
+_LEASE = prepared(_lease_statement())
 #: runs that look claimable, oldest first; each is checked and claimed in turn
-_CANDIDATES = (
+_CANDIDATES = prepared(
     select(X.c.id, X.c.policy_id, X.c.scope_json)
     .where(_claimable(X))
     .order_by(X.c.id)
     .limit(CLAIM_CANDIDATES)
 )
-_CLAIM_ONE = _claim_statement(bindparam("eid"))
+_CLAIM_ONE = prepared(_claim_statement(bindparam("eid")))
+#: the scopes of a policy's event runs in progress (but one run's)
+_RUNNING_SCOPES = prepared(
+    select(X.c.scope_json).where(
+        X.c.policy_id == bindparam("pid"),
+        X.c.id != bindparam("eid"),
+        X.c.status == ExecutionStatus.IN_PROGRESS,
+        lease_held(X.c.lease_expires),
+        X.c.scope_json != "",
+    )
+)
 
 
 async def claim_run(c: SqlConnection, owner: str, lease_seconds: float) -> int | None:

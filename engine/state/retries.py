@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 
 from engine.plan import GUARD
 from engine.scope import Scope
@@ -33,6 +33,7 @@ from engine.state.rows import ExecutionRow
 from engine.state.status import ExecutionStatus
 from registry.meta.db import SqlConnection
 from registry.meta.leases import db_now, db_time_in
+from registry.meta.prepared import prepared
 
 __all__ = ["EVENT_RETRY_SECONDS", "queue_due_retries", "settle_retry"]
 
@@ -43,6 +44,7 @@ P = Policy.__table__  # type: ignore[attr-defined]
 #: Delays before a failed event-scoped run's events run again (then: the reconciliation run).
 EVENT_RETRY_SECONDS = (5.0, 20.0, 60.0, 180.0, 600.0)
 BATCH = 100
+_ATTEMPTS = prepared(select(R.c.attempt).where(R.c.execution_id == bindparam("eid")))
 
 
 async def settle_retry(c: SqlConnection, execution: ExecutionRow, status: ExecutionStatus) -> None:
@@ -50,7 +52,7 @@ async def settle_retry(c: SqlConnection, execution: ExecutionRow, status: Execut
     transaction: its retries are done, or (a failed event run) due again after the next
     delay."""
     eid = execution.id
-    done = (await c.execute(select(R.c.attempt).where(R.c.execution_id == eid))).scalars().all()
+    done = (await c.execute(_ATTEMPTS, {"eid": eid})).scalars().all()
     if done:  # several when retries merged into one run
         await c.execute(delete(R).where(R.c.execution_id == eid))
     if status != ExecutionStatus.FAILED or not _retryable(execution):

@@ -38,6 +38,7 @@ from engine.tasks import LedgerEntry, roll_up
 from registry.meta.db import Database, SqlConnection
 from registry.meta.leases import clock_skew, db_now, db_time_in, lease_held, lease_seconds
 from registry.meta.models import utcnow
+from registry.meta.prepared import one_of, prepared
 
 __all__ = ["SKIPPED_TEXT", "RunStore", "enqueue_events", "enqueue_scoped"]
 
@@ -55,7 +56,7 @@ LEASE = timedelta(seconds=30)
 SKIPPED_TEXT = "Execution skipped: active replication still in progress."
 
 
-_FINISH = (
+_FINISH = prepared(
     update(T)
     .where(
         T.c.id == bindparam("tid"),
@@ -72,6 +73,24 @@ _FINISH = (
         lease_owner=None,
         lease_expires=None,
     )
+)
+_EXECUTION = prepared(select(X).where(X.c.id == bindparam("eid")))
+_POLICY = prepared(select(P).where(P.c.id == bindparam("pid")))
+_STOP_REQUESTED = prepared(select(X.c.stop_requested).where(X.c.id == bindparam("eid")))
+_UNFINISHED = prepared(
+    select(func.count()).where(
+        T.c.execution_id == bindparam("eid"), one_of(T.c.status, ACTIVE_TASK)
+    )
+)
+_ADD_TASKS = prepared(insert(T))
+_PLANNED = prepared(update(X).where(X.c.id == bindparam("eid")).values(planned=True))
+#: a run's counts (and status, status text) as its tasks stand: the columns come as parameters
+_ROLL_UP = prepared(update(X).where(X.c.id == bindparam("eid")))
+#: as _ROLL_UP, for a run that ends
+_CLOSE = prepared(
+    update(X)
+    .where(X.c.id == bindparam("eid"))
+    .values(end_time=db_now(), lease_owner=None, lease_expires=None)
 )
 
 
@@ -223,15 +242,7 @@ class RunStore:
     async def unfinished_tasks(self, execution_id: int) -> int:
         """Tasks still pending or running (on any node)."""
         async with self.db.quick_read() as c:
-            return int(
-                (
-                    await c.execute(
-                        select(func.count()).where(
-                            T.c.execution_id == execution_id, T.c.status.in_(ACTIVE_TASK)
-                        )
-                    )
-                ).scalar_one()
-            )
+            return int((await c.execute(_UNFINISHED, {"eid": execution_id})).scalar_one())
 
     async def renew_execution(self, execution_id: int) -> bool:
         """Extend our lease; False when another node has taken the execution over."""
@@ -245,19 +256,17 @@ class RunStore:
 
     async def execution(self, execution_id: int) -> ExecutionRow | None:
         async with self.db.quick_read() as c:
-            row = (await c.execute(select(X).where(X.c.id == execution_id))).mappings().first()
+            row = (await c.execute(_EXECUTION, {"eid": execution_id})).mappings().first()
             return ExecutionRow.from_mapping(row) if row else None
 
     async def policy(self, policy_id: int) -> PolicyRow | None:
         async with self.db.quick_read() as c:
-            row = (await c.execute(select(P).where(P.c.id == policy_id))).mappings().first()
+            row = (await c.execute(_POLICY, {"pid": policy_id})).mappings().first()
             return PolicyRow.from_mapping(row) if row else None
 
     async def stop_requested(self, execution_id: int) -> bool:
         async with self.db.quick_read() as c:
-            return bool(
-                (await c.execute(select(X.c.stop_requested).where(X.c.id == execution_id))).scalar()
-            )
+            return bool((await c.execute(_STOP_REQUESTED, {"eid": execution_id})).scalar())
 
     # ------------------------------------------------------------------ tasks
     async def add_tasks(self, execution_id: int, tasks: Sequence[dict[str, Any]]) -> None:
@@ -267,8 +276,8 @@ class RunStore:
             self._small_runs.add(execution_id)
         async with self.db.quick_write() if small else self.db.write() as c:
             if tasks:
-                await c.execute(insert(T), [{"execution_id": execution_id, **t} for t in tasks])
-            await c.execute(update(X).where(X.c.id == execution_id).values(planned=True))
+                await c.execute(_ADD_TASKS, [{"execution_id": execution_id, **t} for t in tasks])
+            await c.execute(_PLANNED, {"eid": execution_id})
 
     async def lease_task(self, execution_id: int) -> LeasedTask | None:
         """Lease a pending task, or an in-progress one whose lease expired (its worker died);
@@ -339,7 +348,7 @@ class RunStore:
         :mod:`engine.state.retries`)."""
         small = execution_id in self._small_runs  # planned here with few tasks
         async with self.db.quick_write() if small else self.db.write() as c:
-            before = (await c.execute(select(X).where(X.c.id == execution_id))).mappings().first()
+            before = (await c.execute(_EXECUTION, {"eid": execution_id})).mappings().first()
             counts, skipped, copied = await _task_totals(c, execution_id)
             status = roll_up(counts)
             values: dict[str, Any] = {
@@ -361,8 +370,8 @@ class RunStore:
             if status not in ACTIVE_EXECUTION:
                 run = ExecutionRow.from_mapping(before) if before is not None else None
                 ending = replace(run, **values) if run is not None and run.active else None
-                values.update(end_time=db_now(), lease_owner=None, lease_expires=None)
-            await c.execute(update(X).where(X.c.id == execution_id).values(**values))
+            close = _ROLL_UP if status in ACTIVE_EXECUTION else _CLOSE
+            await c.execute(close, {"eid": execution_id, **values})
             if ending is not None:
                 await settle_retry(c, ending, status)
         if status not in ACTIVE_EXECUTION:
@@ -521,18 +530,11 @@ async def enqueue_events(
     """Queue event-scoped runs of the enabled ``event_based`` policies whose source is
     ``source_registry_id`` (None: the local registry) for ``events``, inside the caller's
     transaction; returns the runs' ids."""
-    source = (
-        P.c.src_registry_id.is_(None)
-        if source_registry_id is None
-        else P.c.src_registry_id == source_registry_id
-    )
-    policies = (
-        await c.execute(
-            select(P.c.id, P.c.filters_json, P.c.deletion).where(
-                P.c.enabled.is_(True), P.c.trigger_type == "event_based", source
-            )
-        )
-    ).mappings()
+    if source_registry_id is None:
+        found = await c.execute(_LOCAL_EVENT_POLICIES)
+    else:
+        found = await c.execute(_EVENT_POLICIES, {"rid": source_registry_id})
+    policies = found.mappings()
     return [
         await enqueue_scoped(c, pid, "event_based", scope)
         for pid, scope in scopes_for([dict(p) for p in policies], events).items()
@@ -549,46 +551,72 @@ async def enqueue_scoped(
     """Queue an event-scoped run of ``policy_id`` inside the caller's transaction: merged into
     the policy's scoped run that no node has claimed yet, else a new one. Returns its id.
     ``now``: the new run's start time (default: the database's time)."""
-    row = (
-        await c.execute(
-            select(X.c.id, X.c.scope_json)
-            .where(
-                X.c.policy_id == policy_id,
-                X.c.status == ExecutionStatus.PENDING,
-                X.c.lease_owner.is_(None),
-                X.c.scope_json != "",
-                X.c.dry_run.is_(False),
-                X.c.stop_requested.is_(False),
-            )
-            .order_by(X.c.id)
-            .limit(1)
-            # PostgreSQL: a concurrent merge into the same run waits here and then reads the
-            # merged scope (read-merge-write would otherwise lose one of them)
-            .with_for_update()
-        )
-    ).first()
+    row = (await c.execute(_QUEUED_SCOPED, {"pid": policy_id})).first()
     if row is not None:
         merged = Scope.from_json(row[1]).merge(scope).to_json()
-        res = await c.execute(
-            update(X)
-            .where(
-                X.c.id == row[0],
-                X.c.status == ExecutionStatus.PENDING,
-                X.c.lease_owner.is_(None),
-                X.c.stop_requested.is_(False),
-            )
-            .values(scope_json=merged)
-        )
+        res = await c.execute(_MERGE_SCOPE, {"eid": row[0], "b_scope": merged})
         if res.rowcount:
             return int(row[0])
-    res = await c.execute(
-        insert(X).values(
-            policy_id=policy_id,
-            trigger=trigger,
-            dry_run=False,
-            status=ExecutionStatus.PENDING,
-            scope_json=scope.to_json(),
-            start_time=db_now() if now is None else now,
+    values = {"pid": policy_id, "b_trigger": trigger, "b_scope": scope.to_json()}
+    if now is None:
+        res = await c.execute(_QUEUE_SCOPED, values)
+    else:
+        res = await c.execute(_QUEUE_SCOPED_AT, {**values, "b_start": now})
+    return int(res.inserted_primary_key[0])  # type: ignore[index]
+
+
+def _event_policies(source: Any) -> Any:
+    return prepared(
+        select(P.c.id, P.c.filters_json, P.c.deletion).where(
+            P.c.enabled.is_(True), P.c.trigger_type == "event_based", source
         )
     )
-    return int(res.inserted_primary_key[0])  # type: ignore[index]
+
+
+_LOCAL_EVENT_POLICIES = _event_policies(P.c.src_registry_id.is_(None))
+_EVENT_POLICIES = _event_policies(P.c.src_registry_id == bindparam("rid"))
+
+#: the policy's scoped run that no node has claimed yet (PostgreSQL: a concurrent merge into
+#: the same run waits here and then reads the merged scope — read-merge-write would otherwise
+#: lose one of them)
+_QUEUED_SCOPED = prepared(
+    select(X.c.id, X.c.scope_json)
+    .where(
+        X.c.policy_id == bindparam("pid"),
+        X.c.status == ExecutionStatus.PENDING,
+        X.c.lease_owner.is_(None),
+        X.c.scope_json != "",
+        X.c.dry_run.is_(False),
+        X.c.stop_requested.is_(False),
+    )
+    .order_by(X.c.id)
+    .limit(1)
+    .with_for_update()
+)
+_MERGE_SCOPE = prepared(
+    update(X)
+    .where(
+        X.c.id == bindparam("eid"),
+        X.c.status == ExecutionStatus.PENDING,
+        X.c.lease_owner.is_(None),
+        X.c.stop_requested.is_(False),
+    )
+    .values(scope_json=bindparam("b_scope"))
+)
+
+
+def _queue_scoped(start: Any) -> Any:
+    return prepared(
+        insert(X).values(
+            policy_id=bindparam("pid"),
+            trigger=bindparam("b_trigger"),
+            dry_run=False,
+            status=ExecutionStatus.PENDING,
+            scope_json=bindparam("b_scope"),
+            start_time=start,
+        )
+    )
+
+
+_QUEUE_SCOPED = _queue_scoped(db_now())
+_QUEUE_SCOPED_AT = _queue_scoped(bindparam("b_start", type_=X.c.start_time.type))
