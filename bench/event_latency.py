@@ -702,6 +702,21 @@ def run_once(args: argparse.Namespace, pg_url: str | None, work: Path, k: int) -
             node.stop()
     prof = profs[0]
     ok = [p for p in pushes if p.pushed_mono is not None]
+    if args.pushes_out:  # the timeline: where the tail's pushes fall in the run
+        with args.pushes_out.open("a") as f:
+            for p in ok:
+                f.write(
+                    json.dumps(
+                        {
+                            "run": k,
+                            "i": p.i,
+                            "at": p.pushed_wall,
+                            "push_s": r3(p.push_s),
+                            "latency": [r3(p.latency_at(j)) for j in range(len(p.visible))],
+                        }
+                    )
+                    + "\n"
+                )
     lat = [x for p in ok if (x := p.latency) is not None]
     lags = [p.lag_s for p in pushes]
     quarters: list[list[float]] = [[], [], [], []]
@@ -871,6 +886,9 @@ def main() -> None:
     ap.add_argument("--watch-concurrency", type=int, default=8, help="HEADs in flight at most")
     ap.add_argument("--out", type=Path, help="append one JSON line per run to this file")
     ap.add_argument("--keep", action="store_true", help="keep data dirs and logs")
+    ap.add_argument(
+        "--pushes-out", type=Path, help="append each push (time, push, latencies) to this file"
+    )
     pg = ap.add_mutually_exclusive_group()
     pg.add_argument("--postgres", metavar="URL", help="two source nodes on this (empty) database")
     pg.add_argument("--postgres-auto", action="store_true", help="… on a throwaway cluster")

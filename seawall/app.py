@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -207,8 +208,9 @@ async def _ensure_admin(
     return False
 
 
-def build_app(settings: Settings) -> RegistryApp:
-    """The ASGI app of one worker: registry, management API and the replication service."""
+def build_app(settings: Settings, *, on_started: Callable[[], None] | None = None) -> RegistryApp:
+    """The ASGI app of one worker: registry, management API and the replication service.
+    ``on_started`` runs once startup is done, before the first request."""
     services = build_services(settings)
     secrets = SecretBox(load_or_create_secret_key(settings.data_path / "secrets.key"))
     clients = EndpointClients(
@@ -282,6 +284,8 @@ def build_app(settings: Settings) -> RegistryApp:
                 from seawall.gc_cli import run_periodic
 
                 tg.start_soon(run_periodic, services, name="seawall-gc")
+            if on_started is not None:
+                on_started()
             await send({"type": "lifespan.startup.complete"})
             while (await receive())["type"] != "lifespan.shutdown":
                 pass

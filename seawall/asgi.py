@@ -10,6 +10,7 @@ import sys
 from registry.http.app import RegistryApp
 from seawall.app import build_app
 from seawall.config import load_settings
+from seawall.heap import settle_heap
 
 __all__ = ["create_app"]
 
@@ -30,4 +31,4 @@ def create_app() -> RegistryApp:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    return build_app(settings)
+    return build_app(settings, on_started=settle_heap)
