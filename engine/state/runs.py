@@ -465,7 +465,7 @@ def _ledger_slices(
     ]
 
 
-_TOTALS = (
+_TOTALS = prepared(
     select(
         T.c.status,
         func.count(),
@@ -501,9 +501,11 @@ def _record_statement(dialect: str) -> Any:
         digest=bindparam("b_digest"),
         updated_at=db_now(),
     )
-    return stmt.on_conflict_do_update(
-        index_elements=[L.c.policy_id, L.c.dst_repository, L.c.tag],
-        set_={"digest": stmt.excluded.digest, "updated_at": stmt.excluded.updated_at},
+    return prepared(
+        stmt.on_conflict_do_update(
+            index_elements=[L.c.policy_id, L.c.dst_repository, L.c.tag],
+            set_={"digest": stmt.excluded.digest, "updated_at": stmt.excluded.updated_at},
+        )
     )
 
 
