@@ -41,7 +41,8 @@ Converter = Callable[[Any], Any] | None
 
 def prepared(statement: S) -> S:
     """Mark ``statement`` (built once, reused with bound parameters) for the inline SQLite
-    path; returns it, to be used as any statement."""
+    path; returns it, to be used as any statement. For module constants only: each statement
+    marked is kept for the life of the process, so one built per call must not be."""
     _PREPARED[id(statement)] = statement
     return statement
 
