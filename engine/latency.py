@@ -201,18 +201,22 @@ async def run_latencies(c: SqlConnection, execution_id: int, since: datetime) ->
     wanted = {(str(r), str(d)) for r, d, _ in tasks}
     digests = sorted({d for _, d in wanted})
     events: dict[tuple[str, str], list[datetime]] = {}
-    few = len(digests) <= DIGESTS_ONE_BY_ONE
-    chunk = 1 if few else DIGESTS_PER_QUERY
-    for i in range(0, len(digests), chunk):  # the run's own events, not the window's
-        if few:
-            rows = await c.execute(_EVENTS_OF, {"since": since, "digest": digests[i]})
-        else:
-            rows = await c.execute(
+    # the run's own events, not the window's
+    if len(digests) <= DIGESTS_ONE_BY_ONE:
+        queries = [(_EVENTS_OF, {"since": since, "digest": d}) for d in digests]
+    else:
+        n = DIGESTS_PER_QUERY
+        queries = [
+            (
                 select(E.c.repository, E.c.digest, E.c.created_at).where(
-                    E.c.created_at >= since, E.c.digest.in_(digests[i : i + chunk])
-                )
+                    E.c.created_at >= since, E.c.digest.in_(digests[i : i + n])
+                ),
+                None,
             )
-        for repo, digest, at in rows:
+            for i in range(0, len(digests), n)
+        ]
+    for statement, params in queries:
+        for repo, digest, at in await c.execute(statement, params):
             if (key := (str(repo), str(digest))) in wanted:
                 events.setdefault(key, []).append(_aware(at) or since)
     out: list[float] = []

@@ -47,6 +47,7 @@ BATCH = 500
 MAX_HOLES = 1000  # ids of one gap kept as holes (a larger gap is a sequence jump, not commits)
 
 _POSITION = prepared(select(C.c.position).where(C.c.name == CURSOR))
+_NEWER = prepared(select(E.c.id).where(E.c.id > bindparam("after")).limit(1))
 _EVENTS_AFTER = prepared(
     select(E.c.id, E.c.action, E.c.repository, E.c.digest, E.c.tag)
     .where(E.c.id > bindparam("after"))
@@ -116,11 +117,8 @@ class OutboxConsumer:
         if self._holes:
             return True
         async with self.db.quick_read() as c:
-            position = (
-                await c.execute(select(C.c.position).where(C.c.name == CURSOR))
-            ).scalar() or 0
-            newer = await c.execute(select(E.c.id).where(E.c.id > position).limit(1))
-            return newer.first() is not None
+            position = (await c.execute(_POSITION)).scalar() or 0
+            return (await c.execute(_NEWER, {"after": position})).first() is not None
 
     async def consume_once(self) -> bool:
         """Turn the next batch of events into runs; True if there may be more."""
@@ -210,7 +208,7 @@ class OutboxConsumer:
         """Drop events that are consumed and older than ``keep_events`` (the last consumed one
         stays: SQLite numbers a new row after the highest one left)."""
         async with self.db.write() as c:
-            position = (await c.execute(select(C.c.position).where(C.c.name == CURSOR))).scalar()
+            position = (await c.execute(_POSITION)).scalar()
             if not position:
                 return
             cutoff = db_time_in(-self.keep_events)
