@@ -6,43 +6,26 @@ in one transaction (each task once)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import anyio
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
 import engine.state.models  # noqa: F401 - registers the tables
 from engine.scope import Scope
-from engine.state.models import Execution, Policy
+from engine.state.models import Execution
 from engine.state.runs import RunStore
 from engine.state.status import TaskStatus
-from registry.meta.db import Database, create_engine, init_schema
+from registry.meta.db import Database
 
 pytestmark = pytest.mark.anyio
 X = Execution.__table__  # type: ignore[attr-defined]
-P = Policy.__table__  # type: ignore[attr-defined]
 SCOPE = '{"digests":{},"tags":{"apps/a":["1"]},"whole":[]}'
 
 
 def scope(tags: dict[str, list[str]] | None = None, whole: list[str] | None = None) -> str:
     return Scope({}, {r: set(t) for r, t in (tags or {}).items()}, set(whole or [])).to_json()
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(create_engine(database_url))
-    await init_schema(database.engine)
-    async with database.write() as c:
-        await c.execute(insert(P), [{"id": i, "name": f"p{i}"} for i in (1, 2, 3)])
-    yield database
-    await database.dispose()
 
 
 def node(db: Database, name: str) -> RunStore:

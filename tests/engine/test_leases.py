@@ -6,7 +6,6 @@ database's. (Several real nodes at once: ``test_multinode_leases``.)"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
 import anyio
@@ -17,36 +16,20 @@ from sqlalchemy import insert, select, update
 import engine.state.models  # noqa: F401 - registers the tables
 from engine.notify import Notifier, NotifySettings
 from engine.notify.models import Delivery, Webhook
-from engine.state.models import Execution, Policy, Task
+from engine.state.models import Execution, Task
 from engine.state.runs import RunStore
 from engine.state.status import TaskStatus
-from registry.meta.db import Database, create_engine, init_schema
+from registry.meta.db import Database
 from registry.meta.leases import db_now, db_time_in
 from registry.meta.models import utcnow
 
 pytestmark = pytest.mark.anyio
 X = Execution.__table__  # type: ignore[attr-defined]
-P = Policy.__table__  # type: ignore[attr-defined]
 T = Task.__table__  # type: ignore[attr-defined]
 W = Webhook.__table__  # type: ignore[attr-defined]
 D = Delivery.__table__  # type: ignore[attr-defined]
 DAY = timedelta(days=1)
 LEASE = timedelta(seconds=30)
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(create_engine(database_url))
-    await init_schema(database.engine)
-    async with database.write() as c:
-        await c.execute(insert(P), [{"id": 1, "name": "one"}, {"id": 2, "name": "two"}])
-    yield database
-    await database.dispose()
 
 
 def node(db: Database, name: str, skew: timedelta = timedelta(0)) -> RunStore:

@@ -5,7 +5,6 @@ scope names more tags than one query takes."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
@@ -15,38 +14,29 @@ import engine.state.models  # noqa: F401 - registers the tables
 from engine.plan import PolicySpec
 from engine.planning import scope_ledger_keys
 from engine.scope import Scope
-from engine.state.models import Policy, Replicated
+from engine.state.models import Replicated
 from engine.state.runs import LEDGER_KEYS_PER_QUERY, RunStore
-from registry.meta.db import Database, create_engine, init_schema
+from registry.meta.db import Database
 
 pytestmark = pytest.mark.anyio
-P = Policy.__table__  # type: ignore[attr-defined]
 L = Replicated.__table__  # type: ignore[attr-defined]
 MANY = LEDGER_KEYS_PER_QUERY * 2 + 7  # tags of repository "big": three queries' worth
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(create_engine(database_url))
-    await init_schema(database.engine)
+async def db(db: Database) -> Database:
+    """The engine tests' database (tests/engine/conftest.py) with ledgers for policies 1 and 2."""
     rows = [
         *({"dst_repository": "m/a", "tag": f"a{i}"} for i in range(3)),
         *({"dst_repository": "m/b", "tag": f"b{i}"} for i in range(3)),
         *({"dst_repository": "m/big", "tag": f"t{i}"} for i in range(MANY)),
     ]
-    async with database.write() as c:
-        await c.execute(insert(P), [{"id": i, "name": f"p{i}"} for i in (1, 2)])
+    async with db.write() as c:
         await c.execute(insert(L), [{"policy_id": 1, "digest": "sha256:1", **r} for r in rows])
         await c.execute(
             insert(L), {"policy_id": 2, "dst_repository": "m/a", "tag": "x", "digest": "d"}
         )
-    yield database
-    await database.dispose()
+    return db
 
 
 async def test_a_scope_reads_its_repositories_and_tags_and_the_whole_size(db: Database) -> None:

@@ -4,7 +4,6 @@ their outbox events: the same figures whether the run's events are read one dige
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,31 +11,15 @@ from sqlalchemy import insert
 
 import engine.state.models  # noqa: F401 - registers the tables
 from engine.latency import DIGESTS_ONE_BY_ONE, run_latencies
-from engine.state.models import Execution, Policy, Task
-from registry.meta.db import Database, create_engine, init_schema
+from engine.state.models import Execution, Task
+from registry.meta.db import Database
 from registry.meta.models import Event
 
 pytestmark = pytest.mark.anyio
 X = Execution.__table__  # type: ignore[attr-defined]
 T = Task.__table__  # type: ignore[attr-defined]
-P = Policy.__table__  # type: ignore[attr-defined]
 E = Event.__table__  # type: ignore[attr-defined]
 PUSHED = datetime(2026, 12, 5, 12, 0, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(create_engine(database_url))
-    await init_schema(database.engine)
-    async with database.write() as c:
-        await c.execute(insert(P).values(id=1, name="one"))
-    yield database
-    await database.dispose()
 
 
 async def _run_of(db: Database, copies: int) -> tuple[int, list[float]]:
